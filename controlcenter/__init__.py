@@ -1,0 +1,1 @@
+"""The application on top: the ``ccsim`` command (and, later, the control-center server)."""

@@ -1,0 +1,144 @@
+"""The ``ccsim`` command: ``run`` one scenario, ``compare`` controllers over paired seeds.
+
+Bad input (unknown scenario or controller, malformed files, bad fields, an unwritable output
+folder) ends with exit code 2 and one line on stderr naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sim.controllers import controller_names, create_controller
+from sim.errors import CcsimError
+from sim.outputs import prepare_out_dir
+from sim.report import write_comparison
+from sim.scenario import load_scenario
+from sim.study import RunSpec, check_window, default_jobs, parse_seeds, run_many, run_to_folder
+
+EXIT_BAD_INPUT = 2
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} {task.fields[unit]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    create_controller(args.controller)  # unknown names fail before any work
+    scenario = load_scenario(args.scenario)
+    out = args.out or Path("out") / f"{scenario.name}-{args.controller}-seed{args.seed}"
+    spec = RunSpec(
+        scenario=args.scenario,
+        controller=args.controller,
+        seed=args.seed,
+        out=out,
+        begin_s=args.begin,
+        end_s=args.end,
+        gui=args.gui,
+    )
+    with _progress(console) as bar:
+        begin = scenario.begin_s if args.begin is None else args.begin
+        end = scenario.end_s if args.end is None else args.end
+        task = bar.add_task(f"{scenario.name} / {args.controller}", total=end - begin, unit="sim s")
+
+        def advance(done: float, total: float) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_to_folder(spec, advance)
+    _print_summary(console, summary)
+    console.print(f"wrote {out}/summary.json, timeseries.parquet, events.parquet")
+    return 0
+
+
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    shown = (
+        "vehicles_departed", "vehicles_arrived", "mean_delay_s", "mean_travel_time_s",
+        "mean_stops", "throughput_veh_h", "pedestrian_mean_delay_s", "bus_mean_delay_s",
+        "co2_kg", "guard_violations", "realtime_factor",
+    )  # fmt: skip
+    for key in shown:
+        value = summary[key]
+        text = "n/a" if value is None else (f"{value:.2f}" if isinstance(value, float) else value)
+        console.print(f"  {key:<24} {text}")
+
+
+def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
+    if not controllers:
+        raise CcsimError("--controllers: expected a comma-separated list of controller names")
+    for name in controllers:
+        create_controller(name)
+    seeds = parse_seeds(args.seeds)
+    scenario = load_scenario(args.scenario)
+    check_window(scenario, args.begin, args.end)
+    out = prepare_out_dir(args.out or Path("out") / f"compare-{scenario.name}")
+    specs = [
+        RunSpec(args.scenario, c, s, out / "runs" / f"{c}-seed{s}", args.begin, args.end)
+        for c in controllers
+        for s in seeds
+    ]
+    with _progress(console) as bar:
+        task = bar.add_task(f"{scenario.name}: {len(specs)} runs", total=len(specs), unit="runs")
+        summaries = run_many(specs, jobs=args.jobs, on_done=lambda _s, _r: bar.advance(task))
+    title = f"{scenario.name}: {', '.join(controllers)} over seeds {args.seeds}"
+    console.print(write_comparison(out, summaries, title), markup=False, highlight=False)
+    console.print(f"wrote {out}/comparison.csv, comparison.md, comparison.png")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ccsim", description="Smart traffic and safety control-center simulator on SUMO."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    controllers = ", ".join(controller_names())
+
+    run = sub.add_parser("run", help="run one scenario with one controller")
+    run.add_argument("scenario", help="bundled name, scenario folder or .sumocfg file")
+    run.add_argument("--controller", default="fixed", help=f"one of: {controllers}")
+    run.add_argument("--seed", type=int, default=1)
+    run.add_argument("--begin", type=float, default=None, help="simulation begin (s)")
+    run.add_argument("--end", type=float, default=None, help="simulation end (s)")
+    run.add_argument("--out", type=Path, default=None, help="output folder")
+    run.add_argument("--gui", action="store_true", help="watch it in sumo-gui (through TraCI)")
+    run.set_defaults(handler=_cmd_run)
+
+    cmp = sub.add_parser("compare", help="compare controllers over paired seeds")
+    cmp.add_argument("scenario", help="bundled name, scenario folder or .sumocfg file")
+    cmp.add_argument("--controllers", required=True, help=f"comma-separated: {controllers}")
+    cmp.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3,7")
+    cmp.add_argument("--begin", type=float, default=None)
+    cmp.add_argument("--end", type=float, default=None)
+    cmp.add_argument("--out", type=Path, default=None)
+    cmp.add_argument("--jobs", type=int, default=default_jobs(), help="parallel runs")
+    cmp.set_defaults(handler=_cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    try:
+        code: int = args.handler(args, console)
+    except CcsimError as exc:
+        print(f"ccsim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

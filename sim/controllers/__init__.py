@@ -1,0 +1,11 @@
+"""Signal controllers, by registry name.
+
+``fixed`` runs the net's own programs; ``sumo-actuated`` turns those programs into SUMO's built-in
+gap-actuated ones as a reference peer. Further controllers register themselves the same way.
+"""
+
+from sim.controllers import fixed as _fixed  # noqa: F401  (registers)
+from sim.controllers import sumo_actuated as _sumo_actuated  # noqa: F401  (registers)
+from sim.controllers.base import ControlContext, Controller, controller_names, create_controller
+
+__all__ = ["ControlContext", "Controller", "controller_names", "create_controller"]

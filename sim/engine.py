@@ -1,0 +1,230 @@
+"""The engine: a simpy Environment owns time and SUMO advances inside it as a process.
+
+At each instant the SUMO step comes first (an urgent event), so every process that wakes at
+``t`` - controllers, devices, the monitor's interval - sees the world as it is at ``t``; whatever
+they command takes effect in the next step. Commands thus enter only at step boundaries.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import simpy
+from simpy.events import URGENT
+
+from sim.controllers import ControlContext, Controller
+from sim.kpi import KpiCollector
+from sim.messages import MessageBus, MessageLog, RunFinished, RunStarted
+from sim.monitor import TrafficMonitor, approach_edge_data, approach_edges
+from sim.network import Network, check_xml, read_network
+from sim.scenario import Scenario
+from sim.sumo import SumoWorld
+from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
+
+Progress = Callable[[float, float], None]
+"""Called with (simulated seconds done, simulated seconds in all)."""
+
+
+class _StepEvent(simpy.Event):
+    """A timeout scheduled as URGENT, so the SUMO step at ``t`` precedes everything else at ``t``."""
+
+    def __init__(self, env: simpy.Environment, delay: float) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, URGENT, delay)
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, Any]
+    timeseries: list[dict[str, Any]]
+    log: MessageLog
+
+
+class Simulation:
+    """One run of a scenario with one controller and one seed. Times in s."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        controller: Controller,
+        *,
+        seed: int,
+        workdir: Path,
+        gui: bool = False,
+        begin_s: float | None = None,
+        end_s: float | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.controller = controller
+        self.seed = seed
+        self.workdir = workdir
+        self.gui = gui
+        self.begin_s = scenario.begin_s if begin_s is None else begin_s
+        self.end_s = scenario.end_s if end_s is None else end_s
+        self.step_s = scenario.step_length_s
+        self.bus = MessageBus()
+        self.log = MessageLog()
+        self.kpi = KpiCollector()
+        self.bus.subscribe(self.log)
+        self.bus.subscribe(self.kpi)
+
+    # --- preparation -------------------------------------------------------------------------
+
+    def _validate(self) -> Network:
+        network = read_network(self.scenario.net_file)
+        for route_file in self.scenario.route_files:
+            check_xml(route_file, "route")
+        for add_file in self.scenario.additional_files:
+            check_xml(add_file, "additional")
+        return network
+
+    def _write_measurement_file(self, network: Network) -> Path:
+        root = ET.Element("additional")
+        interval = self.scenario.kpi_interval_s
+        if approach_edges(network):
+            root.append(approach_edge_data(network, interval, str(self.workdir / "approaches.xml")))
+        ET.SubElement(
+            root,
+            "edgeData",
+            id="ccsim.emissions",
+            type="emissions",
+            period=f"{interval:g}",
+            file=str(self.workdir / "emissions.xml"),
+            excludeEmpty="true",
+        )
+        path = self.workdir / "ccsim-measure.add.xml"
+        ET.indent(root)
+        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+        return path
+
+    def sumo_options(self, extra_additional: list[Path]) -> list[str]:
+        sc = self.scenario
+        options: list[str] = []
+        if sc.sumocfg is not None:
+            options += ["-c", str(sc.sumocfg)]
+        else:
+            options += ["-n", str(sc.net_file)]
+            if sc.route_files:
+                options += ["-r", ",".join(str(p) for p in sc.route_files)]
+        # Given on the command line, additional files replace the .sumocfg's list: pass them all.
+        additional = [*sc.additional_files, *extra_additional]
+        options += ["-a", ",".join(str(p) for p in additional)]
+        options += [
+            "--begin", f"{self.begin_s:g}",
+            "--end", f"{self.end_s:g}",
+            "--step-length", f"{self.step_s:g}",
+            "--seed", str(self.seed),
+            "--no-step-log", "true",
+            "--duration-log.disable", "true",
+            "--tripinfo-output", str(self.workdir / "tripinfo.xml"),
+            "--tripinfo-output.write-unfinished", "true",
+            "--tripinfo-output.write-undeparted", "true",
+            "--no-warnings", "true",
+            "--log", str(self.workdir / "sumo.log"),
+        ]  # fmt: skip
+        return options
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None) -> RunResult:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        network = self._validate()
+        extra = [self._write_measurement_file(network)]
+        extra += self.controller.additional_files(network, self.workdir)
+
+        world = SumoWorld(gui=self.gui)
+        wall_start = time.perf_counter()
+        world.start(self.sumo_options(extra))
+        try:
+            monitor = self._run_world(world, network, progress)
+            stopped = self._final_state(world, monitor)
+        finally:
+            world.close()
+        wall_s = time.perf_counter() - wall_start
+
+        t_end = self.end_s
+        # SUMO's own measurement files are complete only once it has closed.
+        for emissions in read_emissions(self.workdir / "emissions.xml"):
+            self.bus.publish(t_end, "sumo", emissions)
+        edge_tls = approach_edges(network)
+        if edge_tls:
+            for delay in read_approach_delays(self.workdir / "approaches.xml", edge_tls):
+                self.bus.publish(t_end, f"tls:{delay.tls}", delay)
+        stops = read_total_stops(self.workdir / "tripinfo.xml")
+        self.bus.publish(t_end, "monitor", RunFinished(stops_total=stops, **stopped))
+
+        summary = self.kpi.summary(
+            scenario=self.scenario.name,
+            controller=self.controller.name,
+            seed=self.seed,
+            wall_time_s=wall_s,
+        )
+        return RunResult(summary=summary, timeseries=self.kpi.timeseries(), log=self.log)
+
+    def _run_world(
+        self, world: SumoWorld, network: Network, progress: Progress | None
+    ) -> TrafficMonitor:
+        env = simpy.Environment(initial_time=self.begin_s)
+        tls_ids = [t for t in world.traffic_light_ids() if t in network.traffic_lights]
+        monitor = TrafficMonitor(
+            world=world, bus=self.bus, step_length_s=self.step_s, interval_begin_s=self.begin_s
+        )
+        self.bus.publish(
+            self.begin_s,
+            "engine",
+            RunStarted(
+                scenario=self.scenario.name,
+                controller=self.controller.name,
+                seed=self.seed,
+                begin_s=self.begin_s,
+                end_s=self.end_s,
+                step_length_s=self.step_s,
+                sumo_version=world.version,
+            ),
+        )
+        monitor.attach(network, tls_ids)
+        self.controller.start(
+            ControlContext(env=env, bus=self.bus, network=network, set_program=world.set_program)
+        )
+        n_steps = round((self.end_s - self.begin_s) / self.step_s)
+        interval_steps = max(1, round(self.scenario.kpi_interval_s / self.step_s))
+        report_every = max(1, round(60.0 / self.step_s))
+        total = self.end_s - self.begin_s
+
+        def advance() -> Generator[simpy.Event, Any, None]:
+            for k in range(1, n_steps + 1):
+                target = self.begin_s + k * self.step_s
+                yield _StepEvent(env, target - env.now)
+                world.step()
+                t = world.time
+                monitor.on_step(t)
+                if k % interval_steps == 0 or k == n_steps:
+                    monitor.on_interval(t)
+                if progress is not None and (k % report_every == 0 or k == n_steps):
+                    progress(t - self.begin_s, total)
+
+        env.process(advance())
+        env.run(until=self.end_s + self.step_s / 2)
+        return monitor
+
+    def _final_state(self, world: SumoWorld, monitor: TrafficMonitor) -> dict[str, Any]:
+        """What is still on the road or waiting at the end (must be read before SUMO closes)."""
+        # Vehicles in the middle of a teleport are off the road but still on their trip.
+        running = (*world.running_ids(), *sorted(monitor.teleporting))
+        pending = monitor.undeparted_delays()
+        return {
+            "trips": world.trip_totals(),
+            "running": len(running),
+            "running_delay_s": sum(world.time_loss(v) + world.depart_delay(v) for v in running),
+            "pending": len(pending),
+            "pending_delay_s": sum(pending),
+            "buses": monitor.bus_totals(),
+            "persons": monitor.person_totals(),
+        }

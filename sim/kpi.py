@@ -1,0 +1,228 @@
+"""KPIs of a run, computed from the message stream alone.
+
+``mean_delay_s`` follows the common benchmark definition: the mean over every vehicle that was
+due in the run of its time loss plus its departure delay - vehicles that arrived, vehicles still
+driving at the end (time loss so far), and vehicles that were due but never inserted (their whole
+wait since the intended departure).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.messages import (
+    ApproachDelay,
+    EmissionsInterval,
+    GuardViolation,
+    IntersectionInterval,
+    Message,
+    NetworkInterval,
+    RunFinished,
+    RunStarted,
+    SignalPhase,
+    TripTotals,
+)
+
+SUMMARY_KEYS = (
+    "scenario",
+    "controller",
+    "seed",
+    "begin_s",
+    "end_s",
+    "vehicles_departed",
+    "vehicles_arrived",
+    "mean_delay_s",
+    "mean_travel_time_s",
+    "mean_waiting_time_s",
+    "mean_stops",
+    "throughput_veh_h",
+    "pedestrian_mean_delay_s",
+    "bus_mean_delay_s",
+    "co2_kg",
+    "nox_g",
+    "pm_g",
+    "guard_violations",
+    "wall_time_s",
+    "realtime_factor",
+)
+"""The keys of ``summary.json``, in order (the contract in DESIGN.md)."""
+
+NETWORK = "network"
+RUN = "run"
+INTERVAL = "interval"
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+@dataclass
+class _Cycles:
+    """Counts completed signal cycles: a cycle ends when the phase index wraps around."""
+
+    last: dict[str, tuple[str, int]] = field(default_factory=dict)
+    ends: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, t: float, phase: SignalPhase) -> None:
+        previous = self.last.get(phase.tls)
+        if previous is not None and previous[0] == phase.program and phase.phase < previous[1]:
+            self.ends[phase.tls].append(t)
+        self.last[phase.tls] = (phase.program, phase.phase)
+
+    def count(self, tls: str, begin: float, end: float) -> int:
+        return sum(1 for t in self.ends.get(tls, ()) if begin < t <= end)
+
+
+class KpiCollector:
+    """Subscribes to the stream; :meth:`summary` and :meth:`timeseries` read what it gathered."""
+
+    def __init__(self) -> None:
+        self.started: RunStarted | None = None
+        self.finished: RunFinished | None = None
+        self.network: list[NetworkInterval] = []
+        self.intersections: list[IntersectionInterval] = []
+        self.approach_delays: list[ApproachDelay] = []
+        self.emissions: list[EmissionsInterval] = []
+        self.cycles = _Cycles()
+        self.guard_violations = 0
+
+    def __call__(self, message: Message) -> None:
+        payload = message.payload
+        if isinstance(payload, SignalPhase):
+            self.cycles.add(message.t, payload)
+        elif isinstance(payload, NetworkInterval):
+            self.network.append(payload)
+        elif isinstance(payload, IntersectionInterval):
+            self.intersections.append(payload)
+        elif isinstance(payload, ApproachDelay):
+            self.approach_delays.append(payload)
+        elif isinstance(payload, EmissionsInterval):
+            self.emissions.append(payload)
+        elif isinstance(payload, GuardViolation):
+            self.guard_violations += 1
+        elif isinstance(payload, RunStarted):
+            self.started = payload
+        elif isinstance(payload, RunFinished):
+            self.finished = payload
+
+    # --- summary.json ------------------------------------------------------------------------
+
+    def summary(
+        self, *, scenario: str, controller: str, seed: int, wall_time_s: float
+    ) -> dict[str, Any]:
+        if self.started is None or self.finished is None:
+            raise RuntimeError("the run has not finished: no run.started / run.finished message")
+        start, end = self.started, self.finished
+        trips = end.trips
+        duration_s = start.end_s - start.begin_s
+        departed = trips.count + end.running
+        due = departed + end.pending
+        delay_total = trips.time_loss_s + trips.depart_delay_s + end.running_delay_s
+        delay_total += end.pending_delay_s
+        values: dict[str, Any] = {
+            "scenario": scenario,
+            "controller": controller,
+            "seed": seed,
+            "begin_s": start.begin_s,
+            "end_s": start.end_s,
+            "vehicles_departed": departed,
+            "vehicles_arrived": trips.count,
+            "mean_delay_s": _ratio(delay_total, due),
+            "mean_travel_time_s": _ratio(trips.duration_s, trips.count),
+            "mean_waiting_time_s": _ratio(trips.waiting_time_s, trips.count),
+            "mean_stops": _ratio(end.stops_total, departed),
+            "throughput_veh_h": trips.count * 3600.0 / duration_s,
+            "pedestrian_mean_delay_s": _ratio(end.persons.delay_s, end.persons.count),
+            "bus_mean_delay_s": _ratio(end.buses.delay_s, end.buses.count),
+            "co2_kg": sum(e.co2_g for e in self.emissions) / 1000.0,
+            "nox_g": sum(e.nox_g for e in self.emissions),
+            "pm_g": sum(e.pm_g for e in self.emissions),
+            "guard_violations": self.guard_violations,
+            "wall_time_s": wall_time_s,
+            "realtime_factor": duration_s / wall_time_s if wall_time_s > 0 else None,
+        }
+        return {key: values[key] for key in SUMMARY_KEYS}
+
+    # --- timeseries.parquet --------------------------------------------------------------------
+
+    def timeseries(self) -> list[dict[str, Any]]:
+        """Tidy rows ``(period, begin_s, end_s, scope, metric, value)``.
+
+        ``period`` is ``interval`` for each KPI interval (5 min by default) or ``run`` for the
+        whole run; ``scope`` is ``network`` or ``tls:<id>``.
+        """
+        rows: list[dict[str, Any]] = []
+
+        def add(period: str, begin: float, end: float, scope: str, metric: str, value: Any) -> None:
+            rows.append(
+                {"period": period, "begin_s": begin, "end_s": end, "scope": scope,
+                 "metric": metric, "value": None if value is None else float(value)}
+            )  # fmt: skip
+
+        previous_trips = TripTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        previous_departed = 0
+        for iv in self.network:
+            trips = iv.trips
+            finished = trips.count - previous_trips.count
+            hours = (iv.end_s - iv.begin_s) / 3600.0
+            delay = (trips.time_loss_s + trips.depart_delay_s) - (
+                previous_trips.time_loss_s + previous_trips.depart_delay_s
+            )
+            for metric, value in (
+                ("departed", iv.departed - previous_departed),
+                ("arrived", finished),
+                ("running", iv.running),
+                ("pending", iv.pending),
+                ("throughput_veh_h", finished / hours if hours else None),
+                ("mean_delay_arrived_s", _ratio(delay, finished)),
+                (
+                    "mean_travel_time_s",
+                    _ratio(trips.duration_s - previous_trips.duration_s, finished),
+                ),
+            ):
+                add(INTERVAL, iv.begin_s, iv.end_s, NETWORK, metric, value)
+            previous_trips, previous_departed = trips, iv.departed
+        for em in self.emissions:
+            add(INTERVAL, em.begin_s, em.end_s, NETWORK, "co2_kg", em.co2_g / 1000.0)
+            add(INTERVAL, em.begin_s, em.end_s, NETWORK, "nox_g", em.nox_g)
+            add(INTERVAL, em.begin_s, em.end_s, NETWORK, "pm_g", em.pm_g)
+
+        queues: dict[str, list[IntersectionInterval]] = defaultdict(list)
+        for ix in self.intersections:
+            queues[ix.tls].append(ix)
+            scope = f"tls:{ix.tls}"
+            add(INTERVAL, ix.begin_s, ix.end_s, scope, "queue_mean_veh", ix.queue_mean_veh)
+            add(INTERVAL, ix.begin_s, ix.end_s, scope, "queue_max_veh", ix.queue_max_veh)
+            cycles = self.cycles.count(ix.tls, ix.begin_s, ix.end_s)
+            add(INTERVAL, ix.begin_s, ix.end_s, scope, "cycles", cycles)
+        delays: dict[str, list[ApproachDelay]] = defaultdict(list)
+        for ad in self.approach_delays:
+            delays[ad.tls].append(ad)
+            scope = f"tls:{ad.tls}"
+            add(INTERVAL, ad.begin_s, ad.end_s, scope, "vehicles", ad.vehicles)
+            add(INTERVAL, ad.begin_s, ad.end_s, scope, "approach_delay_s", ad.delay_s)
+        if self.started is not None:
+            begin, end = self.started.begin_s, self.started.end_s
+            for tls in sorted(queues):
+                figures = self.intersection_run_figures(tls, queues[tls], delays.get(tls, []))
+                for metric, value in figures.items():
+                    add(RUN, begin, end, f"tls:{tls}", metric, value)
+        return rows
+
+    def intersection_run_figures(
+        self, tls: str, queues: list[IntersectionInterval], delays: list[ApproachDelay]
+    ) -> dict[str, float | None]:
+        """Whole-run figures of one intersection from its interval messages."""
+        vehicles = sum(d.vehicles for d in delays)
+        delay = sum((d.delay_s or 0.0) * d.vehicles for d in delays)
+        span = sum(q.end_s - q.begin_s for q in queues)
+        queue_mean = sum(q.queue_mean_veh * (q.end_s - q.begin_s) for q in queues)
+        return {
+            "vehicles": vehicles,
+            "approach_delay_s": _ratio(delay, vehicles),
+            "queue_mean_veh": _ratio(queue_mean, span),
+            "queue_max_veh": max(q.queue_max_veh for q in queues),
+            "cycles": self.cycles.count(tls, queues[0].begin_s, queues[-1].end_s),
+        }

@@ -1,0 +1,235 @@
+"""The one message vocabulary of a run.
+
+Everything a simulation produces travels as a :class:`Message` on one ordered stream: the KPIs,
+the outputs, and (later) the control center and the protocol adapters all read these same types.
+A message is ``(t, seq, source, kind, payload)``: ``t`` is simulation time in seconds, ``seq`` a
+strictly increasing counter that breaks ties between messages of the same instant, ``source`` the
+component that spoke (``sumo``, ``tls:J3``, ``monitor``...) and ``payload`` one of the typed
+dataclasses below, each of which names its own ``kind``.
+
+Payloads carry plain JSON-able values only, so ``to_dict`` is all the serialisation anyone needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """Base of every payload; subclasses set ``kind``."""
+
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Payload):
+    """The run began: what was run, with which controller and seed."""
+
+    kind: ClassVar[str] = "run.started"
+    scenario: str
+    controller: str
+    seed: int
+    begin_s: float
+    end_s: float
+    step_length_s: float
+    sumo_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class VehiclesDeparted(Payload):
+    """Vehicles inserted into the network during the last step."""
+
+    kind: ClassVar[str] = "vehicles.departed"
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VehiclesArrived(Payload):
+    """Vehicles that reached their destination during the last step."""
+
+    kind: ClassVar[str] = "vehicles.arrived"
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VehiclesTeleported(Payload):
+    """Vehicles SUMO removed from a jam during the last step, to reinsert further on (a symptom
+    of gridlock: a scenario should have few)."""
+
+    kind: ClassVar[str] = "vehicles.teleported"
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalPhase(Payload):
+    """A signal switched phase. ``state`` is SUMO's per-link string (``GrYy...``)."""
+
+    kind: ClassVar[str] = "signal.phase"
+    tls: str
+    program: str
+    phase: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardViolation(Payload):
+    """The safety guard refused a signal state or found one inconsistent (a critical fault)."""
+
+    kind: ClassVar[str] = "guard.violation"
+    tls: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TripTotals:
+    """Running totals over finished trips (arrived vehicles), as SUMO's tripinfo device sums them.
+
+    Times in s, distance in m.
+    """
+
+    count: int
+    time_loss_s: float
+    depart_delay_s: float
+    duration_s: float
+    waiting_time_s: float
+    route_length_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInterval(Payload):
+    """Network-wide counters at the end of a KPI interval. Totals are cumulative since begin."""
+
+    kind: ClassVar[str] = "network.interval"
+    begin_s: float
+    end_s: float
+    departed: int
+    arrived: int
+    running: int
+    pending: int
+    trips: TripTotals
+    persons_departed: int
+    person_waiting_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class IntersectionInterval(Payload):
+    """Queues at one signalised intersection over a KPI interval: halting vehicles (speed below
+    0.1 m/s) on its incoming lanes, summed over the lanes and sampled every step."""
+
+    kind: ClassVar[str] = "intersection.interval"
+    tls: str
+    begin_s: float
+    end_s: float
+    queue_mean_veh: float
+    queue_max_veh: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApproachDelay(Payload):
+    """Delay on one intersection's approaches over an interval, as SUMO measured it.
+
+    ``vehicles`` left the incoming edges (into the junction) in the interval; ``delay_s`` is the
+    time loss accrued on those edges in the interval per such vehicle (s). SUMO writes these
+    figures at the end of each interval, so they reach the stream when the run closes.
+    """
+
+    kind: ClassVar[str] = "approach.delay"
+    tls: str
+    begin_s: float
+    end_s: float
+    vehicles: int
+    delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTotals:
+    """Delay of one class of road users: ``count`` of them, ``delay_s`` summed over them."""
+
+    count: int
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Payload):
+    """End-of-run state: everything still on the road or still waiting to be inserted.
+
+    ``running_delay_s`` sums time loss so far plus departure delay of vehicles still driving;
+    ``pending_delay_s`` sums the wait of vehicles that were due but never inserted.
+    """
+
+    kind: ClassVar[str] = "run.finished"
+    trips: TripTotals
+    running: int
+    running_delay_s: float
+    pending: int
+    pending_delay_s: float
+    stops_total: int
+    buses: FleetTotals
+    persons: FleetTotals
+
+
+@dataclass(frozen=True, slots=True)
+class EmissionsInterval(Payload):
+    """Exhaust emissions of all vehicles over an interval, from SUMO's emission model (g)."""
+
+    kind: ClassVar[str] = "emissions.interval"
+    begin_s: float
+    end_s: float
+    co2_g: float
+    nox_g: float
+    pm_g: float
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One entry of the stream. Ordered by ``(t, seq)``; ``seq`` is unique within a run."""
+
+    t: float
+    seq: int
+    source: str
+    payload: Payload
+
+    @property
+    def kind(self) -> str:
+        return self.payload.kind
+
+
+Subscriber = Callable[[Message], None]
+
+
+@dataclass
+class MessageBus:
+    """The ordered stream. Publishing stamps the next ``seq`` and hands the message to every
+    subscriber synchronously, in subscription order, so all readers see the same order."""
+
+    _subscribers: list[Subscriber] = field(default_factory=list)
+    _seq: int = 0
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish(self, t: float, source: str, payload: Payload) -> Message:
+        self._seq += 1
+        message = Message(t=t, seq=self._seq, source=source, payload=payload)
+        for subscriber in self._subscribers:
+            subscriber(message)
+        return message
+
+
+class MessageLog:
+    """A subscriber that keeps every message, for the outputs and for tests."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+
+    def of_kind(self, kind: str) -> list[Message]:
+        return [m for m in self.messages if m.kind == kind]

@@ -1,0 +1,68 @@
+"""The three files of a run: ``summary.json``, ``timeseries.parquet`` and ``events.parquet``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.errors import CcsimError
+from sim.messages import Message
+
+EVENTS_SCHEMA = pa.schema(
+    [("t", pa.float64()), ("seq", pa.int64()), ("source", pa.string()), ("kind", pa.string()),
+     ("payload", pa.string())]
+)  # fmt: skip
+TIMESERIES_SCHEMA = pa.schema(
+    [("period", pa.string()), ("begin_s", pa.float64()), ("end_s", pa.float64()),
+     ("scope", pa.string()), ("metric", pa.string()), ("value", pa.float64())]
+)  # fmt: skip
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Create ``out`` if needed and prove it is writable, before any simulation time is spent."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CcsimError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
+        raise CcsimError(f"{out}: the output folder is not writable")
+    return out
+
+
+def payload_json(message: Message) -> str:
+    return json.dumps(message.payload.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def write_events(path: Path, messages: Sequence[Message]) -> None:
+    table = pa.table(
+        {
+            "t": [m.t for m in messages],
+            "seq": [m.seq for m in messages],
+            "source": [m.source for m in messages],
+            "kind": [m.kind for m in messages],
+            "payload": [payload_json(m) for m in messages],
+        },
+        schema=EVENTS_SCHEMA,
+    )
+    pq.write_table(table, path)
+
+
+def write_timeseries(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    pq.write_table(pa.Table.from_pylist(list(rows), schema=TIMESERIES_SCHEMA), path)
+
+
+def write_run(out: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]],
+              messages: Sequence[Message]) -> None:  # fmt: skip
+    write_summary(out / "summary.json", summary)
+    write_timeseries(out / "timeseries.parquet", rows)
+    write_events(out / "events.parquet", messages)

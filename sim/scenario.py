@@ -1,0 +1,303 @@
+"""What a scenario is, and how one is found and validated.
+
+A scenario is any of:
+
+* a bundled name (``district``) or a folder holding ``scenario.toml``;
+* a third-party ``.sumocfg`` file, or a folder holding exactly one;
+* a folder holding one ``*.net.xml`` and one or more ``*.rou.xml`` files.
+
+Whatever the form, loading gives one :class:`Scenario` whose paths are absolute and exist.
+Every problem is a :class:`ScenarioError` naming the file, the field, the value and what was
+expected, raised before SUMO starts.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.errors import ScenarioError
+
+DEFAULT_END_S = 3600.0
+DEFAULT_KPI_INTERVAL_S = 300.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A runnable scenario. Times in s; all paths absolute."""
+
+    name: str
+    root: Path
+    net_file: Path
+    route_files: tuple[Path, ...]
+    additional_files: tuple[Path, ...]
+    begin_s: float
+    end_s: float
+    step_length_s: float
+    kpi_interval_s: float
+    sumocfg: Path | None = None
+    description: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.begin_s
+
+
+def bundled_root() -> Path:
+    """The folder of bundled scenarios (``scenarios/`` beside the packages)."""
+    return Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def bundled_names() -> list[str]:
+    root = bundled_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "scenario.toml").is_file())
+
+
+def load_scenario(spec: str | Path) -> Scenario:
+    """Find and validate the scenario that ``spec`` names (see the module docstring)."""
+    path = Path(spec)
+    if not path.exists():
+        bundled = bundled_root() / str(spec)
+        if isinstance(spec, str) and "/" not in spec and (bundled / "scenario.toml").is_file():
+            path = bundled
+        else:
+            known = ", ".join(bundled_names()) or "none"
+            raise ScenarioError(
+                spec,
+                "no such scenario",
+                expected=f"a bundled name ({known}), a scenario folder or a .sumocfg file",
+            )
+    path = path.resolve()
+    if path.is_file():
+        if path.name == "scenario.toml":
+            return _from_toml(path)
+        if path.suffix == ".sumocfg":
+            return _from_sumocfg(path, name=path.stem)
+        raise ScenarioError(path, "not a scenario file", expected="a .sumocfg or scenario.toml")
+    if (path / "scenario.toml").is_file():
+        return _from_toml(path / "scenario.toml")
+    cfgs = sorted(path.glob("*.sumocfg"))
+    if len(cfgs) == 1:
+        return _from_sumocfg(cfgs[0], name=path.name)
+    if len(cfgs) > 1:
+        names = ", ".join(c.name for c in cfgs)
+        raise ScenarioError(path, f"several .sumocfg files ({names})", expected="exactly one")
+    return _from_net_and_routes(path)
+
+
+# --- scenario.toml -----------------------------------------------------------------------------
+
+_TOP_KEYS = {"name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi"}
+_RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
+_KPI_KEYS = {"interval_s"}
+
+
+def _from_toml(toml_path: Path) -> Scenario:
+    try:
+        doc = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(toml_path, f"invalid TOML: {exc}") from None
+    _check_keys(toml_path, "", doc, _TOP_KEYS)
+    run = _table(toml_path, doc, "run", _RUN_KEYS)
+    kpi = _table(toml_path, doc, "kpi", _KPI_KEYS)
+    name = _string(toml_path, doc, "name", default=toml_path.parent.name)
+    description = _string(toml_path, doc, "description", default="")
+    root = toml_path.parent
+
+    if "sumocfg" in doc:
+        cfg_path = _existing(toml_path, "sumocfg", root, _string(toml_path, doc, "sumocfg"))
+        base = _from_sumocfg(cfg_path, name=name)
+        net, routes, additional = base.net_file, base.route_files, base.additional_files
+        begin, end, step = base.begin_s, base.end_s, base.step_length_s
+    elif "net" in doc:
+        net = _existing(toml_path, "net", root, _string(toml_path, doc, "net"))
+        routes = tuple(
+            _existing(toml_path, "routes", root, r) for r in _strings(toml_path, doc, "routes")
+        )
+        additional = tuple(
+            _existing(toml_path, "additional", root, a) for a in _strings(toml_path, doc, "additional")
+        )
+        begin, end, step = 0.0, DEFAULT_END_S, 1.0
+    else:
+        raise ScenarioError(
+            toml_path, "no SUMO files named", field="sumocfg", expected="'sumocfg' or 'net'"
+        )
+
+    begin = _number(toml_path, run, "run.begin_s", begin, minimum=0.0)
+    end = _number(toml_path, run, "run.end_s", end, minimum=begin, strict=True)
+    step = _number(toml_path, run, "run.step_length_s", step, minimum=0.0, strict=True)
+    interval = _number(
+        toml_path, kpi, "kpi.interval_s", DEFAULT_KPI_INTERVAL_S, minimum=step, strict=False
+    )
+    cfg = root / doc["sumocfg"] if "sumocfg" in doc else None
+    return Scenario(
+        name=name,
+        root=root,
+        net_file=net,
+        route_files=routes,
+        additional_files=additional,
+        begin_s=begin,
+        end_s=end,
+        step_length_s=step,
+        kpi_interval_s=interval,
+        sumocfg=cfg.resolve() if cfg else None,
+        description=description,
+    )
+
+
+def _check_keys(path: Path, prefix: str, table: dict[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ScenarioError(
+                path,
+                "unknown field",
+                field=prefix + key,
+                expected="one of " + ", ".join(sorted(allowed)),
+            )
+
+
+def _table(path: Path, doc: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+    table = doc.get(key, {})
+    if not isinstance(table, dict):
+        raise ScenarioError(path, "not a table", field=key, value=table, expected=f"[{key}]")
+    _check_keys(path, key + ".", table, allowed)
+    return table
+
+
+def _string(path: Path, doc: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = doc.get(key, default)
+    if not isinstance(value, str):
+        raise ScenarioError(path, "wrong type", field=key, value=value, expected="a string")
+    return value
+
+
+def _strings(path: Path, doc: dict[str, Any], key: str) -> list[str]:
+    value = doc.get(key, [])
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ScenarioError(path, "wrong type", field=key, value=value, expected="a list of paths")
+    return value
+
+
+def _number(
+    path: Path,
+    table: dict[str, Any],
+    dotted: str,
+    default: float,
+    *,
+    minimum: float,
+    strict: bool = False,
+) -> float:
+    key = dotted.split(".")[-1]
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ScenarioError(path, "wrong type", field=dotted, value=value, expected="a number")
+    if value < minimum or (strict and value == minimum):
+        bound = f"{'>' if strict else '>='} {minimum:g}"
+        raise ScenarioError(path, "out of range", field=dotted, value=value, expected=bound)
+    return float(value)
+
+
+def _existing(source: Path, field: str, root: Path, relative: str) -> Path:
+    target = (root / relative).resolve()
+    if not target.is_file():
+        raise ScenarioError(
+            source, "file not found", field=field, value=relative, expected="an existing file"
+        )
+    return target
+
+
+# --- .sumocfg ----------------------------------------------------------------------------------
+
+
+def _from_sumocfg(cfg_path: Path, *, name: str) -> Scenario:
+    try:
+        root_el = ET.parse(cfg_path).getroot()
+    except ET.ParseError as exc:
+        raise ScenarioError(cfg_path, f"malformed XML: {exc}") from None
+    options: dict[str, str] = {}
+    for el in root_el.iter():
+        if "value" in el.attrib:
+            options[el.tag] = el.attrib["value"]
+    root = cfg_path.parent
+    if "net-file" not in options:
+        raise ScenarioError(cfg_path, "no network", field="net-file", expected="<net-file value=...>")
+    net = _existing(cfg_path, "net-file", root, options["net-file"])
+    routes = tuple(
+        _existing(cfg_path, "route-files", root, r) for r in _split(options.get("route-files", ""))
+    )
+    additional = tuple(
+        _existing(cfg_path, "additional-files", root, a)
+        for a in _split(options.get("additional-files", ""))
+    )
+    begin = _cfg_time(cfg_path, options, "begin", 0.0)
+    end = _cfg_time(cfg_path, options, "end", DEFAULT_END_S)
+    if end <= begin:
+        raise ScenarioError(cfg_path, "end not after begin", field="end", value=end)
+    step = _cfg_time(cfg_path, options, "step-length", 1.0)
+    return Scenario(
+        name=name,
+        root=root,
+        net_file=net,
+        route_files=routes,
+        additional_files=additional,
+        begin_s=begin,
+        end_s=end,
+        step_length_s=step,
+        kpi_interval_s=DEFAULT_KPI_INTERVAL_S,
+        sumocfg=cfg_path,
+    )
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+
+
+def _cfg_time(cfg_path: Path, options: dict[str, str], key: str, default: float) -> float:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ScenarioError(
+            cfg_path, "not a time", field=key, value=raw, expected="seconds as a number"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise ScenarioError(cfg_path, "out of range", field=key, value=raw, expected=">= 0 s")
+    return value
+
+
+# --- net + routes folder -----------------------------------------------------------------------
+
+
+def _from_net_and_routes(folder: Path) -> Scenario:
+    nets = sorted(folder.glob("*.net.xml"))
+    if len(nets) != 1:
+        found = ", ".join(n.name for n in nets) or "none"
+        raise ScenarioError(
+            folder,
+            f"cannot tell the network ({found})",
+            expected="scenario.toml, one .sumocfg, or exactly one *.net.xml with *.rou.xml files",
+        )
+    routes = tuple(sorted(folder.glob("*.rou.xml")))
+    if not routes:
+        raise ScenarioError(folder, "no route files", expected="at least one *.rou.xml")
+    return Scenario(
+        name=folder.name,
+        root=folder,
+        net_file=nets[0],
+        route_files=routes,
+        additional_files=tuple(sorted(folder.glob("*.add.xml"))),
+        begin_s=0.0,
+        end_s=DEFAULT_END_S,
+        step_length_s=1.0,
+        kpi_interval_s=DEFAULT_KPI_INTERVAL_S,
+    )

@@ -1,0 +1,212 @@
+"""The one seam to SUMO: the only module that imports libsumo or traci.
+
+libsumo (SUMO in-process, one simulation per process) is the default because it is many times
+faster than TraCI's socket for per-step queries. ``gui=True`` runs ``sumo-gui`` through TraCI.
+Both speak the same API, so the world holds whichever module is in use.
+
+Per-step reads go through subscriptions, fetched once per step in one call, rather than a query
+per object: that keeps ccsim's overhead over bare ``sumo`` small.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from sim.errors import SimulationError
+from sim.messages import TripTotals
+
+# traci.constants is a plain Python module, shared by libsumo and traci.
+_TL_PHASE = 0x28
+_TL_STATE = 0x20
+_TL_PROGRAM = 0x29
+_HALTING = 0x14
+_TIMELOSS = 0x8C
+_WAITING = 0x7A
+
+
+def sumo_home() -> Path:
+    """SUMO_HOME of the ``eclipse-sumo`` wheel (or the environment's, if set)."""
+    env = os.environ.get("SUMO_HOME")
+    if env:
+        return Path(env)
+    sumo = importlib.import_module("sumo")
+    return Path(sumo.SUMO_HOME)
+
+
+def sumo_binary(name: str = "sumo") -> Path:
+    """Path of a SUMO executable (``sumo``, ``sumo-gui``, ``netconvert``...)."""
+    return sumo_home() / "bin" / name
+
+
+@dataclass(frozen=True)
+class SignalState:
+    program: str
+    phase: int
+    state: str
+
+
+class SumoWorld:
+    """A running SUMO simulation. Create, :meth:`start`, :meth:`step` repeatedly, :meth:`close`."""
+
+    def __init__(self, *, gui: bool = False) -> None:
+        self.gui = gui
+        self._api: Any = None
+        self._tls_ids: list[str] = []
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self, options: Sequence[str]) -> None:
+        """Start SUMO with command-line ``options`` (without the binary)."""
+        api: ModuleType
+        if self.gui:
+            api = importlib.import_module("traci")
+            cmd = [str(sumo_binary("sumo-gui")), "--start", "--quit-on-end", *options]
+        else:
+            api = importlib.import_module("libsumo")
+            cmd = [str(sumo_binary("sumo")), *options]
+        try:
+            api.start(cmd)
+        except Exception as exc:  # libsumo raises TraCIException, traci FatalTraCIError
+            raise SimulationError(f"SUMO refused the scenario: {_one_line(exc)}") from None
+        self._api = api
+
+    def close(self) -> None:
+        if self._api is not None:
+            api, self._api = self._api, None
+            api.close()
+
+    @property
+    def version(self) -> str:
+        return str(self._require().getVersion()[1])
+
+    @property
+    def time(self) -> float:
+        return float(self._require().simulation.getTime())
+
+    def step(self) -> None:
+        """Advance SUMO by one step."""
+        try:
+            self._require().simulationStep()
+        except Exception as exc:
+            raise SimulationError(f"SUMO failed at t={self.time:g}s: {_one_line(exc)}") from None
+
+    def _require(self) -> Any:
+        if self._api is None:
+            raise RuntimeError("SUMO is not running")
+        return self._api
+
+    # --- vehicles and persons --------------------------------------------------------------
+
+    def loaded_ids(self) -> tuple[str, ...]:
+        """Vehicles SUMO read from the demand in the last step (before or at start: at init)."""
+        return tuple(self._require().simulation.getLoadedIDList())
+
+    def departed_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().simulation.getDepartedIDList())
+
+    def arrived_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().simulation.getArrivedIDList())
+
+    def teleport_started_ids(self) -> tuple[str, ...]:
+        """Vehicles SUMO took off the road in the last step to resolve a jam (they come back)."""
+        return tuple(self._require().simulation.getStartingTeleportIDList())
+
+    def teleport_ended_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().simulation.getEndingTeleportIDList())
+
+    def departed_person_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().simulation.getDepartedPersonIDList())
+
+    def vehicle_class(self, vehicle: str) -> str:
+        return str(self._require().vehicle.getVehicleClass(vehicle))
+
+    def depart_delay(self, vehicle: str) -> float:
+        """Actual minus intended departure (s); for a vehicle not yet inserted, now minus intended."""
+        return float(self._require().vehicle.getDepartDelay(vehicle))
+
+    def running_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().vehicle.getIDList())
+
+    def time_loss(self, vehicle: str) -> float:
+        return float(self._require().vehicle.getTimeLoss(vehicle))
+
+    def pending_ids(self) -> tuple[str, ...]:
+        """Vehicles that are due but could not be inserted yet."""
+        return tuple(self._require().simulation.getPendingVehicles())
+
+    def track_time_loss(self, vehicle: str) -> None:
+        """Report ``vehicle``'s time loss every step in :meth:`tracked_time_loss`."""
+        self._require().vehicle.subscribe(vehicle, [_TIMELOSS])
+
+    def tracked_time_loss(self) -> dict[str, float]:
+        results = self._require().vehicle.getAllSubscriptionResults()
+        return {v: float(r[_TIMELOSS]) for v, r in results.items()}
+
+    def track_person_waiting(self, person: str) -> None:
+        self._require().person.subscribe(person, [_WAITING])
+
+    def persons_waiting(self) -> int:
+        """How many tracked persons are standing still right now (at a crossing, mostly)."""
+        results = self._require().person.getAllSubscriptionResults()
+        return sum(1 for r in results.values() if r[_WAITING] > 0.0)
+
+    def trip_totals(self) -> TripTotals:
+        """Totals over arrived vehicles from SUMO's tripinfo device (means times count)."""
+        param = self._require().simulation.getParameter
+        count = int(float(param("", "device.tripinfo.count")))
+
+        def total(attr: str) -> float:
+            return count * float(param("", f"device.tripinfo.{attr}")) if count else 0.0
+
+        return TripTotals(
+            count=count,
+            time_loss_s=total("timeLoss"),
+            depart_delay_s=float(param("", "device.tripinfo.totalDepartDelay")) if count else 0.0,
+            duration_s=float(param("", "device.tripinfo.totalTravelTime")) if count else 0.0,
+            waiting_time_s=total("waitingTime"),
+            route_length_m=total("routeLength"),
+        )
+
+    # --- traffic lights --------------------------------------------------------------------
+
+    def traffic_light_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().trafficlight.getIDList())
+
+    def watch_signals(self, tls_ids: Iterable[str]) -> None:
+        api = self._require()
+        self._tls_ids = list(tls_ids)
+        for tls in self._tls_ids:
+            api.trafficlight.subscribe(tls, [_TL_PROGRAM, _TL_PHASE, _TL_STATE])
+
+    def signal_states(self) -> dict[str, SignalState]:
+        results = self._require().trafficlight.getAllSubscriptionResults()
+        return {
+            tls: SignalState(program=r[_TL_PROGRAM], phase=int(r[_TL_PHASE]), state=r[_TL_STATE])
+            for tls, r in results.items()
+        }
+
+    def set_program(self, tls: str, program: str) -> None:
+        self._require().trafficlight.setProgram(tls, program)
+
+    # --- lanes ------------------------------------------------------------------------------
+
+    def watch_lane_halting(self, lane_ids: Iterable[str]) -> None:
+        api = self._require()
+        for lane in lane_ids:
+            api.lane.subscribe(lane, [_HALTING])
+
+    def lane_halting(self) -> dict[str, int]:
+        """Halting vehicles (speed < 0.1 m/s) on each watched lane, this step."""
+        results = self._require().lane.getAllSubscriptionResults()
+        return {lane: int(r[_HALTING]) for lane, r in results.items()}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -1,0 +1,85 @@
+"""KPI arithmetic on hand-made streams (the SUMO-backed check is in test_engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.kpi import SUMMARY_KEYS, KpiCollector
+from sim.messages import (
+    ApproachDelay,
+    FleetTotals,
+    IntersectionInterval,
+    MessageBus,
+    NetworkInterval,
+    RunFinished,
+    RunStarted,
+    SignalPhase,
+    TripTotals,
+)
+
+
+def run_stream() -> KpiCollector:
+    kpi = KpiCollector()
+    bus = MessageBus()
+    bus.subscribe(kpi)
+    bus.publish(0.0, "engine", RunStarted("s", "fixed", 1, 0.0, 600.0, 1.0, "SUMO"))
+    for t, phase in ((1, 0), (30, 1), (60, 0), (90, 1), (120, 0)):
+        bus.publish(float(t), "tls:J", SignalPhase("J", "0", phase, "G"))
+    trips1 = TripTotals(2, 20.0, 2.0, 100.0, 4.0, 500.0)
+    bus.publish(300.0, "monitor", NetworkInterval(0.0, 300.0, 5, 2, 3, 0, trips1, 0, 0.0))
+    bus.publish(300.0, "tls:J", IntersectionInterval("J", 0.0, 300.0, 2.0, 6))
+    trips2 = TripTotals(4, 60.0, 4.0, 220.0, 10.0, 1000.0)
+    bus.publish(600.0, "monitor", NetworkInterval(300.0, 600.0, 6, 4, 2, 1, trips2, 0, 0.0))
+    bus.publish(600.0, "tls:J", IntersectionInterval("J", 300.0, 600.0, 4.0, 9))
+    bus.publish(600.0, "tls:J", ApproachDelay("J", 0.0, 300.0, 10, 5.0))
+    bus.publish(600.0, "tls:J", ApproachDelay("J", 300.0, 600.0, 30, 9.0))
+    bus.publish(
+        600.0,
+        "monitor",
+        RunFinished(
+            trips=trips2,
+            running=2,
+            running_delay_s=30.0,
+            pending=1,
+            pending_delay_s=50.0,
+            stops_total=9,
+            buses=FleetTotals(0, 0.0),
+            persons=FleetTotals(4, 20.0),
+        ),
+    )
+    return kpi
+
+
+def test_mean_delay_counts_arrived_running_and_never_inserted() -> None:
+    summary = run_stream().summary(scenario="s", controller="fixed", seed=1, wall_time_s=2.0)
+    assert list(summary) == list(SUMMARY_KEYS)
+    # arrived: 60 time loss + 4 depart delay; running: 30; never inserted: 50 -> 144 over 7
+    assert summary["mean_delay_s"] == pytest.approx(144.0 / 7)
+    assert summary["vehicles_departed"] == 6
+    assert summary["vehicles_arrived"] == 4
+    assert summary["mean_travel_time_s"] == pytest.approx(55.0)
+    assert summary["mean_stops"] == pytest.approx(9 / 6)
+    assert summary["throughput_veh_h"] == pytest.approx(24.0)
+    assert summary["pedestrian_mean_delay_s"] == pytest.approx(5.0)
+    assert summary["bus_mean_delay_s"] is None
+    assert summary["realtime_factor"] == pytest.approx(300.0)
+
+
+def test_interval_and_intersection_figures() -> None:
+    rows = run_stream().timeseries()
+
+    def value(period: str, begin: float, scope: str, metric: str) -> float | None:
+        (row,) = [
+            r for r in rows
+            if (r["period"], r["begin_s"], r["scope"], r["metric"]) == (period, begin, scope, metric)
+        ]  # fmt: skip
+        return row["value"]
+
+    # second interval: 2 trips finished with (40 + 2) s of delay between them
+    assert value("interval", 300.0, "network", "mean_delay_arrived_s") == pytest.approx(21.0)
+    assert value("interval", 300.0, "network", "departed") == 1
+    # cycles end when the phase index wraps: at t=60 and t=120
+    assert value("interval", 0.0, "tls:J", "cycles") == 2
+    assert value("run", 0.0, "tls:J", "approach_delay_s") == pytest.approx((50 + 270) / 40)
+    assert value("run", 0.0, "tls:J", "queue_mean_veh") == pytest.approx(3.0)
+    assert value("run", 0.0, "tls:J", "queue_max_veh") == 9

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.errors import ScenarioError
+from sim.scenario import bundled_names, load_scenario
+
+
+def write_toml(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "scenario.toml").write_text(text)
+    return folder
+
+
+def test_bundled_scenarios_load_with_existing_files() -> None:
+    assert {"single", "corridor", "district"} <= set(bundled_names())
+    for name in ("single", "corridor", "district"):
+        sc = load_scenario(name)
+        assert sc.name == name
+        assert sc.net_file.is_file() and sc.route_files
+        assert sc.sumocfg is not None and sc.sumocfg.name == "scenario.sumocfg"
+        assert sc.end_s - sc.begin_s == 3600.0
+        assert sc.kpi_interval_s == 300.0
+
+
+def test_sumocfg_file_and_folder(grid_cfg: Path) -> None:
+    by_file = load_scenario(grid_cfg)
+    by_folder = load_scenario(grid_cfg.parent)
+    assert by_file.net_file == by_folder.net_file == grid_cfg.parent / "grid.net.xml"
+    assert by_file.end_s == 600.0
+
+
+def test_net_and_routes_folder(grid_cfg: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for name in ("grid.net.xml", "grid.rou.xml"):
+        (folder / name).write_bytes((grid_cfg.parent / name).read_bytes())
+    sc = load_scenario(folder)
+    assert sc.sumocfg is None
+    assert [p.name for p in sc.route_files] == ["grid.rou.xml"]
+
+
+def test_unknown_scenario_lists_bundled_names() -> None:
+    with pytest.raises(ScenarioError, match="no such scenario.*district"):
+        load_scenario("atlantis")
+
+
+def test_unknown_field_names_file_and_field(tmp_path: Path, grid_cfg: Path) -> None:
+    folder = write_toml(tmp_path / "s", f'sumocfg = "{grid_cfg}"\n[run]\nend = 10\n')
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(folder)
+    text = str(err.value)
+    assert "scenario.toml" in text and "'run.end'" in text and "begin_s" in text
+
+
+def test_wrong_type_names_value_and_expectation(tmp_path: Path, grid_cfg: Path) -> None:
+    folder = write_toml(tmp_path / "s", f'sumocfg = "{grid_cfg}"\n[run]\nend_s = "late"\n')
+    with pytest.raises(ScenarioError, match=r"'run.end_s'.*'late'.*expected a number"):
+        load_scenario(folder)
+
+
+def test_end_before_begin_is_refused(tmp_path: Path, grid_cfg: Path) -> None:
+    text = f'sumocfg = "{grid_cfg}"\n[run]\nbegin_s = 100\nend_s = 50\n'
+    with pytest.raises(ScenarioError, match=r"'run.end_s'.*50.*expected > 100"):
+        load_scenario(write_toml(tmp_path / "s", text))
+
+
+def test_missing_referenced_file(tmp_path: Path) -> None:
+    folder = write_toml(tmp_path / "s", 'net = "nowhere.net.xml"\n')
+    with pytest.raises(ScenarioError, match=r"'net'.*nowhere.net.xml.*existing file"):
+        load_scenario(folder)
+
+
+def test_malformed_toml(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="invalid TOML"):
+        load_scenario(write_toml(tmp_path / "s", "name = \n"))
+
+
+def test_malformed_sumocfg(tmp_path: Path) -> None:
+    cfg = tmp_path / "x.sumocfg"
+    cfg.write_text("<configuration><input>")
+    with pytest.raises(ScenarioError, match=r"x.sumocfg: malformed XML"):
+        load_scenario(cfg)
+
+
+def test_sumocfg_pointing_at_missing_route_file(tmp_path: Path, grid_cfg: Path) -> None:
+    cfg = tmp_path / "x.sumocfg"
+    net = grid_cfg.parent / "grid.net.xml"
+    cfg.write_text(
+        f"<configuration><input><net-file value='{net}'/>"
+        "<route-files value='gone.rou.xml'/></input></configuration>"
+    )
+    with pytest.raises(ScenarioError, match=r"'route-files'.*gone.rou.xml"):
+        load_scenario(cfg)
