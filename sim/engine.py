@@ -18,11 +18,14 @@ import simpy
 from simpy.events import URGENT
 
 from sim.controllers import ControlContext, Controller
+from sim.detectors import Detector, bus_type_ids, place_detectors, write_detectors
 from sim.kpi import KpiCollector
 from sim.messages import MessageBus, MessageLog, RunFinished, RunStarted
 from sim.monitor import TrafficMonitor, approach_edge_data, approach_edges
 from sim.network import Network, check_xml, read_network
 from sim.scenario import Scenario
+from sim.sensors import SensorLayer, create_profile
+from sim.signals import SignalCommand, SignalControl
 from sim.sumo import SumoWorld
 from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
 
@@ -74,6 +77,14 @@ class Simulation:
         self.kpi = KpiCollector()
         self.bus.subscribe(self.log)
         self.bus.subscribe(self.kpi)
+        self.sensor_profile = create_profile(scenario.sensor_profile)
+        self.detectors: list[Detector] = []
+        self._commands: list[SignalCommand] = []
+        self.signals: SignalControl | None = None
+
+    def submit(self, command: SignalCommand) -> None:
+        """Queue an operator command; it is applied at the next step boundary."""
+        self._commands.append(command)
 
     # --- preparation -------------------------------------------------------------------------
 
@@ -138,6 +149,13 @@ class Simulation:
         network = self._validate()
         extra = [self._write_measurement_file(network)]
         extra += self.controller.additional_files(network, self.workdir)
+        if self.controller.uses_detectors:
+            sc = self.scenario
+            buses = bus_type_ids([*sc.route_files, *sc.additional_files])
+            self.detectors = place_detectors(network, sc.detectors, with_transit=bool(buses))
+            extra.append(
+                write_detectors(self.workdir / "detectors.add.xml", self.detectors, bus_types=buses)
+            )
 
         world = SumoWorld(gui=self.gui)
         wall_start = time.perf_counter()
@@ -190,8 +208,29 @@ class Simulation:
             ),
         )
         monitor.attach(network, tls_ids)
+        signals = SignalControl(network, world, self.bus, self.step_s)
+        sensors: SensorLayer | None = None
+        if self.controller.uses_detectors:
+            sensors = SensorLayer(
+                world, self.detectors, self.sensor_profile, self.scenario.detectors.reporting_period_s
+            )
+            sensors.attach(self.begin_s)
+            signals.take_over(self.begin_s, {tls: world.signal_state(tls) for tls in signals.guards})
+            monitor.phase_of = lambda tls: signals.guards[tls].target_phase
+            env.process(self._drive_signals(env, sensors, signals))
+        else:
+            monitor.on_signal = signals.observe
+        self.signals = signals
         self.controller.start(
-            ControlContext(env=env, bus=self.bus, network=network, set_program=world.set_program)
+            ControlContext(
+                env=env,
+                bus=self.bus,
+                network=network,
+                step_s=self.step_s,
+                signals=signals,
+                sensors=sensors,
+                set_program=world.set_program,
+            )
         )
         n_steps = round((self.end_s - self.begin_s) / self.step_s)
         interval_steps = max(1, round(self.scenario.kpi_interval_s / self.step_s))
@@ -213,6 +252,20 @@ class Simulation:
         env.process(advance())
         env.run(until=self.end_s + self.step_s / 2)
         return monitor
+
+    def _drive_signals(
+        self, env: simpy.Environment, sensors: SensorLayer, signals: SignalControl
+    ) -> Generator[simpy.Event, Any, None]:
+        """Each step, after SUMO's: sensors report, operator commands apply, the controller
+        decides, and the guard shows the result."""
+        while True:
+            yield env.timeout(self.step_s)
+            t = env.now
+            sensors.update(t)
+            while self._commands:
+                signals.command(t, self._commands.pop(0))
+            self.controller.on_step(t)
+            signals.step(t)
 
     def _final_state(self, world: SumoWorld, monitor: TrafficMonitor) -> dict[str, Any]:
         """What is still on the road or waiting at the end (must be read before SUMO closes)."""

@@ -79,11 +79,35 @@ class SignalPhase(Payload):
 
 @dataclass(frozen=True, slots=True)
 class GuardViolation(Payload):
-    """The safety guard refused a signal state or found one inconsistent (a critical fault)."""
+    """A signal state broke the safety rules (a bug): the intersection went to fail-safe
+    flashing. Critical."""
 
     kind: ClassVar[str] = "guard.violation"
     tls: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRefused(Payload):
+    """The safety guard refused a request (conflicting greens, max green reached...): logged,
+    nothing unsafe was shown."""
+
+    kind: ClassVar[str] = "guard.refused"
+    tls: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalOverride(Payload):
+    """An operator command on a signal and what came of it."""
+
+    kind: ClassVar[str] = "signal.override"
+    tls: str
+    action: str
+    argument: str
+    user: str
+    accepted: bool
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)

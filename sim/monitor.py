@@ -13,6 +13,7 @@ counts vehicles inserted on an approach too) and read when the run closes.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sim.messages import (
@@ -77,23 +78,30 @@ class TrafficMonitor:
     persons_departed: int = 0
     person_waiting_s: float = 0.0
     buses: FleetTotals = field(default_factory=lambda: FleetTotals(0, 0.0))
+    phase_of: Callable[[str], int] | None = None
+    """Names the phase a signal is in, when ccsim (not SUMO's program) drives it."""
+    on_signal: Callable[[float, str, str], None] | None = None
+    """Told of every state a signal shows (the guard checks SUMO's own programs with it)."""
     _signals: dict[str, SignalState] = field(default_factory=dict)
     _queues: dict[str, _QueueStats] = field(default_factory=dict)
-    _lane_tls: dict[str, str] = field(default_factory=dict)
+    _lanes: list[str] = field(default_factory=list)
+    _lane_tls: list[str] = field(default_factory=list)
     _bus_depart_delay: dict[str, float] = field(default_factory=dict)
     _bus_time_loss: dict[str, float] = field(default_factory=dict)
     teleporting: set[str] = field(default_factory=set)
+    _walking: set[str] = field(default_factory=set)
     waiting: set[str] = field(default_factory=set)
 
     def attach(self, network: Network, tls_ids: list[str]) -> None:
         """Subscribe to what the monitor reads each step."""
         self.world.watch_signals(tls_ids)
-        self._lane_tls = {
-            lane.id: tls
+        pairs = [
+            (lane.id, tls)
             for tls in tls_ids
             for lane in network.traffic_lights[tls].incoming_lanes(network)
-        }
-        self.world.watch_lane_halting(self._lane_tls)
+        ]
+        self._lanes = [lane for lane, _ in pairs]
+        self._lane_tls = [tls for _, tls in pairs]
         self._queues = {tls: _QueueStats() for tls in tls_ids}
         self._note_loaded()
 
@@ -113,10 +121,6 @@ class TrafficMonitor:
             for vehicle in departed:
                 if world.vehicle_class(vehicle) == "bus":
                     self._bus_depart_delay[vehicle] = world.depart_delay(vehicle)
-                    world.track_time_loss(vehicle)
-        if self._bus_depart_delay:
-            # Time loss is read each step so the last value before arrival is known (to one step).
-            self._bus_time_loss.update(world.tracked_time_loss())
         arrived = world.arrived_ids()
         if arrived:
             self.arrived += len(arrived)
@@ -124,6 +128,10 @@ class TrafficMonitor:
             for vehicle in arrived:
                 if vehicle in self._bus_depart_delay:
                     self._close_bus(vehicle)
+        # A bus's time loss is read each step, so the last value before it arrives is known to
+        # within one step (an arrived vehicle can no longer be asked).
+        for vehicle in self._bus_depart_delay:
+            self._bus_time_loss[vehicle] = world.time_loss(vehicle)
         teleported = world.teleport_started_ids()
         if teleported:
             self.teleporting.update(teleported)
@@ -132,20 +140,22 @@ class TrafficMonitor:
             self.teleporting.difference_update(world.teleport_ended_ids())
             self.teleporting.difference_update(arrived)
         persons = world.departed_person_ids()
-        for person in persons:
-            world.track_person_waiting(person)
         self.persons_departed += len(persons)
-        if self.persons_departed:
-            self.person_waiting_s += world.persons_waiting() * self.step_length_s
+        self._walking.update(persons)
+        if self._walking:
+            self._walking.difference_update(world.arrived_person_ids())
+            self.person_waiting_s += world.persons_standing(self._walking) * self.step_length_s
         for tls, state in world.signal_states().items():
             last = self._signals.get(tls)
-            if last is None or last.phase != state.phase or last.program != state.program:
+            if last is None or last.state != state.state or last.program != state.program:
                 self._signals[tls] = state
-                bus.publish(t, f"tls:{tls}", SignalPhase(tls, state.program, state.phase, state.state))
+                phase = state.phase if self.phase_of is None else self.phase_of(tls)
+                bus.publish(t, f"tls:{tls}", SignalPhase(tls, state.program, phase, state.state))
+                if self.on_signal is not None:
+                    self.on_signal(t, tls, state.state)
         halting: dict[str, int] = dict.fromkeys(self._queues, 0)
-        lane_tls = self._lane_tls
-        for lane, count in world.lane_halting().items():
-            halting[lane_tls[lane]] += count
+        for tls, count in zip(self._lane_tls, world.lane_halting(self._lanes), strict=True):
+            halting[tls] += count
         for tls, count in halting.items():
             self._queues[tls].add(count)
 

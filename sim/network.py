@@ -40,6 +40,8 @@ class Link:
     from_lane: str
     to_lane: str
     direction: str
+    via: str = ""
+    """The internal lane across the junction ("" if none)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,14 @@ class TrafficLight:
     programs: list[Program] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     crossing_links: set[int] = field(default_factory=set)
+    conflicts: set[tuple[int, int]] = field(default_factory=set)
+    """Pairs of link indices (both orders) that are foes in the net's right-of-way logic."""
+    crossing_lanes: dict[int, str] = field(default_factory=dict)
+    """Pedestrian link index -> the crossing lane it opens."""
+
+    @property
+    def link_count(self) -> int:
+        return len(self.programs[0].phases[0].state) if self.programs else 0
 
     def incoming_lanes(self, network: Network) -> list[Lane]:
         """Vehicle lanes feeding the intersection's signalised links, in link order, once each."""
@@ -94,6 +104,33 @@ class Network:
     lanes: dict[str, Lane] = field(default_factory=dict)
     traffic_lights: dict[str, TrafficLight] = field(default_factory=dict)
     junction_xy: dict[str, tuple[float, float]] = field(default_factory=dict)
+    internal_length_m: dict[str, float] = field(default_factory=dict)
+    """Length of internal lanes (junction crossings, pedestrian crossings), m."""
+    internal_next: dict[str, str] = field(default_factory=dict)
+    """Internal lane -> the internal lane that continues it (left turns waiting inside)."""
+
+    def path_length_m(self, via: str) -> float:
+        """Length of the whole path across a junction that starts on internal lane ``via``, m."""
+        total, lane, seen = 0.0, via, set()
+        while lane and lane not in seen:
+            seen.add(lane)
+            total += self.internal_length_m.get(lane, 0.0)
+            lane = self.internal_next.get(lane, "")
+        return total
+
+
+@dataclass
+class _Junction:
+    inc_lanes: list[str]
+    foes: dict[int, str]
+
+
+@dataclass(frozen=True)
+class _Connection:
+    from_lane: str
+    to_edge: str
+    tls: str | None
+    link_index: int
 
 
 def _opt_float(value: str | None) -> float | None:
@@ -105,15 +142,21 @@ def read_network(path: Path) -> Network:
     net = Network(path=path)
     edge_id = ""
     internal = False
+    edge_function: dict[str, str] = {}
+    junctions: dict[str, _Junction] = {}
+    connections: list[_Connection] = []
     try:
         for event, el in ET.iterparse(path, events=("start", "end")):
             tag = el.tag
             if event == "start":
                 if tag == "edge":
                     edge_id = el.get("id", "")
-                    internal = el.get("function") in ("internal", "crossing", "walkingarea")
+                    edge_function[edge_id] = el.get("function", "normal")
+                    internal = edge_function[edge_id] in ("internal", "crossing", "walkingarea")
                 continue
-            if tag == "lane" and not internal:
+            if tag == "lane" and internal:
+                net.internal_length_m[el.get("id", "")] = float(el.get("length", "0"))
+            elif tag == "lane":
                 allow = el.get("allow")
                 net.lanes[el.get("id", "")] = Lane(
                     id=el.get("id", ""),
@@ -142,11 +185,24 @@ def read_network(path: Path) -> Network:
                         phases=phases,
                     )
                 )
-            elif tag == "connection" and "tl" in el.attrib:
-                tls = net.traffic_lights.setdefault(el.attrib["tl"], TrafficLight(el.attrib["tl"]))
+            elif tag == "connection":
+                from_lane = f"{el.get('from')}_{el.get('fromLane')}"
+                tl = el.get("tl")
+                connections.append(
+                    _Connection(from_lane, el.get("to", ""), tl, int(el.get("linkIndex", "-1")))
+                )
+                if from_lane.startswith(":") and el.get("via"):
+                    net.internal_next[from_lane] = el.get("via", "")
+                if tl is None:
+                    el.clear()
+                    continue
+                tls = net.traffic_lights.setdefault(tl, TrafficLight(tl))
                 if el.get("from", "").startswith(":"):
                     # From a walking area onto a crossing: a pedestrian signal.
                     tls.crossing_links.add(int(el.get("linkIndex", "-1")))
+                    tls.crossing_lanes[int(el.get("linkIndex", "-1"))] = (
+                        f"{el.get('to')}_{el.get('toLane')}"
+                    )
                     continue
                 tls.links.append(
                     Link(
@@ -154,6 +210,7 @@ def read_network(path: Path) -> Network:
                         from_lane=f"{el.get('from')}_{el.get('fromLane')}",
                         to_lane=f"{el.get('to')}_{el.get('toLane')}",
                         direction=el.get("dir", ""),
+                        via=el.get("via", ""),
                     )
                 )
             elif tag == "junction" and el.get("type") != "internal":
@@ -161,13 +218,59 @@ def read_network(path: Path) -> Network:
                     float(el.get("x", "0")),
                     float(el.get("y", "0")),
                 )
+                junctions[el.get("id", "")] = _Junction(
+                    inc_lanes=el.get("incLanes", "").split(),
+                    foes={int(r.get("index", "0")): r.get("foes", "") for r in el.iter("request")},
+                )
             if tag in ("edge", "tlLogic", "junction", "connection"):
                 el.clear()
     except ET.ParseError as exc:
         raise ScenarioError(path, f"malformed network XML: {exc}") from None
     except ValueError as exc:
         raise ScenarioError(path, f"bad number in network: {exc}") from None
+    _add_conflicts(net, junctions, connections, edge_function)
     return net
+
+
+def _add_conflicts(
+    net: Network,
+    junctions: dict[str, _Junction],
+    connections: list[_Connection],
+    edge_function: dict[str, str],
+) -> None:
+    """Fill each signal's conflict pairs from its junctions' ``<request foes=...>`` bits.
+
+    A junction numbers its links by walking its incoming lanes in order and, for each, the lane's
+    connections in file order, leaving out those into walking areas and those out of a walking
+    area that do not enter a crossing (SUMO's own numbering of ``request`` indices).
+    """
+    outgoing: dict[str, list[_Connection]] = {}
+    for conn in connections:
+        outgoing.setdefault(conn.from_lane, []).append(conn)
+    for junction in junctions.values():
+        if not junction.foes:
+            continue
+        # (tls, tls link index) of each junction link index
+        signal_of: dict[int, tuple[str, int]] = {}
+        index = 0
+        for lane in junction.inc_lanes:
+            from_function = edge_function.get(lane.rsplit("_", 1)[0], "normal")
+            for conn in outgoing.get(lane, []):
+                to_function = edge_function.get(conn.to_edge, "normal")
+                if to_function == "walkingarea" or (
+                    from_function == "walkingarea" and to_function != "crossing"
+                ):
+                    continue
+                if conn.tls is not None and conn.link_index >= 0:
+                    signal_of[index] = (conn.tls, conn.link_index)
+                index += 1
+        for i, (tls_i, link_i) in signal_of.items():
+            bits = junction.foes.get(i, "")
+            for j, (tls_j, link_j) in signal_of.items():
+                if tls_i == tls_j and len(bits) > j and bits[len(bits) - j - 1] == "1":
+                    conflicts = net.traffic_lights[tls_i].conflicts
+                    conflicts.add((link_i, link_j))
+                    conflicts.add((link_j, link_i))
 
 
 def check_xml(path: Path, what: str) -> None:

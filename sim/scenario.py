@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import tomllib
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.detectors import DetectorConfig
 from sim.errors import ScenarioError
 
 DEFAULT_END_S = 3600.0
@@ -41,6 +42,8 @@ class Scenario:
     kpi_interval_s: float
     sumocfg: Path | None = None
     description: str = ""
+    detectors: DetectorConfig = field(default_factory=DetectorConfig)
+    sensor_profile: str = "ideal"
 
     @property
     def duration_s(self) -> float:
@@ -93,7 +96,10 @@ def load_scenario(spec: str | Path) -> Scenario:
 
 # --- scenario.toml -----------------------------------------------------------------------------
 
-_TOP_KEYS = {"name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi"}
+_TOP_KEYS = {
+    "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
+}  # fmt: skip
+_DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
 _RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
 _KPI_KEYS = {"interval_s"}
 
@@ -106,6 +112,7 @@ def _from_toml(toml_path: Path) -> Scenario:
     _check_keys(toml_path, "", doc, _TOP_KEYS)
     run = _table(toml_path, doc, "run", _RUN_KEYS)
     kpi = _table(toml_path, doc, "kpi", _KPI_KEYS)
+    det = _table(toml_path, doc, "detectors", _DETECTOR_KEYS)
     name = _string(toml_path, doc, "name", default=toml_path.parent.name)
     description = _string(toml_path, doc, "description", default="")
     root = toml_path.parent
@@ -135,6 +142,16 @@ def _from_toml(toml_path: Path) -> Scenario:
     interval = _number(
         toml_path, kpi, "kpi.interval_s", DEFAULT_KPI_INTERVAL_S, minimum=step, strict=False
     )
+    defaults = DetectorConfig()
+    detectors = DetectorConfig(
+        stopline_length_m=_number(toml_path, det, "detectors.stopline_length_m",
+                                  defaults.stopline_length_m, minimum=0.0, strict=True),
+        advance_distance_m=_number(toml_path, det, "detectors.advance_distance_m",
+                                   defaults.advance_distance_m, minimum=0.0, strict=True),
+        reporting_period_s=_number(toml_path, det, "detectors.reporting_period_s",
+                                   defaults.reporting_period_s, minimum=step),
+    )  # fmt: skip
+    profile = _string(toml_path, det, "profile", default="ideal")
     cfg = root / doc["sumocfg"] if "sumocfg" in doc else None
     return Scenario(
         name=name,
@@ -148,6 +165,8 @@ def _from_toml(toml_path: Path) -> Scenario:
         kpi_interval_s=interval,
         sumocfg=cfg.resolve() if cfg else None,
         description=description,
+        detectors=detectors,
+        sensor_profile=profile,
     )
 
 

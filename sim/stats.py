@@ -11,8 +11,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as _scipy_stats
-
 CONFIDENCE = 0.95
 
 
@@ -42,7 +40,10 @@ def estimate(values: Sequence[float]) -> Estimate:
     if n < 2:
         return Estimate(mean, None, n)
     variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    t = float(_scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+    # Imported here: scipy.stats takes most of a second to import, and `ccsim run` never needs it.
+    from scipy import stats as scipy_stats
+
+    t = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
     return Estimate(mean, t * math.sqrt(variance / n), n)
 
 

@@ -11,20 +11,25 @@ from typing import Any
 from sim.errors import UnknownNameError
 from sim.messages import MessageBus
 from sim.network import Network
+from sim.sensors import SensorLayer
+from sim.signals import SignalControl
 
 
 @dataclass
 class ControlContext:
     """What a controller may use once the simulation runs.
 
-    ``env`` is the simpy Environment (controllers run as processes at their own period);
-    ``bus`` the message stream. Controllers act on signals only through the handles the engine
-    gives them, never by calling SUMO directly.
+    ``env`` is the simpy Environment; ``bus`` the message stream; ``signals`` the guarded way to
+    ask for phases; ``sensors`` the detector observations (for controllers that use detectors).
+    Controllers never call SUMO directly and never see its vehicles.
     """
 
     env: Any
     bus: MessageBus
     network: Network
+    step_s: float
+    signals: SignalControl
+    sensors: SensorLayer | None
     set_program: Callable[[str, str], None]
 
 
@@ -32,6 +37,9 @@ class Controller(ABC):
     """A strategy that drives every signalised intersection of a scenario."""
 
     name: str = ""
+    uses_detectors: bool = False
+    """True for ccsim's own controllers: detectors are placed, the guard drives the signals and
+    :meth:`on_step` is called every step, after the sensors have reported."""
 
     def additional_files(self, network: Network, workdir: Path) -> list[Path]:
         """SUMO additional files the controller needs loaded at start (written into ``workdir``)."""
@@ -39,7 +47,10 @@ class Controller(ABC):
 
     @abstractmethod
     def start(self, context: ControlContext) -> None:
-        """Called once SUMO runs, before the first step; may start simpy processes."""
+        """Called once SUMO runs, before the first step."""
+
+    def on_step(self, t: float) -> None:  # noqa: B027  (optional hook)
+        """Decide at time ``t`` (s); only called when ``uses_detectors``."""
 
 
 _REGISTRY: dict[str, Callable[[], Controller]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Generator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,10 @@ def test_sumo_actuated_runs_the_actuated_copy_of_the_programs(tmp_path: Path) ->
     # Actuation changes green lengths against the static program.
     static = read_network(scenario.net_file).traffic_lights["C"].programs[0]
     times: dict[int, list[float]] = {}
-    for before, after in zip(phases[1:], phases[2:], strict=False):
+    for before, after in pairwise(phases[1:]):
         times.setdefault(before.payload.to_dict()["phase"], []).append(after.t - before.t)
     greens = [i for i, p in enumerate(static.phases) if "G" in p.state and "y" not in p.state]
-    assert any(
-        abs(d - static.phases[i].duration_s) > 1.0 for i in greens for d in times.get(i, [])
-    )
+    assert any(abs(d - static.phases[i].duration_s) > 1.0 for i in greens for d in times.get(i, []))
 
 
 class _Ticker(Controller):

@@ -43,7 +43,7 @@ def test_net_and_routes_folder(grid_cfg: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_lists_bundled_names() -> None:
-    with pytest.raises(ScenarioError, match="no such scenario.*district"):
+    with pytest.raises(ScenarioError, match=r"no such scenario.*district"):
         load_scenario("atlantis")
 
 

@@ -1,0 +1,102 @@
+"""Overhead of ccsim over bare SUMO: ``ccsim run`` vs the ``sumo`` binary on the same files and seed.
+
+The two commands alternate in one process so that both see the same machine load; the figure is
+the median of the per-pair ratios. Whole commands are timed, Python start-up and output writing
+included, because that is what a user waits for.
+
+    python benchmarks/overhead.py --pairs 3 [--scenario district] [--controller fixed]
+
+The result is printed and written into benchmarks/RESULTS.md between the ``overhead`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sim.scenario import load_scenario
+from sim.sumo import sumo_binary
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def replace_section(name: str, body: str) -> None:
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="district")
+    parser.add_argument("--controller", default="fixed")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    scenario = load_scenario(args.scenario)
+    assert scenario.sumocfg is not None, "the overhead benchmark needs a scenario with a .sumocfg"
+    ccsim = [sys.executable, "-m", "controlcenter.cli", "run", args.scenario,
+             "--controller", args.controller, "--seed", str(args.seed)]  # fmt: skip
+    sumo = [str(sumo_binary("sumo")), "-c", str(scenario.sumocfg), "--seed", str(args.seed),
+            "--no-step-log", "true", "--no-warnings", "true",
+            "--duration-log.disable", "true"]  # fmt: skip
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.pairs):
+            t_sumo = timed(sumo)
+            t_ccsim = timed([*ccsim, "--out", str(Path(tmp) / f"run{i}")])
+            rows.append((t_sumo, t_ccsim, t_ccsim / t_sumo))
+            print(f"pair {i + 1}: sumo {t_sumo:.2f} s, ccsim {t_ccsim:.2f} s, "
+                  f"ratio {t_ccsim / t_sumo:.3f}", flush=True)  # fmt: skip
+    ratio = statistics.median(r[2] for r in rows)
+    print(f"median ratio ccsim/sumo: {ratio:.3f}")
+
+    table = "\n".join(f"| {i + 1} | {s:.2f} | {c:.2f} | {r:.3f} |" for i, (s, c, r) in enumerate(rows))
+    command = (
+        f"python benchmarks/overhead.py --pairs {args.pairs} --scenario {args.scenario} "
+        f"--controller {args.controller}"
+    )
+    body = f"""## Overhead over bare SUMO ({args.scenario}, {args.controller}, seed {args.seed})
+
+`{command}` (`make bench`), {dt.date.today().isoformat()},
+{platform.machine()}, Python {platform.python_version()}.
+Both commands run the whole hour of the same files with the same seed, alternating in one run.
+`ccsim` is the full command (start-up, libsumo, measurement, KPIs, the three output files);
+`sumo` is `sumo -c scenario.sumocfg --seed {args.seed}`. Target: median ratio <= 1.3.
+
+| pair | sumo (s) | ccsim run (s) | ratio |
+|---|---|---|---|
+{table}
+
+**Median ratio: {ratio:.3f}**
+"""
+    if not args.no_write:
+        replace_section(f"overhead-{args.scenario}-{args.controller}", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""``actuated``: ccsim's gap-out / max-out actuation from detector calls.
+
+Phases are served in the program's order, skipping those with no call. The green phase runs
+at least its minimum (the guard's, including the pedestrian walk), is extended while the advance
+loops of its lanes keep seeing vehicles closer together than the passage time, and ends on a gap
+(gap-out) or at the maximum green (max-out) when another phase has a call. A call is a vehicle in
+a stop-line zone or over an advance loop; phases that give a crossing its walk are on pedestrian
+recall (push buttons are not modelled, so pedestrians are always served once a cycle).
+"""
+
+from __future__ import annotations
+
+from sim.controllers.base import register
+from sim.controllers.detector_control import DetectorController
+from sim.controllers.phases import IntersectionPhases
+from sim.guard import IntersectionGuard
+
+PASSAGE_S = 3.0
+MAX_GREEN_S = 45.0
+
+
+@register("actuated")
+class Actuated(DetectorController):
+    def has_call(self, phases: IntersectionPhases, position: int) -> bool:
+        if phases.pedestrian[position]:
+            return True
+        return any(
+            (obs := self.observe(lane)).present > 0 or obs.count > 0 for lane in phases.lanes[position]
+        )
+
+    def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
+        position = phases.position(guard.target_phase)
+        if position < 0:
+            return phases.indices[0]
+        green = self.green_time(t, guard)
+        if green is None or green < phases.min_green_s[position]:
+            return None
+        n = phases.count
+        calls = [p for p in (position + k for k in range(1, n)) if self.has_call(phases, p % n)]
+        if not calls:
+            return None  # rest in green
+        gap = min((self.observe(lane).gap_s for lane in phases.lanes[position]), default=3600.0)
+        if gap < PASSAGE_S and green < max(MAX_GREEN_S, phases.min_green_s[position]):
+            return None  # extend
+        return phases.indices[calls[0] % n]

@@ -1,0 +1,49 @@
+"""``maxpressure``: Varaiya's max-pressure control on detector-estimated queues.
+
+After a phase's minimum green, every step the controller computes each phase's pressure: over
+the lanes it serves, vehicles waiting upstream (the stop-line zone's count) minus vehicles on the
+lanes they would enter (the stop-line zones of the downstream signal's approaches on that edge,
+per lane; zero where the edge leaves the controlled area). It switches to the phase of highest
+pressure when that beats the current one. The guard bounds greens at its maximum.
+"""
+
+from __future__ import annotations
+
+from sim.controllers.base import ControlContext, register
+from sim.controllers.detector_control import DetectorController
+from sim.controllers.phases import IntersectionPhases
+from sim.guard import IntersectionGuard
+
+
+@register("maxpressure")
+class MaxPressure(DetectorController):
+    def setup(self, context: ControlContext) -> None:
+        # Approach lanes of every signal, by edge: where a movement's vehicles end up queueing.
+        self._edge_lanes: dict[str, list[str]] = {}
+        for phases in self.intersections.values():
+            for lane in {lane for served in phases.lanes for lane in served}:
+                self._edge_lanes.setdefault(lane.rsplit("_", 1)[0], []).append(lane)
+
+    def downstream(self, edge: str) -> float:
+        lanes = self._edge_lanes.get(edge)
+        if not lanes:
+            return 0.0
+        return sum(self.observe(lane).present for lane in lanes) / len(lanes)
+
+    def pressure(self, phases: IntersectionPhases, position: int) -> float:
+        total = 0.0
+        for lane, edges in phases.out_edges[position].items():
+            waiting = self.observe(lane).present
+            total += waiting - sum(self.downstream(e) for e in edges) / len(edges)
+        return total
+
+    def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
+        position = phases.position(guard.target_phase)
+        green = self.green_time(t, guard)
+        if position >= 0 and (green is None or green < phases.min_green_s[position]):
+            return None
+        pressures = [self.pressure(phases, p) for p in range(phases.count)]
+        best = max(range(phases.count), key=lambda p: (pressures[p], -p))
+        if position >= 0 and pressures[best] <= pressures[position]:
+            return None
+        return phases.indices[best]
