@@ -21,29 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_md import replace_section
+
 from sim.scenario import load_scenario
 from sim.sumo import sumo_binary
-
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 
 
 def timed(cmd: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
-
-
-def replace_section(name: str, body: str) -> None:
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 def main() -> int:

@@ -67,7 +67,8 @@ class Simulation:
         self.scenario = scenario
         self.controller = controller
         self.seed = seed
-        self.workdir = workdir
+        # Absolute: SUMO resolves paths inside an additional file against that file's folder.
+        self.workdir = workdir.resolve()
         self.gui = gui
         self.begin_s = scenario.begin_s if begin_s is None else begin_s
         self.end_s = scenario.end_s if end_s is None else end_s

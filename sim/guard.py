@@ -135,6 +135,8 @@ class IntersectionGuard:
     """Per link, the links it conflicts with."""
     served_since: float | None = None
     """When the wanted state was first fully shown (None while still in transition)."""
+    phase_since: float | None = None
+    """When the wanted phase was first fully shown; ending its walk early does not reset it."""
     maxed_phase: int = -1
     """A phase ended at its maximum green; it may not be asked for again until another has shown."""
 
@@ -172,10 +174,23 @@ class IntersectionGuard:
         )
 
     def phase_of(self, state: str) -> int:
+        """The green phase ``state`` shows: its vehicle links exactly, its crossings either as in
+        the phase or already red (the walk over, the green still running). -1 if none."""
         for index, phase_state in self.phases:
-            if phase_state == state:
+            if all(
+                c == p or (self.timings[i].pedestrian and c == "r")
+                for i, (c, p) in enumerate(zip(state, phase_state, strict=True))
+            ):
                 return index
         return -1
+
+    def without_walk(self, phase_index: int) -> str | None:
+        """The phase's state with its crossings red, or None if it gives no crossing a walk."""
+        for index, state in self.phases:
+            if index == phase_index:
+                cut = "".join("r" if self.timings[i].pedestrian else c for i, c in enumerate(state))
+                return cut if cut != state else None
+        return None
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -187,6 +202,7 @@ class IntersectionGuard:
         self.target_phase = self.phase_of(self.target)
         self.green_since = t
         self.served_since = t if state == self.target else None
+        self.phase_since = self.served_since
 
     def request(self, t: float, wanted: str, *, operator: bool = False) -> bool:
         """Ask for ``wanted`` (one of G, g, r per link) to be shown as soon as safely possible.
@@ -205,9 +221,12 @@ class IntersectionGuard:
         if self.maxed_phase >= 0 and self.phase_of(wanted) == self.maxed_phase and not operator:
             return self._refuse(t, f"phase {self.maxed_phase} just ran to its maximum green")
         if wanted != self.target:
+            phase = self.phase_of(wanted)
+            if phase != self.target_phase or phase < 0:
+                self.green_since = t
+                self.phase_since = None
             self.target = wanted
-            self.target_phase = self.phase_of(wanted)
-            self.green_since = t
+            self.target_phase = phase
             self.served_since = None
         return True
 
@@ -257,7 +276,7 @@ class IntersectionGuard:
                 new[i] = want
         if new == state:
             if "".join(state) == target:
-                self.served_since = t
+                self._served(t)
             return None
         shown = "".join(new)
         if self.conflicting_pairs(shown):
@@ -269,8 +288,13 @@ class IntersectionGuard:
                 since[i] = t
         self.state = new
         if shown == target:
-            self.served_since = t
+            self._served(t)
         return shown
+
+    def _served(self, t: float) -> None:
+        self.served_since = t
+        if self.phase_since is None:
+            self.phase_since = t
 
     def _may_start(self, i: int, want: str, new: list[str], t: float) -> bool:
         """May link ``i`` turn ``want`` now, given the other links' next states ``new``?"""
@@ -311,3 +335,4 @@ class IntersectionGuard:
         self.mode = mode
         self.green_since = t
         self.served_since = None
+        self.phase_since = None

@@ -26,7 +26,7 @@ after ``MAX_WAIT_S`` without service.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,12 +34,10 @@ from sim.controllers.base import ControlContext, register
 from sim.controllers.detector_control import DetectorController
 from sim.controllers.phases import SATURATION_VEH_S, START_UP_LOSS_S, IntersectionPhases
 from sim.controllers.schedule_kernel import (
-    FloatArray,
-    IntArray,
-    ScheduleKernel,
+    BatchKernel,
     compile_kernels,
-    output_buffers,
-    schedule_nb,
+    max_segments,
+    schedule_batch_nb,
 )
 from sim.guard import IntersectionGuard
 
@@ -49,25 +47,6 @@ BUS_WEIGHT = 10.0
 PEDESTRIAN_WEIGHT_PER_S = 0.05
 MAX_WAIT_S = 120.0
 HORIZON_S = 90.0
-
-
-@dataclass
-class _Plan:
-    """Per-intersection buffers for the kernel, allocated once."""
-
-    arrival: FloatArray
-    duration: FloatArray
-    weight: FloatArray
-    n: IntArray
-    min_green: FloatArray
-    max_green: FloatArray
-    switch: FloatArray
-    out_phase: IntArray
-    out_start: FloatArray
-    out_end: FloatArray
-    last_served: list[float]
-    upstream: dict[str, list[int]] = field(default_factory=dict)
-    """Approach lane -> positions of the phases serving it."""
 
 
 @dataclass(frozen=True)
@@ -81,13 +60,12 @@ class _Platoon:
 
 @register("adaptive")
 class Adaptive(DetectorController):
-    def __init__(self, kernel: ScheduleKernel = schedule_nb) -> None:
+    def __init__(self, kernel: BatchKernel = schedule_batch_nb) -> None:
         self.kernel = kernel
         """The compiled kernel; its pure-Python twin can be passed to check or time against it."""
 
     def setup(self, context: ControlContext) -> None:
         compile_kernels()
-        self._plans: dict[str, _Plan] = {}
         self._zone_length = self.sensors.zone_length_m
         network = context.network
         # Free-flow time from an edge's upstream end to its stop-line zone, s.
@@ -95,29 +73,44 @@ class Adaptive(DetectorController):
         for lane in network.lanes.values():
             run = max(0.0, lane.length_m - self._zone_length.get(lane.id, 0.0))
             self._travel_s.setdefault(lane.edge, run / max(lane.speed_mps, 1.0))
-        for tls, phases in self.intersections.items():
-            n = phases.count
-            out_phase, out_start, out_end = output_buffers(n, MAX_CLUSTERS)
-            self._plans[tls] = _Plan(
-                arrival=np.zeros((n, MAX_CLUSTERS)),
-                duration=np.ones((n, MAX_CLUSTERS)),
-                weight=np.zeros((n, MAX_CLUSTERS)),
-                n=np.zeros(n, np.int64),
-                min_green=np.array(phases.min_green_s, dtype=np.float64),
-                max_green=np.maximum(np.array(phases.min_green_s), MAX_GREEN_S),
-                switch=np.array(phases.switch_s, dtype=np.float64),
-                out_phase=out_phase,
-                out_start=out_start,
-                out_end=out_end,
-                last_served=[0.0] * n,
-            )
+        # One slot per intersection in buffers shared by the whole batch, allocated once.
+        tls_ids = list(self.intersections)
+        self._slot = {tls: i for i, tls in enumerate(tls_ids)}
+        n = len(tls_ids)
+        width = max([p.count for p in self.intersections.values()], default=1)
+        segments = max_segments(width, MAX_CLUSTERS)
+        self._n_phases = np.array([self.intersections[t].count for t in tls_ids], dtype=np.int64)
+        self._arrival = np.zeros((n, width, MAX_CLUSTERS))
+        self._duration = np.ones((n, width, MAX_CLUSTERS))
+        self._weight = np.zeros((n, width, MAX_CLUSTERS))
+        self._clusters_n = np.zeros((n, width), dtype=np.int64)
+        self._current = np.zeros(n, dtype=np.int64)
+        self._elapsed = np.zeros(n)
+        self._min_green = np.zeros((n, width))
+        self._max_green = np.full((n, width), MAX_GREEN_S)
+        self._switch = np.zeros((n, width, width))
+        for i, tls in enumerate(tls_ids):
+            phases = self.intersections[tls]
+            p = phases.count
+            self._min_green[i, :p] = phases.min_green_s
+            self._max_green[i, :p] = np.maximum(phases.min_green_s, MAX_GREEN_S)
+            self._switch[i, :p, :p] = phases.switch_s
+        self._out_phase = np.zeros((n, segments), dtype=np.int64)
+        self._out_start = np.zeros((n, segments))
+        self._out_end = np.zeros((n, segments))
+        self._out_delay = np.zeros(n)
+        self._out_segments = np.zeros(n, dtype=np.int64)
+        self._last_served = {tls: [0.0] * self.intersections[tls].count for tls in tls_ids}
         # Platoons forecast onto each approach edge by the intersection upstream of it.
         self._forecast: dict[str, list[_Platoon]] = {}
 
     # --- clusters ------------------------------------------------------------------------------
 
-    def _clusters(self, t: float, phases: IntersectionPhases, plan: _Plan, position: int) -> None:
-        """Fill the kernel's cluster arrays for every phase from the latest observations."""
+    def _clusters(self, t: float, phases: IntersectionPhases, position: int) -> None:
+        """Fill the intersection's cluster slots for every phase from the latest observations."""
+        i = self._slot[phases.tls]
+        arrival, duration, weight = self._arrival[i], self._duration[i], self._weight[i]
+        last_served = self._last_served[phases.tls]
         for p in range(phases.count):
             lanes = phases.lanes[p]
             queue = moving = buses = 0.0
@@ -138,71 +131,90 @@ class Adaptive(DetectorController):
             k = 0
             if p != position and phases.pedestrian[p]:
                 # A standing pedestrian call whose urgency grows while the phase waits.
-                queue += PEDESTRIAN_WEIGHT_PER_S * (t - plan.last_served[p])
+                queue += PEDESTRIAN_WEIGHT_PER_S * (t - last_served[p])
             if queue > 0:
-                plan.arrival[p, k] = 0.0
-                plan.duration[p, k] = max(1.0, queue / rate + START_UP_LOSS_S)
-                plan.weight[p, k] = queue
+                arrival[p, k] = 0.0
+                duration[p, k] = max(1.0, queue / rate + START_UP_LOSS_S)
+                weight[p, k] = queue
                 k += 1
             if moving > 0 or buses > 0:
                 speed = min(phases.lane_speed_mps[lane] for lane in lanes)
                 zone = max(self._zone_length.get(lane, 30.0) for lane in lanes)
-                plan.arrival[p, k] = 0.5 * zone / max(speed, 1.0)
-                plan.duration[p, k] = max(1.0, moving / rate)
-                plan.weight[p, k] = moving + BUS_WEIGHT * buses
+                arrival[p, k] = 0.5 * zone / max(speed, 1.0)
+                duration[p, k] = max(1.0, moving / rate)
+                weight[p, k] = moving + BUS_WEIGHT * buses
                 k += 1
             for begin, end, vehicles in sorted(platoons):
                 if k >= MAX_CLUSTERS or begin > HORIZON_S or vehicles <= 0:
                     break
-                start = max(begin, plan.arrival[p, k - 1] if k else 0.0)
-                plan.arrival[p, k] = start
-                plan.duration[p, k] = max(1.0, end - begin, vehicles / rate)
-                plan.weight[p, k] = vehicles
+                arrival[p, k] = max(begin, arrival[p, k - 1] if k else 0.0)
+                duration[p, k] = max(1.0, end - begin, vehicles / rate)
+                weight[p, k] = vehicles
                 k += 1
-            plan.n[p] = k
+            self._clusters_n[i, p] = k
 
     def _lanes_on_edge(self, phases: IntersectionPhases, edge: str) -> int:
         return sum(1 for lane in phases.lane_length_m if lane.rsplit("_", 1)[0] == edge) or 1
 
-    # --- decision ------------------------------------------------------------------------------
+    # --- decisions -----------------------------------------------------------------------------
 
     def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
-        plan = self._plans[phases.tls]
-        position = phases.position(guard.target_phase)
-        green = self.green_time(t, guard)
-        if position < 0:
-            return phases.indices[0]
-        if green is None:
-            return None  # still changing phase
-        plan.last_served[position] = t
-        if green < phases.min_green_s[position]:
-            return None
-        self._clusters(t, phases, plan, position)
-        starving = [
-            p for p in range(phases.count)
-            if p != position and plan.n[p] > 0 and t - plan.last_served[p] > MAX_WAIT_S
-        ]  # fmt: skip
-        if starving:
-            return phases.indices[starving[0]]
-        _delay, segments = self.kernel(
-            plan.arrival, plan.duration, plan.weight, plan.n, position, green,
-            plan.min_green, plan.max_green, plan.switch,
-            plan.out_phase, plan.out_start, plan.out_end,
-        )  # fmt: skip
-        self._publish_forecast(t, phases, plan, segments)
-        first = int(plan.out_phase[0])
-        if segments > 1 and plan.out_end[0] <= 0.0:
-            first = int(plan.out_phase[1])  # the plan ends the current green now
-        return None if first == position else phases.indices[first]
+        return self.decide_all(t, [(phases, guard)])[0]
 
-    def _publish_forecast(
-        self, t: float, phases: IntersectionPhases, plan: _Plan, segments: int
-    ) -> None:
+    def decide_all(
+        self, t: float, intersections: list[tuple[IntersectionPhases, IntersectionGuard]]
+    ) -> list[int | None]:
+        """Plan every intersection that is free to change, in one kernel call."""
+        wanted: list[int | None] = [None] * len(intersections)
+        planned: list[tuple[int, IntersectionPhases, int]] = []
+        for k, (phases, guard) in enumerate(intersections):
+            position = phases.position(guard.target_phase)
+            green = self.green_time(t, guard)
+            if position < 0:
+                wanted[k] = phases.indices[0]
+                continue
+            if green is None:
+                continue  # still changing phase
+            self._last_served[phases.tls][position] = t
+            if green < phases.min_green_s[position]:
+                continue
+            self._clusters(t, phases, position)
+            i = self._slot[phases.tls]
+            starving = [
+                p for p in range(phases.count)
+                if p != position and self._clusters_n[i, p] > 0
+                and t - self._last_served[phases.tls][p] > MAX_WAIT_S
+            ]  # fmt: skip
+            if starving:
+                wanted[k] = phases.indices[starving[0]]
+                continue
+            self._current[i] = position
+            self._elapsed[i] = green
+            planned.append((k, phases, position))
+        if not planned:
+            return wanted
+        active = np.array([self._slot[phases.tls] for _, phases, _ in planned], dtype=np.int64)
+        self.kernel(
+            active, self._n_phases, self._arrival, self._duration, self._weight, self._clusters_n,
+            self._current, self._elapsed, self._min_green, self._max_green, self._switch,
+            self._out_phase, self._out_start, self._out_end, self._out_delay, self._out_segments,
+        )  # fmt: skip
+        for k, phases, position in planned:
+            i = self._slot[phases.tls]
+            segments = int(self._out_segments[i])
+            self._publish_forecast(t, phases, i, segments)
+            first = int(self._out_phase[i, 0])
+            if segments > 1 and self._out_end[i, 0] <= 0.0:
+                first = int(self._out_phase[i, 1])  # the plan ends the current green now
+            wanted[k] = None if first == position else phases.indices[first]
+        return wanted
+
+    def _publish_forecast(self, t: float, phases: IntersectionPhases, i: int, segments: int) -> None:
         """Tell downstream approaches when this intersection's planned greens send vehicles."""
         outflow: dict[str, list[_Platoon]] = {}
         for s in range(segments):
-            p = int(plan.out_phase[s])
-            begin, end = max(0.0, float(plan.out_start[s])), float(plan.out_end[s])
+            p = int(self._out_phase[i, s])
+            begin, end = max(0.0, float(self._out_start[i, s])), float(self._out_end[i, s])
             if end <= begin:
                 continue
             for lane, edges in phases.out_edges[p].items():

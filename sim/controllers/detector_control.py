@@ -6,7 +6,7 @@ from abc import abstractmethod
 
 from sim.controllers.base import ControlContext, Controller
 from sim.controllers.phases import IntersectionPhases, intersection_phases
-from sim.guard import IntersectionGuard, Mode
+from sim.guard import WALK_S, IntersectionGuard, Mode
 from sim.sensors import LaneObservation, SensorLayer
 from sim.signals import SignalControl
 
@@ -33,13 +33,32 @@ class DetectorController(Controller):
 
     def on_step(self, t: float) -> None:
         guards = self.signals.guards
-        for tls, phases in self.intersections.items():
-            guard = guards[tls]
-            if guard.mode is not Mode.AUTOMATIC:
-                continue
-            wanted = self.decide(t, phases, guard)
+        automatic = [
+            (phases, guards[tls])
+            for tls, phases in self.intersections.items()
+            if guards[tls].mode is Mode.AUTOMATIC
+        ]
+        for (phases, guard), wanted in zip(automatic, self.decide_all(t, automatic), strict=True):
             if wanted is not None and wanted != guard.target_phase:
-                self.signals.request_phase(t, tls, wanted)
+                self.signals.request_phase(t, phases.tls, wanted)
+            else:
+                self._end_walk(t, guard)
+
+    def decide_all(
+        self, t: float, intersections: list[tuple[IntersectionPhases, IntersectionGuard]]
+    ) -> list[int | None]:
+        """:meth:`decide` for each intersection; a controller may plan them all at once instead."""
+        return [self.decide(t, phases, guard) for phases, guard in intersections]
+
+    @staticmethod
+    def _end_walk(t: float, guard: IntersectionGuard) -> None:
+        """Once the walk time has run, turn the crossings red while the vehicles keep their green:
+        the pedestrians' clearance then runs inside the green instead of after it."""
+        if guard.phase_since is None or guard.served_since is None:
+            return
+        cut = guard.without_walk(guard.target_phase)
+        if cut is not None and cut != guard.target and t - guard.phase_since >= WALK_S:
+            guard.request(t, cut)
 
     @abstractmethod
     def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
@@ -52,5 +71,5 @@ class DetectorController(Controller):
 
     @staticmethod
     def green_time(t: float, guard: IntersectionGuard) -> float | None:
-        """Seconds the wanted phase has been fully shown, or None while in transition."""
-        return None if guard.served_since is None else t - guard.served_since
+        """Seconds the wanted phase has been shown, or None while it is still coming."""
+        return None if guard.phase_since is None else t - guard.phase_since

@@ -30,15 +30,15 @@ Serving cluster ``j = x_q`` of phase ``q`` (``x_q < n_q``) from ``(x, p)`` with 
   serving traffic we no longer see, so a current phase already past its max green must switch.
 
 The label of ``(x + e_q, q)`` is replaced when ``d'`` is strictly smaller, or equal with a strictly
-earlier ``finish``. The brief's order is: states by ``sum(x)`` ascending, then by mixed-radix index
+earlier ``finish``. The specified order is: states by ``sum(x)`` ascending, then by mixed-radix index
 ``xi = sum_q x_q * stride[q]`` (``stride[q] = prod_{r<q} (n_r + 1)``; state index ``xi * P + p``),
 then ``p`` ascending, trying ``q`` ascending. Only the order in which one target's candidates are
 compared matters, and every candidate for ``(x', q)`` comes from a source ``(x' - e_q, p)`` with the
 same ``x``; so the kernel walks ``xi`` ascending (every transition adds ``stride[q] > 0``, so
 sources come first) and, per ``x``, for each target ``q`` compares the sources ``p`` ascending, the
-first of a full tie winning. This is the brief's outcome exactly, with each target's label built in
-registers and stored once. Among the complete states ``x = n`` the smallest delay wins, then the
-earlier finish, then the lower phase index.
+first of a full tie winning. That gives exactly the specified outcome, with each target's label
+built in registers and stored once. Among the complete states ``x = n`` the smallest delay wins,
+then the earlier finish, then the lower phase index.
 
 Keeping one label per state makes this the usual schedule-driven *heuristic*, not an exact search:
 a label with a little more delay but an earlier finish (or a later green start, which leaves more
@@ -54,7 +54,7 @@ that finds a complete schedule:
 
 0. ``TIER_STRICT``: the rules above.
 1. ``TIER_CURRENT_UNBOUNDED``: max green is ignored for the green already running at the call
-   (the brief's fallback: the current phase may keep serving). Skipped when the strict pass never
+   (the current phase may keep serving when nothing else works). Skipped when the strict pass never
    refused the running green a cluster, as it would then repeat the strict pass exactly.
 2. ``TIER_UNCONTESTED``: in addition, max green is ignored while every other phase has all its
    clusters served (no conflicting demand left, as an actuated controller that never maxes out
@@ -430,6 +430,12 @@ def compile_kernels() -> None:
     max_green = np.full(2, 30.0)
     switch = np.array([[0.0, 4.0], [4.0, 0.0]])
     out_phase, out_start, out_end = output_buffers(2, 1)
+    schedule_batch_nb(
+        np.zeros(1, np.int64), np.full(1, 2, np.int64), arrival[None], duration[None], weight[None],
+        n_clusters[None], np.zeros(1, np.int64), np.ones(1), min_green[None], max_green[None],
+        switch[None], out_phase[None], out_start[None], out_end[None], np.zeros(1),
+        np.zeros(1, np.int64),
+    )  # fmt: skip
     schedule_nb(
         arrival, duration, weight, n_clusters, 0, 1.0, min_green, max_green, switch,
         out_phase, out_start, out_end,
@@ -438,3 +444,100 @@ def compile_kernels() -> None:
         arrival, duration, weight, n_clusters, 0, 1.0, min_green, max_green, switch,
         out_phase, out_start, out_end, TIER_STRICT, TIER_STRICT,
     )  # fmt: skip
+
+
+# --- all intersections in one call --------------------------------------------------------------
+# A controller step plans every intersection at once. Calling the kernel once per intersection
+# pays numba's dispatch (about a microsecond) each time, comparable to solving a small
+# intersection; the batch pays it once per step. Intersection i uses the first n_phases[i] rows
+# (and columns, for switch) of its slices; only the intersections listed in ``active`` are solved.
+
+
+class BatchKernel(Protocol):
+    """``schedule_batch_py`` / ``schedule_batch_nb`` (see there)."""
+
+    def __call__(
+        self,
+        active: IntArray,
+        n_phases: IntArray,
+        arrival: FloatArray,
+        duration: FloatArray,
+        weight: FloatArray,
+        n_clusters: IntArray,
+        current: IntArray,
+        elapsed: FloatArray,
+        min_green: FloatArray,
+        max_green: FloatArray,
+        switch: FloatArray,
+        out_phase: IntArray,
+        out_start: FloatArray,
+        out_end: FloatArray,
+        out_delay: FloatArray,
+        out_segments: IntArray,
+        /,
+    ) -> None: ...
+
+
+def schedule_batch_py(
+    active: IntArray,
+    n_phases: IntArray,
+    arrival: FloatArray,
+    duration: FloatArray,
+    weight: FloatArray,
+    n_clusters: IntArray,
+    current: IntArray,
+    elapsed: FloatArray,
+    min_green: FloatArray,
+    max_green: FloatArray,
+    switch: FloatArray,
+    out_phase: IntArray,
+    out_start: FloatArray,
+    out_end: FloatArray,
+    out_delay: FloatArray,
+    out_segments: IntArray,
+) -> None:
+    """``schedule`` for each intersection ``i`` in ``active``; results in ``out_*[i]``.
+
+    Shapes: ``arrival/duration/weight [N, P, K]``, ``n_clusters/min_green/max_green [N, P]``,
+    ``switch [N, P, P]``, ``current/elapsed/out_delay/out_segments [N]``, ``out_* [N, S]``.
+    """
+    for a in range(active.shape[0]):
+        i = active[a]
+        p = n_phases[i]
+        out_delay[i], out_segments[i] = solve_py(
+            arrival[i, :p], duration[i, :p], weight[i, :p], n_clusters[i, :p], current[i],
+            elapsed[i], min_green[i, :p], max_green[i, :p], switch[i, :p, :p],
+            out_phase[i], out_start[i], out_end[i], TIER_STRICT, TIER_UNCONTESTED,
+        )  # fmt: skip
+
+
+def _schedule_batch_nb(
+    active: IntArray,
+    n_phases: IntArray,
+    arrival: FloatArray,
+    duration: FloatArray,
+    weight: FloatArray,
+    n_clusters: IntArray,
+    current: IntArray,
+    elapsed: FloatArray,
+    min_green: FloatArray,
+    max_green: FloatArray,
+    switch: FloatArray,
+    out_phase: IntArray,
+    out_start: FloatArray,
+    out_end: FloatArray,
+    out_delay: FloatArray,
+    out_segments: IntArray,
+) -> None:
+    # The same loop as schedule_batch_py, compiled, calling the compiled solve_nb.
+    for a in range(active.shape[0]):
+        i = active[a]
+        p = n_phases[i]
+        out_delay[i], out_segments[i] = solve_nb(
+            arrival[i, :p], duration[i, :p], weight[i, :p], n_clusters[i, :p], current[i],
+            elapsed[i], min_green[i, :p], max_green[i, :p], switch[i, :p, :p],
+            out_phase[i], out_start[i], out_end[i], TIER_STRICT, TIER_UNCONTESTED,
+        )  # fmt: skip
+
+
+schedule_batch_nb: BatchKernel = njit(cache=True)(_schedule_batch_nb)

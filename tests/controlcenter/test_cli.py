@@ -50,6 +50,12 @@ def test_run_writes_summary_timeseries_and_events(tmp_path: Path) -> None:
     assert "mean_delay_s" in result.stdout
 
 
+def test_relative_output_folder(tmp_path: Path) -> None:
+    result = ccsim("run", "single", "--end", "300", "--out", "rel/out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rel" / "out" / "summary.json").is_file()
+
+
 def test_district_hour_writes_every_output(tmp_path: Path) -> None:
     out = tmp_path / "district"
     result = ccsim("run", "scenarios/district", "--controller", "fixed", "--seed", "1",

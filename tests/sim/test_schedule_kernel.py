@@ -289,7 +289,7 @@ def test_dp_is_optimal_on_most_small_instances() -> None:
     optimal = 0
     for _ in range(200):
         n_phases = int(rng.integers(2, 4))
-        rows = []
+        rows: list[list[tuple[float, float, float]]] = []
         for _q in range(n_phases):
             # Up to 3 clusters a phase, 6 in all: enough for labels to compete at a state.
             count = min(int(rng.integers(0, 4)), 6 - sum(map(len, rows)))
@@ -424,8 +424,8 @@ def test_short_green_is_held_to_its_minimum_before_switching() -> None:
     assert evaluate(inst, (0, 1), sk.TIER_STRICT).delay == 14.0
 
 
-# Ties are common with whole-second data; the brief fixes how they break. All with min green 5 s,
-# clearance 5 s, max green 60 s, one vehicle per cluster.
+# Ties are common with whole-second data; the kernel's docstring fixes how they break. All with min
+# green 5 s, clearance 5 s, max green 60 s, one vehicle per cluster.
 TIE_CASES = {
     # Two ways into "A and B1 done, phase 2 green", both ending at delay 20 after B2: via B1, A
     # (5 + 10, then B2 in a new green at 30..35) or via A, B1 (0 + 20, then B2 at 25..30 in the

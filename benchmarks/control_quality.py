@@ -1,0 +1,90 @@
+"""Control quality: every controller on a scenario over paired seeds (``ccsim compare``).
+
+    python benchmarks/control_quality.py --scenario district --seeds 1-5
+
+Writes the comparison (table, CSV, plot) into ``out/bench/<scenario>`` and the table, with the
+adaptive controller's standing against the targets, into benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from results_md import replace_section
+
+from sim.report import write_comparison
+from sim.study import RunSpec, default_jobs, parse_seeds, run_many
+
+CONTROLLERS = "fixed,webster,sumo-actuated,actuated,maxpressure,adaptive"
+
+
+def mean_of(rows: list[dict[str, Any]], controller: str, key: str) -> float:
+    return statistics.fmean(float(r[key]) for r in rows if r["controller"] == controller)
+
+
+def change(rows: list[dict[str, Any]], controller: str, base: str, key: str) -> float:
+    return 100.0 * (mean_of(rows, controller, key) / mean_of(rows, base, key) - 1.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="district")
+    parser.add_argument("--controllers", default=CONTROLLERS)
+    parser.add_argument("--seeds", default="1-5")
+    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    controllers = args.controllers.split(",")
+    seeds = parse_seeds(args.seeds)
+    out = Path("out/bench") / args.scenario
+    specs = [
+        RunSpec(args.scenario, c, s, out / "runs" / f"{c}-seed{s}") for c in controllers for s in seeds
+    ]
+    start = time.perf_counter()
+    rows = run_many(specs, jobs=args.jobs)
+    minutes = (time.perf_counter() - start) / 60
+    out.mkdir(parents=True, exist_ok=True)
+    table = write_comparison(out, rows, f"{args.scenario}: {', '.join(controllers)}, seeds {args.seeds}")
+    print(table)
+
+    standing = ""
+    if {"fixed", "adaptive"} <= set(controllers):
+        versus_fixed = change(rows, "adaptive", "fixed", "mean_delay_s")
+        lines = [f"- mean delay, adaptive vs fixed: {versus_fixed:+.1f}% (target <= -25%)"]
+        for peer in ("sumo-actuated", "maxpressure"):
+            if peer in controllers:
+                lines.append(f"- mean delay, adaptive vs {peer}: "
+                             f"{change(rows, 'adaptive', peer, 'mean_delay_s'):+.1f}%")  # fmt: skip
+        for key in ("pedestrian_mean_delay_s", "bus_mean_delay_s"):
+            if all(r[key] is not None for r in rows):
+                versus = change(rows, "adaptive", "fixed", key)
+                lines.append(f"- {key}, adaptive vs fixed: {versus:+.1f}% (target <= +5%)")
+        violations = sum(int(r["guard_violations"]) for r in rows)
+        lines.append(f"- guard violations over all {len(rows)} runs: {violations}")
+        standing = "\n".join(lines)
+    command = f"python benchmarks/control_quality.py --scenario {args.scenario} --seeds {args.seeds}"
+    body = f"""## Control quality: {args.scenario}
+
+`{command}` (the same runs as `ccsim compare {args.scenario} --controllers {args.controllers}
+--seeds {args.seeds}`), {dt.date.today().isoformat()}, {platform.machine()}, {len(rows)} runs in
+{minutes:.1f} min on {args.jobs} processes.
+
+{standing}
+
+{table.split(chr(10), 1)[1].strip()}
+"""
+    if not args.no_write:
+        replace_section(f"control-{args.scenario}", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
