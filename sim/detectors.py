@@ -8,7 +8,8 @@ Each incoming vehicle lane of a signal gets:
 * an **advance** loop (a SUMO induction loop) ``advance_distance_m`` upstream of the stop line:
   vehicles passing, time since the last detection (the gap), occupancy;
 * where the scenario has buses, a **transit** loop at the advance position that only answers to
-  bus types, as a bus's priority-request transponder would.
+  bus types, as a bus's priority-request transponder would; likewise an **emergency** loop for
+  emergency vehicles (their pre-emption emitters).
 
 Distances are clamped to the lane (short lanes get shorter zones). A scenario may change them in
 ``[detectors]`` of its ``scenario.toml``.
@@ -38,6 +39,11 @@ class DetectorKind(Enum):
     STOPLINE = "stopline"
     ADVANCE = "advance"
     TRANSIT = "transit"
+    EMERGENCY = "emergency"
+
+
+PRIORITY_CLASSES = {DetectorKind.TRANSIT: "bus", DetectorKind.EMERGENCY: "emergency"}
+"""The SUMO vehicle class each priority loop answers to."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,9 @@ class Detector:
     distance_to_stopline_m: float
 
 
-def place_detectors(network: Network, config: DetectorConfig, *, with_transit: bool) -> list[Detector]:
+def place_detectors(
+    network: Network, config: DetectorConfig, *, priority: Iterable[DetectorKind] = ()
+) -> list[Detector]:
     """Detectors for every incoming vehicle lane of every signal, in a stable order."""
     detectors: list[Detector] = []
     for tls_id in sorted(network.traffic_lights):
@@ -65,7 +73,7 @@ def place_detectors(network: Network, config: DetectorConfig, *, with_transit: b
                 )
             )
             advance = min(config.advance_distance_m, max(1.0, length - 1.0))
-            kinds = [DetectorKind.ADVANCE] + ([DetectorKind.TRANSIT] if with_transit else [])
+            kinds = [DetectorKind.ADVANCE, *priority]
             for kind in kinds:
                 detectors.append(
                     Detector(
@@ -75,10 +83,12 @@ def place_detectors(network: Network, config: DetectorConfig, *, with_transit: b
     return detectors
 
 
-def write_detectors(path: Path, detectors: Iterable[Detector], *, bus_types: Iterable[str]) -> Path:
-    """SUMO additional file declaring ``detectors`` (their own outputs discarded)."""
+def write_detectors(
+    path: Path, detectors: Iterable[Detector], *, types: dict[DetectorKind, set[str]]
+) -> Path:
+    """SUMO additional file declaring ``detectors`` (their own outputs discarded); priority loops
+    answer only to the vehicle types in ``types``."""
     root = ET.Element("additional")
-    buses = " ".join(sorted(bus_types))
     for det in detectors:
         if det.kind is DetectorKind.STOPLINE:
             ET.SubElement(
@@ -89,22 +99,25 @@ def write_detectors(path: Path, detectors: Iterable[Detector], *, bus_types: Ite
         else:
             attrs = {"id": det.id, "lane": det.lane, "pos": f"{det.position_m:.2f}",
                      "period": "3600", "file": "/dev/null", "friendlyPos": "true"}  # fmt: skip
-            if det.kind is DetectorKind.TRANSIT:
-                attrs["vTypes"] = buses
+            if det.kind in PRIORITY_CLASSES:
+                attrs["vTypes"] = " ".join(sorted(types.get(det.kind, ())))
             ET.SubElement(root, "inductionLoop", attrs)
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     return path
 
 
-def bus_type_ids(files: Iterable[Path]) -> set[str]:
-    """Ids of vehicle types of class ``bus`` declared in route or additional files."""
-    types: set[str] = set()
+def priority_types(files: Iterable[Path]) -> dict[DetectorKind, set[str]]:
+    """Vehicle type ids per priority loop kind (buses, emergency vehicles) declared in route or
+    additional files; kinds without any type are left out."""
+    wanted = {vclass: kind for kind, vclass in PRIORITY_CLASSES.items()}
+    types: dict[DetectorKind, set[str]] = {}
     for path in files:
         for _event, el in ET.iterparse(path, events=("end",)):
             if el.tag == "vType":
-                if el.get("vClass") == "bus":
-                    types.add(el.get("id", ""))
+                kind = wanted.get(el.get("vClass", ""))
+                if kind is not None:
+                    types.setdefault(kind, set()).add(el.get("id", ""))
             elif el.tag in ("vehicle", "flow", "trip", "person", "personFlow"):
                 el.clear()
     return types

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,14 @@ import simpy
 from simpy.events import URGENT
 
 from sim.controllers import ControlContext, Controller
-from sim.detectors import Detector, bus_type_ids, place_detectors, write_detectors
+from sim.detectors import Detector, place_detectors, priority_types, write_detectors
 from sim.kpi import KpiCollector
-from sim.messages import MessageBus, MessageLog, RunFinished, RunStarted
+from sim.messages import LaneStatus, MessageBus, MessageLog, RunFinished, RunStarted
 from sim.monitor import TrafficMonitor, approach_edge_data, approach_edges
 from sim.network import Network, check_xml, read_network
 from sim.scenario import Scenario
 from sim.sensors import SensorLayer, create_profile
-from sim.signals import SignalCommand, SignalControl
+from sim.signals import Command, SignalCommand, SignalControl
 from sim.sumo import SumoWorld
 from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
 
@@ -63,7 +64,10 @@ class Simulation:
         gui: bool = False,
         begin_s: float | None = None,
         end_s: float | None = None,
+        pace: Callable[[float], None] | None = None,
     ) -> None:
+        """``pace``, if given, is called after every SUMO step with the simulation time (s); a
+        live run blocks in it to follow the wall clock (or to pause)."""
         self.scenario = scenario
         self.controller = controller
         self.seed = seed
@@ -80,12 +84,20 @@ class Simulation:
         self.bus.subscribe(self.kpi)
         self.sensor_profile = create_profile(scenario.sensor_profile)
         self.detectors: list[Detector] = []
-        self._commands: list[SignalCommand] = []
+        # A deque: commands may come from another thread (the control center's event loop).
+        self._commands: deque[Command] = deque()
+        self._stopping = False
+        self.pace = pace
         self.signals: SignalControl | None = None
+        self.network: Network | None = None
 
-    def submit(self, command: SignalCommand) -> None:
-        """Queue an operator command; it is applied at the next step boundary."""
+    def submit(self, command: Command) -> None:
+        """Queue an operator command (thread-safe); it is applied at the next step boundary."""
         self._commands.append(command)
+
+    def stop(self) -> None:
+        """End the run after the current step (thread-safe); outputs cover the time run."""
+        self._stopping = True
 
     # --- preparation -------------------------------------------------------------------------
 
@@ -147,15 +159,15 @@ class Simulation:
 
     def run(self, progress: Progress | None = None) -> RunResult:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        network = self._validate()
+        network = self.network = self._validate()
         extra = [self._write_measurement_file(network)]
         extra += self.controller.additional_files(network, self.workdir)
         if self.controller.uses_detectors:
             sc = self.scenario
-            buses = bus_type_ids([*sc.route_files, *sc.additional_files])
-            self.detectors = place_detectors(network, sc.detectors, with_transit=bool(buses))
+            types = priority_types([*sc.route_files, *sc.additional_files])
+            self.detectors = place_detectors(network, sc.detectors, priority=sorted(types, key=str))
             extra.append(
-                write_detectors(self.workdir / "detectors.add.xml", self.detectors, bus_types=buses)
+                write_detectors(self.workdir / "detectors.add.xml", self.detectors, types=types)
             )
 
         world = SumoWorld(gui=self.gui)
@@ -245,26 +257,48 @@ class Simulation:
                 world.step()
                 t = world.time
                 monitor.on_step(t)
-                if k % interval_steps == 0 or k == n_steps:
+                last = k == n_steps or self._stopping
+                if k % interval_steps == 0 or last:
                     monitor.on_interval(t)
-                if progress is not None and (k % report_every == 0 or k == n_steps):
+                while self._commands:
+                    self._apply(t, self._commands.popleft(), world, signals)
+                if progress is not None and (k % report_every == 0 or last):
                     progress(t - self.begin_s, total)
+                if self.pace is not None:
+                    self.pace(t)
+                if last:
+                    self.end_s = t
+                    return
 
-        env.process(advance())
-        env.run(until=self.end_s + self.step_s / 2)
+        env.run(until=env.process(advance()))
         return monitor
+
+    def _apply(self, t: float, command: Command, world: SumoWorld, signals: SignalControl) -> None:
+        if isinstance(command, SignalCommand):
+            signals.command(t, command)
+            return
+        lane = self.network.lanes.get(command.lane) if self.network is not None else None
+        if lane is None:
+            detail, accepted = f"no lane '{command.lane}'", False
+        else:
+            allowed = ["authority"] if command.closed else sorted(lane.allow) if lane.allow else None
+            world.set_lane_allowed(lane.id, allowed)
+            detail, accepted = ("closed" if command.closed else "open"), True
+        self.bus.publish(
+            t,
+            f"lane:{command.lane}",
+            LaneStatus(command.lane, command.closed, command.user, accepted, detail),
+        )
 
     def _drive_signals(
         self, env: simpy.Environment, sensors: SensorLayer, signals: SignalControl
     ) -> Generator[simpy.Event, Any, None]:
-        """Each step, after SUMO's: sensors report, operator commands apply, the controller
+        """Each step, after SUMO's (and the operator commands): sensors report, the controller
         decides, and the guard shows the result."""
         while True:
             yield env.timeout(self.step_s)
             t = env.now
             sensors.update(t)
-            while self._commands:
-                signals.command(t, self._commands.pop(0))
             self.controller.on_step(t)
             signals.step(t)
 

@@ -111,6 +111,28 @@ class SignalOverride(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class SignalPreempted(Payload):
+    """An emergency vehicle was detected on ``lane``: the signal is moving to ``phase`` for it."""
+
+    kind: ClassVar[str] = "signal.preempted"
+    tls: str
+    phase: int
+    lane: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStatus(Payload):
+    """An operator closed or opened a lane, and what came of it."""
+
+    kind: ClassVar[str] = "lane.status"
+    lane: str
+    closed: bool
+    user: str
+    accepted: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class TripTotals:
     """Running totals over finished trips (arrived vehicles), as SUMO's tripinfo device sums them.
 

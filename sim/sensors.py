@@ -23,7 +23,8 @@ class LaneObservation:
 
     ``count``: vehicles over the advance loop; ``gap_s``: time since the advance loop last saw a
     vehicle; ``queue``: halting vehicles in the stop-line zone; ``present``: vehicles in the zone;
-    ``occupancy``: stop-line zone occupancy, 0..1; ``buses``: buses over the transit loop.
+    ``occupancy``: stop-line zone occupancy, 0..1; ``buses``: buses over the transit loop;
+    ``emergency``: emergency vehicles over the emergency loop.
     """
 
     count: int
@@ -32,6 +33,7 @@ class LaneObservation:
     present: int
     occupancy: float
     buses: int
+    emergency: int = 0
 
 
 NO_TRAFFIC = LaneObservation(0, 3600.0, 0, 0, 0.0, 0)
@@ -81,9 +83,9 @@ class Ideal(SensorProfile):
 class SensorLayer:
     """Reads the detectors every step and reports per lane once per reporting period.
 
-    Counts (vehicles, buses) add up over the period; the gap is the time since the advance loop
-    last counted a vehicle (to the step); queue, presence and occupancy are the values at the end
-    of the period.
+    Counts (vehicles, buses, emergency vehicles) add up over the period; the gap is the time since
+    the advance loop last counted a vehicle (to the step); queue, presence and occupancy are the
+    values at the end of the period.
     """
 
     def __init__(
@@ -97,6 +99,8 @@ class SensorLayer:
         self._loop_lanes = [d.lane for d in by_kind[DetectorKind.ADVANCE]]
         self._transit = [d.id for d in by_kind[DetectorKind.TRANSIT]]
         self._transit_lanes = [d.lane for d in by_kind[DetectorKind.TRANSIT]]
+        self._emergency = [d.id for d in by_kind[DetectorKind.EMERGENCY]]
+        self._emergency_lanes = [d.lane for d in by_kind[DetectorKind.EMERGENCY]]
         self._areas = [d.id for d in by_kind[DetectorKind.STOPLINE]]
         self._area_lanes = [d.lane for d in by_kind[DetectorKind.STOPLINE]]
         lanes = sorted({d.lane for d in detectors})
@@ -104,9 +108,14 @@ class SensorLayer:
         """Length of each lane's stop-line zone, m."""
         self._counts: dict[str, int] = dict.fromkeys(lanes, 0)
         self._buses: dict[str, int] = dict.fromkeys(lanes, 0)
+        self._emergencies: dict[str, int] = dict.fromkeys(lanes, 0)
         self._last_seen: dict[str, float] = dict.fromkeys(lanes, -3600.0)
         self._next_report = 0.0
         self.latest: dict[str, LaneObservation] = dict.fromkeys(lanes, NO_TRAFFIC)
+
+    @property
+    def detects_emergency(self) -> bool:
+        return bool(self._emergency)
 
     def attach(self, t: float) -> None:
         self._next_report = t + self.period_s
@@ -121,18 +130,23 @@ class SensorLayer:
         if self._transit:
             for lane, count in zip(self._transit_lanes, world.loop_counts(self._transit), strict=True):
                 self._buses[lane] += count
+        if self._emergency:
+            for lane, count in zip(
+                self._emergency_lanes, world.loop_counts(self._emergency), strict=True
+            ):
+                self._emergencies[lane] += count
         if t + 1e-9 < self._next_report:
             return False
         self._next_report += self.period_s
         truth: dict[str, LaneObservation] = {}
-        buses = self._buses
+        buses, emergencies = self._buses, self._emergencies
         areas = world.area_counts(self._areas)
         for lane, (present, halting, occupancy) in zip(self._area_lanes, areas, strict=True):
             truth[lane] = LaneObservation(
-                counts[lane], t - seen[lane], halting, present, occupancy / 100.0, buses[lane]
-            )
-            counts[lane] = 0
-            buses[lane] = 0
+                counts[lane], t - seen[lane], halting, present, occupancy / 100.0, buses[lane],
+                emergencies[lane],
+            )  # fmt: skip
+            counts[lane] = buses[lane] = emergencies[lane] = 0
         self.latest = self.profile.apply(t, truth)
         return True
 

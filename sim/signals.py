@@ -37,6 +37,19 @@ class SignalCommand:
     user: str = "operator"
 
 
+@dataclass(frozen=True)
+class LaneCommand:
+    """An operator closes a lane to traffic (``closed=True``) or opens it again."""
+
+    lane: str
+    closed: bool
+    user: str = "operator"
+
+
+Command = SignalCommand | LaneCommand
+"""What an operator can send into a running simulation."""
+
+
 @dataclass
 class _PlanRunner:
     """Runs a fixed plan's green phases in order, each for its programmed duration (s)."""

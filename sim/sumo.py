@@ -23,12 +23,19 @@ from sim.messages import TripTotals
 
 
 def sumo_home() -> Path:
-    """SUMO_HOME of the ``eclipse-sumo`` wheel (or the environment's, if set)."""
-    env = os.environ.get("SUMO_HOME")
-    if env:
-        return Path(env)
-    sumo = importlib.import_module("sumo")
-    return Path(sumo.SUMO_HOME)
+    """SUMO_HOME of the ``eclipse-sumo`` wheel (binaries and tools), else of the environment.
+
+    The wheel comes first: importing libsumo sets the environment's SUMO_HOME to the
+    ``sumo-data`` package, which holds data files but no binaries.
+    """
+    try:
+        sumo = importlib.import_module("sumo")
+        return Path(sumo.SUMO_HOME)
+    except (ImportError, AttributeError):
+        env = os.environ.get("SUMO_HOME")
+        if env:
+            return Path(env)
+        raise SimulationError("SUMO is not installed: no eclipse-sumo wheel, no SUMO_HOME") from None
 
 
 def sumo_binary(name: str = "sumo") -> Path:
@@ -199,6 +206,14 @@ class SumoWorld:
         present, halting = area.getLastStepVehicleNumber, area.getLastStepHaltingNumber
         occupancy = area.getLastStepOccupancy
         return [(present(a), halting(a), occupancy(a)) for a in area_ids]
+
+    def set_lane_allowed(self, lane: str, classes: list[str] | None) -> None:
+        """Let only ``classes`` use ``lane`` (None: every class, as in a net without ``allow``)."""
+        api = self._require()
+        if classes is None:
+            api.lane.setDisallowed(lane, [])
+        else:
+            api.lane.setAllowed(lane, classes)
 
     def set_signal_state(self, tls: str, state: str) -> None:
         """Show ``state`` at ``tls`` from now on (SUMO's own program stops driving it)."""

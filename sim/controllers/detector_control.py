@@ -1,4 +1,10 @@
-"""Base of ccsim's own controllers: decide from detector observations, act through the guard."""
+"""Base of ccsim's own controllers: decide from detector observations, act through the guard.
+
+Emergency pre-emption is common to all of them: when an emergency loop detects a vehicle on an
+approach, the intersection is asked for the first phase that serves that lane at once (the guard
+still runs the minimum green and clearances), and holds it until ``PREEMPT_HOLD_S`` after the last
+detection; then the controller takes over again.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,11 @@ from abc import abstractmethod
 from sim.controllers.base import ControlContext, Controller
 from sim.controllers.phases import IntersectionPhases, intersection_phases
 from sim.guard import WALK_S, IntersectionGuard, Mode
+from sim.messages import SignalPreempted
 from sim.sensors import LaneObservation, SensorLayer
 from sim.signals import SignalControl
+
+PREEMPT_HOLD_S = 15.0
 
 
 class DetectorController(Controller):
@@ -20,12 +29,15 @@ class DetectorController(Controller):
         if context.sensors is None:
             raise RuntimeError(f"{self.name} needs detectors, but the engine gave none")
         self.sensors: SensorLayer = context.sensors
+        self.bus = context.bus
         self.signals: SignalControl = context.signals
         self.intersections: dict[str, IntersectionPhases] = {
             tls: intersection_phases(guard, context.network)
             for tls, guard in context.signals.guards.items()
             if guard.phases
         }
+        self._preempted: dict[str, tuple[int, float]] = {}
+        """Signal -> (program phase held for an emergency vehicle, time of its last detection)."""
         self.setup(context)
 
     def setup(self, context: ControlContext) -> None:
@@ -36,7 +48,7 @@ class DetectorController(Controller):
         automatic = [
             (phases, guards[tls])
             for tls, phases in self.intersections.items()
-            if guards[tls].mode is Mode.AUTOMATIC
+            if guards[tls].mode is Mode.AUTOMATIC and not self._preempt(t, phases, guards[tls])
         ]
         for (phases, guard), wanted in zip(automatic, self.decide_all(t, automatic), strict=True):
             if wanted is not None and wanted != guard.target_phase:
@@ -49,6 +61,29 @@ class DetectorController(Controller):
     ) -> list[int | None]:
         """:meth:`decide` for each intersection; a controller may plan them all at once instead."""
         return [self.decide(t, phases, guard) for phases, guard in intersections]
+
+    def _preempt(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> bool:
+        """Serve an emergency vehicle's approach; True while the intersection is pre-empted."""
+        if self.sensors.detects_emergency:
+            lane = next(
+                (lane for lanes in phases.lanes for lane in lanes if self.observe(lane).emergency), None
+            )
+            if lane is not None:
+                position = next(p for p, lanes in enumerate(phases.lanes) if lane in lanes)
+                phase = phases.indices[position]
+                if phases.tls not in self._preempted:
+                    self.bus.publish(t, f"tls:{phases.tls}", SignalPreempted(phases.tls, phase, lane))
+                self._preempted[phases.tls] = (phase, t)
+        held = self._preempted.get(phases.tls)
+        if held is None:
+            return False
+        phase, seen = held
+        if t - seen > PREEMPT_HOLD_S:
+            del self._preempted[phases.tls]
+            return False
+        if guard.target_phase != phase:
+            self.signals.request_phase(t, phases.tls, phase)
+        return True
 
     @staticmethod
     def _end_walk(t: float, guard: IntersectionGuard) -> None:
