@@ -25,7 +25,8 @@ from sim.messages import LaneStatus, MessageBus, MessageLog, RunFinished, RunSta
 from sim.monitor import TrafficMonitor, approach_edge_data, approach_edges
 from sim.network import Network, check_xml, read_network
 from sim.scenario import Scenario
-from sim.sensors import SensorLayer, create_profile
+from sim.sensor_profiles import load_profile
+from sim.sensors import SensorLayer
 from sim.signals import Command, SignalCommand, SignalControl
 from sim.sumo import SumoWorld
 from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
@@ -82,7 +83,7 @@ class Simulation:
         self.kpi = KpiCollector()
         self.bus.subscribe(self.log)
         self.bus.subscribe(self.kpi)
-        self.sensor_profile = create_profile(scenario.sensor_profile)
+        self.sensor_profile = load_profile(scenario.sensor_profile, base=scenario.root)
         self.detectors: list[Detector] = []
         # A deque: commands may come from another thread (the control center's event loop).
         self._commands: deque[Command] = deque()
@@ -225,7 +226,12 @@ class Simulation:
         sensors: SensorLayer | None = None
         if self.controller.uses_detectors:
             sensors = SensorLayer(
-                world, self.detectors, self.sensor_profile, self.scenario.detectors.reporting_period_s
+                world,
+                self.detectors,
+                self.sensor_profile,
+                self.scenario.detectors.reporting_period_s,
+                bus=self.bus,
+                seed=self.seed,
             )
             sensors.attach(self.begin_s)
             signals.take_over(self.begin_s, {tls: world.signal_state(tls) for tls in signals.guards})

@@ -133,6 +133,28 @@ class LaneStatus(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class SensorFault(Payload):
+    """The detectors of ``lane`` look faulty (``fault``: comm_loss, stuck_on, stuck_off, chatter),
+    judged from their data; controllers treat the approach as on recall until it recovers."""
+
+    kind: ClassVar[str] = "sensor.fault"
+    lane: str
+    tls: str
+    fault: str
+
+
+@dataclass(frozen=True, slots=True)
+class SensorRecovered(Payload):
+    """The detectors of ``lane`` report plausibly again after ``fault`` since ``since_s``."""
+
+    kind: ClassVar[str] = "sensor.recovered"
+    lane: str
+    tls: str
+    fault: str
+    since_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class TripTotals:
     """Running totals over finished trips (arrived vehicles), as SUMO's tripinfo device sums them.
 

@@ -12,8 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from sim.detectors import Detector, DetectorKind
 from sim.errors import UnknownNameError
+from sim.messages import MessageBus, SensorFault, SensorRecovered
+from sim.readings import IntArray, Readings
+from sim.sensor_health import SensorHealth
 from sim.sumo import SumoWorld
 
 
@@ -37,6 +42,9 @@ class LaneObservation:
 
 
 NO_TRAFFIC = LaneObservation(0, 3600.0, 0, 0, 0.0, 0)
+RECALL = LaneObservation(1, 0.0, 1, 1, 0.5, 0)
+"""What a controller is shown for a lane whose detector is faulty: a standing call, so the
+approach is served every cycle and extended as if vehicles kept coming (max recall)."""
 
 
 class SensorProfile(ABC):
@@ -44,8 +52,12 @@ class SensorProfile(ABC):
 
     name = ""
 
+    def bind(self, lanes: list[str], zone_capacity: IntArray, seed: int) -> None:  # noqa: B027
+        """Called once before the run with the lanes (in :class:`Readings` order), the vehicles
+        each stop-line zone can hold, and the run's seed (for reproducible randomness)."""
+
     @abstractmethod
-    def apply(self, t: float, lanes: dict[str, LaneObservation]) -> dict[str, LaneObservation]:
+    def apply(self, t: float, truth: Readings) -> Readings:
         """Turn true readings into reported ones (may keep state between calls)."""
 
 
@@ -66,6 +78,7 @@ def profile_names() -> list[str]:
 
 
 def create_profile(name: str) -> SensorProfile:
+    """A registered profile by name (``ideal`` and the bundled vendor profiles)."""
     try:
         return _PROFILES[name]()
     except KeyError:
@@ -76,8 +89,8 @@ def create_profile(name: str) -> SensorProfile:
 class Ideal(SensorProfile):
     """Perfect detectors: reports are the truth at the detector, on time."""
 
-    def apply(self, t: float, lanes: dict[str, LaneObservation]) -> dict[str, LaneObservation]:
-        return lanes
+    def apply(self, t: float, truth: Readings) -> Readings:
+        return truth
 
 
 class SensorLayer:
@@ -85,70 +98,117 @@ class SensorLayer:
 
     Counts (vehicles, buses, emergency vehicles) add up over the period; the gap is the time since
     the advance loop last counted a vehicle (to the step); queue, presence and occupancy are the
-    values at the end of the period.
+    values at the end of it. Each report passes through the sensor profile, then through the
+    health check: a lane whose detectors look faulty is shown to controllers as :data:`RECALL`
+    until it recovers (``sensor.fault`` / ``sensor.recovered`` on the stream); a lane that sent
+    nothing keeps its last observation.
     """
 
     def __init__(
-        self, world: SumoWorld, detectors: list[Detector], profile: SensorProfile, period_s: float
+        self,
+        world: SumoWorld,
+        detectors: list[Detector],
+        profile: SensorProfile,
+        period_s: float,
+        *,
+        bus: MessageBus,
+        seed: int,
     ) -> None:
         self.world = world
         self.profile = profile
         self.period_s = period_s
+        self.bus = bus
         by_kind = {kind: [d for d in detectors if d.kind is kind] for kind in DetectorKind}
-        self._loops = [d.id for d in by_kind[DetectorKind.ADVANCE]]
-        self._loop_lanes = [d.lane for d in by_kind[DetectorKind.ADVANCE]]
-        self._transit = [d.id for d in by_kind[DetectorKind.TRANSIT]]
-        self._transit_lanes = [d.lane for d in by_kind[DetectorKind.TRANSIT]]
-        self._emergency = [d.id for d in by_kind[DetectorKind.EMERGENCY]]
-        self._emergency_lanes = [d.lane for d in by_kind[DetectorKind.EMERGENCY]]
-        self._areas = [d.id for d in by_kind[DetectorKind.STOPLINE]]
-        self._area_lanes = [d.lane for d in by_kind[DetectorKind.STOPLINE]]
-        lanes = sorted({d.lane for d in detectors})
-        self.zone_length_m = {d.lane: d.distance_to_stopline_m for d in by_kind[DetectorKind.STOPLINE]}
+        stops = by_kind[DetectorKind.STOPLINE]
+        self.lanes = [d.lane for d in stops]
+        self._tls = [d.tls for d in stops]
+        index = {lane: i for i, lane in enumerate(self.lanes)}
+        self.zone_length_m = {d.lane: d.distance_to_stopline_m for d in stops}
         """Length of each lane's stop-line zone, m."""
-        self._counts: dict[str, int] = dict.fromkeys(lanes, 0)
-        self._buses: dict[str, int] = dict.fromkeys(lanes, 0)
-        self._emergencies: dict[str, int] = dict.fromkeys(lanes, 0)
-        self._last_seen: dict[str, float] = dict.fromkeys(lanes, -3600.0)
+        self._areas = [d.id for d in stops]
+        self._loops = {
+            kind: (
+                [d.id for d in by_kind[kind]],
+                np.array([index[d.lane] for d in by_kind[kind]], np.int64),
+            )
+            for kind in (DetectorKind.ADVANCE, DetectorKind.TRANSIT, DetectorKind.EMERGENCY)
+        }
+        n = len(self.lanes)
+        self._sums = {kind: np.zeros(n, np.int64) for kind in self._loops}
+        self._last_seen = np.full(n, -3600.0)
         self._next_report = 0.0
-        self.latest: dict[str, LaneObservation] = dict.fromkeys(lanes, NO_TRAFFIC)
+        capacity = np.array([max(1, int(d.distance_to_stopline_m / 7.5)) for d in stops], np.int64)
+        profile.bind(self.lanes, capacity, seed)
+        groups = {tls: g for g, tls in enumerate(dict.fromkeys(self._tls))}
+        self._health: SensorHealth | None = None
+        self._groups = [groups[tls] for tls in self._tls]
+        self.latest: dict[str, LaneObservation] = dict.fromkeys(self.lanes, NO_TRAFFIC)
 
     @property
     def detects_emergency(self) -> bool:
-        return bool(self._emergency)
+        return bool(self._loops[DetectorKind.EMERGENCY][0])
 
     def attach(self, t: float) -> None:
         self._next_report = t + self.period_s
+        self._health = SensorHealth(self._groups, t)
 
     def update(self, t: float) -> bool:
         """Read this step's detector values; report if a period ended. True if it reported."""
-        world, counts, seen = self.world, self._counts, self._last_seen
-        for lane, count in zip(self._loop_lanes, world.loop_counts(self._loops), strict=True):
-            if count:
-                counts[lane] += count
-                seen[lane] = t
-        if self._transit:
-            for lane, count in zip(self._transit_lanes, world.loop_counts(self._transit), strict=True):
-                self._buses[lane] += count
-        if self._emergency:
-            for lane, count in zip(
-                self._emergency_lanes, world.loop_counts(self._emergency), strict=True
-            ):
-                self._emergencies[lane] += count
+        world = self.world
+        for kind, (loops, lanes) in self._loops.items():
+            if loops:
+                counts = np.array(world.loop_counts(loops), np.int64)
+                np.add.at(self._sums[kind], lanes, counts)
+                if kind is DetectorKind.ADVANCE:
+                    self._last_seen[lanes[counts > 0]] = t
         if t + 1e-9 < self._next_report:
             return False
         self._next_report += self.period_s
-        truth: dict[str, LaneObservation] = {}
-        buses, emergencies = self._buses, self._emergencies
-        areas = world.area_counts(self._areas)
-        for lane, (present, halting, occupancy) in zip(self._area_lanes, areas, strict=True):
-            truth[lane] = LaneObservation(
-                counts[lane], t - seen[lane], halting, present, occupancy / 100.0, buses[lane],
-                emergencies[lane],
-            )  # fmt: skip
-            counts[lane] = buses[lane] = emergencies[lane] = 0
-        self.latest = self.profile.apply(t, truth)
+        areas = np.array(world.area_counts(self._areas), np.float64).reshape(-1, 3)
+        n = len(self.lanes)
+        truth = Readings(
+            count=self._sums[DetectorKind.ADVANCE].copy(),
+            gap_s=t - self._last_seen,
+            queue=areas[:, 1].astype(np.int64),
+            present=areas[:, 0].astype(np.int64),
+            occupancy=areas[:, 2] / 100.0,
+            buses=self._sums[DetectorKind.TRANSIT].copy(),
+            emergency=self._sums[DetectorKind.EMERGENCY].copy(),
+            valid=np.ones(n, np.bool_),
+        )
+        for sums in self._sums.values():
+            sums[:] = 0
+        reported = self.profile.apply(t, truth)
+        self._report(t, reported)
         return True
+
+    def _report(self, t: float, r: Readings) -> None:
+        if self._health is None:
+            raise RuntimeError("SensorLayer.attach() was not called")
+        for change in self._health.check(t, r):
+            lane, tls = self.lanes[change.lane], self._tls[change.lane]
+            payload: SensorFault | SensorRecovered = (
+                SensorRecovered(lane, tls, change.fault, change.since_s)
+                if change.recovered
+                else SensorFault(lane, tls, change.fault)
+            )
+            self.bus.publish(t, f"detector:{lane}", payload)
+        faulty = self._health.fault
+        columns = zip(self.lanes, r.valid.tolist(), r.count.tolist(), r.gap_s.tolist(),
+                      r.queue.tolist(), r.present.tolist(), r.occupancy.tolist(), r.buses.tolist(),
+                      r.emergency.tolist(), faulty, strict=True)  # fmt: skip
+        latest = self.latest
+        for lane, valid, count, gap, queue, present, occupancy, buses, emergency, fault in columns:
+            if fault is not None:
+                latest[lane] = RECALL
+            elif valid:
+                latest[lane] = LaneObservation(count, gap, queue, present, occupancy, buses, emergency)
 
     def lane(self, lane: str) -> LaneObservation:
         return self.latest.get(lane, NO_TRAFFIC)
+
+    def faulty_lanes(self) -> list[str]:
+        """Lanes whose detectors are judged faulty right now."""
+        if self._health is None:
+            return []
+        return [lane for lane, f in zip(self.lanes, self._health.fault, strict=True) if f is not None]
