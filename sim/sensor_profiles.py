@@ -148,6 +148,11 @@ class NoisyProfile(SensorProfile):
         self.fault = np.zeros(len(lanes), np.int64)
         self._fault_end = np.zeros(len(lanes))
 
+    def inject(self, lane: int, fault: Fault, until_s: float) -> None:
+        """Put lane ``lane`` (index) into ``fault`` until ``until_s`` (for drills and tests)."""
+        self.fault[lane] = fault.value
+        self._fault_end[lane] = until_s
+
     def _update_faults(self, t: float, period: float) -> None:
         rng, fault, end = self._rng, self.fault, self._fault_end
         over = (fault != Fault.NONE.value) & (fault != Fault.DEAD_BATTERY.value) & (t >= end)
