@@ -39,7 +39,7 @@ def _progress(console: Console) -> Progress:
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     create_controller(args.controller)  # unknown names fail before any work
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, args.variant)
     out = args.out or Path("out") / f"{scenario.name}-{args.controller}-seed{args.seed}"
     spec = RunSpec(
         scenario=args.scenario,
@@ -49,6 +49,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         begin_s=args.begin,
         end_s=args.end,
         gui=args.gui,
+        variant=args.variant,
     )
     with _progress(console) as bar:
         begin = scenario.begin_s if args.begin is None else args.begin
@@ -83,21 +84,45 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     for name in controllers:
         create_controller(name)
     seeds = parse_seeds(args.seeds)
+    variants: list[str | None] = (
+        [v.strip() for v in args.variants.split(",")] if args.variants else [None]
+    )
     scenario = load_scenario(args.scenario)
+    for variant in variants:
+        load_scenario(args.scenario, variant)  # a bad variant fails before any run
     check_window(scenario, args.begin, args.end)
     out = prepare_out_dir(args.out or Path("out") / f"compare-{scenario.name}")
+
+    def label(controller: str, variant: str | None) -> str:
+        if variant is None:
+            return controller
+        return variant if len(controllers) == 1 else f"{controller} {variant}"
+
     specs = [
-        RunSpec(args.scenario, c, s, out / "runs" / f"{c}-seed{s}", args.begin, args.end)
+        RunSpec(
+            args.scenario, c, s, out / "runs" / _folder(label(c, v), s), args.begin, args.end, variant=v
+        )
         for c in controllers
+        for v in variants
         for s in seeds
     ]
     with _progress(console) as bar:
         task = bar.add_task(f"{scenario.name}: {len(specs)} runs", total=len(specs), unit="runs")
         summaries = run_many(specs, jobs=args.jobs, on_done=lambda _s, _r: bar.advance(task))
-    title = f"{scenario.name}: {', '.join(controllers)} over seeds {args.seeds}"
-    console.print(write_comparison(out, summaries, title), markup=False, highlight=False)
+    rows = [
+        {"group": label(spec.controller, spec.variant), **summary}
+        for spec, summary in zip(specs, summaries, strict=True)
+    ]
+    compared = ", ".join(dict.fromkeys(r["group"] for r in rows))
+    title = f"{scenario.name}: {compared} over seeds {args.seeds}"
+    console.print(write_comparison(out, rows, title), markup=False, highlight=False)
     console.print(f"wrote {out}/comparison.csv, comparison.md, comparison.png")
     return 0
+
+
+def _folder(label: str, seed: int) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    return f"{safe}-seed{seed}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", type=float, default=None, help="simulation end (s)")
     run.add_argument("--out", type=Path, default=None, help="output folder")
     run.add_argument("--gui", action="store_true", help="watch it in sumo-gui (through TraCI)")
+    run.add_argument("--variant", default=None, help="a scenario variant (name or key=value)")
     run.set_defaults(handler=_cmd_run)
 
     cmp = sub.add_parser("compare", help="compare controllers over paired seeds")
     cmp.add_argument("scenario", help="bundled name, scenario folder or .sumocfg file")
     cmp.add_argument("--controllers", required=True, help=f"comma-separated: {controllers}")
     cmp.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3,7")
+    cmp.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated scenario variants: [variants.<name>] of scenario.toml, or key=value",
+    )
     cmp.add_argument("--begin", type=float, default=None)
     cmp.add_argument("--end", type=float, default=None)
     cmp.add_argument("--out", type=Path, default=None)

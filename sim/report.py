@@ -24,21 +24,27 @@ REPORTED = (
 """The metrics in the markdown table; the CSV has every summary key."""
 
 
+def group_of(row: dict[str, Any]) -> str:
+    """What a row is compared as: its ``group`` label (controller and/or variant) or controller."""
+    return str(row.get("group") or row["controller"])
+
+
 def _by_seed(rows: Sequence[dict[str, Any]], group: str, metric: str) -> dict[int, float]:
     return {
         int(r["seed"]): float(r[metric])
         for r in rows
-        if r["controller"] == group and r.get(metric) is not None
+        if group_of(r) == group and r.get(metric) is not None
     }
 
 
 def _groups(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(r["controller"] for r in rows))
+    return list(dict.fromkeys(group_of(r) for r in rows))
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(SUMMARY_KEYS), extrasaction="ignore")
+        extra = [key for key in rows[0] if key not in SUMMARY_KEYS] if rows else []
+        writer = csv.DictWriter(f, fieldnames=[*extra, *SUMMARY_KEYS], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -44,6 +44,7 @@ class Scenario:
     description: str = ""
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
     sensor_profile: str = "ideal"
+    variant: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -62,8 +63,12 @@ def bundled_names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "scenario.toml").is_file())
 
 
-def load_scenario(spec: str | Path) -> Scenario:
-    """Find and validate the scenario that ``spec`` names (see the module docstring)."""
+def load_scenario(spec: str | Path, variant: str | None = None) -> Scenario:
+    """Find and validate the scenario that ``spec`` names (see the module docstring).
+
+    ``variant`` applies named overrides: a ``[variants.<name>]`` table of the scenario.toml
+    (dotted keys, e.g. ``"detectors.profile" = "degraded-radar"``), or an inline ``key=value``.
+    """
     path = Path(spec)
     if not path.exists():
         bundled = bundled_root() / str(spec)
@@ -77,45 +82,85 @@ def load_scenario(spec: str | Path) -> Scenario:
                 expected=f"a bundled name ({known}), a scenario folder or a .sumocfg file",
             )
     path = path.resolve()
+    if path.is_file() and path.name == "scenario.toml":
+        return _from_toml(path, variant)
     if path.is_file():
-        if path.name == "scenario.toml":
-            return _from_toml(path)
-        if path.suffix == ".sumocfg":
-            return _from_sumocfg(path, name=path.stem)
-        raise ScenarioError(path, "not a scenario file", expected="a .sumocfg or scenario.toml")
+        if path.suffix != ".sumocfg":
+            raise ScenarioError(path, "not a scenario file", expected="a .sumocfg or scenario.toml")
+        return _from_doc({"name": path.stem, "sumocfg": str(path)}, path, path.parent, variant)
     if (path / "scenario.toml").is_file():
-        return _from_toml(path / "scenario.toml")
+        return _from_toml(path / "scenario.toml", variant)
     cfgs = sorted(path.glob("*.sumocfg"))
     if len(cfgs) == 1:
-        return _from_sumocfg(cfgs[0], name=path.name)
+        return _from_doc({"name": path.name, "sumocfg": str(cfgs[0])}, cfgs[0], path, variant)
     if len(cfgs) > 1:
         names = ", ".join(c.name for c in cfgs)
         raise ScenarioError(path, f"several .sumocfg files ({names})", expected="exactly one")
-    return _from_net_and_routes(path)
+    return _from_doc(_net_and_routes(path), path, path, variant)
 
 
 # --- scenario.toml -----------------------------------------------------------------------------
 
 _TOP_KEYS = {
     "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
+    "variants",
 }  # fmt: skip
 _DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
 _RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
 _KPI_KEYS = {"interval_s"}
 
 
-def _from_toml(toml_path: Path) -> Scenario:
+def _from_toml(toml_path: Path, variant: str | None) -> Scenario:
     try:
         doc = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(toml_path, f"invalid TOML: {exc}") from None
+    doc.setdefault("name", toml_path.parent.name)
+    return _from_doc(doc, toml_path, toml_path.parent, variant)
+
+
+def _apply_variant(doc: dict[str, Any], source: Path, variant: str | None) -> None:
+    variants = doc.pop("variants", {})
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise ScenarioError(
+            source, "not a table of tables", field="variants", expected="[variants.<name>]"
+        )
+    if variant is None:
+        return
+    if variant in variants:
+        overrides = variants[variant]
+    elif "=" in variant:
+        key, raw = (part.strip() for part in variant.split("=", 1))
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word: a string
+        overrides = {key: value}
+    else:
+        known = ", ".join(sorted(variants)) or "none"
+        raise ScenarioError(source, f"unknown variant '{variant}'", field="variants",
+                            expected=f"one of: {known}, or key=value")  # fmt: skip
+    for dotted, value in overrides.items():
+        table = doc
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ScenarioError(
+                    source, "cannot override", field=dotted, expected="a field in a table"
+                )
+        table[leaf] = value
+
+
+def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | None) -> Scenario:
+    """Validate a scenario document (a scenario.toml, or one made for a .sumocfg or folder)."""
+    _apply_variant(doc, toml_path, variant)
     _check_keys(toml_path, "", doc, _TOP_KEYS)
     run = _table(toml_path, doc, "run", _RUN_KEYS)
     kpi = _table(toml_path, doc, "kpi", _KPI_KEYS)
     det = _table(toml_path, doc, "detectors", _DETECTOR_KEYS)
-    name = _string(toml_path, doc, "name", default=toml_path.parent.name)
+    name = _string(toml_path, doc, "name", default=root.name)
     description = _string(toml_path, doc, "description", default="")
-    root = toml_path.parent
 
     if "sumocfg" in doc:
         cfg_path = _existing(toml_path, "sumocfg", root, _string(toml_path, doc, "sumocfg"))
@@ -167,6 +212,7 @@ def _from_toml(toml_path: Path) -> Scenario:
         description=description,
         detectors=detectors,
         sensor_profile=profile,
+        variant=variant or "",
     )
 
 
@@ -297,7 +343,8 @@ def _cfg_time(cfg_path: Path, options: dict[str, str], key: str, default: float)
 # --- net + routes folder -----------------------------------------------------------------------
 
 
-def _from_net_and_routes(folder: Path) -> Scenario:
+def _net_and_routes(folder: Path) -> dict[str, Any]:
+    """The scenario document of a folder holding one net and its route files."""
     nets = sorted(folder.glob("*.net.xml"))
     if len(nets) != 1:
         found = ", ".join(n.name for n in nets) or "none"
@@ -306,17 +353,12 @@ def _from_net_and_routes(folder: Path) -> Scenario:
             f"cannot tell the network ({found})",
             expected="scenario.toml, one .sumocfg, or exactly one *.net.xml with *.rou.xml files",
         )
-    routes = tuple(sorted(folder.glob("*.rou.xml")))
+    routes = sorted(folder.glob("*.rou.xml"))
     if not routes:
         raise ScenarioError(folder, "no route files", expected="at least one *.rou.xml")
-    return Scenario(
-        name=folder.name,
-        root=folder,
-        net_file=nets[0],
-        route_files=routes,
-        additional_files=tuple(sorted(folder.glob("*.add.xml"))),
-        begin_s=0.0,
-        end_s=DEFAULT_END_S,
-        step_length_s=1.0,
-        kpi_interval_s=DEFAULT_KPI_INTERVAL_S,
-    )
+    return {
+        "name": folder.name,
+        "net": str(nets[0]),
+        "routes": [str(r) for r in routes],
+        "additional": [str(a) for a in sorted(folder.glob("*.add.xml"))],
+    }

@@ -32,6 +32,7 @@ class RunSpec:
     begin_s: float | None = None
     end_s: float | None = None
     gui: bool = False
+    variant: str | None = None
 
 
 def check_window(scenario: Scenario, begin_s: float | None, end_s: float | None) -> None:
@@ -43,7 +44,7 @@ def check_window(scenario: Scenario, begin_s: float | None, end_s: float | None)
 
 def run_to_folder(spec: RunSpec, progress: Progress | None = None) -> dict[str, Any]:
     """Run ``spec`` and write summary.json, timeseries.parquet, events.parquet into ``spec.out``."""
-    scenario = load_scenario(spec.scenario)
+    scenario = load_scenario(spec.scenario, spec.variant)
     controller = create_controller(spec.controller)
     check_window(scenario, spec.begin_s, spec.end_s)
     out = prepare_out_dir(spec.out)
