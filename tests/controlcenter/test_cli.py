@@ -144,3 +144,23 @@ def test_unwritable_output_folder(tmp_path: Path) -> None:
 def test_bad_seed_range() -> None:
     assert_bad_input(ccsim("compare", "single", "--controllers", "fixed", "--seeds", "5-1"),
                      "--seeds '5-1'")  # fmt: skip
+
+
+def test_compare_variants_prices_a_worse_sensor(tmp_path: Path) -> None:
+    out = tmp_path / "variants"
+    result = ccsim("compare", "single", "--controllers", "actuated",
+                   "--variants", "ideal,degraded-radar", "--seeds", "1-2", "--end", "900",
+                   "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = (out / "comparison.md").read_text()
+    assert "| metric | ideal | degraded-radar |" in table
+    assert "Change against `ideal`" in table
+    rows = (out / "comparison.csv").read_text().splitlines()
+    assert rows[0].startswith("group,") and len(rows) == 1 + 4
+    degraded = pq.read_table(out / "runs" / "degraded-radar-seed1" / "events.parquet")
+    assert "sensor.fault" in set(degraded.column("kind").to_pylist())
+
+
+def test_unknown_variant_lists_the_known_ones() -> None:
+    assert_bad_input(ccsim("compare", "single", "--controllers", "fixed", "--variants", "sunny"),
+                     "unknown variant 'sunny'", "degraded-radar")  # fmt: skip
