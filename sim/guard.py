@@ -119,8 +119,10 @@ class IntersectionGuard:
     tls: str
     timings: list[LinkTiming]
     conflicts: frozenset[tuple[int, int]]
-    permissive: frozenset[tuple[int, int]]
-    """Foe pairs the net's program shows moving together: one yields to the other."""
+    permissive: dict[tuple[int, int], frozenset[str]]
+    """Foe pairs the net's program shows moving together (one yielding), with what link ``i`` of
+    the pair ``(i, j)`` may show then: as much priority as the program ever gives it beside ``j``
+    (``G`` allows ``g`` and ``y`` too; ``g`` allows ``y``), never more."""
     phases: list[tuple[int, str]]
     max_green_s: float = MAX_GREEN_S
     state: list[str] = field(default_factory=list)
@@ -144,17 +146,18 @@ class IntersectionGuard:
     def build(cls, tls: TrafficLight, network: Network, step_s: float) -> IntersectionGuard:
         n = tls.link_count
         conflicts = frozenset(pair for pair in tls.conflicts if pair[0] < n and pair[1] < n)
-        permissive = {
-            (i, j)
-            for phase in tls.programs[0].phases
-            for i, j in conflicts
-            if phase.state[i] in SHOWING and phase.state[j] in SHOWING
-        }
+        weaker = {"G": "Ggy", "g": "gy", "y": "y"}
+        permissive: dict[tuple[int, int], set[str]] = {}
+        for phase in tls.programs[0].phases:
+            state = phase.state
+            for i, j in conflicts:
+                if state[i] in SHOWING and state[j] in SHOWING:
+                    permissive.setdefault((i, j), set()).update(weaker[state[i]])
         return cls(
             tls=tls.id,
             timings=link_timings(tls, network, step_s),
             conflicts=conflicts,
-            permissive=frozenset(permissive),
+            permissive={pair: frozenset(chars) for pair, chars in permissive.items()},
             phases=green_phases(tls.programs[0]),
             foes=[sorted(j for i, j in conflicts if i == k) for k in range(n)],
         )
@@ -165,7 +168,9 @@ class IntersectionGuard:
         """May link ``i`` show ``a`` while link ``j`` shows ``b``?"""
         if a not in SHOWING or b not in SHOWING or (i, j) not in self.conflicts:
             return True
-        return (i, j) in self.permissive and not (a == "G" and b == "G")
+        if a == "G" and b == "G":
+            return False
+        return a in self.permissive.get((i, j), "") and b in self.permissive.get((j, i), "")
 
     def conflicting_pairs(self, state: str) -> list[tuple[int, int]]:
         """Foe pairs that ``state`` shows moving together, other than a yielding permissive pair."""
@@ -272,7 +277,10 @@ class IntersectionGuard:
                 new[i] = "g"  # giving up priority is always safe
         # 2. Start greens whose foes are red and cleared, if the result stays consistent.
         for i, want in enumerate(target):
-            if want in GREEN and new[i] != want and new[i] != "y" and self._may_start(i, want, new, t):
+            # A green starts only from a red already shown (never straight from yellow or flash),
+            # or as a change of priority within a green.
+            startable = want in GREEN and new[i] != want and state[i] in "rGg" and new[i] in "rGg"
+            if startable and self._may_start(i, want, new, t):
                 new[i] = want
         if new == state:
             if "".join(state) == target:
@@ -328,10 +336,8 @@ class IntersectionGuard:
 
     def set_mode(self, t: float, mode: Mode) -> None:
         """Change who drives the intersection; leaving flash goes through all-red."""
-        if self.mode is Mode.FAILSAFE and mode is not Mode.FAILSAFE:
-            # Recovering from a fault: restart from all red, timers from now.
-            self.state = ["r"] * len(self.state)
-            self.since = [t] * len(self.state)
+        # Leaving flash (or fail-safe flash), step() shows all red first: flashing links turn red
+        # and start their clearance, and no green starts from a flashing link.
         self.mode = mode
         self.green_since = t
         self.served_since = None

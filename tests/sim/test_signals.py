@@ -1,0 +1,288 @@
+"""Signal control through the guard in real (short) SUMO runs: an adversarial controller, and an
+operator's overrides submitted to a running simulation."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.controllers import ControlContext, create_controller
+from sim.controllers.actuated import Actuated
+from sim.controllers.base import register
+from sim.controllers.detector_control import DetectorController
+from sim.controllers.phases import IntersectionPhases
+from sim.engine import RunResult, Simulation
+from sim.guard import IntersectionGuard, green_phases
+from sim.messages import SignalOverride, SignalPhase
+from sim.network import Network, TrafficLight, read_network
+from sim.scenario import load_scenario
+from sim.signals import Action, SignalCommand
+
+SHOWING = frozenset("Ggy")
+GREEN = frozenset("Gg")
+
+
+# --- an independent referee for rule 1 ------------------------------------------------------------
+
+
+def moving_foes(tls: TrafficLight, state: str) -> list[tuple[int, int]]:
+    """Foe pairs (the net's ``<request foes=...>``) both moving in ``state``, other than pairs the
+    net's own program shows green together, and those only while one of them yields."""
+    n = tls.link_count
+    conflicts = {(i, j) for i, j in tls.conflicts if i < j < n}
+    permissive = {
+        (i, j)
+        for phase in tls.programs[0].phases
+        for i, j in conflicts
+        if phase.state[i] in GREEN and phase.state[j] in GREEN
+    }
+    return sorted(
+        (i, j)
+        for i, j in conflicts
+        if state[i] in SHOWING
+        and state[j] in SHOWING
+        and ((i, j) not in permissive or state[i] == state[j] == "G")
+    )
+
+
+def phases_shown(result: RunResult, tls: str | None = None) -> list[tuple[float, SignalPhase]]:
+    shown = []
+    for message in result.log.of_kind("signal.phase"):
+        payload = message.payload
+        assert isinstance(payload, SignalPhase)
+        if tls is None or payload.tls == tls:
+            shown.append((message.t, payload))
+    return shown
+
+
+def overrides(result: RunResult) -> list[tuple[float, SignalOverride]]:
+    found = []
+    for message in result.log.of_kind("signal.override"):
+        assert isinstance(message.payload, SignalOverride)
+        found.append((message.t, message.payload))
+    return found
+
+
+# --- 1. an adversarial controller: nothing unsafe reaches SUMO --------------------------------------
+
+
+class _Adversary(DetectorController):
+    """Asks every step for a random phase index (most of them not green phases, some not phases at
+    all) and now and then for every stream green at once."""
+
+    def setup(self, context: ControlContext) -> None:
+        self.rng = random.Random(20240607)
+        self.program_length = {
+            tls: len(context.network.traffic_lights[tls].programs[0].phases)
+            for tls in self.intersections
+        }
+
+    def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
+        if self.rng.random() < 0.03:
+            self.signals.guards[phases.tls].request(t, "G" * len(guard.state))
+            return None
+        return self.rng.randint(-2, self.program_length[phases.tls] + 1)
+
+
+ADVERSARY = "test-adversary"
+
+
+def run(spec: str | Path, tmp: Path, controller: str, end_s: float, *, seed: int = 1) -> RunResult:
+    sim = Simulation(
+        load_scenario(spec), create_controller(controller), seed=seed, workdir=tmp, end_s=end_s
+    )
+    return sim.run()
+
+
+RUNS = {"single": 600.0, "corridor": 600.0, "grid": 300.0}
+
+
+@pytest.fixture(scope="module")
+def adversarial_run(
+    tmp_path_factory: pytest.TempPathFactory, grid_cfg: Path
+) -> Callable[[str], tuple[Network, RunResult]]:
+    """The adversary's run of a scenario (each run once, shared by the tests below)."""
+    register(ADVERSARY)(_Adversary)
+    done: dict[str, tuple[Network, RunResult]] = {}
+
+    def get(scenario: str) -> tuple[Network, RunResult]:
+        if scenario not in done:
+            spec: str | Path = grid_cfg if scenario == "grid" else scenario
+            network = read_network(load_scenario(spec).net_file)
+            workdir = tmp_path_factory.mktemp(f"adversary-{scenario}")
+            done[scenario] = network, run(spec, workdir, ADVERSARY, RUNS[scenario])
+        return done[scenario]
+
+    return get
+
+
+@pytest.mark.parametrize("scenario", RUNS)
+def test_an_adversarial_controller_never_gets_an_unsafe_state_into_sumo(
+    scenario: str, adversarial_run: Callable[[str], tuple[Network, RunResult]]
+) -> None:
+    network, result = adversarial_run(scenario)
+    shown = phases_shown(result)
+    unsafe = [
+        (t, p.tls, p.state, pairs)
+        for t, p in shown
+        if (pairs := moving_foes(network.traffic_lights[p.tls], p.state))
+    ]
+    assert not unsafe, f"{len(unsafe)} unsafe states reached SUMO, first: {unsafe[:3]}"
+    assert result.summary["guard_violations"] == 0
+    assert not result.log.of_kind("guard.violation")
+    refused = result.log.of_kind("guard.refused")
+    assert refused, "the adversary's requests were never refused"
+    assert any("conflicting streams" in m.payload.to_dict()["reason"] for m in refused)
+    # The adversary did drive the signals: each one with a choice of phases showed several states.
+    states: dict[str, set[str]] = {}
+    for _, p in shown:
+        states.setdefault(p.tls, set()).add(p.state)
+    choosing = {
+        tls for tls, light in network.traffic_lights.items() if len(green_phases(light.programs[0])) > 1
+    }
+    assert {tls for tls, seen in states.items() if len(seen) > 2} == choosing
+
+
+@pytest.mark.parametrize("scenario", RUNS)
+def test_in_sumo_a_vehicle_yellow_is_always_followed_by_red(
+    scenario: str, adversarial_run: Callable[[str], tuple[Network, RunResult]]
+) -> None:
+    """The adversary only ever gets program phases through; switching back to a phase during the
+    other's yellow must still show red in between."""
+    network, result = adversarial_run(scenario)
+    last: dict[str, str] = {}
+    bad = []
+    for t, p in phases_shown(result):
+        before = last.get(p.tls, p.state)
+        pedestrian = network.traffic_lights[p.tls].crossing_links
+        bad += [
+            (t, p.tls, i, before, p.state)
+            for i, (was, now) in enumerate(zip(before, p.state, strict=True))
+            if was == "y" and now not in "yro" and i not in pedestrian
+        ]
+        last[p.tls] = p.state
+    assert not bad, f"{len(bad)} links went from yellow straight to green, first: {bad[:2]}"
+
+
+# --- 2. operator overrides on a running simulation -------------------------------------------------
+
+
+class _ActuatedWithOperator(Actuated):
+    """ccsim's ``actuated`` controller, unchanged, while an operator at a console submits commands
+    to the running simulation (``Simulation.submit``) at given times."""
+
+    def __init__(self, console: list[tuple[float, SignalCommand]]) -> None:
+        self.console = console
+        self.simulation: Simulation | None = None
+
+    def setup(self, context: ControlContext) -> None:
+        super().setup(context)
+
+        def operator() -> Generator[Any, Any, None]:
+            for at, command in self.console:
+                yield context.env.timeout(at - context.env.now)
+                assert self.simulation is not None
+                self.simulation.submit(command)
+
+        context.env.process(operator())
+
+
+def operate(tmp: Path, console: list[tuple[float, SignalCommand]], end_s: float) -> RunResult:
+    controller = _ActuatedWithOperator(console)
+    sim = Simulation(load_scenario("single"), controller, seed=1, workdir=tmp, end_s=end_s)
+    controller.simulation = sim
+    return sim.run()
+
+
+def state_at(shown: list[tuple[float, SignalPhase]], t: float) -> str:
+    return [p.state for at, p in shown if at <= t][-1]
+
+
+def test_operator_hold_automatic_flash_and_plan_on_a_running_intersection(tmp_path: Path) -> None:
+    tls = read_network(load_scenario("single").net_file).traffic_lights["C"]
+    greens = dict(green_phases(tls.programs[0]))
+    held = 4
+    console = [
+        (100.0, SignalCommand("C", Action.HOLD, str(held), user="ana")),
+        (200.0, SignalCommand("C", Action.PLAN, "no-such-plan", user="ana")),
+        (250.0, SignalCommand("nowhere", Action.HOLD, "0", user="ana")),
+        (400.0, SignalCommand("C", Action.AUTOMATIC, user="ana")),
+        (500.0, SignalCommand("C", Action.FLASH, user="ana")),
+        (560.0, SignalCommand("C", Action.PLAN, "0", user="ana")),
+    ]
+    result = operate(tmp_path, console, end_s=780.0)
+    assert result.summary["controller"] == "actuated"
+    assert result.summary["guard_violations"] == 0
+    shown = phases_shown(result, "C")
+    answered = overrides(result)
+
+    # Every command is answered once, in order, at the step boundary after it was submitted.
+    assert [(o.tls, o.action, o.argument, o.user) for _, o in answered] == [
+        (c.tls, c.action.value, c.argument, c.user) for _, c in console
+    ]
+    for (t, _), (at, _) in zip(answered, console, strict=True):
+        assert at <= t <= at + 1.0
+    assert [o.accepted for _, o in answered] == [True, False, False, True, True, True]
+    unknown_plan, unknown_signal = answered[1][1], answered[2][1]
+    assert "no-such-plan" in unknown_plan.detail and "'0'" in unknown_plan.detail  # names the plans
+    assert "nowhere" in unknown_signal.detail
+
+    # HOLD: once the held phase shows, nothing ends it (not the controller, not the maximum green,
+    # not the refused plan) until the operator gives the signal back.
+    held_state = greens[held]
+    since = (
+        100.0
+        if state_at(shown, 100.0) == held_state
+        else next(t for t, p in shown if t > 100.0 and p.state == held_state)
+    )
+    assert since < 130.0
+    assert [p.state for t, p in shown if since <= t <= 400.0] in ([], [held_state])
+    assert not [m for m in result.log.of_kind("guard.refused") if since <= m.t <= 400.0], (
+        "the hold was cut by a maximum green"
+    )
+    # Before the hold and after AUTOMATIC, the controller does change phases.
+    assert len({p.state for t, p in shown if t < 100.0}) > 1
+    assert any(p.state != held_state for t, p in shown if 400.0 < t < 500.0)
+
+    # FLASH: all links flashing within a step or two.
+    flashing = "o" * tls.link_count
+    assert any(p.state == flashing for t, p in shown if 500.0 <= t <= 502.0)
+    assert state_at(shown, 559.0) == flashing
+
+    # PLAN '0': out of flash through all red, then the program's green phases in order, each for
+    # (at least) its programmed duration.
+    after = [(t, p.state) for t, p in shown if t > 560.0]
+    assert after[0][1] == "r" * tls.link_count
+    order = [i for i, _ in green_phases(tls.programs[0])]
+    full_greens = [(t, s) for t, s in after if s in greens.values()]
+    served = [next(i for i, s in greens.items() if s == state) for _, state in full_greens]
+    assert len(served) >= 3
+    assert served == [order[k % len(order)] for k in range(len(served))]
+    ends = [next(t for t, s in after if t > start and s != state) for start, state in full_greens[:-1]]
+    for (start, _), end, index in zip(full_greens, ends, served, strict=False):
+        assert end - start >= tls.programs[0].phases[index].duration_s
+
+
+# --- 3. SUMO's own programs -------------------------------------------------------------------
+
+
+def test_an_override_is_refused_with_a_reason_while_sumo_runs_its_own_programs(tmp_path: Path) -> None:
+    sim = Simulation(
+        load_scenario("single"), create_controller("fixed"), seed=1, workdir=tmp_path, end_s=60.0
+    )
+    sim.submit(SignalCommand("C", Action.HOLD, "0", user="ana"))
+    result = sim.run()
+    answered = overrides(result)
+    assert len(answered) == 1, f"expected one signal.override answer, got {answered}"
+    t, override = answered[0]
+    assert t <= 1.0
+    assert not override.accepted
+    assert "own programs" in override.detail
+    # SUMO's program carried on regardless.
+    tls = read_network(load_scenario("single").net_file).traffic_lights["C"]
+    shown = [p.state for _, p in phases_shown(result, "C")]
+    assert shown == [p.state for p in tls.programs[0].phases][: len(shown)]
