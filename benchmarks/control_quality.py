@@ -25,8 +25,8 @@ from sim.study import RunSpec, default_jobs, parse_seeds, run_many
 CONTROLLERS = "fixed,webster,sumo-actuated,actuated,maxpressure,adaptive"
 
 
-def mean_of(rows: list[dict[str, Any]], controller: str, key: str) -> float:
-    return statistics.fmean(float(r[key]) for r in rows if r["controller"] == controller)
+def mean_of(rows: list[dict[str, Any]], group: str, key: str) -> float:
+    return statistics.fmean(float(r[key]) for r in rows if r["group"] == group)
 
 
 def change(rows: list[dict[str, Any]], controller: str, base: str, key: str) -> float:
@@ -38,25 +38,37 @@ def main() -> int:
     parser.add_argument("--scenario", default="district")
     parser.add_argument("--controllers", default=CONTROLLERS)
     parser.add_argument("--seeds", default="1-5")
+    parser.add_argument("--variants", default=None, help="compare scenario variants instead")
+    parser.add_argument("--name", default=None, help="section name in RESULTS.md")
     parser.add_argument("--jobs", type=int, default=default_jobs())
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
     controllers = args.controllers.split(",")
+    variants: list[str | None] = args.variants.split(",") if args.variants else [None]
     seeds = parse_seeds(args.seeds)
-    out = Path("out/bench") / args.scenario
+    name = args.name or args.scenario
+    out = Path("out/bench") / name
     specs = [
-        RunSpec(args.scenario, c, s, out / "runs" / f"{c}-seed{s}") for c in controllers for s in seeds
+        RunSpec(args.scenario, c, s, out / "runs" / f"{c}-{v or 'base'}-seed{s}", variant=v)
+        for c in controllers
+        for v in variants
+        for s in seeds
     ]
     start = time.perf_counter()
-    rows = run_many(specs, jobs=args.jobs)
+    summaries = run_many(specs, jobs=args.jobs)
+    rows = [
+        {"group": spec.variant or spec.controller, **summary}
+        for spec, summary in zip(specs, summaries, strict=True)
+    ]
     minutes = (time.perf_counter() - start) / 60
     out.mkdir(parents=True, exist_ok=True)
-    table = write_comparison(out, rows, f"{args.scenario}: {', '.join(controllers)}, seeds {args.seeds}")
+    groups = ", ".join(dict.fromkeys(r["group"] for r in rows))
+    table = write_comparison(out, rows, f"{args.scenario}: {groups}, seeds {args.seeds}")
     print(table)
 
     standing = ""
-    if {"fixed", "adaptive"} <= set(controllers):
+    if {"fixed", "adaptive"} <= set(controllers) and not args.variants:
         versus_fixed = change(rows, "adaptive", "fixed", "mean_delay_s")
         lines = [f"- mean delay, adaptive vs fixed: {versus_fixed:+.1f}% (target <= -25%)"]
         for peer in ("sumo-actuated", "maxpressure"):
@@ -71,18 +83,21 @@ def main() -> int:
         lines.append(f"- guard violations over all {len(rows)} runs: {violations}")
         standing = "\n".join(lines)
     command = f"python benchmarks/control_quality.py --scenario {args.scenario} --seeds {args.seeds}"
-    body = f"""## Control quality: {args.scenario}
+    same = f"ccsim compare {args.scenario} --controllers {args.controllers} --seeds {args.seeds}"
+    if args.variants:
+        command += f" --controllers {args.controllers} --variants {args.variants} --name {name}"
+        same += f" --variants {args.variants}"
+    body = f"""## {"Variants" if args.variants else "Control quality"}: {name}
 
-`{command}` (the same runs as `ccsim compare {args.scenario} --controllers {args.controllers}
---seeds {args.seeds}`), {dt.date.today().isoformat()}, {platform.machine()}, {len(rows)} runs in
-{minutes:.1f} min on {args.jobs} processes.
+`{command}` (the same runs as `{same}`), {dt.date.today().isoformat()}, {platform.machine()},
+{len(rows)} runs in {minutes:.1f} min on {args.jobs} processes.
 
 {standing}
 
 {table.split(chr(10), 1)[1].strip()}
 """
     if not args.no_write:
-        replace_section(f"control-{args.scenario}", body)
+        replace_section(f"control-{name}", body)
     return 0
 
 

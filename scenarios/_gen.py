@@ -257,8 +257,33 @@ def write_sumocfg(folder: Path, name: str) -> None:
     write_xml(folder / "scenario.sumocfg", root)
 
 
-def write_toml(folder: Path, description: str) -> None:
-    """``scenario.toml`` in the schema the engine validates."""
+PARKING = """
+[parking]
+share = 0.06                # of car and van trips that park in the district on the way
+dwell_mean_s = 900
+time_limit_s = 1800         # rotating bays
+guidance = false
+guidance_share = 0.5
+pricing = false
+target_occupancy = [0.60, 0.85]
+bay_sensor_profile = "ideal"
+
+[variants.guidance-off]
+"parking.guidance" = false
+
+[variants.guidance-on]
+"parking.guidance" = true
+
+[variants.pricing-on]
+"parking.pricing" = true
+
+[variants.bay-magnetometer]
+"parking.bay_sensor_profile" = "cheap-magnetometer"
+"""
+
+
+def write_toml(folder: Path, description: str, *, parking: bool = False) -> None:
+    """``scenario.toml`` in the schema the engine validates (``parking``: declare ``[parking]``)."""
     text = (
         f'name = "{folder.name}"\n'
         f'description = "{description}"\n'
@@ -270,6 +295,8 @@ def write_toml(folder: Path, description: str) -> None:
     # One variant per bundled sensor profile, to price sensor quality with `ccsim compare --variants`.
     for profile in ("ideal", "good-loop", "cheap-magnetometer", "degraded-radar"):
         text += f'\n[variants.{profile}]\n"detectors.profile" = "{profile}"\n'
+    if parking:
+        text += PARKING
     (folder / "scenario.toml").write_text(text, encoding="utf-8")
 
 

@@ -21,9 +21,19 @@ from simpy.events import URGENT
 from sim.controllers import ControlContext, Controller
 from sim.detectors import Detector, place_detectors, priority_types, write_detectors
 from sim.kpi import KpiCollector
-from sim.messages import LaneStatus, MessageBus, MessageLog, RunFinished, RunStarted
+from sim.messages import (
+    LaneStatus,
+    Message,
+    MessageBus,
+    MessageLog,
+    RunFinished,
+    RunStarted,
+    VehiclesArrived,
+    VehiclesDeparted,
+)
 from sim.monitor import TrafficMonitor, approach_edge_data, approach_edges
 from sim.network import Network, check_xml, read_network
+from sim.parking import ParkingManager, read_zones
 from sim.scenario import Scenario
 from sim.sensor_profiles import load_profile
 from sim.sensors import SensorLayer
@@ -91,6 +101,7 @@ class Simulation:
         self.pace = pace
         self.signals: SignalControl | None = None
         self.network: Network | None = None
+        self.parking: ParkingManager | None = None
 
     def submit(self, command: Command) -> None:
         """Queue an operator command (thread-safe); it is applied at the next step boundary."""
@@ -189,6 +200,8 @@ class Simulation:
         if edge_tls:
             for delay in read_approach_delays(self.workdir / "approaches.xml", edge_tls):
                 self.bus.publish(t_end, f"tls:{delay.tls}", delay)
+        if self.parking is not None:
+            self.bus.publish(t_end, "parking", self.parking.finish(t_end, t_end - self.begin_s))
         stops = read_total_stops(self.workdir / "tripinfo.xml")
         self.bus.publish(t_end, "monitor", RunFinished(stops_total=stops, **stopped))
 
@@ -240,6 +253,7 @@ class Simulation:
         else:
             monitor.on_signal = signals.observe
         self.signals = signals
+        self.parking = self._start_parking(env, world, network)
         self.controller.start(
             ControlContext(
                 env=env,
@@ -295,6 +309,37 @@ class Simulation:
             f"lane:{command.lane}",
             LaneStatus(command.lane, command.closed, command.user, accepted, detail),
         )
+
+    def _start_parking(
+        self, env: simpy.Environment, world: SumoWorld, network: Network
+    ) -> ParkingManager | None:
+        config = self.scenario.parking
+        if config is None:
+            return None
+        zones = read_zones(list(self.scenario.additional_files), network)
+        if not zones:
+            return None
+        manager = ParkingManager(config, zones, world, self.bus, self.seed)
+        manager.bind_network(network)
+        arrived: list[str] = []
+
+        def listen(message: Message) -> None:
+            payload = message.payload
+            if isinstance(payload, VehiclesDeparted):
+                for vehicle in payload.ids:
+                    manager.on_departed(message.t, vehicle, world.vehicle_class(vehicle))
+            elif isinstance(payload, VehiclesArrived):
+                arrived.extend(payload.ids)
+
+        def run() -> Generator[simpy.Event, Any, None]:
+            while True:
+                yield env.timeout(self.step_s)
+                manager.on_step(env.now, tuple(arrived))
+                arrived.clear()
+
+        self.bus.subscribe(listen)
+        env.process(run())
+        return manager
 
     def _drive_signals(
         self, env: simpy.Environment, sensors: SensorLayer, signals: SignalControl

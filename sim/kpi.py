@@ -19,6 +19,7 @@ from sim.messages import (
     IntersectionInterval,
     Message,
     NetworkInterval,
+    ParkingTotals,
     RunFinished,
     RunStarted,
     SignalPhase,
@@ -44,6 +45,13 @@ SUMMARY_KEYS = (
     "nox_g",
     "pm_g",
     "guard_violations",
+    "parking_occupancy_mean",
+    "parking_search_time_mean_s",
+    "parking_search_distance_mean_m",
+    "parking_turnover_per_bay_h",
+    "parking_overstay_rate",
+    "public_space_efficiency",
+    "sensor_occupancy_accuracy",
     "wall_time_s",
     "realtime_factor",
 )
@@ -87,6 +95,7 @@ class KpiCollector:
         self.emissions: list[EmissionsInterval] = []
         self.cycles = _Cycles()
         self.guard_violations = 0
+        self.parking: ParkingTotals | None = None
 
     def __call__(self, message: Message) -> None:
         payload = message.payload
@@ -106,6 +115,8 @@ class KpiCollector:
             self.started = payload
         elif isinstance(payload, RunFinished):
             self.finished = payload
+        elif isinstance(payload, ParkingTotals):
+            self.parking = payload
 
     # --- summary.json ------------------------------------------------------------------------
 
@@ -140,10 +151,28 @@ class KpiCollector:
             "nox_g": sum(e.nox_g for e in self.emissions),
             "pm_g": sum(e.pm_g for e in self.emissions),
             "guard_violations": self.guard_violations,
+            **self._parking_kpis(),
             "wall_time_s": wall_time_s,
             "realtime_factor": duration_s / wall_time_s if wall_time_s > 0 else None,
         }
         return {key: values[key] for key in SUMMARY_KEYS}
+
+    def _parking_kpis(self) -> dict[str, float | None]:
+        """Parking KPIs (None without parking); see sim/parking.py for what each measures."""
+        p = self.parking
+        if p is None or p.bays == 0 or p.duration_s <= 0:
+            return dict.fromkeys(k for k in SUMMARY_KEYS if k.startswith("parking_") or k in (
+                "public_space_efficiency", "sensor_occupancy_accuracy"))  # fmt: skip
+        bay_s = p.bays * p.duration_s
+        return {
+            "parking_occupancy_mean": p.occupied_bay_s / bay_s,
+            "parking_search_time_mean_s": _ratio(p.search_time_s, p.parked),
+            "parking_search_distance_mean_m": _ratio(p.search_distance_m, p.parked),
+            "parking_turnover_per_bay_h": p.parked / p.bays / (p.duration_s / 3600.0),
+            "parking_overstay_rate": _ratio(p.overstays, p.parked),
+            "public_space_efficiency": p.legitimate_bay_s / bay_s,
+            "sensor_occupancy_accuracy": _ratio(p.sensor_agree, p.sensor_samples),
+        }
 
     # --- timeseries.parquet --------------------------------------------------------------------
 

@@ -155,6 +155,90 @@ class SensorRecovered(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class ParkingArrival(Payload):
+    """A bay sensor reports a vehicle arriving in ``bay`` of parking zone ``zone``."""
+
+    kind: ClassVar[str] = "parking.arrival"
+    zone: str
+    bay: int
+    zone_kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParkingDeparture(Payload):
+    """A bay sensor reports the bay free again, after ``dwell_s`` sensed occupied."""
+
+    kind: ClassVar[str] = "parking.departure"
+    zone: str
+    bay: int
+    zone_kind: str
+    dwell_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ParkingOverstay(Payload):
+    """Time-limit enforcement: a bay has been (sensed) occupied past the zone's limit."""
+
+    kind: ClassVar[str] = "parking.overstay"
+    zone: str
+    bay: int
+    zone_kind: str
+    dwell_s: float
+    limit_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ParkingMisuse(Payload):
+    """A vehicle parked against the zone's rules (loading zone, disabled bay)."""
+
+    kind: ClassVar[str] = "parking.misuse"
+    zone: str
+    bay: int
+    zone_kind: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneOccupancy:
+    """One zone's bays, true and sensed occupied bays, and current price."""
+
+    zone: str
+    zone_kind: str
+    bays: int
+    occupied: int
+    sensed_occupied: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class ParkingOccupancy(Payload):
+    """Every zone's occupancy, once a minute."""
+
+    kind: ClassVar[str] = "parking.occupancy"
+    zones: tuple[ZoneOccupancy, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParkingTotals(Payload):
+    """Parking over the whole run (for the KPIs). Times in s, distances in m."""
+
+    kind: ClassVar[str] = "parking.totals"
+    bays: int
+    duration_s: float
+    parkers: int
+    parked: int
+    search_time_s: float
+    search_distance_m: float
+    overstays: int
+    rotating_parked: int
+    misuse: int
+    occupied_bay_s: float
+    legitimate_bay_s: float
+    sensor_agree: int
+    sensor_samples: int
+
+
+@dataclass(frozen=True, slots=True)
 class TripTotals:
     """Running totals over finished trips (arrived vehicles), as SUMO's tripinfo device sums them.
 
@@ -301,3 +385,15 @@ class MessageLog:
 
     def of_kind(self, kind: str) -> list[Message]:
         return [m for m in self.messages if m.kind == kind]
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerChanged(Payload):
+    """An operator asked a live run to change its signal controller, and what came of it."""
+
+    kind: ClassVar[str] = "controller.changed"
+    controller: str
+    previous: str
+    user: str
+    accepted: bool
+    detail: str

@@ -106,8 +106,19 @@ class Network:
     junction_xy: dict[str, tuple[float, float]] = field(default_factory=dict)
     internal_length_m: dict[str, float] = field(default_factory=dict)
     """Length of internal lanes (junction crossings, pedestrian crossings), m."""
+    edge_ends: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Normal edge -> (from junction, to junction)."""
     internal_next: dict[str, str] = field(default_factory=dict)
     """Internal lane -> the internal lane that continues it (left turns waiting inside)."""
+
+    def edge_xy(self, edge: str) -> tuple[float, float]:
+        """Midpoint of an edge's end junctions, m (net coordinates)."""
+        start, end = self.edge_ends.get(edge, ("", ""))
+        (x1, y1), (x2, y2) = (
+            self.junction_xy.get(start, (0.0, 0.0)),
+            self.junction_xy.get(end, (0.0, 0.0)),
+        )
+        return (x1 + x2) / 2.0, (y1 + y2) / 2.0
 
     def path_length_m(self, via: str) -> float:
         """Length of the whole path across a junction that starts on internal lane ``via``, m."""
@@ -153,6 +164,8 @@ def read_network(path: Path) -> Network:
                     edge_id = el.get("id", "")
                     edge_function[edge_id] = el.get("function", "normal")
                     internal = edge_function[edge_id] in ("internal", "crossing", "walkingarea")
+                    if not internal:
+                        net.edge_ends[edge_id] = (el.get("from", ""), el.get("to", ""))
                 continue
             if tag == "lane" and internal:
                 net.internal_length_m[el.get("id", "")] = float(el.get("length", "0"))

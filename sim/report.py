@@ -20,6 +20,13 @@ REPORTED = (
     "bus_mean_delay_s",
     "co2_kg",
     "guard_violations",
+    "parking_occupancy_mean",
+    "parking_search_time_mean_s",
+    "parking_search_distance_mean_m",
+    "parking_turnover_per_bay_h",
+    "parking_overstay_rate",
+    "public_space_efficiency",
+    "sensor_occupancy_accuracy",
 )
 """The metrics in the markdown table; the CSV has every summary key."""
 
@@ -56,7 +63,8 @@ def markdown(rows: Sequence[dict[str, Any]], title: str) -> str:
     lines = [f"# {title}", "", f"Seeds: {', '.join(map(str, seeds))} (paired across groups). "
              "Cells: mean ± half-width of the 95% t-interval.", ""]  # fmt: skip
     lines += ["| metric | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]
-    for metric in REPORTED:
+    reported = [m for m in REPORTED if any(r.get(m) is not None for r in rows)]
+    for metric in reported:
         cells = []
         for group in groups:
             values = list(_by_seed(rows, group, metric).values())
@@ -71,7 +79,7 @@ def markdown(rows: Sequence[dict[str, Any]], title: str) -> str:
         base = groups[0]
         lines += ["", f"Change against `{base}` (paired by seed; 95% CI of the change):", ""]
         lines += ["| metric | " + " | ".join(groups[1:]) + " |", "|---" * len(groups) + "|"]
-        for metric in REPORTED:
+        for metric in reported:
             cells = []
             for group in groups[1:]:
                 change = paired_change(_by_seed(rows, base, metric), _by_seed(rows, group, metric))

@@ -22,6 +22,7 @@ from typing import Any
 
 from sim.detectors import DetectorConfig
 from sim.errors import ScenarioError
+from sim.parking import ParkingConfig, parking_config
 
 DEFAULT_END_S = 3600.0
 DEFAULT_KPI_INTERVAL_S = 300.0
@@ -45,6 +46,8 @@ class Scenario:
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
     sensor_profile: str = "ideal"
     variant: str = ""
+    parking: ParkingConfig | None = None
+    """Parking behaviour, when the scenario declares ``[parking]`` (zones come from its files)."""
 
     @property
     def duration_s(self) -> float:
@@ -103,7 +106,7 @@ def load_scenario(spec: str | Path, variant: str | None = None) -> Scenario:
 
 _TOP_KEYS = {
     "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
-    "variants",
+    "variants", "parking",
 }  # fmt: skip
 _DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
 _RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
@@ -197,6 +200,11 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
                                    defaults.reporting_period_s, minimum=step),
     )  # fmt: skip
     profile = _string(toml_path, det, "profile", default="ideal")
+    parking = None
+    if "parking" in doc:
+        if not isinstance(doc["parking"], dict):
+            raise ScenarioError(toml_path, "not a table", field="parking", expected="[parking]")
+        parking = parking_config(toml_path, doc["parking"])
     cfg = root / doc["sumocfg"] if "sumocfg" in doc else None
     return Scenario(
         name=name,
@@ -213,6 +221,7 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         detectors=detectors,
         sensor_profile=profile,
         variant=variant or "",
+        parking=parking,
     )
 
 

@@ -215,6 +215,39 @@ class SumoWorld:
         else:
             api.lane.setAllowed(lane, classes)
 
+    # --- parking -------------------------------------------------------------------------------
+
+    def route(self, vehicle: str) -> tuple[str, ...]:
+        return tuple(self._require().vehicle.getRoute(vehicle))
+
+    def road(self, vehicle: str) -> str:
+        return str(self._require().vehicle.getRoadID(vehicle))
+
+    def odometer(self, vehicle: str) -> float:
+        """Distance driven so far, m."""
+        return float(self._require().vehicle.getDistance(vehicle))
+
+    def send_to_parking(self, vehicle: str, area: str, area_edge: str, duration_s: float) -> None:
+        """Route ``vehicle`` to park in ``area`` for ``duration_s`` (replacing any parking stop)."""
+        api = self._require()
+        if any(stop.stoppingPlaceID for stop in api.vehicle.getStops(vehicle)):
+            api.vehicle.rerouteParkingArea(vehicle, area)
+        else:
+            api.vehicle.changeTarget(vehicle, area_edge)
+            api.vehicle.setParkingAreaStop(vehicle, area, duration_s)
+
+    def change_target(self, vehicle: str, edge: str) -> None:
+        self._require().vehicle.changeTarget(vehicle, edge)
+
+    def parking_started_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().simulation.getParkingStartingVehiclesIDList())
+
+    def parking_ended_ids(self) -> tuple[str, ...]:
+        return tuple(self._require().simulation.getParkingEndingVehiclesIDList())
+
+    def parked_count(self, area: str) -> int:
+        return int(self._require().parkingarea.getVehicleCount(area))
+
     def set_signal_state(self, tls: str, state: str) -> None:
         """Show ``state`` at ``tls`` from now on (SUMO's own program stops driving it)."""
         self._require().trafficlight.setRedYellowGreenState(tls, state)

@@ -364,7 +364,8 @@ def main() -> None:
     departures = sorted([*bus_flows, *flows, *persons], key=lambda f: int(f.get("begin", 0)))
     write_xml(HERE / f"{NAME}.rou.xml", el("routes", [*bus_routes, *dists, *departures]), note)
     write_sumocfg(HERE, NAME)
-    write_toml(HERE, "Synthetic 34-signal district modelled on Miraflores (Lima), 1 h morning peak")
+    description = "Synthetic 34-signal district modelled on Miraflores (Lima), 1 h morning peak"
+    write_toml(HERE, description, parking=True)
 
 
 if __name__ == "__main__":

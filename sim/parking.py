@@ -1,0 +1,529 @@
+"""On-street parking and lots: who parks where, who breaks the rules, what the bay sensors say.
+
+The scenario's SUMO parking areas are the zones; each carries ``<param key="ccsim.kind">``:
+``rotating`` (a time limit), ``loading`` (delivery vehicles, within allowed hours, maximum dwell),
+``disabled`` (permit holders only) or ``lot`` (off-street, entries and exits counted).
+
+A share of the trips park near their destination on the way (``[parking] share``). A driver picks
+a zone of its kind within ``SEARCH_RADIUS_M`` of its destination by a utility ``-distance/100 m -
+price_sensitivity * price``; a driver with guidance (``guidance_share`` when ``guidance`` is on)
+picks only among zones the bay sensors report free. Reaching a full zone, a driver cruises to the
+next best one: the time and distance from first reaching a zone to parking are its search.
+Some drivers overstay the time limit, park in a loading zone without being a delivery, or in a
+disabled bay without a permit, at the configured rates. Parked, they stay for an exponentially
+distributed dwell (``dwell_mean_s``), then drive on to their destination.
+
+Every bay has an in-ground sensor whose reports pass through a sensor profile (missed and false
+detections, latency, faults), giving ``parking.arrival`` / ``parking.departure`` messages; time-limit
+enforcement (``parking.overstay``), guidance and pricing use the *sensed* state. Dynamic pricing
+moves each zone's price by ``price_step`` every ``price_period_s`` toward its target occupancy
+band (``target_occupancy``, 60-85% by default); the demand response is the price term of the
+utility above.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.errors import ScenarioError
+from sim.messages import (
+    MessageBus,
+    ParkingArrival,
+    ParkingDeparture,
+    ParkingMisuse,
+    ParkingOccupancy,
+    ParkingOverstay,
+    ParkingTotals,
+    ZoneOccupancy,
+)
+from sim.network import Network
+from sim.sensor_profiles import BUNDLED, Fault, ProfileSpec, read_profile
+from sim.sumo import SumoWorld
+
+KINDS = ("rotating", "loading", "disabled", "lot")
+SEARCH_RADIUS_M = 400.0
+SAMPLE_S = 60.0
+FALSE_OCCUPANCY_S = 300.0
+
+
+@dataclass(frozen=True)
+class ParkingConfig:
+    """``[parking]`` of scenario.toml. Times in s, shares 0..1, prices in currency units."""
+
+    share: float = 0.15
+    dwell_mean_s: float = 900.0
+    time_limit_s: float = 1800.0
+    loading_max_dwell_s: float = 1200.0
+    loading_hours: tuple[float, float] = (6.0, 11.0)
+    start_hour: float = 7.0
+    guidance: bool = False
+    guidance_share: float = 0.5
+    pricing: bool = False
+    base_price: float = 2.0
+    price_step: float = 0.5
+    price_period_s: float = 900.0
+    price_sensitivity: float = 1.0
+    target_occupancy: tuple[float, float] = (0.60, 0.85)
+    overstay_share: float = 0.10
+    loading_misuse_share: float = 0.05
+    disabled_misuse_share: float = 0.03
+    permit_share: float = 0.03
+    bay_sensor_profile: str = "ideal"
+
+
+_FLOAT_KEYS = {
+    "share": (0, 1), "dwell_mean_s": (1, 86400), "time_limit_s": (60, 86400),
+    "loading_max_dwell_s": (60, 86400), "start_hour": (0, 24), "guidance_share": (0, 1),
+    "base_price": (0, 1000), "price_step": (0, 1000), "price_period_s": (60, 86400),
+    "price_sensitivity": (0, 100), "overstay_share": (0, 1), "loading_misuse_share": (0, 1),
+    "disabled_misuse_share": (0, 1), "permit_share": (0, 1),
+}  # fmt: skip
+
+
+def parking_config(path: Path, table: dict[str, Any]) -> ParkingConfig:
+    """Validate ``[parking]``; errors name the file, field, value and expectation."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        field_name = f"parking.{key}"
+        if key in _FLOAT_KEYS:
+            low, high = _FLOAT_KEYS[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ScenarioError(path, "out of range or not a number", field=field_name, value=value,
+                                    expected=f"a number in {low}..{high}")  # fmt: skip
+            values[key] = float(value)
+        elif key in ("guidance", "pricing"):
+            if not isinstance(value, bool):
+                raise ScenarioError(
+                    path, "wrong type", field=field_name, value=value, expected="true or false"
+                )
+            values[key] = value
+        elif key in ("loading_hours", "target_occupancy"):
+            ok = (
+                isinstance(value, list)
+                and len(value) == 2
+                and all(isinstance(v, int | float) for v in value)
+            )
+            if not ok or value[0] > value[1]:
+                raise ScenarioError(path, "wrong value", field=field_name, value=value,
+                                    expected="[low, high] with low <= high")  # fmt: skip
+            values[key] = (float(value[0]), float(value[1]))
+        elif key == "bay_sensor_profile":
+            if not isinstance(value, str):
+                raise ScenarioError(
+                    path, "wrong type", field=field_name, value=value, expected="a string"
+                )
+            values[key] = value
+        else:
+            known = sorted([*_FLOAT_KEYS, "guidance", "pricing", "loading_hours", "target_occupancy",
+                            "bay_sensor_profile"])  # fmt: skip
+            raise ScenarioError(
+                path, "unknown field", field=field_name, expected="one of " + ", ".join(known)
+            )
+    return ParkingConfig(**values)
+
+
+@dataclass
+class Zone:
+    """One SUMO parking area: its bays, kind, place and (sensed) state."""
+
+    id: str
+    kind: str
+    edge: str
+    bays: int
+    xy: tuple[float, float] = (0.0, 0.0)
+    price: float = 0.0
+    occupant: list[str | None] = field(default_factory=list)
+    """True occupant of each bay (vehicle id) or None."""
+    sensed: list[bool] = field(default_factory=list)
+    sensed_since: list[float] = field(default_factory=list)
+    occupied_s: float = 0.0
+    legitimate_s: float = 0.0
+    claims: set[str] = field(default_factory=set)
+    """Vehicles on the zone's street heading for a bay in it (each holds one bay)."""
+
+    def free_true(self) -> int:
+        return sum(1 for o in self.occupant if o is None)
+
+    def unclaimed(self, vehicle: str) -> int:
+        """Free bays a driver on the street can still find, others' claims taken into account."""
+        return self.free_true() - len(self.claims - {vehicle})
+
+    def free_sensed(self) -> int:
+        return sum(1 for s in self.sensed if not s)
+
+
+def read_zones(files: list[Path], network: Network) -> list[Zone]:
+    """Parking areas declared in the scenario's additional files."""
+    zones = []
+    for path in files:
+        for _event, el in ET.iterparse(path, events=("end",)):
+            if el.tag != "parkingArea":
+                continue
+            kind = "rotating"
+            for param in el.iter("param"):
+                if param.get("key") == "ccsim.kind":
+                    kind = param.get("value", kind)
+            if kind not in KINDS:
+                problem = f"parkingArea '{el.get('id')}' has an unknown kind"
+                expected = " / ".join(KINDS)
+                raise ScenarioError(path, problem, field="ccsim.kind", value=kind, expected=expected)
+            bays = int(el.get("roadsideCapacity", "0")) + sum(1 for _ in el.iter("space"))
+            edge = el.get("lane", "").rsplit("_", 1)[0]
+            if bays > 0 and edge in network.edge_ends:
+                zones.append(Zone(el.get("id", ""), kind, edge, bays, network.edge_xy(edge)))
+            el.clear()
+    return zones
+
+
+@dataclass
+class _Parker:
+    vehicle: str
+    destination: str
+    kind: str
+    """The kind of zone the driver looks for (a misuser looks for a zone not meant for it)."""
+    delivery: bool
+    informed: bool
+    overstays: bool
+    permit: bool
+    zone: str = ""
+    tried: set[str] = field(default_factory=set)
+    reached_at: float | None = None
+    reached_odometer: float = 0.0
+    parked_at: float | None = None
+    bay: int = -1
+
+
+def _bay_spec(name: str) -> ProfileSpec:
+    if name == "ideal":
+        return ProfileSpec("ideal")
+    path = Path(name) if name.endswith(".toml") else BUNDLED / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(["ideal", *sorted(p.stem for p in BUNDLED.glob("*.toml"))])
+        raise ScenarioError(
+            name, "no such bay sensor profile", expected=f"one of {known} or a .toml file"
+        )
+    return read_profile(path)
+
+
+class ParkingManager:
+    """Runs parking in a live simulation; see the module docstring. Call :meth:`on_step` every step."""
+
+    def __init__(
+        self, config: ParkingConfig, zones: list[Zone], world: SumoWorld, bus: MessageBus, seed: int
+    ) -> None:
+        self.config = config
+        self.zones = {z.id: z for z in zones}
+        self.world = world
+        self.bus = bus
+        self.rng = np.random.default_rng([seed, 0x9A4C])
+        self.spec = _bay_spec(config.bay_sensor_profile)
+        for z in zones:
+            z.occupant = [None] * z.bays
+            z.sensed = [False] * z.bays
+            z.sensed_since = [0.0] * z.bays
+            z.price = config.base_price if config.pricing else 0.0
+        self._bay_fault: dict[tuple[str, int], tuple[Fault, float]] = {}
+        self._pending: list[tuple[float, str, int, bool]] = []
+        self._false_until: dict[tuple[str, int], float] = {}
+        self.parkers: dict[str, _Parker] = {}
+        self._searching: set[str] = set()
+        self._last_t: float | None = None
+        self._next_sample = 0.0
+        self._next_price = config.price_period_s
+        self.totals = {"parkers": 0, "parked": 0, "search_s": 0.0, "search_m": 0.0, "overstays": 0,
+                       "rotating": 0, "misuse": 0, "agree": 0, "samples": 0}  # fmt: skip
+        self._overstay_reported: set[str] = set()
+
+    # --- demand --------------------------------------------------------------------------------
+
+    def on_departed(self, t: float, vehicle: str, vclass: str) -> None:
+        if vclass not in ("passenger", "delivery") or self.rng.random() >= self.config.share:
+            return
+        c = self.config
+        delivery = vclass == "delivery"
+        kind = "loading" if delivery else "rotating"
+        permit = self.rng.random() < c.permit_share
+        if not delivery:
+            draw = self.rng.random()
+            if permit or draw < c.disabled_misuse_share:
+                kind = "disabled"
+            elif draw < c.disabled_misuse_share + c.loading_misuse_share:
+                kind = "loading"
+        informed = c.guidance and self.rng.random() < c.guidance_share
+        parker = _Parker(vehicle, self.world.route(vehicle)[-1], kind, delivery, informed,
+                         overstays=self.rng.random() < c.overstay_share, permit=permit)  # fmt: skip
+        zone = self._choose(parker)
+        if zone is None:
+            return
+        self.parkers[vehicle] = parker
+        self.totals["parkers"] += 1
+        self._send(parker, zone)
+
+    def _choose(self, parker: _Parker) -> Zone | None:
+        """The zone this driver heads for next, or None if no zone of its kind is left near."""
+        x, y = self.world_xy(parker.destination)
+        kinds = (parker.kind, "rotating", "lot") if parker.kind != "rotating" else ("rotating", "lot")
+        for kind in dict.fromkeys(kinds):
+            best: tuple[float, Zone] | None = None
+            for zone in self.zones.values():
+                if zone.kind != kind or zone.id in parker.tried:
+                    continue
+                distance = math.dist((x, y), zone.xy)
+                if distance > SEARCH_RADIUS_M * (2.0 if kind == "lot" else 1.0):
+                    continue
+                if parker.informed and zone.free_sensed() == 0:
+                    continue
+                utility = -distance / 100.0 - self.config.price_sensitivity * zone.price
+                utility += float(self.rng.gumbel(0.0, 0.5))
+                if best is None or utility > best[0]:
+                    best = (utility, zone)
+            if best is not None:
+                return best[1]
+        return None
+
+    def world_xy(self, edge: str) -> tuple[float, float]:
+        return self._edge_xy.get(edge, (0.0, 0.0))
+
+    def bind_network(self, network: Network) -> None:
+        self._edge_xy = {edge: network.edge_xy(edge) for edge in network.edge_ends}
+
+    def _send(self, parker: _Parker, zone: Zone) -> None:
+        parker.zone = zone.id
+        parker.tried.add(zone.id)
+        c = self.config
+        dwell = float(self.rng.exponential(c.dwell_mean_s))
+        if zone.kind == "rotating" and parker.overstays:
+            dwell = c.time_limit_s * float(self.rng.uniform(1.2, 2.0))
+        self.world.send_to_parking(parker.vehicle, zone.id, zone.edge, max(60.0, dwell))
+        self._searching.add(parker.vehicle)
+
+    # --- each step -----------------------------------------------------------------------------
+
+    def on_step(self, t: float, arrived: tuple[str, ...]) -> None:
+        world = self.world
+        for vehicle in arrived:
+            if vehicle in self.parkers:
+                self._searching.discard(vehicle)
+                self.zones[self.parkers.pop(vehicle).zone].claims.discard(vehicle)
+        for vehicle in list(self._searching):
+            parker = self.parkers[vehicle]
+            zone = self.zones[parker.zone]
+            if world.road(vehicle) != zone.edge:
+                continue
+            if parker.reached_at is None:
+                parker.reached_at, parker.reached_odometer = t, world.odometer(vehicle)
+            if vehicle in zone.claims:
+                continue
+            if zone.unclaimed(vehicle) > 0:
+                zone.claims.add(vehicle)
+            else:  # full: cruise on to the next zone rather than wait in the lane
+                following = self._choose(parker)
+                if following is None:
+                    self._searching.discard(vehicle)  # gives up and drives on
+                    world.change_target(vehicle, parker.destination)
+                    self.parkers.pop(vehicle)
+                else:
+                    self._send(parker, following)
+        for vehicle in world.parking_started_ids():
+            if vehicle in self.parkers:
+                self._parked(t, self.parkers[vehicle])
+        for vehicle in world.parking_ended_ids():
+            if vehicle in self.parkers:
+                self._left(t, self.parkers.pop(vehicle))
+        self._sensors(t)
+        self._accumulate(t)
+        if self.config.pricing and t >= self._next_price:
+            self._next_price += self.config.price_period_s
+            self._reprice()
+        if t >= self._next_sample:
+            self._next_sample = t + SAMPLE_S
+            self._sample(t)
+
+    def _parked(self, t: float, parker: _Parker) -> None:
+        self._searching.discard(parker.vehicle)
+        zone = self.zones[parker.zone]
+        zone.claims.discard(parker.vehicle)
+        bay = next((i for i, o in enumerate(zone.occupant) if o is None), -1)
+        if bay < 0:
+            return
+        zone.occupant[bay] = parker.vehicle
+        parker.bay, parker.parked_at = bay, t
+        reached = parker.reached_at if parker.reached_at is not None else t
+        self.totals["parked"] += 1
+        self.totals["search_s"] += t - reached
+        self.totals["search_m"] += max(
+            0.0, self.world.odometer(parker.vehicle) - parker.reached_odometer
+        )
+        self.totals["rotating"] += zone.kind == "rotating"
+        self.world.change_target(parker.vehicle, parker.destination)
+        self._true_change(t, zone, bay, True)
+        misuse = self._misuse(t, zone, parker)
+        if misuse:
+            self.totals["misuse"] += 1
+            self.bus.publish(t, f"parking:{zone.id}", ParkingMisuse(zone.id, bay, zone.kind, misuse))
+
+    def _misuse(self, t: float, zone: Zone, parker: _Parker) -> str:
+        """Why parking here breaks the zone's rules ("" if it does not)."""
+        if zone.kind == "disabled" and not parker.permit:
+            return "disabled bay without permit"
+        if zone.kind == "loading":
+            if not parker.delivery:
+                return "loading zone used by a non-delivery vehicle"
+            hour = self.config.start_hour + t / 3600.0
+            low, high = self.config.loading_hours
+            if not low <= hour < high:
+                return "loading zone outside allowed hours"
+        return ""
+
+    def _legitimate(self, t: float, zone: Zone, vehicle: str) -> bool:
+        parker = self.parkers.get(vehicle)
+        return parker is not None and not self._misuse(t, zone, parker)
+
+    def _left(self, t: float, parker: _Parker) -> None:
+        zone = self.zones[parker.zone]
+        if parker.bay >= 0:
+            zone.occupant[parker.bay] = None
+            self._true_change(t, zone, parker.bay, False)
+
+    # --- bay sensors ---------------------------------------------------------------------------
+
+    def _true_change(self, t: float, zone: Zone, bay: int, occupied: bool) -> None:
+        spec = self.spec
+        fault = self._bay_fault.get((zone.id, bay))
+        if fault is not None and t < fault[1]:
+            return  # a faulty sensor does not see it
+        self._false_until.pop((zone.id, bay), None)
+        if self.rng.random() < spec.detection_probability:
+            self._pending.append((t + spec.latency_s, zone.id, bay, occupied))
+
+    def _sensors(self, t: float) -> None:
+        due = [p for p in self._pending if p[0] <= t]
+        if due:
+            self._pending = [p for p in self._pending if p[0] > t]
+            for _t, zone_id, bay, occupied in due:
+                self._sense(t, self.zones[zone_id], bay, occupied)
+        for key, until in list(self._false_until.items()):
+            if t >= until:
+                del self._false_until[key]
+                self._sense(t, self.zones[key[0]], key[1], False)
+
+    def _sense(self, t: float, zone: Zone, bay: int, occupied: bool) -> None:
+        if zone.sensed[bay] == occupied:
+            return
+        dwell = t - zone.sensed_since[bay]
+        zone.sensed[bay], zone.sensed_since[bay] = occupied, t
+        if occupied:
+            self.bus.publish(t, f"parking:{zone.id}", ParkingArrival(zone.id, bay, zone.kind))
+        else:
+            self.bus.publish(t, f"parking:{zone.id}", ParkingDeparture(zone.id, bay, zone.kind, dwell))
+
+    def _accumulate(self, t: float) -> None:
+        step = 0.0 if self._last_t is None else t - self._last_t
+        self._last_t = t
+        for zone in self.zones.values():
+            for vehicle in zone.occupant:
+                if vehicle is not None:
+                    zone.occupied_s += step
+                    if self._legitimate(t, zone, vehicle):
+                        zone.legitimate_s += step
+
+    def _sample(self, t: float) -> None:
+        """Once a minute: faults come and go, false detections, enforcement, accuracy, occupancy."""
+        for zone in self.zones.values():
+            for bay in range(zone.bays):
+                self._bay_faults(t, zone, bay, (zone.id, bay))
+                truly = zone.occupant[bay] is not None
+                if not truly and not zone.sensed[bay] and self._false_detection():
+                    self._false_until[(zone.id, bay)] = t + FALSE_OCCUPANCY_S
+                    self._sense(t, zone, bay, True)
+                self.totals["samples"] += 1
+                self.totals["agree"] += zone.sensed[bay] == truly
+                self._enforce(t, zone, bay)
+        occupancy = tuple(
+            ZoneOccupancy(
+                z.id, z.kind, z.bays, z.bays - z.free_true(), z.bays - z.free_sensed(), z.price
+            )
+            for z in self.zones.values()
+        )
+        self.bus.publish(t, "parking", ParkingOccupancy(occupancy))
+
+    def _false_detection(self) -> bool:
+        rate = self.spec.false_detections_per_h
+        return rate > 0 and self.rng.random() < rate * SAMPLE_S / 3600.0
+
+    def _enforce(self, t: float, zone: Zone, bay: int) -> None:
+        """Time limits, judged from the sensed arrival time as an enforcement officer's app would."""
+        if zone.kind == "rotating":
+            limit = self.config.time_limit_s
+        elif zone.kind == "loading":
+            limit = self.config.loading_max_dwell_s
+        else:
+            return
+        dwell = t - zone.sensed_since[bay]
+        key = f"{zone.id}#{bay}#{zone.sensed_since[bay]}"
+        if zone.sensed[bay] and dwell > limit and key not in self._overstay_reported:
+            self._overstay_reported.add(key)
+            self.totals["overstays"] += 1
+            self.bus.publish(
+                t, f"parking:{zone.id}", ParkingOverstay(zone.id, bay, zone.kind, dwell, limit)
+            )
+
+    def _bay_faults(self, t: float, zone: Zone, bay: int, key: tuple[str, int]) -> None:
+        current = self._bay_fault.get(key)
+        if current is not None and t >= current[1]:
+            del self._bay_fault[key]
+            current = None
+            self._sense(t, zone, bay, zone.occupant[bay] is not None)  # back: reports the truth
+        if current is not None:
+            return
+        for kind, spec in self.spec.faults.items():
+            if self.rng.random() < spec.rate_per_h * SAMPLE_S / 3600.0:
+                until = (
+                    math.inf
+                    if kind is Fault.DEAD_BATTERY
+                    else t + float(self.rng.exponential(spec.duration_s))
+                )
+                self._bay_fault[key] = (kind, until)
+                if kind is Fault.STUCK_ON:
+                    self._sense(t, zone, bay, True)
+                elif kind is Fault.STUCK_OFF:
+                    self._sense(t, zone, bay, False)
+                break
+
+    def _reprice(self) -> None:
+        low, high = self.config.target_occupancy
+        for zone in self.zones.values():
+            if zone.kind == "disabled":
+                continue
+            occupancy = 1.0 - zone.free_sensed() / zone.bays
+            if occupancy > high:
+                zone.price += self.config.price_step
+            elif occupancy < low:
+                zone.price = max(0.0, zone.price - self.config.price_step)
+
+    # --- end of run ------------------------------------------------------------------------------
+
+    def finish(self, t: float, duration_s: float) -> ParkingTotals:
+        bays = sum(z.bays for z in self.zones.values())
+        tt = self.totals
+        return ParkingTotals(
+            bays=bays,
+            duration_s=duration_s,
+            parkers=int(tt["parkers"]),
+            parked=int(tt["parked"]),
+            search_time_s=float(tt["search_s"]),
+            search_distance_m=float(tt["search_m"]),
+            overstays=int(tt["overstays"]),
+            rotating_parked=int(tt["rotating"]),
+            misuse=int(tt["misuse"]),
+            occupied_bay_s=sum(z.occupied_s for z in self.zones.values()),
+            legitimate_bay_s=sum(z.legitimate_s for z in self.zones.values()),
+            sensor_agree=int(tt["agree"]),
+            sensor_samples=int(tt["samples"]),
+        )
