@@ -290,7 +290,7 @@ def write_toml(folder: Path, description: str, *, parking: bool = False) -> None
         'sumocfg = "scenario.sumocfg"\n'
         "\n[run]\nbegin_s = 0\nend_s = 3600\nstep_length_s = 1.0\n"
         "\n[kpi]\ninterval_s = 300\n"
-        "\n[detectors]\nprofile = \"ideal\"\n"
+        '\n[detectors]\nprofile = "ideal"\n'
     )
     # One variant per bundled sensor profile, to price sensor quality with `ccsim compare --variants`.
     for profile in ("ideal", "good-loop", "cheap-magnetometer", "degraded-radar"):
