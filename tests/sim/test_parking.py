@@ -1,0 +1,159 @@
+"""Parking: zone rules, enforcement, bay sensors, pricing - and the district's parking in SUMO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.controllers import create_controller
+from sim.engine import Simulation
+from sim.errors import ScenarioError
+from sim.messages import MessageBus, MessageLog
+from sim.network import read_network
+from sim.parking import ParkingConfig, ParkingManager, Zone, _Parker, parking_config, read_zones
+from sim.scenario import load_scenario
+
+
+class _World:
+    """Records what the parking model asks of SUMO (a fake of SumoWorld for pure unit tests)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def route(self, vehicle: str) -> tuple[str, ...]:
+        return ("a", "b")
+
+    def send_to_parking(self, vehicle: str, area: str, edge: str, duration_s: float) -> None:
+        self.sent.append((vehicle, area))
+
+    def change_target(self, vehicle: str, edge: str) -> None:
+        pass
+
+    def odometer(self, vehicle: str) -> float:
+        return 0.0
+
+
+def manager(config: ParkingConfig, zones: list[Zone]) -> tuple[ParkingManager, MessageLog]:
+    bus, log = MessageBus(), MessageLog()
+    bus.subscribe(log)
+    m = ParkingManager(config, zones, _World(), bus, seed=1)  # type: ignore[arg-type]
+    m._edge_xy = {"b": (0.0, 0.0)}
+    return m, log
+
+
+def park(m: ParkingManager, t: float, vehicle: str, zone: str, *, delivery: bool = False,
+         permit: bool = False, kind: str = "rotating") -> _Parker:  # fmt: skip
+    parker = _Parker(vehicle, "b", kind, delivery, informed=False, overstays=False, permit=permit)
+    parker.zone = zone
+    m.parkers[vehicle] = parker
+    m._parked(t, parker)
+    return parker
+
+
+def test_zone_rules_flag_misuse() -> None:
+    zones = [
+        Zone("dis", "disabled", "b", 2),
+        Zone("load", "loading", "b", 3),
+        Zone("rot", "rotating", "b", 2),
+    ]
+    m, log = manager(ParkingConfig(loading_hours=(7.0, 8.0), start_hour=7.0), zones)
+    park(m, 10.0, "car1", "dis")
+    park(m, 20.0, "holder", "dis", permit=True)
+    park(m, 30.0, "car2", "load")
+    park(m, 40.0, "van1", "load", delivery=True, kind="loading")
+    park(m, 4000.0, "van2", "load", delivery=True, kind="loading")  # 08:06, after the allowed hours
+    park(m, 50.0, "car3", "rot")
+    reasons = [
+        (m.payload.to_dict()["zone"], m.payload.to_dict()["reason"])
+        for m in log.of_kind("parking.misuse")
+    ]
+    assert reasons == [
+        ("dis", "disabled bay without permit"),
+        ("load", "loading zone used by a non-delivery vehicle"),
+        ("load", "loading zone outside allowed hours"),
+    ]
+
+
+def test_overstay_is_enforced_from_the_sensed_arrival() -> None:
+    m, log = manager(ParkingConfig(time_limit_s=600.0), [Zone("rot", "rotating", "b", 1)])
+    park(m, 100.0, "car", "rot")
+    for t in range(100, 1000):
+        m._sensors(float(t))
+        if t % 60 == 0:
+            m._sample(float(t))
+    overstays = log.of_kind("parking.overstay")
+    assert len(overstays) == 1
+    payload = overstays[0].payload.to_dict()
+    assert 700.0 < overstays[0].t <= 760.0 and payload["limit_s"] == 600.0
+    assert log.of_kind("parking.arrival")[0].t == 100.0
+
+
+def test_ideal_bay_sensors_agree_with_the_truth_and_poor_ones_do_not() -> None:
+    def accuracy(profile: str) -> float:
+        zones = [Zone(f"z{i}", "rotating", "b", 4) for i in range(10)]
+        m, _log = manager(ParkingConfig(bay_sensor_profile=profile), zones)
+        n = 0
+        for t in range(1, 3601):
+            if t % 120 == 0:  # a car parks somewhere every 2 minutes, and leaves 10 minutes later
+                park(m, float(t), f"v{n}", f"z{n % 10}")
+                n += 1
+            for vehicle, p in list(m.parkers.items()):
+                if p.parked_at is not None and t - p.parked_at >= 600:
+                    m._left(float(t), m.parkers.pop(vehicle))
+            m._sensors(float(t))
+            if t % 60 == 0:
+                m._sample(float(t))
+        return m.totals["agree"] / m.totals["samples"]
+
+    assert accuracy("ideal") == 1.0
+    assert accuracy("degraded-radar") < 0.97
+
+
+def test_pricing_moves_prices_toward_the_target_band() -> None:
+    busy, quiet = Zone("busy", "rotating", "b", 4), Zone("quiet", "rotating", "b", 4)
+    m, _log = manager(ParkingConfig(pricing=True, base_price=2.0, price_step=0.5), [busy, quiet])
+    for k in range(4):
+        park(m, 1.0, f"v{k}", "busy")
+    m._sensors(1.0)
+    m._reprice()
+    assert busy.price == 2.5 and quiet.price == 1.5
+
+
+def test_bad_parking_settings_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.toml"
+    with pytest.raises(ScenarioError, match=r"'parking.share'.*1.5.*0..1"):
+        parking_config(path, {"share": 1.5})
+    with pytest.raises(ScenarioError, match=r"'parking.guidance'.*true or false"):
+        parking_config(path, {"guidance": "yes"})
+    with pytest.raises(ScenarioError, match=r"'parking.target_occupancy'"):
+        parking_config(path, {"target_occupancy": [0.9, 0.5]})
+    with pytest.raises(ScenarioError, match=r"'parking.valet'.*unknown field"):
+        parking_config(path, {"valet": True})
+
+
+def test_district_zones_by_kind() -> None:
+    scenario = load_scenario("district")
+    zones = read_zones(list(scenario.additional_files), read_network(scenario.net_file))
+    kinds = {k: [z for z in zones if z.kind == k] for k in ("rotating", "loading", "disabled", "lot")}
+    assert {k: len(v) for k, v in kinds.items()} == {
+        "rotating": 24,
+        "loading": 8,
+        "disabled": 5,
+        "lot": 2,
+    }
+    assert sum(z.bays for z in kinds["lot"]) == 270
+
+
+def test_district_parking_in_sumo_reports_every_kpi(tmp_path: Path) -> None:
+    sim = Simulation(load_scenario("district", "guidance-on"), create_controller("fixed"), seed=2,
+                     workdir=tmp_path, end_s=1200.0)  # fmt: skip
+    result = sim.run()
+    kinds = {m.kind for m in result.log.messages}
+    assert {"parking.arrival", "parking.departure", "parking.occupancy", "parking.totals"} <= kinds
+    s = result.summary
+    assert 0.0 < s["parking_occupancy_mean"] < 1.0
+    assert s["parking_search_time_mean_s"] >= 0.0 and s["parking_search_distance_mean_m"] >= 0.0
+    assert s["parking_turnover_per_bay_h"] > 0.0
+    assert 0.0 < s["public_space_efficiency"] <= s["parking_occupancy_mean"]
+    assert s["sensor_occupancy_accuracy"] == 1.0
