@@ -157,3 +157,16 @@ def test_district_parking_in_sumo_reports_every_kpi(tmp_path: Path) -> None:
     assert s["parking_turnover_per_bay_h"] > 0.0
     assert 0.0 < s["public_space_efficiency"] <= s["parking_occupancy_mean"]
     assert s["sensor_occupancy_accuracy"] == 1.0
+
+
+def test_a_parking_area_of_unknown_kind_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "zones.add.xml"
+    bad.write_text(
+        '<additional><parkingArea id="pa1" lane="A1_A2_1" startPos="0" endPos="40" roadsideCapacity="4">'
+        '<param key="ccsim.kind" value="valet"/></parkingArea></additional>'
+    )
+    network = read_network(load_scenario("district").net_file)
+    with pytest.raises(
+        ScenarioError, match=r"zones.add.xml: parkingArea 'pa1'.*'ccsim.kind'.*'valet'.*rotating"
+    ):
+        read_zones([bad], network)
