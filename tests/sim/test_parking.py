@@ -167,6 +167,6 @@ def test_a_parking_area_of_unknown_kind_is_named(tmp_path: Path) -> None:
     )
     network = read_network(load_scenario("district").net_file)
     with pytest.raises(
-        ScenarioError, match=r"zones.add.xml: parkingArea 'pa1'.*'ccsim.kind'.*'valet'.*rotating"
+        ScenarioError, match=r"zones.add.xml: field 'ccsim.kind': parkingArea 'pa1'.*'valet'.*rotating"
     ):
         read_zones([bad], network)
