@@ -263,7 +263,8 @@ class ParkingManager:
             return
         self.parkers[vehicle] = parker
         self.totals["parkers"] += 1
-        self._send(parker, zone)
+        if not self._send(parker, zone):
+            del self.parkers[vehicle]
 
     def _choose(self, parker: _Parker) -> Zone | None:
         """The zone this driver heads for next, or None if no zone of its kind is left near."""
@@ -293,15 +294,23 @@ class ParkingManager:
     def bind_network(self, network: Network) -> None:
         self._edge_xy = {edge: network.edge_xy(edge) for edge in network.edge_ends}
 
-    def _send(self, parker: _Parker, zone: Zone) -> None:
-        parker.zone = zone.id
-        parker.tried.add(zone.id)
+    def _send(self, parker: _Parker, zone: Zone | None) -> bool:
+        """Send the driver to ``zone``, or to the next candidate if SUMO cannot route it there (a
+        zone behind it on its street). False when no zone is left: it drives on unparked."""
         c = self.config
-        dwell = float(self.rng.exponential(c.dwell_mean_s))
-        if zone.kind == "rotating" and parker.overstays:
-            dwell = c.time_limit_s * float(self.rng.uniform(1.2, 2.0))
-        self.world.send_to_parking(parker.vehicle, zone.id, zone.edge, max(60.0, dwell))
-        self._searching.add(parker.vehicle)
+        while zone is not None:
+            parker.zone = zone.id
+            parker.tried.add(zone.id)
+            dwell = float(self.rng.exponential(c.dwell_mean_s))
+            if zone.kind == "rotating" and parker.overstays:
+                dwell = c.time_limit_s * float(self.rng.uniform(1.2, 2.0))
+            if self.world.send_to_parking(parker.vehicle, zone.id, zone.edge, max(60.0, dwell)):
+                self._searching.add(parker.vehicle)
+                return True
+            zone = self._choose(parker)
+        self._searching.discard(parker.vehicle)
+        self.world.change_target(parker.vehicle, parker.destination)
+        return False
 
     # --- each step -----------------------------------------------------------------------------
 
@@ -322,14 +331,8 @@ class ParkingManager:
                 continue
             if zone.unclaimed(vehicle) > 0:
                 zone.claims.add(vehicle)
-            else:  # full: cruise on to the next zone rather than wait in the lane
-                following = self._choose(parker)
-                if following is None:
-                    self._searching.discard(vehicle)  # gives up and drives on
-                    world.change_target(vehicle, parker.destination)
-                    self.parkers.pop(vehicle)
-                else:
-                    self._send(parker, following)
+            elif not self._send(parker, self._choose(parker)):  # full: cruise on, or give up
+                self.parkers.pop(vehicle)
         for vehicle in world.parking_started_ids():
             if vehicle in self.parkers:
                 self._parked(t, self.parkers[vehicle])

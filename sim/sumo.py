@@ -227,14 +227,22 @@ class SumoWorld:
         """Distance driven so far, m."""
         return float(self._require().vehicle.getDistance(vehicle))
 
-    def send_to_parking(self, vehicle: str, area: str, area_edge: str, duration_s: float) -> None:
-        """Route ``vehicle`` to park in ``area`` for ``duration_s`` (replacing any parking stop)."""
+    def send_to_parking(self, vehicle: str, area: str, area_edge: str, duration_s: float) -> bool:
+        """Route ``vehicle`` to park in ``area`` for ``duration_s`` (replacing any parking stop).
+
+        False if SUMO refuses (the area is behind the vehicle on its street); the vehicle may then
+        be left with ``area_edge`` as its target, to be set back by the caller.
+        """
         api = self._require()
-        if any(stop.stoppingPlaceID for stop in api.vehicle.getStops(vehicle)):
-            api.vehicle.rerouteParkingArea(vehicle, area)
-        else:
-            api.vehicle.changeTarget(vehicle, area_edge)
-            api.vehicle.setParkingAreaStop(vehicle, area, duration_s)
+        try:
+            if any(stop.stoppingPlaceID for stop in api.vehicle.getStops(vehicle)):
+                api.vehicle.rerouteParkingArea(vehicle, area)
+            else:
+                api.vehicle.changeTarget(vehicle, area_edge)
+                api.vehicle.setParkingAreaStop(vehicle, area, duration_s)
+        except api.TraCIException:
+            return False
+        return True
 
     def change_target(self, vehicle: str, edge: str) -> None:
         self._require().vehicle.changeTarget(vehicle, edge)

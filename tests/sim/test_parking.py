@@ -24,8 +24,9 @@ class _World:
     def route(self, vehicle: str) -> tuple[str, ...]:
         return ("a", "b")
 
-    def send_to_parking(self, vehicle: str, area: str, edge: str, duration_s: float) -> None:
+    def send_to_parking(self, vehicle: str, area: str, edge: str, duration_s: float) -> bool:
         self.sent.append((vehicle, area))
+        return True
 
     def change_target(self, vehicle: str, edge: str) -> None:
         pass
@@ -170,3 +171,20 @@ def test_a_parking_area_of_unknown_kind_is_named(tmp_path: Path) -> None:
         ScenarioError, match=r"zones.add.xml: field 'ccsim.kind': parkingArea 'pa1'.*'valet'.*rotating"
     ):
         read_zones([bad], network)
+
+
+def test_a_zone_sumo_cannot_route_to_is_skipped_for_the_next() -> None:
+    class Behind(_World):
+        def send_to_parking(self, vehicle: str, area: str, edge: str, duration_s: float) -> bool:
+            self.sent.append((vehicle, area))
+            return area != "near"  # "near" lies behind the car on its street
+
+    near, far = (
+        Zone("near", "rotating", "b", 2, (0.0, 0.0)),
+        Zone("far", "rotating", "b", 2, (300.0, 0.0)),
+    )
+    m, _log = manager(ParkingConfig(share=1.0), [near, far])
+    m.world = Behind()
+    m.on_departed(0.0, "car", "passenger")
+    assert m.world.sent == [("car", "near"), ("car", "far")]
+    assert m.parkers["car"].zone == "far"
