@@ -142,6 +142,9 @@ class Zone:
     """True occupant of each bay (vehicle id) or None."""
     sensed: list[bool] = field(default_factory=list)
     sensed_since: list[float] = field(default_factory=list)
+    occupied: int = 0
+    legitimate: int = 0
+    """Bays occupied now, and by users allowed there."""
     occupied_s: float = 0.0
     legitimate_s: float = 0.0
     claims: set[str] = field(default_factory=set)
@@ -197,6 +200,7 @@ class _Parker:
     reached_odometer: float = 0.0
     parked_at: float | None = None
     bay: int = -1
+    legitimate: bool = True
 
 
 def _bay_spec(name: str) -> ProfileSpec:
@@ -367,6 +371,9 @@ class ParkingManager:
         self.world.change_target(parker.vehicle, parker.destination)
         self._true_change(t, zone, bay, True)
         misuse = self._misuse(t, zone, parker)
+        parker.legitimate = not misuse
+        zone.occupied += 1
+        zone.legitimate += parker.legitimate
         if misuse:
             self.totals["misuse"] += 1
             self.bus.publish(t, f"parking:{zone.id}", ParkingMisuse(zone.id, bay, zone.kind, misuse))
@@ -384,14 +391,12 @@ class ParkingManager:
                 return "loading zone outside allowed hours"
         return ""
 
-    def _legitimate(self, t: float, zone: Zone, vehicle: str) -> bool:
-        parker = self.parkers.get(vehicle)
-        return parker is not None and not self._misuse(t, zone, parker)
-
     def _left(self, t: float, parker: _Parker) -> None:
         zone = self.zones[parker.zone]
         if parker.bay >= 0:
             zone.occupant[parker.bay] = None
+            zone.occupied -= 1
+            zone.legitimate -= parker.legitimate
             self._true_change(t, zone, parker.bay, False)
 
     # --- bay sensors ---------------------------------------------------------------------------
@@ -427,14 +432,12 @@ class ParkingManager:
             self.bus.publish(t, f"parking:{zone.id}", ParkingDeparture(zone.id, bay, zone.kind, dwell))
 
     def _accumulate(self, t: float) -> None:
+        """Bay-seconds occupied, and occupied by legitimate users, since the last step."""
         step = 0.0 if self._last_t is None else t - self._last_t
         self._last_t = t
         for zone in self.zones.values():
-            for vehicle in zone.occupant:
-                if vehicle is not None:
-                    zone.occupied_s += step
-                    if self._legitimate(t, zone, vehicle):
-                        zone.legitimate_s += step
+            zone.occupied_s += step * zone.occupied
+            zone.legitimate_s += step * zone.legitimate
 
     def _sample(self, t: float) -> None:
         """Once a minute: faults come and go, false detections, enforcement, accuracy, occupancy."""
