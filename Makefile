@@ -18,8 +18,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The live district and its control room. The admin token is made once and kept in
+# $(DEMO_OUT)/admin-token (readable by you only); the store keeps alarms and audit across runs.
 demo: setup
-	$(VENV)/bin/ccsim compare district --controllers fixed,sumo-actuated --seeds 1-3 --out $(DEMO_OUT)
+	@mkdir -p $(DEMO_OUT)
+	@test -s $(DEMO_OUT)/admin-token || (umask 077; $(PY) -c \
+		"import secrets; print('ccsim_' + secrets.token_urlsafe(32))" > $(DEMO_OUT)/admin-token)
+	@echo "token: $$(cat $(DEMO_OUT)/admin-token)"
+	@echo "open http://127.0.0.1:8000/#token=$$(cat $(DEMO_OUT)/admin-token)  (Ctrl-C stops it)"
+	CCSIM_ADMIN_TOKEN="$$(cat $(DEMO_OUT)/admin-token)" $(VENV)/bin/ccsim serve district \
+		--db sqlite:///$(DEMO_OUT)/control-center.db --out $(DEMO_OUT)/run
 
 lint: setup
 	$(VENV)/bin/ruff check sim controlcenter adapters tests benchmarks scenarios
@@ -31,6 +39,7 @@ test: lint
 
 bench: setup
 	$(PY) benchmarks/overhead.py --pairs 3
+	$(PY) benchmarks/feed.py
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

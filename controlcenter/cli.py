@@ -1,4 +1,5 @@
-"""The ``ccsim`` command: ``run`` one scenario, ``compare`` controllers over paired seeds.
+"""The ``ccsim`` command: ``run`` one scenario, ``compare`` controllers over paired seeds,
+``serve`` a live run with the control room.
 
 Bad input (unknown scenario or controller, malformed files, bad fields, an unwritable output
 folder) ends with exit code 2 and one line on stderr naming what is wrong.
@@ -15,8 +16,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from controlcenter.config import DEFAULT_DB, ServeConfig
+from controlcenter.rules import DEFAULT_RULES, load_rules
 from sim.controllers import controller_names, create_controller
 from sim.errors import CcsimError
+from sim.live import check_speed
 from sim.outputs import prepare_out_dir
 from sim.report import write_comparison
 from sim.scenario import load_scenario
@@ -125,6 +129,52 @@ def _folder(label: str, seed: int) -> str:
     return f"{safe}-seed{seed}"
 
 
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': expected a number or max") from None
+    try:
+        check_speed(speed)
+    except CcsimError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return speed
+
+
+def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from controlcenter.server import serve  # the web stack loads only for this command
+
+    create_controller(args.controller)
+    config = ServeConfig(
+        scenario=args.scenario,
+        controller=args.controller,
+        seed=args.seed,
+        speed=args.speed,
+        begin_s=args.begin,
+        end_s=args.end,
+        host=args.host,
+        port=args.port,
+        db_url=args.db,
+        out=args.out,
+        feed_rate_hz=args.rate,
+        send_timeout_s=args.send_timeout,
+        rules=load_rules(args.alarms) if args.alarms else DEFAULT_RULES,
+    )
+    return serve(config)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': expected a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}': expected a number above 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ccsim", description="Smart traffic and safety control-center simulator on SUMO."
@@ -157,6 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", type=Path, default=None)
     cmp.add_argument("--jobs", type=int, default=default_jobs(), help="parallel runs")
     cmp.set_defaults(handler=_cmd_compare)
+
+    srv = sub.add_parser("serve", help="run a scenario live, with the control room (REST + websocket)")
+    srv.add_argument("scenario", help="bundled name, scenario folder or .sumocfg file")
+    srv.add_argument("--controller", default="adaptive", help=f"one of: {controllers}")
+    srv.add_argument("--seed", type=int, default=1)
+    srv.add_argument("--speed", type=_speed, default=1.0,
+                     help="simulated seconds per wall second, or max (default 1)")  # fmt: skip
+    srv.add_argument("--begin", type=float, default=None, help="simulation begin (s)")
+    srv.add_argument("--end", type=float, default=None, help="simulation end (s)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000, help="0: any free port")
+    srv.add_argument("--db", default=DEFAULT_DB, help=f"store URL (default {DEFAULT_DB})")
+    srv.add_argument("--out", type=Path, default=None, help="run outputs (default out/serve-<scenario>)")
+    srv.add_argument("--rate", type=_positive, default=2.0, help="feed frames per second (default 2)")
+    srv.add_argument("--send-timeout", type=_positive, default=2.0,
+                     help="drop a feed client that cannot take a frame for this long, s")  # fmt: skip
+    srv.add_argument(
+        "--alarms", type=Path, default=None, help="alarm rules (TOML) instead of the defaults"
+    )
+    srv.set_defaults(handler=_cmd_serve)
     return parser
 
 

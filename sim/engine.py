@@ -297,12 +297,24 @@ class Simulation:
         if isinstance(command, SignalCommand):
             signals.command(t, command)
             return
-        lane = self.network.lanes.get(command.lane) if self.network is not None else None
-        if lane is None:
+        network = self.network
+        lane = network.lanes.get(command.lane) if network is not None else None
+        if network is None or lane is None:
             detail, accepted = f"no lane '{command.lane}'", False
+        elif command.closed and (missing := _stranded_turns(network, lane.id)):
+            detail = (
+                f"closing {lane.id} would leave no lane of {lane.edge} leading to {', '.join(missing)}"
+            )
+            accepted = False
         else:
-            allowed = ["authority"] if command.closed else sorted(lane.allow) if lane.allow else None
-            world.set_lane_allowed(lane.id, allowed)
+            if command.closed:
+                world.set_lane_access(lane.id, allowed=["authority"], disallowed=None)
+            else:
+                world.set_lane_access(
+                    lane.id,
+                    allowed=sorted(lane.allow) if lane.allow else None,
+                    disallowed=sorted(lane.disallow) if lane.disallow else None,
+                )
             detail, accepted = ("closed" if command.closed else "open"), True
         self.bus.publish(
             t,
@@ -367,3 +379,18 @@ class Simulation:
             "buses": monitor.bus_totals(),
             "persons": monitor.person_totals(),
         }
+
+
+def _stranded_turns(network: Network, lane_id: str) -> list[str]:
+    """Edges that only ``lane_id`` leads to among its edge's vehicle lanes (or its own edge, if it
+    is the edge's only vehicle lane): closing it would leave routes through them without a lane,
+    and SUMO would stop the run."""
+    lane = network.lanes[lane_id]
+    others = [
+        other for other in network.lanes.values()
+        if other.edge == lane.edge and other.id != lane.id and other.carries_vehicles
+    ]  # fmt: skip
+    if not others:
+        return [lane.edge]
+    reachable: set[str] = set().union(*(network.lane_targets.get(o.id, set()) for o in others))
+    return sorted(network.lane_targets.get(lane_id, set()) - reachable)

@@ -25,6 +25,7 @@ class Lane:
     length_m: float
     speed_mps: float
     allow: frozenset[str] | None
+    disallow: frozenset[str] | None = None
 
     @property
     def carries_vehicles(self) -> bool:
@@ -108,6 +109,8 @@ class Network:
     """Length of internal lanes (junction crossings, pedestrian crossings), m."""
     edge_ends: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Normal edge -> (from junction, to junction)."""
+    lane_targets: dict[str, set[str]] = field(default_factory=dict)
+    """Normal lane -> the edges its connections lead to."""
     internal_next: dict[str, str] = field(default_factory=dict)
     """Internal lane -> the internal lane that continues it (left turns waiting inside)."""
 
@@ -177,6 +180,7 @@ def read_network(path: Path) -> Network:
                     length_m=float(el.get("length", "0")),
                     speed_mps=float(el.get("speed", "13.89")),
                     allow=frozenset(allow.split()) if allow else None,
+                    disallow=frozenset(el.get("disallow", "").split()) or None,
                 )
             elif tag == "tlLogic":
                 tls = net.traffic_lights.setdefault(el.get("id", ""), TrafficLight(el.get("id", "")))
@@ -242,6 +246,9 @@ def read_network(path: Path) -> Network:
     except ValueError as exc:
         raise ScenarioError(path, f"bad number in network: {exc}") from None
     _add_conflicts(net, junctions, connections, edge_function)
+    for conn in connections:
+        if not conn.from_lane.startswith(":"):
+            net.lane_targets.setdefault(conn.from_lane, set()).add(conn.to_edge)
     return net
 
 

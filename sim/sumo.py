@@ -208,12 +208,18 @@ class SumoWorld:
         return [(present(a), halting(a), occupancy(a)) for a in area_ids]
 
     def set_lane_allowed(self, lane: str, classes: list[str] | None) -> None:
-        """Let only ``classes`` use ``lane`` (None: every class, as in a net without ``allow``)."""
+        """Let only ``classes`` use ``lane`` (None: every class)."""
+        self.set_lane_access(lane, allowed=classes, disallowed=None)
+
+    def set_lane_access(
+        self, lane: str, *, allowed: list[str] | None, disallowed: list[str] | None
+    ) -> None:
+        """Set who may use ``lane``: only ``allowed`` classes, or everyone but ``disallowed``."""
         api = self._require()
-        if classes is None:
-            api.lane.setDisallowed(lane, [])
+        if allowed is not None:
+            api.lane.setAllowed(lane, allowed)
         else:
-            api.lane.setAllowed(lane, classes)
+            api.lane.setDisallowed(lane, disallowed or [])
 
     # --- parking -------------------------------------------------------------------------------
 

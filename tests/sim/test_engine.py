@@ -122,3 +122,28 @@ def test_third_party_grid_runs(grid_cfg: Path, tmp_path: Path) -> None:
     assert result.summary["guard_violations"] == 0
     scopes = {r["scope"] for r in result.timeseries}
     assert len([s for s in scopes if s.startswith("tls:")]) == 9
+
+
+def test_closing_a_lane_that_some_turn_needs_is_refused(tmp_path: Path) -> None:
+    from sim.engine import _stranded_turns
+
+    district = read_network(load_scenario("district").net_file)
+    assert _stranded_turns(district, "B1_C1_2") == []  # a middle lane of a three-lane avenue
+    single = read_network(load_scenario("single").net_file)
+    only_left = [
+        lane
+        for lane in single.lanes.values()
+        if lane.carries_vehicles and _stranded_turns(single, lane.id)
+    ]
+    assert only_left, "in single, each turn has its own lane: closing one strands it"
+
+    from sim.signals import LaneCommand
+
+    sim = Simulation(
+        load_scenario("single"), create_controller("fixed"), seed=1, workdir=tmp_path, end_s=30
+    )
+    sim.submit(LaneCommand(only_left[0].id, closed=True, user="ops"))
+    result = sim.run()
+    (status,) = result.log.of_kind("lane.status")
+    payload = status.payload.to_dict()
+    assert not payload["accepted"] and "would leave no lane" in payload["detail"]

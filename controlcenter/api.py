@@ -1,0 +1,396 @@
+"""The REST API under ``/api`` (OpenAPI at ``/openapi.json``, browsable at ``/docs``).
+
+Every call needs ``Authorization: Bearer <token>``; reads need the viewer role, commands the
+operator role, the controller, retention and users the engineer role. Command answers carry the
+audit entry's id and the result: 200 accepted, 202 pending (the simulation has not applied it
+yet), 409 refused (and why), 403 when the role does not allow it - audited all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from controlcenter.alarms import AlarmAction, AlarmState, Severity
+from controlcenter.auth import USER_NAME, AuthError, Role, User, new_token, token_hash
+from controlcenter.commands import CommandResult
+from controlcenter.recorder import Session
+from controlcenter.runtime import ControlCenter
+from controlcenter.simproc import Control
+from controlcenter.store import RETENTION_DEFAULTS
+from sim.errors import CcsimError
+from sim.live import ControllerSwitch, check_speed
+from sim.signals import Action, LaneCommand, SignalCommand
+
+router = APIRouter(prefix="/api")
+
+
+def center_of(request: Request) -> ControlCenter:
+    center: ControlCenter = request.app.state.center
+    return center
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def authenticated(request: Request) -> User:
+    """The caller, from its bearer token (401 without a valid one, 429 while locked out)."""
+    return center_of(request).auth.from_header(
+        request.headers.get("authorization"), client_address(request)
+    )
+
+
+Caller = Annotated[User, Depends(authenticated)]
+Center = Annotated[ControlCenter, Depends(center_of)]
+
+
+def answer(result: CommandResult) -> JSONResponse:
+    status = {"accepted": 200, "pending": 202}.get(result.result, 409)
+    return JSONResponse(result.to_dict(), status_code=status)
+
+
+def need(user: User, role: Role) -> None:
+    """For reads: 403 unless the caller has ``role``."""
+    if not user.may(role):
+        raise HTTPException(403, f"role {user.role.label} may not do this; it needs {role.label}")
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+@router.get("/health")
+async def health(center: Center, _user: Caller) -> dict[str, Any]:
+    """The server, the simulation, the feed, the store and the alarms at a glance."""
+    return center.health()
+
+
+@router.get("/network", response_class=Response)
+async def network(center: Center, _user: Caller) -> Response:
+    """The district as a GeoJSON FeatureCollection (net coordinates in metres, see properties)."""
+    return JSONResponse(center.map.geojson, media_type="application/geo+json")
+
+
+@router.get("/state")
+async def state(center: Center, _user: Caller) -> dict[str, Any]:
+    """The current state snapshot (as the feed's snapshot frames), with the open alarms."""
+    return {
+        "tick": center.hub.seq,
+        "t": center.mirror.t,
+        "state": center.mirror.snapshot(),
+        "alarm_seq": center.hub.alarm_seq,
+        "alarms": list(center.hub.open_alarms.values()),
+    }
+
+
+@router.get("/alarms")
+def alarms(
+    center: Center,
+    _user: Caller,
+    state: Annotated[list[AlarmState] | None, Query()] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    category: str | None = None,
+    run: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Alarms, newest first, filtered by state, severity, category or run; paged."""
+    page = center.store.alarms(
+        states=[s.value for s in state or []],
+        severities=[s.value for s in severity or []],
+        category=category,
+        run_id=run,
+        limit=limit,
+        offset=offset,
+    )
+    return {"total": page.total, "limit": limit, "offset": offset, "items": page.items}
+
+
+@router.get("/alarms/{alarm_id}")
+def alarm(center: Center, _user: Caller, alarm_id: int) -> dict[str, Any]:
+    """One alarm with its whole history (who did what, when)."""
+    found = center.store.load_alarm(alarm_id)
+    if found is None:
+        raise HTTPException(404, f"no alarm {alarm_id}")
+    return {**found.to_dict(), "history": center.store.alarm_history(alarm_id)}
+
+
+@router.get("/events")
+def events(
+    center: Center,
+    _user: Caller,
+    run: int | None = None,
+    kind: Annotated[list[str] | None, Query()] = None,
+    source: str | None = None,
+    after: Annotated[int, Query(ge=0, description="only events with seq above this")] = 0,
+    since_t: float | None = None,
+    until_t: float | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """The message history: every message of the run (``t``, ``seq``, source, kind, payload)."""
+    run_id = center.run.id if run is None else run
+    items = center.store.events(
+        run_id=run_id, kinds=kind or [], source=source, after_seq=after, since_t=since_t,
+        until_t=until_t, limit=limit,
+    )  # fmt: skip
+    return {"run": run_id, "items": items, "next": items[-1]["seq"] if items else after}
+
+
+@router.get("/kpis")
+def kpis(
+    center: Center,
+    _user: Caller,
+    run: int | None = None,
+    scope: str | None = None,
+    metric: str | None = None,
+    period: Literal["interval", "run"] | None = None,
+) -> dict[str, Any]:
+    """KPI time series (the rows of ``timeseries.parquet``), as each interval closes."""
+    run_id = center.run.id if run is None else run
+    rows = center.store.kpis(run_id=run_id, scope=scope, metric=metric, period=period)
+    return {"run": run_id, "items": rows}
+
+
+@router.get("/audit")
+def audit(
+    center: Center,
+    _user: Caller,
+    user: str | None = None,
+    action: str | None = None,
+    result: Literal["accepted", "refused", "pending"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Every command, newest first: who, when, what, with which arguments, and the result."""
+    page = center.store.audit(user=user, action=action, result=result, limit=limit, offset=offset)
+    return {"total": page.total, "limit": limit, "offset": offset, "items": page.items}
+
+
+@router.get("/runs")
+def runs(center: Center, _user: Caller) -> dict[str, Any]:
+    return {"current": center.run.id, "items": center.store.runs()}
+
+
+# --- alarm commands ------------------------------------------------------------------------------
+
+
+class Note(BaseModel):
+    note: str = Field("", max_length=2000)
+
+
+class Shelve(BaseModel):
+    duration_s: float = Field(3600.0, gt=0, le=7 * 86400, description="how long, s (at most 7 days)")
+    note: str = Field("", max_length=2000)
+
+
+class Comment(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+async def _alarm_command(
+    center: ControlCenter, user: User, action: AlarmAction, alarm_id: int, arguments: dict[str, Any],
+    *, note: str = "", shelve_until: float | None = None,
+) -> JSONResponse:  # fmt: skip
+    await center.commands.require(
+        user, Role.OPERATOR, f"alarm.{action.value}", f"alarm:{alarm_id}", arguments
+    )
+    result = await center.commands.alarm(
+        user, action, alarm_id, note=note, shelve_until=shelve_until, arguments=arguments
+    )
+    return answer(result)
+
+
+@router.post("/alarms/{alarm_id}/acknowledge")
+async def acknowledge(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    return await _alarm_command(
+        center, user, AlarmAction.ACKNOWLEDGE, alarm_id, body.model_dump(), note=body.note
+    )
+
+
+@router.post("/alarms/{alarm_id}/shelve")
+async def shelve(center: Center, user: Caller, alarm_id: int, body: Shelve) -> JSONResponse:
+    until = time.time() + body.duration_s
+    return await _alarm_command(
+        center, user, AlarmAction.SHELVE, alarm_id, body.model_dump(), note=body.note, shelve_until=until
+    )
+
+
+@router.post("/alarms/{alarm_id}/unshelve")
+async def unshelve(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    return await _alarm_command(
+        center, user, AlarmAction.UNSHELVE, alarm_id, body.model_dump(), note=body.note
+    )
+
+
+@router.post("/alarms/{alarm_id}/comment")
+async def comment(center: Center, user: Caller, alarm_id: int, body: Comment) -> JSONResponse:
+    return await _alarm_command(
+        center, user, AlarmAction.COMMENT, alarm_id, body.model_dump(), note=body.text
+    )
+
+
+# --- commands into the simulation ----------------------------------------------------------------
+
+
+class Override(BaseModel):
+    action: Literal["hold", "plan", "flash", "automatic"]
+    argument: str = Field("", max_length=100, description="phase index (hold) or program id (plan)")
+
+
+class Speed(BaseModel):
+    speed: float | None = Field(
+        description="simulated seconds per wall second; null: as fast as possible"
+    )
+
+
+class ControllerChoice(BaseModel):
+    controller: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/signals/{tls}/override")
+async def override(center: Center, user: Caller, tls: str, body: Override) -> JSONResponse:
+    """Hold a phase, force a plan, flash, or back to automatic - through the safety guard."""
+    arguments = body.model_dump()
+    await center.commands.require(user, Role.OPERATOR, "signal.override", f"tls:{tls}", arguments)
+    command = SignalCommand(tls, Action(body.action), body.argument, user.name)
+    return answer(
+        await center.commands.simulate(user, "signal.override", f"tls:{tls}", arguments, command)
+    )
+
+
+async def _lane(center: ControlCenter, user: User, lane: str, closed: bool) -> JSONResponse:
+    action = "lane.close" if closed else "lane.open"
+    await center.commands.require(user, Role.OPERATOR, action, f"lane:{lane}", {})
+    command = LaneCommand(lane, closed, user.name)
+    return answer(await center.commands.simulate(user, action, f"lane:{lane}", {}, command))
+
+
+@router.post("/lanes/{lane}/close")
+async def close_lane(center: Center, user: Caller, lane: str) -> JSONResponse:
+    """Close a lane to traffic (only authority vehicles may use it)."""
+    return await _lane(center, user, lane, True)
+
+
+@router.post("/lanes/{lane}/open")
+async def open_lane(center: Center, user: Caller, lane: str) -> JSONResponse:
+    return await _lane(center, user, lane, False)
+
+
+@router.post("/simulation/pause")
+async def pause(center: Center, user: Caller) -> JSONResponse:
+    await center.commands.require(user, Role.OPERATOR, "simulation.pause", "simulation", {})
+    return answer(await center.commands.control(user, "simulation.pause", {}, Control("pause")))
+
+
+@router.post("/simulation/resume")
+async def resume(center: Center, user: Caller) -> JSONResponse:
+    await center.commands.require(user, Role.OPERATOR, "simulation.resume", "simulation", {})
+    return answer(await center.commands.control(user, "simulation.resume", {}, Control("resume")))
+
+
+@router.post("/simulation/speed")
+async def speed(center: Center, user: Caller, body: Speed) -> JSONResponse:
+    arguments = body.model_dump()
+    await center.commands.require(user, Role.OPERATOR, "simulation.speed", "simulation", arguments)
+    try:
+        check_speed(body.speed)
+    except CcsimError as exc:
+        refused = await center.commands.audit(
+            user, "simulation.speed", "simulation", arguments, "refused", str(exc)
+        )
+        return answer(refused)
+    return answer(
+        await center.commands.control(user, "simulation.speed", arguments, Control("speed", body.speed))
+    )
+
+
+@router.post("/simulation/controller")
+async def controller(center: Center, user: Caller, body: ControllerChoice) -> JSONResponse:
+    """Hand the signals to another of ccsim's controllers (at the next step)."""
+    arguments = body.model_dump()
+    await center.commands.require(user, Role.ENGINEER, "simulation.controller", "simulation", arguments)
+    command = ControllerSwitch(body.controller, user.name)
+    return answer(
+        await center.commands.simulate(user, "simulation.controller", "simulation", arguments, command)
+    )
+
+
+# --- users and settings --------------------------------------------------------------------------
+
+
+class NewUser(BaseModel):
+    name: str = Field(pattern=USER_NAME.pattern)
+    role: Literal["viewer", "operator", "engineer"]
+
+
+@router.get("/users")
+def users(center: Center, user: Caller) -> dict[str, Any]:
+    need(user, Role.ENGINEER)
+    return {"items": center.store.users()}
+
+
+@router.post("/users", status_code=201)
+async def create_user(center: Center, user: Caller, body: NewUser) -> JSONResponse:
+    """Create a user; the answer holds its token, shown this once and stored only as a hash."""
+    arguments = body.model_dump()
+    await center.commands.require(user, Role.ENGINEER, "user.create", f"user:{body.name}", arguments)
+    token = new_token()
+    role = Role.parse(body.role)
+
+    def write(session: Session) -> None:
+        session.writer.add_user(body.name, role.label)
+        session.writer.add_token(token_hash(token), body.name)
+
+    try:
+        await center.commands.recorder.call(write)
+    except CcsimError as exc:
+        refused = await center.commands.audit(
+            user, "user.create", f"user:{body.name}", arguments, "refused", str(exc)
+        )
+        return answer(refused)
+    center.auth.remember(token_hash(token), User(body.name, role))
+    done = await center.commands.audit(
+        user, "user.create", f"user:{body.name}", arguments, "accepted", "created"
+    )
+    return JSONResponse(
+        {**done.to_dict(), "name": body.name, "role": role.label, "token": token}, status_code=201
+    )
+
+
+class Retention(BaseModel):
+    events_days: float | None = Field(None, ge=0)
+    kpis_days: float | None = Field(None, ge=0)
+    alarms_days: float | None = Field(None, ge=0)
+    audit_days: float | None = Field(None, ge=0)
+
+
+@router.get("/settings/retention")
+def retention(center: Center, _user: Caller) -> dict[str, float]:
+    """How long each kind of record is kept, days (0: for ever; open alarms are always kept)."""
+    return center.store.retention()
+
+
+@router.put("/settings/retention")
+async def set_retention(center: Center, user: Caller, body: Retention) -> dict[str, Any]:
+    settings = {k: v for k, v in body.model_dump().items() if v is not None and k in RETENTION_DEFAULTS}
+    await center.commands.require(user, Role.ENGINEER, "settings.retention", "store", settings)
+    current = await center.set_retention(settings)
+    await center.commands.audit(user, "settings.retention", "store", settings, "accepted", "saved")
+    return {"retention": current}
+
+
+async def audit_rejected_body(center: ControlCenter, request: Request, detail: str) -> None:
+    """Audit a command whose body did not validate (when its caller is known)."""
+    try:
+        user = await authenticated(request)
+    except AuthError:  # an unknown caller: nobody to put in the audit log
+        return
+    target = request.url.path.removeprefix("/api/")
+    await asyncio.shield(
+        center.commands.audit(user, f"{request.method} {target}", target, {}, "refused", detail)
+    )

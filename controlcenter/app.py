@@ -1,0 +1,60 @@
+"""The FastAPI application of the control center: the REST API, the feed, the control-room page."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from controlcenter import api, ws
+from controlcenter.auth import AuthError
+from controlcenter.commands import Forbidden
+from controlcenter.runtime import ControlCenter
+
+
+def control_room_page() -> str:
+    return resources.files("controlcenter").joinpath("static/index.html").read_text(encoding="utf-8")
+
+
+def create_app(center: ControlCenter) -> FastAPI:
+    app = FastAPI(
+        title="ccsim control center",
+        summary="Live district, alarms, operator commands and their audit trail",
+        lifespan=center.lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.center = center
+    app.include_router(api.router)
+    app.add_api_websocket_route("/ws", ws.feed)
+    page = control_room_page()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_request: Request, exc: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"}
+        if exc.retry_after_s:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({**exc.result.to_dict(), "detail": exc.result.detail}, status_code=403)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+        ]
+        detail = "; ".join(errors)
+        if request.method != "GET":
+            await api.audit_rejected_body(center, request, detail)
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    return app

@@ -1,0 +1,32 @@
+"""Settings of ``ccsim serve``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controlcenter.rules import DEFAULT_RULES, Rule
+
+DEFAULT_DB = "sqlite:///out/control-center.db"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """A live run and its server. Times in s, rates in Hz; ``speed`` None runs unpaced."""
+
+    scenario: str
+    controller: str = "adaptive"
+    seed: int = 1
+    speed: float | None = 1.0
+    begin_s: float | None = None
+    end_s: float | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_url: str = DEFAULT_DB
+    out: Path | None = None
+    """Where the run's outputs go (summary.json...); default ``out/serve-<scenario>``."""
+    feed_rate_hz: float = 2.0
+    send_timeout_s: float = 2.0
+    command_wait_s: float = 2.0
+    """How long a command request waits for the simulation's verdict before answering 202."""
+    rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)

@@ -1,0 +1,161 @@
+"""The running control center: one object that wires store, auth, recorder, simulation process,
+feed and commands together, and starts and stops them with the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controlcenter.alarm_book import AlarmBook
+from controlcenter.alarms import Alarm, AlarmEvent
+from controlcenter.auth import Authenticator, LoginThrottle
+from controlcenter.commands import Commands
+from controlcenter.config import ServeConfig
+from controlcenter.feed import FeedHub, StateMirror
+from controlcenter.geojson import NetworkMap, network_map
+from controlcenter.recorder import Recorder, Session
+from controlcenter.simproc import Batch, ChildSpec, Record, RunEnded, SimProcess
+from controlcenter.store import Store
+from sim.controllers import create_controller
+from sim.detectors import place_detectors, priority_types
+from sim.live import Outcome
+from sim.network import read_network
+from sim.scenario import Scenario, load_scenario
+from sim.study import check_window
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    scenario: str
+    controller: str
+    seed: int
+
+
+class ControlCenter:
+    """Everything ``ccsim serve`` runs. Build it (validating the inputs), then :meth:`lifespan`."""
+
+    def __init__(
+        self, config: ServeConfig, store: Store, *, throttle: LoginThrottle | None = None
+    ) -> None:
+        self.config = config
+        self.store = store
+        scenario = load_scenario(config.scenario)
+        self.scenario = scenario
+        controller = create_controller(config.controller)
+        check_window(scenario, config.begin_s, config.end_s)
+        self.map = _map(scenario, uses_detectors=controller.uses_detectors)
+        self.auth = Authenticator(store.token_users(), throttle or LoginThrottle())
+        self.mirror = StateMirror()
+        self.started_at = time.time()
+        writer = store.writer()
+        try:
+            with writer.transaction():
+                writer.close_interrupted_runs()
+                run_id = writer.begin_run(scenario.name, config.controller, config.seed)
+        finally:
+            writer.close()
+        self.run = RunInfo(run_id, scenario.name, config.controller, config.seed)
+        book = AlarmBook(store.open_alarms(), store.next_alarm_id(), run_id, self.map.locate)
+        self.hub = FeedHub(
+            self.mirror,
+            rate_hz=config.feed_rate_hz,
+            send_timeout_s=config.send_timeout_s,
+            load_alarm_events=self._alarm_events_since,
+            open_alarms=list(book.alarms.values()),
+            alarm_seq=store.last_alarm_seq(),
+        )
+        self.recorder = Recorder(
+            store,
+            book,
+            run_id,
+            on_alarms=self.hub.publish_alarms,
+            on_outcome=self._on_outcome,
+        )
+        out = config.out or Path("out") / f"serve-{scenario.name}"
+        self.simulation = SimProcess(
+            ChildSpec(
+                scenario=config.scenario,
+                controller=config.controller,
+                seed=config.seed,
+                speed=config.speed,
+                out=out,
+                rules=config.rules,
+                begin_s=config.begin_s,
+                end_s=config.end_s,
+            ),
+            self._on_record,
+        )
+        self.commands = Commands(self.recorder, self.simulation, wait_s=config.command_wait_s)
+        self.mirror.merge({"run": {"status": "starting", "id": run_id}}, None)
+
+    # --- records from the simulation (pump thread) -----------------------------------------------
+
+    def _on_record(self, record: Record) -> None:
+        if isinstance(record, Batch):
+            self.mirror.merge(record.changes, record.t)  # the feed sees it at once...
+        elif isinstance(record, RunEnded):
+            self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
+        self.recorder.put(record)  # ...the store right after
+
+    def _on_outcome(self, outcome: Outcome, entry: dict[str, Any]) -> None:
+        self.commands.on_outcome(outcome, entry)
+
+    async def _alarm_events_since(self, seq: int) -> list[tuple[AlarmEvent, Alarm]] | None:
+        first = await asyncio.to_thread(self.store.first_alarm_seq)
+        if first > seq + 1:
+            return None  # some were deleted by the retention: the client needs the full list
+        return await asyncio.to_thread(self.store.alarm_events_since, seq)
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        self.recorder.start(loop)
+        self.simulation.start()
+        ticker = asyncio.create_task(self.hub.run_ticker(), name="ccsim-feed-ticker")
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            self.hub.close_all()
+            await asyncio.to_thread(self.simulation.stop)
+            await asyncio.to_thread(self.recorder.stop)
+
+    def health(self) -> dict[str, Any]:
+        ended = self.simulation.ended
+        return {
+            "status": "ok" if not self.recorder.stats.last_error else "degraded",
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "run": {**self.run.__dict__, "status": self.mirror.get("run", "status"),
+                    "t": self.mirror.t, "pid": self.simulation.pid,
+                    "running": self.simulation.running,
+                    "detail": ended.detail if ended else ""},
+            "feed": {"clients": self.hub.stats.connected, "dropped": self.hub.stats.dropped,
+                     "ticks": self.hub.stats.ticks, "rate_hz": self.hub.rate_hz},
+            "store": {"url": self.store.url, "commits": self.recorder.stats.commits,
+                      "events": self.recorder.stats.events, "error": self.recorder.stats.last_error},
+            "alarms": {"open": len(self.hub.open_alarms), "seq": self.hub.alarm_seq},
+        }  # fmt: skip
+
+    async def set_retention(self, settings: dict[str, float]) -> dict[str, float]:
+        def write(session: Session) -> None:
+            session.writer.set_retention(settings)
+
+        await self.recorder.call(write)
+        return await asyncio.to_thread(self.store.retention)
+
+
+def _map(scenario: Scenario, *, uses_detectors: bool) -> NetworkMap:
+    network = read_network(scenario.net_file)
+    detectors = []
+    if uses_detectors:
+        types = priority_types([*scenario.route_files, *scenario.additional_files])
+        detectors = place_detectors(network, scenario.detectors, priority=sorted(types, key=str))
+    return network_map(scenario, network, detectors)

@@ -1,0 +1,102 @@
+"""``ccsim serve``: validate everything, open the store, make sure an admin exists, bind the
+socket, say where the control room is, and serve until interrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from controlcenter.app import create_app
+from controlcenter.auth import ADMIN, ADMIN_TOKEN_ENV, Role, check_token_text, new_token, token_hash
+from controlcenter.config import ServeConfig
+from controlcenter.runtime import ControlCenter
+from controlcenter.store import Store
+from sim.controllers import create_controller
+from sim.errors import CcsimError
+from sim.scenario import load_scenario
+from sim.study import check_window
+
+
+def bootstrap_admin(store: Store, env_token: str | None) -> str | None:
+    """Create the ``admin`` engineer on an empty store; returns its token if one was made here.
+
+    With ``CCSIM_ADMIN_TOKEN`` set, that token is the admin's (on this and every later start);
+    without it, a first start makes a random token and returns it to be shown once.
+    """
+    if env_token is not None:
+        check_token_text(env_token, ADMIN_TOKEN_ENV)
+    empty = store.user_count() == 0
+    if not empty and env_token is None:
+        return None
+    token = env_token or new_token()
+    writer = store.writer()
+    try:
+        with writer.transaction():
+            if ADMIN not in {u["name"] for u in store.users()}:
+                writer.add_user(ADMIN, Role.ENGINEER.label)
+            writer.add_token(token_hash(token), ADMIN)
+    finally:
+        writer.close()
+    return None if env_token else token
+
+
+SEND_BUFFER_BYTES = 64 * 1024
+"""Kernel send buffer of each connection (Linux doubles it). Fixed rather than auto-tuned (which
+grows to megabytes on loopback), so that a feed client that stops reading fills it within
+seconds, its sends stop progressing and the send timeout drops it; 128 KiB still carries a
+feed of a few hundred KB/s over a 200 ms round trip."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Listen on ``host:port`` (port 0: any free port); accepted sockets inherit the options."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CcsimError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
+    sock.listen(2048)
+    return sock
+
+
+def url_of(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
+    # Whatever can fail on bad input fails before an admin token is made: it is shown only once.
+    check_window(load_scenario(config.scenario), config.begin_s, config.end_s)
+    create_controller(config.controller)
+    sock = bind(config.host, config.port)
+    store = Store(config.db_url)
+    token = bootstrap_admin(store, os.environ.get(ADMIN_TOKEN_ENV))
+    if token is not None:
+        say(f"admin token: {token}")
+    center = ControlCenter(config, store)
+    say(f"control room: {url_of(config.host, sock.getsockname()[1])}")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(center),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            # Each feed frame is serialised once for all clients; per-message deflate would
+            # compress it again for every connection (its window is per connection).
+            ws_per_message_deflate=False,
+        )
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
+        server.run(sockets=[sock])
+    return 0

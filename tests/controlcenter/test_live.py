@@ -1,0 +1,235 @@
+"""sim/live.py: wall-clock pacing, the live state, and a live run of real SUMO steered while it runs.
+
+(Kept here beside the control center that drives it; it tests the sim package's live module.)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from sim.errors import CcsimError
+from sim.live import ControllerSwitch, Flush, LiveRun, LiveState, Outcome, Pacer, register_reducer
+from sim.messages import (
+    AirReading,
+    DevicesDeployed,
+    LaneStatus,
+    Message,
+    ParkingOccupancy,
+    Payload,
+    RedLightViolation,
+    SensorFault,
+    SensorRecovered,
+    SignalPhase,
+    VehiclesArrived,
+    VehiclesDeparted,
+    ZoneOccupancy,
+)
+from sim.scenario import load_scenario
+from sim.signals import Action, LaneCommand, SignalCommand
+
+# --- pacing ---------------------------------------------------------------------------------------
+
+
+def run_steps(pacer: Pacer, steps: range) -> float:
+    start = time.perf_counter()
+    for t in steps:
+        pacer(float(t))
+    return time.perf_counter() - start
+
+
+def test_pacing_follows_the_wall_clock_times_the_speed() -> None:
+    assert run_steps(Pacer(100.0), range(0, 21)) >= 0.19  # 20 simulated s at x100
+    assert run_steps(Pacer(None), range(0, 1000)) < 0.1  # unpaced
+
+
+def test_after_a_stall_the_run_does_not_race_to_catch_up() -> None:
+    pacer = Pacer(100.0, max_lag_s=0.05)
+    run_steps(pacer, range(0, 5))
+    time.sleep(0.3)  # a slow step (the workload, not a synchronisation)
+    assert run_steps(pacer, range(5, 16)) >= 0.09
+
+
+def test_pause_holds_the_simulation_and_resume_releases_it() -> None:
+    pacer = Pacer(None)
+    pacer.pause()
+    passed = threading.Event()
+
+    def simulate() -> None:
+        pacer(1.0)
+        passed.set()
+
+    threading.Thread(target=simulate, daemon=True).start()
+    assert not passed.wait(0.2)
+    pacer.resume()
+    assert passed.wait(2.0)
+
+
+def test_speed_changes_apply_in_the_middle_of_a_wait() -> None:
+    pacer = Pacer(0.001)  # 1000 s of wall clock per simulated second
+    pacer(0.0)
+    passed = threading.Event()
+
+    def simulate() -> None:
+        pacer(1.0)
+        passed.set()
+
+    threading.Thread(target=simulate, daemon=True).start()
+    assert not passed.wait(0.1)
+    pacer.set_speed(None)
+    assert passed.wait(2.0)
+    pacer.stop()
+
+
+def test_speed_must_be_positive() -> None:
+    with pytest.raises(CcsimError, match="expected a factor above 0"):
+        Pacer(0.0)
+    with pytest.raises(CcsimError):
+        Pacer(1.0).set_speed(-2.0)
+
+
+# --- the live state -------------------------------------------------------------------------------
+
+
+def test_state_keeps_the_latest_entries_and_hands_out_only_changes() -> None:
+    state = LiveState()
+    state(Message(1.0, 1, "tls:J1", SignalPhase("J1", "0", 0, "GGrr")))
+    state(Message(1.0, 2, "monitor", VehiclesDeparted(("a", "b", "c"))))
+    state(Message(2.0, 3, "monitor", VehiclesArrived(("a",))))
+    state(Message(2.0, 4, "lane:L", LaneStatus("L_1", True, "ana", True, "closed")))
+    changes = state.changes()
+    assert changes["signals"]["J1"]["state"] == "GGrr"
+    assert changes["kpis"] == {"departed": 3, "arrived": 1, "running": 2}
+    assert changes["lanes"]["L_1"] == {"closed": True, "user": "ana", "since": 2.0}
+    state(Message(1.0, 5, "tls:J1", SignalPhase("J1", "0", 0, "GGrr")))  # the same again
+    assert "signals" not in state.changes()
+    state(Message(3.0, 6, "lane:L", LaneStatus("X_1", True, "ana", False, "no lane")))  # refused
+    assert state.changes() == {} and set(state.snapshot()["lanes"]) == {"L_1"}
+
+
+def test_field_devices_appear_in_the_state() -> None:
+    state = LiveState()
+    zones = (ZoneOccupancy("pa_1", "loading", 4, 3, 2, 1.5),)
+    for seq, payload in enumerate(
+        [ParkingOccupancy(zones), AirReading("aq1", 40.0, 30.0, 420.0, 38.0, 28.0, 55.0, "moderate"),
+         SensorFault("N_C_1", "C", "chatter"), DevicesDeployed("gates", ("A1_B1",)),
+         RedLightViolation("C", "serious", 32.0, "entered on red")],
+        start=1,
+    ):  # fmt: skip
+        state(Message(60.0, seq, "devices", payload))
+    snapshot = state.snapshot()
+    assert snapshot["zones"]["pa_1"]["sensed_occupied"] == 2
+    assert snapshot["stations"]["aq1"]["index"] == 55.0
+    assert snapshot["sensor_faults"]["N_C_1"]["fault"] == "chatter"
+    assert snapshot["devices"] == {"gates": ["A1_B1"]} and snapshot["kpis"]["violations"] == 1
+    state(Message(90.0, 6, "devices", SensorRecovered("N_C_1", "C", "chatter", 60.0)))
+    assert state.changes()["sensor_faults"] == {"N_C_1": None}
+
+
+@dataclass(frozen=True, slots=True)
+class BayOccupancy(Payload):
+    kind: ClassVar[str] = "test.bay"
+    bay: str
+    occupied: bool
+
+
+def test_devices_of_later_issues_plug_into_the_state() -> None:
+    @register_reducer(BayOccupancy.kind)
+    def bay(state: LiveState, message: Message) -> None:
+        payload = message.payload
+        assert isinstance(payload, BayOccupancy)
+        state.set("bays", payload.bay, {"occupied": payload.occupied})
+
+    state = LiveState()
+    state(Message(1.0, 1, "bay:b1", BayOccupancy("b1", True)))
+    assert state.snapshot()["bays"] == {"b1": {"occupied": True}}
+
+
+# --- a live run of real SUMO -----------------------------------------------------------------------
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.flushes: list[Flush] = []
+        self.outcomes: list[Outcome] = []
+
+    def flush(self, flush: Flush) -> None:
+        self.flushes.append(flush)
+        self.outcomes += flush.outcomes
+
+
+def live(tmp_path: Path, controller: str, collect: Collect, **kwargs: object) -> LiveRun:
+    return LiveRun(
+        load_scenario("single"), controller, seed=1, workdir=tmp_path / controller,
+        on_flush=collect.flush, on_outcome=collect.outcomes.append, **kwargs,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_a_live_run_applies_commands_at_step_boundaries_and_reports_them(tmp_path: Path) -> None:
+    got = Collect()
+    run = live(tmp_path, "adaptive", got, speed=None, end_s=600.0)
+    run.submit(1, SignalCommand("C", Action.FLASH, "", "ana"))
+    run.submit(2, SignalCommand("C", Action.HOLD, "9", "ana"))
+    run.submit(3, LaneCommand("nowhere_1", True, "ana"))  # (closing a lane: see tests/e2e)
+    run.submit(4, ControllerSwitch("maxpressure", "eve"))
+    run.submit(5, ControllerSwitch("fixed", "eve"))
+    run.submit(6, ControllerSwitch("nonsense", "eve"))
+    result = run.run()
+    outcomes = {o.command_id: o for o in got.outcomes}
+    assert (outcomes[1].accepted, outcomes[1].detail) == (True, "flashing")
+    assert not outcomes[2].accepted and "not a green phase" in outcomes[2].detail
+    assert (outcomes[3].accepted, outcomes[3].detail) == (False, "no lane 'nowhere_1'")
+    assert (outcomes[4].accepted, outcomes[4].detail) == (True, "'maxpressure' drives the signals")
+    assert not outcomes[5].accepted and "lets SUMO drive the signals" in outcomes[5].detail
+    assert not outcomes[6].accepted and "unknown controller 'nonsense'" in outcomes[6].detail
+    assert all(o.t == 1.0 for o in outcomes.values())  # all at the first step boundary
+    assert result.summary["controller"] == "maxpressure"
+    seqs = [m.seq for f in got.flushes for m in f.messages]
+    assert seqs == list(range(1, len(result.log.messages) + 1))  # every message, once, in order
+    snapshot = run.state.snapshot()
+    assert snapshot["run"]["status"] == "finished" and snapshot["run"]["controller"] == "maxpressure"
+    assert snapshot["signals"]["C"]["mode"] == "flash" and set(snapshot["signals"]["C"]["state"]) == {
+        "o"
+    }
+    assert "lanes" not in snapshot and len(snapshot["detectors"]) == 6
+    streamed = [row for f in got.flushes for row in f.kpis]
+    assert sorted(map(repr, streamed)) == sorted(map(repr, result.timeseries))  # the same KPI rows
+    changed = [m.kind for m in result.log.messages if m.kind == "controller.changed"]
+    assert len(changed) == 3
+
+
+def test_sumo_driven_signals_refuse_overrides_with_a_reason(tmp_path: Path) -> None:
+    got = Collect()
+    run = live(tmp_path, "fixed", got, speed=None, end_s=30.0)
+    run.submit(1, SignalCommand("C", Action.FLASH, "", "ana"))
+    run.run()
+    [outcome] = got.outcomes
+    assert not outcome.accepted and "SUMO's own programs" in outcome.detail
+    assert run.state.snapshot()["signals"]["C"]["mode"] == "program"
+    run.submit(2, SignalCommand("C", Action.FLASH, "", "ana"))  # after the end
+    assert got.outcomes[-1] == Outcome(2, False, "the run has ended", 30.0)
+
+
+def test_a_paced_run_can_be_paused_and_sped_up(tmp_path: Path) -> None:
+    got = Collect()
+    run = live(tmp_path, "fixed", got, speed=50.0, end_s=60.0)
+    thread = threading.Thread(target=run.run)
+    started = time.perf_counter()
+    thread.start()
+    first = threading.Event()
+    while not got.flushes:  # a flush arrives within the first step
+        first.wait(0.01)
+    run.pause()
+    paused_at = got.flushes[-1].changes["run"]
+    assert paused_at["paused"] is True
+    run.set_speed(None)
+    run.resume()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert time.perf_counter() - started < 1.2  # x50 for a moment, then unpaced: well under 60/50 s
+    assert run.state.snapshot()["run"]["speed"] is None
