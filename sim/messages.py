@@ -397,15 +397,3 @@ class ControllerChanged(Payload):
     user: str
     accepted: bool
     detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerChanged(Payload):
-    """An operator asked a live run to change its signal controller, and what came of it."""
-
-    kind: ClassVar[str] = "controller.changed"
-    controller: str
-    previous: str
-    user: str
-    accepted: bool
-    detail: str
