@@ -339,6 +339,189 @@ class EmissionsInterval(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class DevicesDeployed(Payload):
+    """Field devices of one kind (``enforcement``, ``radar``, ``gates``...) stand at ``sites``
+    (junction or edge ids) for this run; published when the run starts."""
+
+    kind: ClassVar[str] = "devices.deployed"
+    device: str
+    sites: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation(Payload):
+    """A traffic violation seen by an enforcement device at ``site`` (a junction or radar point).
+
+    ``severity`` is ``minor``, ``serious`` or ``very_serious``; ``speed_kmh`` is the vehicle's
+    speed where relevant (radar, red light), else None; ``detail`` says what was seen. Vehicles
+    are not identified: enforcement in the field would attach evidence, not an id, to the stream.
+    """
+
+    kind: ClassVar[str] = "violation"
+    site: str
+    severity: str
+    speed_kmh: float | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedLightViolation(Violation):
+    """A vehicle entered the junction on red (after the yellow and the all-red began)."""
+
+    kind: ClassVar[str] = "violation.red_light"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedingViolation(Violation):
+    """A vehicle passed a radar point faster than the limit plus the enforcement tolerance."""
+
+    kind: ClassVar[str] = "violation.speeding"
+    limit_kmh: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CrosswalkViolation(Violation):
+    """A vehicle stood on a pedestrian crosswalk."""
+
+    kind: ClassVar[str] = "violation.crosswalk"
+
+
+@dataclass(frozen=True, slots=True)
+class BoxBlockingViolation(Violation):
+    """A vehicle stood inside the junction while its own signal was red (blocking the box)."""
+
+    kind: ClassVar[str] = "violation.box_blocking"
+
+
+@dataclass(frozen=True, slots=True)
+class ImproperTurnViolation(Violation):
+    """A vehicle made a forbidden turn (a turn on red, a U-turn where they are banned)."""
+
+    kind: ClassVar[str] = "violation.improper_turn"
+
+
+@dataclass(frozen=True, slots=True)
+class RadarPasses(Payload):
+    """Vehicles a radar point measured over an interval, for the speeding KPIs (km/h)."""
+
+    kind: ClassVar[str] = "radar.passes"
+    site: str
+    begin_s: float
+    end_s: float
+    passes: int
+    speeding: int
+    speed_sum_kmh: float
+    sign_slowed: int
+
+
+@dataclass(frozen=True, slots=True)
+class GateWatchlistHit(Payload):
+    """An access gate read a plate on the watch list. Alarm. The plate is only its keyed hash."""
+
+    kind: ClassVar[str] = "gate.watchlist_hit"
+    gate: str
+    plate_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateCount(Payload):
+    """What an access gate read over an interval: plates read, unreadable, watch-list hits, and
+    reads purged from its store for being older than the retention window."""
+
+    kind: ClassVar[str] = "gate.count"
+    gate: str
+    begin_s: float
+    end_s: float
+    reads: int
+    unreadable: int
+    hits: int
+    purged: int
+
+
+@dataclass(frozen=True, slots=True)
+class PedestrianCount(Payload):
+    """Pedestrians who stepped onto the crossings of ``site`` over an interval (a group count:
+    no identities are kept or sent)."""
+
+    kind: ClassVar[str] = "pedestrian.count"
+    site: str
+    begin_s: float
+    end_s: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AirReading(Payload):
+    """An air-quality station's averages (µg/m³; CO2 in ppm) and its AQI-style index (0-500)."""
+
+    kind: ClassVar[str] = "air.reading"
+    station: str
+    nox_1min_ugm3: float
+    pm10_1min_ugm3: float
+    co2_1min_ppm: float
+    nox_1h_ugm3: float
+    pm10_1h_ugm3: float
+    index: float
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class AirThreshold(Payload):
+    """An air-quality station's index crossed its alarm threshold (``raised`` true) or fell back
+    below it (false)."""
+
+    kind: ClassVar[str] = "air.threshold"
+    station: str
+    index: float
+    threshold: float
+    pollutant: str
+    raised: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentOccurred(Payload):
+    """An incident began (ground truth): an injected stopped vehicle or blocked lane, or a
+    collision in SUMO. ``cause`` is ``stopped_vehicle``, ``blocked_lane`` or ``collision``."""
+
+    kind: ClassVar[str] = "incident.occurred"
+    incident: str
+    cause: str
+    edge: str
+    lane: str
+    pos_m: float
+    duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetected(Payload):
+    """Detector data on ``lane`` look like an incident (stopped traffic that does not clear).
+
+    ``incident`` and ``delay_s`` name the incident this matches and how long after it began it
+    was found; both None for a detection that matches no incident (a false alarm)."""
+
+    kind: ClassVar[str] = "incident.detected"
+    lane: str
+    edge: str
+    incident: str | None
+    delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class InfoSignShown(Payload):
+    """What an information sign shows, each period: the travel time to ``destination`` (s),
+    the free parking bays the bay sensors report (None without parking), warnings of detected
+    incidents (``incident on <edge>``), and how many drivers it sent another way since last."""
+
+    kind: ClassVar[str] = "sign.shown"
+    sign: str
+    destination: str
+    travel_time_s: float | None
+    free_bays: int | None
+    warnings: tuple[str, ...]
+    rerouted: int
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One entry of the stream. Ordered by ``(t, seq)``; ``seq`` is unique within a run."""
 
