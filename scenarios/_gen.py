@@ -282,8 +282,82 @@ bay_sensor_profile = "ideal"
 """
 
 
-def write_toml(folder: Path, description: str, *, parking: bool = False) -> None:
-    """``scenario.toml`` in the schema the engine validates (``parking``: declare ``[parking]``)."""
+DEVICES = """
+# Field devices II (sim/devices/, README "Field devices"): sites = "auto" spreads `count` of them
+# over the district; or list junction ids (enforcement, pedestrians, air) / edge ids (radar, gates).
+[devices.drivers]           # imperfect drivers among departing cars and vans
+speeding_share = 0.10       # speed factor ~ N(speeding_factor, 0.08), at least 1.1
+speeding_factor = 1.3
+red_light_share = 0.05      # SUMO jmDriveAfterRedTime
+drive_after_red_s = 3.0
+keep_clear_share = 0.10     # SUMO jmIgnoreKeepClearTime: they block the box
+ignore_keep_clear_s = 5.0
+
+[devices.enforcement]       # infrared cameras: red light, box blocking, crosswalk, improper turns
+sites = "auto"
+count = 6
+
+[devices.radar]             # radar speed points, optionally with radar speed signs upstream
+sites = "auto"
+count = 6
+tolerance = 0.10            # speeding: over the limit by more than 10%
+signs = false
+sign_distance_m = 80
+sign_compliance = 0.5       # share of speeding drivers who slow down when shown their speed
+
+[devices.gates]             # access gates with plate recognition on district entries
+sites = "auto"
+count = 4
+secret = "demo-only-key-replace-per-deployment"   # HMAC key for plates; or "env:VARIABLE"
+read_error_rate = 0.03
+unreadable_rate = 0.02
+watchlist_share = 0.01
+retention_s = 3600
+
+[devices.pedestrians]       # group-only counts on the crossings of signalised junctions
+sites = "auto"
+count = 34
+
+[devices.air]               # air-quality stations fed by SUMO's emissions
+sites = "auto"
+count = 4
+alarm_index = 100
+
+[devices.incidents]
+collisions = true
+detection = true
+
+[[devices.incidents.inject]]   # a broken-down car on Calle 3, 20 minutes into the peak
+at_s = 1200
+edge = "C3_D3"
+lane = 1
+pos_m = 60
+duration_s = 900
+cause = "stopped_vehicle"
+
+[devices.info_signs]        # message signs on district entries: travel time, free parking, incidents
+sites = "auto"
+count = 4
+on = true
+reroute_share = 0.3         # of drivers warned of an incident on their route who go around it
+
+[variants."info_signs=off"]
+"devices.info_signs.on" = false
+
+[variants."info_signs=on"]
+"devices.info_signs.on" = true
+
+[variants."speed_signs=off"]
+"devices.radar.signs" = false
+
+[variants."speed_signs=on"]
+"devices.radar.signs" = true
+"""
+
+
+def write_toml(folder: Path, description: str, *, parking: bool = False, devices: bool = False) -> None:
+    """``scenario.toml`` in the schema the engine validates (``parking``: declare ``[parking]``;
+    ``devices``: declare the field devices of ``[devices]`` with their defaults)."""
     text = (
         f'name = "{folder.name}"\n'
         f'description = "{description}"\n'
@@ -297,6 +371,8 @@ def write_toml(folder: Path, description: str, *, parking: bool = False) -> None
         text += f'\n[variants.{profile}]\n"detectors.profile" = "{profile}"\n'
     if parking:
         text += PARKING
+    if devices:
+        text += DEVICES
     (folder / "scenario.toml").write_text(text, encoding="utf-8")
 
 

@@ -20,6 +20,7 @@ from simpy.events import URGENT
 
 from sim.controllers import ControlContext, Controller
 from sim.detectors import Detector, place_detectors, priority_types, write_detectors
+from sim.devices import DeviceContext, FieldDevices
 from sim.kpi import KpiCollector
 from sim.messages import (
     LaneStatus,
@@ -102,6 +103,7 @@ class Simulation:
         self.signals: SignalControl | None = None
         self.network: Network | None = None
         self.parking: ParkingManager | None = None
+        self.devices: FieldDevices | None = None
 
     def submit(self, command: Command) -> None:
         """Queue an operator command (thread-safe); it is applied at the next step boundary."""
@@ -174,6 +176,7 @@ class Simulation:
         network = self.network = self._validate()
         extra = [self._write_measurement_file(network)]
         extra += self.controller.additional_files(network, self.workdir)
+        extra += self._build_devices(network)
         if self.controller.uses_detectors:
             sc = self.scenario
             types = priority_types([*sc.route_files, *sc.additional_files])
@@ -202,6 +205,8 @@ class Simulation:
                 self.bus.publish(t_end, f"tls:{delay.tls}", delay)
         if self.parking is not None:
             self.bus.publish(t_end, "parking", self.parking.finish(t_end, t_end - self.begin_s))
+        if self.devices is not None:
+            self.devices.finish(t_end)
         stops = read_total_stops(self.workdir / "tripinfo.xml")
         self.bus.publish(t_end, "monitor", RunFinished(stops_total=stops, **stopped))
 
@@ -254,6 +259,8 @@ class Simulation:
             monitor.on_signal = signals.observe
         self.signals = signals
         self.parking = self._start_parking(env, world, network)
+        if self.devices is not None:
+            self.devices.start(env, world)
         self.controller.start(
             ControlContext(
                 env=env,
@@ -352,6 +359,24 @@ class Simulation:
         self.bus.subscribe(listen)
         env.process(run())
         return manager
+
+    def _build_devices(self, network: Network) -> list[Path]:
+        """The scenario's field devices (``[devices]``), and the SUMO file declaring their
+        detectors and driver types; they start as simpy processes once SUMO runs."""
+        sc = self.scenario
+        if sc.devices is None:
+            return []
+        context = DeviceContext(
+            network=network,
+            bus=self.bus,
+            seed=self.seed,
+            step_s=self.step_s,
+            begin_s=self.begin_s,
+            source=sc.source or sc.root,
+            vehicle_files=(*sc.route_files, *sc.additional_files),
+        )
+        self.devices = FieldDevices(sc.devices, context)
+        return [self.devices.write_additional(self.workdir / "devices.add.xml")]
 
     def _drive_signals(
         self, env: simpy.Environment, sensors: SensorLayer, signals: SignalControl

@@ -14,16 +14,21 @@ from typing import Any
 
 from sim.messages import (
     ApproachDelay,
+    DevicesDeployed,
     EmissionsInterval,
     GuardViolation,
+    IncidentDetected,
     IntersectionInterval,
     Message,
     NetworkInterval,
     ParkingTotals,
+    RadarPasses,
+    RedLightViolation,
     RunFinished,
     RunStarted,
     SignalPhase,
     TripTotals,
+    Violation,
 )
 
 SUMMARY_KEYS = (
@@ -52,6 +57,12 @@ SUMMARY_KEYS = (
     "parking_overstay_rate",
     "public_space_efficiency",
     "sensor_occupancy_accuracy",
+    "speeding_rate",
+    "radar_mean_speed_kmh",
+    "red_light_violations_per_h",
+    "violations_by_site",
+    "incident_detection_delay_mean_s",
+    "incident_false_alarms_per_h",
     "wall_time_s",
     "realtime_factor",
 )
@@ -96,6 +107,11 @@ class KpiCollector:
         self.cycles = _Cycles()
         self.guard_violations = 0
         self.parking: ParkingTotals | None = None
+        self.deployed: dict[str, tuple[str, ...]] = {}
+        self.violations: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.radar = [0, 0, 0.0]  # passes, speeding, speed sum (km/h)
+        self.detection_delays: list[float] = []
+        self.false_alarms = 0
 
     def __call__(self, message: Message) -> None:
         payload = message.payload
@@ -117,6 +133,19 @@ class KpiCollector:
             self.finished = payload
         elif isinstance(payload, ParkingTotals):
             self.parking = payload
+        elif isinstance(payload, Violation):
+            self.violations[payload.site][payload.kind.removeprefix("violation.")] += 1
+        elif isinstance(payload, RadarPasses):
+            self.radar[0] += payload.passes
+            self.radar[1] += payload.speeding
+            self.radar[2] += payload.speed_sum_kmh
+        elif isinstance(payload, IncidentDetected):
+            if payload.delay_s is not None:
+                self.detection_delays.append(payload.delay_s)
+            else:
+                self.false_alarms += 1
+        elif isinstance(payload, DevicesDeployed):
+            self.deployed[payload.device] = payload.sites
 
     # --- summary.json ------------------------------------------------------------------------
 
@@ -152,6 +181,7 @@ class KpiCollector:
             "pm_g": sum(e.pm_g for e in self.emissions),
             "guard_violations": self.guard_violations,
             **self._parking_kpis(),
+            **self._device_kpis(duration_s),
             "wall_time_s": wall_time_s,
             "realtime_factor": duration_s / wall_time_s if wall_time_s > 0 else None,
         }
@@ -172,6 +202,36 @@ class KpiCollector:
             "parking_overstay_rate": _ratio(p.overstays, p.parked),
             "public_space_efficiency": p.legitimate_bay_s / bay_s,
             "sensor_occupancy_accuracy": _ratio(p.sensor_agree, p.sensor_samples),
+        }
+
+    def _device_kpis(self, duration_s: float) -> dict[str, Any]:
+        """Field-device KPIs (see sim/devices/); None where the scenario has no such devices.
+
+        ``speeding_rate``: speeding passes / all passes at the radar points; ``radar_mean_speed_kmh``
+        their mean speed; ``red_light_violations_per_h`` over all enforcement sites;
+        ``violations_by_site``: site -> violation kind -> count (junctions and radar edges);
+        ``incident_detection_delay_mean_s``: mean time from an incident to its detection, over
+        the incidents detected; ``incident_false_alarms_per_h``: detections that match no incident.
+        """
+        passes, speeding, speed_sum = self.radar
+        radar = "radar" in self.deployed
+        enforcement = "enforcement" in self.deployed
+        by_site: dict[str, dict[str, int]] | None = None
+        if radar or enforcement:
+            sites = [*self.deployed.get("enforcement", ()), *self.deployed.get("radar", ())]
+            by_site = {site: dict(sorted(self.violations.get(site, {}).items())) for site in sites}
+        red = sum(v.get(RedLightViolation.kind.removeprefix("violation."), 0)
+                  for v in self.violations.values())  # fmt: skip
+        delays = self.detection_delays
+        return {
+            "speeding_rate": _ratio(speeding, passes) if radar else None,
+            "radar_mean_speed_kmh": _ratio(speed_sum, passes) if radar else None,
+            "red_light_violations_per_h": red * 3600.0 / duration_s if enforcement else None,
+            "violations_by_site": by_site,
+            "incident_detection_delay_mean_s": sum(delays) / len(delays) if delays else None,
+            "incident_false_alarms_per_h": (
+                self.false_alarms * 3600.0 / duration_s if "incidents" in self.deployed else None
+            ),
         }
 
     # --- timeseries.parquet --------------------------------------------------------------------

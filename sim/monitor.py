@@ -172,7 +172,7 @@ class TrafficMonitor:
 
     def undeparted_delays(self) -> list[float]:
         """Waits (s) of vehicles due by now (intended departure <= now) but never inserted."""
-        delays = (self.world.depart_delay(v) for v in self.waiting)
+        delays = (self.world.depart_delay(v) for v in sorted(self.waiting))
         return [d for d in delays if d >= 0.0]
 
     def person_totals(self) -> FleetTotals:

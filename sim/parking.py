@@ -324,7 +324,7 @@ class ParkingManager:
             if vehicle in self.parkers:
                 self._searching.discard(vehicle)
                 self.zones[self.parkers.pop(vehicle).zone].claims.discard(vehicle)
-        for vehicle in list(self._searching):
+        for vehicle in sorted(self._searching):  # sorted: set order varies between processes
             parker = self.parkers[vehicle]
             zone = self.zones[parker.zone]
             if world.road(vehicle) != zone.edge:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.detectors import DetectorConfig
+from sim.devices.config import DevicesConfig, devices_config
 from sim.errors import ScenarioError
 from sim.parking import ParkingConfig, parking_config
 
@@ -48,6 +49,10 @@ class Scenario:
     variant: str = ""
     parking: ParkingConfig | None = None
     """Parking behaviour, when the scenario declares ``[parking]`` (zones come from its files)."""
+    devices: DevicesConfig | None = None
+    """Field devices II (enforcement, radar, gates, air, incidents...), from ``[devices]``."""
+    source: Path | None = None
+    """The scenario.toml the scenario came from (None for a bare .sumocfg or folder)."""
 
     @property
     def duration_s(self) -> float:
@@ -106,7 +111,7 @@ def load_scenario(spec: str | Path, variant: str | None = None) -> Scenario:
 
 _TOP_KEYS = {
     "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
-    "variants", "parking",
+    "variants", "parking", "devices",
 }  # fmt: skip
 _DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
 _RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
@@ -205,6 +210,7 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         if not isinstance(doc["parking"], dict):
             raise ScenarioError(toml_path, "not a table", field="parking", expected="[parking]")
         parking = parking_config(toml_path, doc["parking"])
+    devices = devices_config(toml_path, doc["devices"]) if "devices" in doc else None
     cfg = root / doc["sumocfg"] if "sumocfg" in doc else None
     return Scenario(
         name=name,
@@ -222,6 +228,8 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         sensor_profile=profile,
         variant=variant or "",
         parking=parking,
+        devices=devices,
+        source=toml_path if toml_path.name == "scenario.toml" else None,
     )
 
 

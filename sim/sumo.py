@@ -266,6 +266,93 @@ class SumoWorld:
         """Show ``state`` at ``tls`` from now on (SUMO's own program stops driving it)."""
         self._require().trafficlight.setRedYellowGreenState(tls, state)
 
+    # --- field devices -------------------------------------------------------------------------
+
+    def vehicle_type(self, vehicle: str) -> str:
+        return str(self._require().vehicle.getTypeID(vehicle))
+
+    def set_vehicle_type(self, vehicle: str, type_id: str) -> None:
+        self._require().vehicle.setType(vehicle, type_id)
+
+    def speed_factor(self, vehicle: str) -> float:
+        return float(self._require().vehicle.getSpeedFactor(vehicle))
+
+    def set_speed_factor(self, vehicle: str, factor: float) -> None:
+        """The driver aims at ``factor`` times each speed limit from now on."""
+        self._require().vehicle.setSpeedFactor(vehicle, factor)
+
+    def vehicle_speed(self, vehicle: str) -> float:
+        """m/s"""
+        return float(self._require().vehicle.getSpeed(vehicle))
+
+    def vehicle_on_lane(self, vehicle: str) -> tuple[float, float, float]:
+        """(position of the front on its lane, length, speed) in m and m/s."""
+        v = self._require().vehicle
+        return float(v.getLanePosition(vehicle)), float(v.getLength(vehicle)), float(v.getSpeed(vehicle))
+
+    def loop_vehicle_ids(self, loop: str) -> tuple[str, ...]:
+        """Vehicles over induction loop ``loop`` during the last step."""
+        return tuple(self._require().inductionloop.getLastStepVehicleIDs(loop))
+
+    def lane_vehicle_ids(self, lane: str) -> tuple[str, ...]:
+        """Vehicles on ``lane`` (internal junction lanes too), now."""
+        return tuple(self._require().lane.getLastStepVehicleIDs(lane))
+
+    def edge_emissions(self, edges: Sequence[str]) -> list[tuple[float, float, float]]:
+        """(CO2, NOx, PMx) emitted on each edge during the last step, mg."""
+        edge = self._require().edge
+        co2, nox, pmx = edge.getCO2Emission, edge.getNOxEmission, edge.getPMxEmission
+        return [(co2(e), nox(e), pmx(e)) for e in edges]
+
+    def edge_person_count_ids(self, edge: str) -> tuple[str, ...]:
+        """Persons on ``edge`` (a crossing) now; callers keep only counts."""
+        return tuple(self._require().edge.getLastStepPersonIDs(edge))
+
+    def collisions(self) -> list[tuple[str, str, str, float]]:
+        """Collisions in the last step: (collider, victim, lane, position m)."""
+        return [
+            (c.collider, c.victim, c.lane, float(c.pos))
+            for c in self._require().simulation.getCollisions()
+        ]
+
+    def add_stopped_vehicle(
+        self, vehicle: str, edge: str, lane: int, pos_m: float, until_s: float
+    ) -> None:
+        """Insert ``vehicle`` standing on lane index ``lane`` of ``edge`` at ``pos_m`` until
+        ``until_s`` (a broken-down car), then remove it."""
+        api = self._require()
+        route = f"{vehicle}.route"
+        api.route.add(route, [edge])
+        api.vehicle.add(vehicle, route, typeID="DEFAULT_VEHTYPE", departLane=str(lane),
+                        departPos=f"{pos_m:g}", departSpeed="0")  # fmt: skip
+        api.vehicle.setStop(vehicle, edge, pos=pos_m, laneIndex=lane, until=until_s)
+
+    def fastest_route(self, from_edge: str, to_edge: str) -> tuple[str, ...]:
+        """The edges of the fastest route between two edges now (empty if there is none)."""
+        return tuple(self._require().simulation.findRoute(from_edge, to_edge).edges)
+
+    def edge_travel_times(self, edges: Sequence[str]) -> list[float]:
+        """SUMO's current travel time estimate of each edge (s)."""
+        travel_time = self._require().edge.getTraveltime
+        return [float(travel_time(e)) for e in edges]
+
+    def reroute_avoiding(self, vehicle: str, edges: Sequence[str], penalty_s: float = 3600.0) -> None:
+        """Send ``vehicle`` the fastest way that avoids ``edges`` where it can (only this driver
+        believes they take ``penalty_s`` longer)."""
+        api = self._require()
+        for edge in edges:
+            api.vehicle.setAdaptedTraveltime(vehicle, edge, penalty_s)
+        api.vehicle.rerouteTraveltime(vehicle, False)
+
+    def has_vehicle(self, vehicle: str) -> bool:
+        """Whether ``vehicle`` is on the road now (a full id scan: call rarely)."""
+        return vehicle in self._require().vehicle.getIDList()
+
+    def remove_vehicle(self, vehicle: str) -> None:
+        api = self._require()
+        if vehicle in api.vehicle.getIDList():
+            api.vehicle.remove(vehicle)
+
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())

@@ -1,0 +1,111 @@
+"""Field devices: what radar speed signs and information signs are worth, over paired seeds.
+
+    python benchmarks/devices.py --seeds 1-5        (from the repository root)
+
+Runs the district with the fixed-time controller under ``speed_signs=off`` / ``speed_signs=on``
+and ``info_signs=off`` / ``info_signs=on`` (the same runs ``ccsim compare district --controllers
+fixed --variants speed_signs=off,speed_signs=on`` makes), and writes the mean +/- 95% interval of
+each metric and the paired change into benchmarks/RESULTS.md (section ``devices``). The
+comparison files of each pair are under ``out/bench/devices-<pair>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from results_md import replace_section
+
+from sim.report import write_comparison
+from sim.stats import estimate, paired_change
+from sim.study import RunSpec, default_jobs, parse_seeds, run_many
+
+PAIRS = {
+    "speed_signs": ("speeding_rate", "radar_mean_speed_kmh", "mean_delay_s", "mean_travel_time_s"),
+    "info_signs": ("mean_delay_s", "mean_travel_time_s", "throughput_veh_h",
+                   "incident_detection_delay_mean_s", "incident_false_alarms_per_h"),
+}  # fmt: skip
+
+
+def _cell(values: list[float]) -> str:
+    e = estimate(values)
+    return f"{e.mean:.3f}" if e.half_width is None else f"{e.mean:.3f} ± {e.half_width:.3f}"
+
+
+def table(rows: list[dict[str, Any]], pair: str, metrics: tuple[str, ...]) -> str:
+    off, on = f"{pair}=off", f"{pair}=on"
+    lines = [f"| metric | {off} | {on} | change (95% CI) |", "|---|---|---|---|"]
+    for metric in metrics:
+        by = {
+            group: {int(r["seed"]): float(r[metric]) for r in rows
+                    if r["group"] == group and r[metric] is not None}
+            for group in (off, on)
+        }  # fmt: skip
+        if not by[off] or not by[on]:
+            lines.append(f"| `{metric}` | n/a | n/a | n/a |")
+            continue
+        change = paired_change(by[off], by[on])
+        text = "n/a"
+        if change is not None and change.percent is not None:
+            interval = change.percent_interval()
+            text = f"{change.percent:+.1f}%" + (
+                f" ({interval[0]:+.1f}% .. {interval[1]:+.1f}%)" if interval else ""
+            )
+        lines.append(f"| `{metric}` | {_cell(list(by[off].values()))} | "
+                     f"{_cell(list(by[on].values()))} | {text} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="district")
+    parser.add_argument("--seeds", default="1-5")
+    parser.add_argument("--end", type=float, default=None, help="cut the runs (s)")
+    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    seeds = parse_seeds(args.seeds)
+    # Reproducible figures: the parking model walks a set of vehicle ids (sim/parking.py), so a
+    # run's traffic depends on Python's string hashing; the spawned runs inherit this seed.
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sections = []
+    start = time.perf_counter()
+    for pair, metrics in PAIRS.items():
+        out = Path("out/bench") / f"devices-{pair}"
+        variants = [f"{pair}=off", f"{pair}=on"]
+        specs = [
+            RunSpec(args.scenario, "fixed", s, out / "runs" / f"{v.replace('=', '-')}-seed{s}",
+                    None, args.end, variant=v)
+            for v in variants
+            for s in seeds
+        ]  # fmt: skip
+        summaries = run_many(specs, jobs=args.jobs)
+        rows = [
+            {"group": spec.variant, **summary} for spec, summary in zip(specs, summaries, strict=True)
+        ]
+        out.mkdir(parents=True, exist_ok=True)
+        write_comparison(out, rows, f"{args.scenario}: {', '.join(variants)}, seeds {args.seeds}")
+        body = table(rows, pair, metrics)
+        print(f"{pair}\n{body}\n")
+        sections.append(f"**{pair}** (`ccsim compare {args.scenario} --controllers fixed "
+                        f"--variants {','.join(variants)} --seeds {args.seeds}`)\n\n{body}")  # fmt: skip
+    minutes = (time.perf_counter() - start) / 60
+    if not args.no_write:
+        window = "1 h" if args.end is None else f"{args.end:g} s"
+        replace_section(
+            "devices",
+            f"## Field devices: speed signs and information signs ({args.scenario}, fixed, {window})\n\n"
+            f"{dt.date.today()}, {platform.machine()} {platform.python_version()}, seeds {args.seeds}, "
+            f"{minutes:.1f} min with {args.jobs} jobs, PYTHONHASHSEED={os.environ['PYTHONHASHSEED']}. "
+            f"`python benchmarks/devices.py --seeds {args.seeds}`.\n\n" + "\n\n".join(sections),
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

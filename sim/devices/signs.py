@@ -1,0 +1,129 @@
+"""Information signs (variable message signs) on district entries.
+
+Every ``period_s`` a sign shows the travel time from its edge to the district centre (SUMO's
+current travel times along the route that was fastest at the start), the free parking bays the
+bay sensors report (from the latest ``parking.occupancy``; sensed, not true) and a warning for
+every incident the detectors found in the last ``warning_s`` (``incident on <edge>``); it
+publishes what it shows as ``sign.shown``. Drivers pass the sign over an induction loop on each
+lane; one whose route runs on through a warned edge takes the fastest way around it with
+probability ``reroute_share``. With ``on = false`` the signs stay dark: the same run without
+them, for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.devices.config import InfoSignsConfig
+from sim.devices.registry import DeviceContext, DeviceModel, register_device
+from sim.devices.sites import gate_sites, induction_loop, vehicle_edges
+from sim.messages import IncidentDetected, InfoSignShown, Message, MessageBus, ParkingOccupancy
+from sim.network import Network
+from sim.sumo import SumoWorld
+
+LOOP_POS_M = 30.0
+
+
+def centre_edge(network: Network) -> str:
+    """The vehicle edge nearest the middle of the network (the signs' travel-time destination)."""
+    edges = sorted(vehicle_edges(network))
+    xs = [xy[0] for xy in network.junction_xy.values()]
+    ys = [xy[1] for xy in network.junction_xy.values()]
+    centre = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+    return min(edges, key=lambda e: (math.dist(network.edge_xy(e), centre), e))
+
+
+@dataclass
+class _Sign:
+    edge: str
+    loops: list[str]
+    last: dict[str, set[str]] = field(default_factory=dict)
+    rerouted: int = 0
+
+
+class InfoSigns(DeviceModel):
+    def __init__(self, context: DeviceContext, config: InfoSignsConfig) -> None:
+        self.config = config
+        self.bus: MessageBus = context.bus
+        self.period_s = context.step_s
+        self.every = max(1, round(config.period_s / context.step_s))
+        self._steps = 0
+        self.rng = np.random.default_rng([context.seed, 0x5169])
+        network = context.network
+        edges = vehicle_edges(network)
+        self.destination = centre_edge(network)
+        self.signs: list[_Sign] = []
+        self.elements: list[ET.Element] = []
+        for edge in gate_sites(network, config.sites, config.count, source=context.source,
+                               field="devices.info_signs.sites"):  # fmt: skip
+            sign = _Sign(edge, [])
+            for lane in edges[edge]:
+                pos = min(LOOP_POS_M, network.lanes[lane].length_m / 2)
+                self.elements.append(induction_loop(f"ccsim.vms.{lane}", lane, pos))
+                sign.loops.append(f"ccsim.vms.{lane}")
+            self.signs.append(sign)
+        self.warnings: dict[str, float] = {}
+        """Warned edge -> until when (s)."""
+        self.free_bays: int | None = None
+
+    def sumo_elements(self) -> list[ET.Element]:
+        return self.elements
+
+    def sites(self) -> tuple[str, ...]:
+        return tuple(s.edge for s in self.signs)
+
+    def bind(self, world: SumoWorld, t: float) -> None:
+        super().bind(world, t)
+        self.bus.subscribe(self._on_message)
+        # The reference route of each sign is fixed at the start, dark signs too: asking SUMO to
+        # route perturbs its random streams, and the runs with and without signs are compared.
+        self.paths = {s.edge: world.fastest_route(s.edge, self.destination) for s in self.signs}
+
+    def _on_message(self, message: Message) -> None:
+        payload = message.payload
+        if isinstance(payload, IncidentDetected):
+            self.warnings[payload.edge] = message.t + self.config.warning_s
+        elif isinstance(payload, ParkingOccupancy):
+            self.free_bays = sum(max(0, z.bays - z.sensed_occupied) for z in payload.zones)
+
+    def sample(self, t: float) -> None:
+        if not self.config.on:
+            return
+        self.warnings = {edge: until for edge, until in self.warnings.items() if until > t}
+        if self.warnings:
+            for sign in self.signs:
+                for loop in sign.loops:
+                    now = set(self.world.loop_vehicle_ids(loop))
+                    for vehicle in sorted(now - sign.last.get(loop, set())):
+                        self._warn(sign, vehicle)
+                    sign.last[loop] = now
+        self._steps += 1
+        if self._steps % self.every == 0:
+            for sign in self.signs:
+                self._show(t, sign)
+
+    def _warn(self, sign: _Sign, vehicle: str) -> None:
+        route, here = self.world.route(vehicle), self.world.road(vehicle)
+        rest = route[route.index(here) + 1 :] if here in route else route
+        ahead = [edge for edge in rest if edge in self.warnings]
+        if ahead and self.rng.random() < self.config.reroute_share:
+            self.world.reroute_avoiding(vehicle, ahead)
+            sign.rerouted += 1
+
+    def _show(self, t: float, sign: _Sign) -> None:
+        path = self.paths.get(sign.edge, ())
+        travel = sum(self.world.edge_travel_times(path)) if path else None
+        warnings = tuple(f"incident on {edge}" for edge in sorted(self.warnings))
+        shown = InfoSignShown(sign.edge, self.destination, None if travel is None else round(travel),
+                              self.free_bays, warnings, sign.rerouted)  # fmt: skip
+        self.bus.publish(t, f"sign:{sign.edge}", shown)
+        sign.rerouted = 0
+
+
+@register_device("info_signs")
+def _build(context: DeviceContext, config: InfoSignsConfig) -> DeviceModel:
+    return InfoSigns(context, config)
