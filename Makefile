@@ -37,8 +37,12 @@ lint: setup
 test: lint
 	$(PY) -m pytest -q
 
+# Speed benchmarks (~15 min). The control-quality and variant tables take longer (~45 min):
+# $(PY) benchmarks/control_quality.py --scenario district --seeds 1-5   (see benchmarks/RESULTS.md)
 bench: setup
-	$(PY) benchmarks/overhead.py --pairs 3
+	$(PY) benchmarks/overhead.py --pairs 3 --controller fixed
+	$(PY) benchmarks/overhead.py --pairs 3 --controller adaptive
+	$(PY) benchmarks/optimizer_speed.py --end 3600
 	$(PY) benchmarks/feed.py
 
 clean:
