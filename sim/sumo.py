@@ -207,10 +207,6 @@ class SumoWorld:
         occupancy = area.getLastStepOccupancy
         return [(present(a), halting(a), occupancy(a)) for a in area_ids]
 
-    def set_lane_allowed(self, lane: str, classes: list[str] | None) -> None:
-        """Let only ``classes`` use ``lane`` (None: every class)."""
-        self.set_lane_access(lane, allowed=classes, disallowed=None)
-
     def set_lane_access(
         self, lane: str, *, allowed: list[str] | None, disallowed: list[str] | None
     ) -> None:

@@ -73,6 +73,12 @@ class Adaptive(DetectorController):
         for lane in network.lanes.values():
             run = max(0.0, lane.length_m - self._zone_length.get(lane.id, 0.0))
             self._travel_s.setdefault(lane.edge, run / max(lane.speed_mps, 1.0))
+        # Approach lane -> (its edge, its share of the platoons forecast onto that edge), once.
+        self._edge_share: dict[str, tuple[str, float]] = {}
+        for phases in self.intersections.values():
+            edges = [lane.rsplit("_", 1)[0] for lane in phases.lane_length_m]
+            for lane_id, edge in zip(phases.lane_length_m, edges, strict=True):
+                self._edge_share[lane_id] = (edge, 1.0 / edges.count(edge))
         # One slot per intersection in buffers shared by the whole batch, allocated once.
         tls_ids = list(self.intersections)
         self._slot = {tls: i for i, tls in enumerate(tls_ids)}
@@ -120,8 +126,7 @@ class Adaptive(DetectorController):
                 queue += obs.queue
                 moving += max(0, obs.present - obs.queue)
                 buses += obs.buses
-                edge = lane.rsplit("_", 1)[0]
-                share = 1.0 / self._lanes_on_edge(phases, edge)
+                edge, share = self._edge_share[lane]
                 for platoon in self._forecast.get(edge, ()):
                     if platoon.end_s > t:
                         platoons.append(
@@ -152,9 +157,6 @@ class Adaptive(DetectorController):
                 weight[p, k] = vehicles
                 k += 1
             self._clusters_n[i, p] = k
-
-    def _lanes_on_edge(self, phases: IntersectionPhases, edge: str) -> int:
-        return sum(1 for lane in phases.lane_length_m if lane.rsplit("_", 1)[0] == edge) or 1
 
     # --- decisions -----------------------------------------------------------------------------
 

@@ -103,8 +103,12 @@ class Incidents(DeviceModel):
             self._occur(t, self._submitted.popleft())
         for until, lane in list(self._restore):
             if t >= until:
-                allow = self.network.lanes[lane].allow
-                self.world.set_lane_allowed(lane, sorted(allow) if allow else None)
+                net_lane = self.network.lanes[lane]
+                self.world.set_lane_access(
+                    lane,
+                    allowed=sorted(net_lane.allow) if net_lane.allow else None,
+                    disallowed=sorted(net_lane.disallow) if net_lane.disallow else None,
+                )
                 self._restore.remove((until, lane))
         if self.config.collisions:
             for _collider, _victim, lane, pos in self.world.collisions():
@@ -121,7 +125,7 @@ class Incidents(DeviceModel):
             self.world.add_stopped_vehicle(f"ccsim.incident.{self._count + 1}", incident.edge,
                                            incident.lane, incident.pos_m, end)  # fmt: skip
         else:
-            self.world.set_lane_allowed(lane, ["authority"])
+            self.world.set_lane_access(lane, allowed=["authority"], disallowed=None)
             self._restore.append((end, lane))
         self._begin(t, incident.cause, incident.edge, lane, incident.pos_m, incident.duration_s)
 
