@@ -2,15 +2,16 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-# Debian packages the project needs (later issues add mosquitto, chromium, snmp).
-APT_PACKAGES :=
+# Debian packages the project needs: Chromium for the control-room tests (later issues add
+# mosquitto and snmp).
+APT_PACKAGES := chromium
 DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -q && apt-get install -y -q $$missing; fi
 	test -x $(PY) || python3 -m venv $(VENV)

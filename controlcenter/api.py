@@ -70,6 +70,12 @@ async def health(center: Center, _user: Caller) -> dict[str, Any]:
     return center.health()
 
 
+@router.get("/me")
+async def me(user: Caller) -> dict[str, str]:
+    """Who the token belongs to and its role (the control room shows what the role allows)."""
+    return {"name": user.name, "role": user.role.label}
+
+
 @router.get("/network", response_class=Response)
 async def network(center: Center, _user: Caller) -> Response:
     """The district as a GeoJSON FeatureCollection (net coordinates in metres, see properties)."""

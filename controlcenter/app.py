@@ -7,15 +7,18 @@ from importlib import resources
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from controlcenter import api, ws
 from controlcenter.auth import AuthError
 from controlcenter.commands import Forbidden
 from controlcenter.runtime import ControlCenter
 
+STATIC = resources.files("controlcenter").joinpath("static")
+
 
 def control_room_page() -> str:
-    return resources.files("controlcenter").joinpath("static/index.html").read_text(encoding="utf-8")
+    return STATIC.joinpath("index.html").read_text(encoding="utf-8")
 
 
 def create_app(center: ControlCenter) -> FastAPI:
@@ -30,6 +33,8 @@ def create_app(center: ControlCenter) -> FastAPI:
     app.state.center = center
     app.include_router(api.router)
     app.add_api_websocket_route("/ws", ws.feed)
+    # The control room's scripts, styles and vendored map library (no build step, no CDN).
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     page = control_room_page()
 
     @app.get("/", include_in_schema=False)

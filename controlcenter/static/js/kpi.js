@@ -1,0 +1,152 @@
+// The KPI panel: small live charts of the run (simulation time on x), and - for engineers - the
+// simulation controls (pause, resume, speed).
+
+import { describeAnswer, may } from "./api.js";
+
+const KEEP_S = 3600;
+
+// Each chart: how to read its value from the live state (null: nothing to show yet).
+const CHARTS = [
+  { key: "delay", label: "Mean delay", unit: "s/veh", digits: 1,
+    read: (s) => num((s.kpis || {}).mean_delay_arrived_s) },
+  { key: "throughput", label: "Throughput", unit: "veh/h", digits: 0,
+    read: (s) => num((s.kpis || {}).throughput_veh_h) },
+  { key: "running", label: "Vehicles in the district", unit: "veh", digits: 0,
+    read: (s) => num((s.kpis || {}).running) },
+  { key: "occupancy", label: "Parking occupancy (sensed)", unit: "%", digits: 0,
+    read: (s) => {
+      const zones = Object.values(s.zones || {}).filter(Boolean);
+      const bays = zones.reduce((sum, z) => sum + (z.bays || 0), 0);
+      return bays ? (100 * zones.reduce((sum, z) => sum + (z.sensed_occupied || 0), 0)) / bays : null;
+    } },
+  { key: "air", label: "Air quality index (worst station)", unit: "", digits: 0,
+    read: (s) => {
+      const values = Object.values(s.stations || {}).filter(Boolean).map((v) => v.index);
+      return values.length ? Math.max(...values) : null;
+    } },
+  { key: "violations", label: "Violations (run)", unit: "", digits: 0,
+    read: (s) => num((s.kpis || {}).violations) },
+];
+
+function num(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+export class KpiPanel {
+  constructor({ charts, controls, api }) {
+    Object.assign(this, { api, controls });
+    this.series = new Map(CHARTS.map((c) => [c.key, []]));
+    this.views = new Map();
+    const ns = "http://www.w3.org/2000/svg";
+    for (const chart of CHARTS) {
+      const value = document.createElement("span");
+      value.className = "value";
+      value.dataset.kpi = chart.key;
+      const svg = document.createElementNS(ns, "svg");
+      svg.setAttribute("viewBox", "0 0 100 30");
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", chart.label);
+      const line = document.createElementNS(ns, "polyline");
+      svg.append(line);
+      const box = document.createElement("div");
+      box.className = "kpi";
+      box.setAttribute("data-testid", `kpi-${chart.key}`);
+      const label = document.createElement("span");
+      label.className = "label";
+      label.textContent = chart.label;
+      box.append(label, value, svg);
+      charts.append(box);
+      this.views.set(chart.key, { value, line, box });
+    }
+    this.wireControls();
+  }
+
+  reset() {
+    for (const values of this.series.values()) values.length = 0;
+    this.draw();
+  }
+
+  // Intervals closed before this page connected (``GET /api/kpis``), so the charts start full.
+  async backfill() {
+    const answer = await this.api.get("/api/kpis?scope=network&period=interval");
+    if (!answer.ok) return;
+    const wanted = { mean_delay_arrived_s: "delay", throughput_veh_h: "throughput" };
+    for (const row of answer.data.items) {
+      const key = wanted[row.metric];
+      if (!key || row.value === null) continue;
+      const values = this.series.get(key);
+      if (!values.some((p) => p[0] === row.end_s)) values.push([row.end_s, row.value]);
+    }
+    for (const values of this.series.values()) values.sort((a, b) => a[0] - b[0]);
+    this.draw();
+  }
+
+  sample(state, t) {
+    if (t === null || t === undefined) return;
+    for (const chart of CHARTS) {
+      const value = chart.read(state);
+      if (value === null) continue;
+      const values = this.series.get(chart.key);
+      const last = values[values.length - 1];
+      if (last && last[0] >= t) {
+        if (last[0] === t) last[1] = value;
+        continue;
+      }
+      values.push([t, value]);
+      while (values.length && values[0][0] < t - KEEP_S) values.shift();
+    }
+    this.draw();
+  }
+
+  draw() {
+    for (const chart of CHARTS) {
+      const values = this.series.get(chart.key);
+      const view = this.views.get(chart.key);
+      const last = values[values.length - 1];
+      view.value.textContent = last ? `${last[1].toFixed(chart.digits)} ${chart.unit}`.trim() : "-";
+      if (values.length < 2) {
+        view.line.setAttribute("points", last ? "0,15 100,15" : "");
+        continue;
+      }
+      const t0 = values[0][0], t1 = last[0];
+      const lo = Math.min(0, ...values.map((p) => p[1])), hi = Math.max(...values.map((p) => p[1]), lo + 1e-9);
+      const points = values.map(([t, v]) =>
+        `${(100 * (t - t0)) / (t1 - t0 || 1)},${28 - (26 * (v - lo)) / (hi - lo)}`).join(" ");
+      view.line.setAttribute("points", points);
+    }
+  }
+
+  // --- simulation controls (engineers) ---------------------------------------------------------
+
+  setRole(role) {
+    this.controls.hidden = !may(role, "engineer");
+  }
+
+  showRun(run) {
+    const select = this.controls.querySelector("#sim-speed");
+    const speed = run.speed === null ? "max" : String(run.speed);
+    if (speed && document.activeElement !== select && [...select.options].some((o) => o.value === speed)) {
+      select.value = speed;
+    }
+    this.controls.querySelector("#sim-pause").disabled = Boolean(run.paused) || run.status !== "running";
+    this.controls.querySelector("#sim-resume").disabled = !run.paused;
+  }
+
+  wireControls() {
+    const answerLine = this.controls.querySelector("#sim-answer");
+    const say = async (what, promise) => {
+      const said = describeAnswer(await promise);
+      answerLine.className = `answer${said.refused ? " refused" : ""}`;
+      answerLine.textContent = `${what}: ${said.text}`;
+    };
+    this.controls.querySelector("#sim-pause").addEventListener("click",
+      () => say("pause", this.api.post("/api/simulation/pause")));
+    this.controls.querySelector("#sim-resume").addEventListener("click",
+      () => say("resume", this.api.post("/api/simulation/resume")));
+    this.controls.querySelector("#sim-speed").addEventListener("change", (event) => {
+      const value = event.target.value;
+      say("speed", this.api.post("/api/simulation/speed", { speed: value === "max" ? null : Number(value) }));
+    });
+  }
+}

@@ -1,0 +1,218 @@
+// The control room: sign-in, then the map, the alarm list, the intersection panel and the KPI
+// panel, all fed by one websocket. After a dropped connection (or a server restart) the feed
+// reconnects and the page resyncs from the snapshot and the alarm events it missed - no reload.
+
+import { AlarmList } from "./alarms.js";
+import { Api } from "./api.js";
+import { Feed } from "./feed.js";
+import { KpiPanel } from "./kpi.js";
+import { DistrictMap } from "./map.js";
+import { IntersectionPanel } from "./panel.js";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "ccsim.token";
+
+const page = {
+  api: null,
+  feed: null,
+  user: null,
+  role: "viewer",
+  state: {},
+  t: null,
+  runId: null,
+  alarmSeq: null,
+  network: null,
+};
+window.ccsim = page;  // for the curious (and for the tests: the page is never reloaded)
+
+function clock(t) {
+  if (t === null || t === undefined) return "--:--:--";
+  const s = Math.max(0, Math.floor(t));
+  return [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+// --- sign-in --------------------------------------------------------------------------------------
+
+function showLogin(message = "") {
+  $("login").hidden = false;
+  $("login-error").textContent = message;
+  $("login-token").focus();
+}
+
+async function signIn(token) {
+  const api = new Api(token);
+  const answer = await api.get("/api/me");
+  if (!answer.ok) {
+    const reason = answer.status === 401 ? "This token is not accepted."
+      : answer.status === 429 ? `Too many attempts from here; ${answer.data.detail || "try again later"}.`
+        : `The server did not answer (${answer.status}): ${answer.data.detail || ""}`;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showLogin(reason);
+    return false;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  page.api = api;
+  page.user = answer.data.name;
+  setRole(answer.data.role);
+  $("login").hidden = true;
+  $("sign-out").hidden = false;
+  await start(token);
+  return true;
+}
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("login-token").value.trim();
+  if (token) signIn(token);
+});
+
+$("sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (page.feed) page.feed.stop();
+  location.replace("/");
+});
+
+function setRole(role) {
+  page.role = role;
+  $("who").textContent = `${page.user} \u00b7 ${role}`;
+  alarms.setRole(role);
+  kpis.setRole(role);
+  panel.update(context());
+}
+
+// --- the parts of the page -------------------------------------------------------------------------
+
+const map = new DistrictMap($("map"), { onSelectSignal: (tls) => openPanel(tls) });
+page.map = map;
+
+const alarms = new AlarmList({
+  list: $("alarm-list"), empty: $("alarm-empty"), count: $("alarm-count"), banner: $("critical-banner"),
+  api: null, role: "viewer",
+  onFocus: (alarm) => {
+    if (!map.focus(alarm.location)) return;
+    const tls = (alarm.alertSource || "").startsWith("tls:") ? alarm.alertSource.slice(4) : null;
+    if (tls && map.signals.has(tls)) openPanel(tls);
+  },
+});
+
+const panel = new IntersectionPanel({ element: $("intersection-panel"), api: null, onClose: () => map.select(null) });
+
+const kpis = new KpiPanel({ charts: $("kpi-charts"), controls: $("sim-controls"), api: null });
+
+function context() {
+  return { state: page.state, t: page.t, role: page.role };
+}
+
+function openPanel(tls) {
+  const feature = page.network.features.find((f) => f.properties.kind === "signal" && f.properties.id === tls);
+  map.select(tls);
+  panel.open(tls, feature, context());
+}
+
+// --- the feed ---------------------------------------------------------------------------------------
+
+async function start(token) {
+  alarms.api = panel.api = kpis.api = page.api;
+  await loadNetwork();
+  page.feed = new Feed({
+    token,
+    since: () => page.alarmSeq,
+    onFrame: receive,
+    onState: showConnection,
+  });
+  page.feed.start();
+}
+
+async function loadNetwork() {
+  const answer = await page.api.get("/api/network");
+  if (!answer.ok) {
+    showConnection("offline", `cannot load the network (${answer.status}): ${answer.data.detail || ""}`);
+    return;
+  }
+  page.network = answer.data;
+  map.load(page.network);
+}
+
+function showConnection(state, detail) {
+  const box = $("connection-state");
+  box.dataset.state = state;
+  box.title = detail || state;
+  box.querySelector(".glyph").textContent = state === "connected" ? "\u25CF" : state === "refused" ? "\u2715" : "\u25CC";
+  box.querySelector(".text").textContent = state === "connected" ? "live" : state;
+  if (state === "refused") showLogin(`The feed refused this token: ${detail}`);
+}
+
+async function receive(frame) {
+  switch (frame.type) {
+    case "hello":
+      if (page.runId !== null && frame.run !== page.runId) await newRun();
+      page.runId = frame.run;
+      if (frame.role !== page.role) setRole(frame.role);
+      break;
+    case "snapshot":
+      page.state = frame.state;
+      page.t = frame.t;
+      render(null);
+      break;
+    case "delta": {
+      for (const [section, entries] of Object.entries(frame.changes)) {
+        const target = page.state[section] || (page.state[section] = {});
+        for (const [key, value] of Object.entries(entries)) {
+          if (value === null) delete target[key];
+          else target[key] = value;
+        }
+      }
+      if (frame.t !== null) page.t = frame.t;
+      render(new Set(Object.keys(frame.changes)));
+      break;
+    }
+    case "alarms":
+      page.alarmSeq = frame.seq;
+      alarms.replace(frame.alarms);
+      break;
+    case "alarm":
+      if (page.alarmSeq !== null && frame.seq <= page.alarmSeq) break;  // seen already
+      page.alarmSeq = frame.seq;
+      alarms.upsert(frame.alarm);
+      break;
+    default:
+      break;
+  }
+}
+
+// The server restarted with a new run (perhaps of another scenario): start the picture afresh.
+async function newRun() {
+  page.state = {};
+  page.t = null;
+  kpis.reset();
+  const open = panel.tls;
+  await loadNetwork();
+  if (open && map.signals.has(open)) openPanel(open);
+  else if (open) panel.close();
+  render(null);
+  kpis.backfill();
+}
+
+function render(sections) {
+  const run = page.state.run || {};
+  const speed = run.speed === null ? "max" : run.speed !== undefined ? `x${run.speed}` : "";
+  $("run-info").textContent = [run.scenario, run.controller, run.status && `${run.status}${run.paused ? " (paused)" : ""}`, speed]
+    .filter(Boolean).join(" \u00b7 ");
+  $("sim-clock").textContent = clock(page.t);
+  map.update(page.state, sections);
+  kpis.sample(page.state, page.t);
+  kpis.showRun(run);
+  panel.update(context());
+  if (sections === null && page.runId !== null && !page.backfilled) {
+    page.backfilled = true;
+    kpis.backfill();
+  }
+}
+
+// --- boot -----------------------------------------------------------------------------------------
+
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromHash) history.replaceState(null, "", location.pathname);
+const saved = fromHash || sessionStorage.getItem(TOKEN_KEY);
+if (saved) signIn(saved);
+else showLogin();

@@ -1,0 +1,225 @@
+// The intersection panel: controller and mode, the current phase and what each link shows, the
+// last five minutes of phases as a timeline, approach queues, and - for operators - overrides
+// that go through the safety guard (hold, force a plan, flash, back to automatic).
+
+import { describeAnswer, may } from "./api.js";
+import { aspect, isAbnormalMode } from "./signals.js";
+
+const WINDOW_S = 300;
+const ASPECT_FILL = { green: "#4f7f52", amber: "#c08a00", red: "#9b3b3b", flash: "#c08a00", dark: "#777" };
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "class") node.className = value;
+    else if (key === "testid") node.setAttribute("data-testid", value);
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function approachOf(lane) {
+  return lane.replace(/_\d+$/, "");
+}
+
+export class IntersectionPanel {
+  constructor({ element, api, onClose }) {
+    Object.assign(this, { element, api, onClose });
+    this.tls = null;
+    this.history = [];
+    this.answer = null;
+  }
+
+  async open(tls, feature, context) {
+    this.tls = tls;
+    this.builtFor = null;
+    this.feature = feature;
+    this.history = [];
+    this.answer = null;
+    this.element.hidden = false;
+    this.render(context);
+    const now = context.t ?? 0;
+    const answer = await this.api.get(
+      `/api/events?kind=signal.phase&source=${encodeURIComponent(`tls:${tls}`)}` +
+      `&since_t=${Math.max(0, now - WINDOW_S)}&limit=5000`);
+    if (this.tls !== tls) return;  // another intersection was chosen meanwhile
+    if (answer.ok) {
+      const earlier = answer.data.items.map((e) => ({ t: e.t, phase: e.payload.phase, state: e.payload.state }));
+      const later = this.history.filter((h) => !earlier.length || h.t > earlier[earlier.length - 1].t);
+      this.history = [...earlier, ...later];
+    }
+    this.render(context);
+  }
+
+  close() {
+    this.tls = null;
+    this.element.hidden = true;
+    this.onClose();
+  }
+
+  // Called with every change of state while the panel is open.
+  update(context) {
+    if (!this.tls) return;
+    const entry = (context.state.signals || {})[this.tls];
+    if (entry) {
+      const last = this.history[this.history.length - 1];
+      if (!last || last.state !== entry.state || last.phase !== entry.phase) {
+        this.history.push({ t: entry.since ?? context.t, phase: entry.phase, state: entry.state });
+      }
+    }
+    this.render(context);
+  }
+
+  // The parts that do not change while the panel is open are built once (so that a button is
+  // not replaced under the operator's pointer); the rest is refreshed on every frame.
+  build(role) {
+    const close = el("button", { type: "button", testid: "panel-close", "aria-label": "close" }, "\u2715");
+    close.addEventListener("click", () => this.close());
+    this.facts = el("dl", { class: "facts" });
+    this.links = el("div", { class: "links", "aria-label": "what each link shows" });
+    this.timelineBox = el("div");
+    this.queueBox = el("div");
+    this.builtFor = { tls: this.tls, role };
+    this.element.replaceChildren(
+      el("div", { class: "panel-head" }, el("h3", {}, `Signal ${this.tls}`), close),
+      this.facts, this.links,
+      el("div", { class: "section-title" }, "Last 5 minutes"), this.timelineBox,
+      el("div", { class: "section-title" }, "Approach queues (vehicles)"), this.queueBox,
+      ...this.overrides(role));
+  }
+
+  render({ state, t, role }) {
+    if (!this.tls) return;
+    if (!this.builtFor || this.builtFor.tls !== this.tls || this.builtFor.role !== role) this.build(role);
+    const signal = (state.signals || {})[this.tls] || {};
+    const run = state.run || {};
+    const props = this.feature ? this.feature.properties : { lanes: [], programs: [] };
+    const mode = signal.mode || "automatic";
+    const modeText = el("span", { class: isAbnormalMode(mode) ? "mode-abnormal" : "", testid: "panel-mode" },
+      isAbnormalMode(mode) ? `\u25B2 ${mode.toUpperCase()}` : mode);
+    const elapsed = signal.since !== undefined && t !== null ? ` (${Math.max(0, Math.round(t - signal.since))} s)` : "";
+    // The feed names the green phase the signal shows or is changing to (through amber / red).
+    const changing = signal.state && aspect(signal.state) !== "green" ? ", changing to it" : "";
+    this.facts.replaceChildren(
+      el("dt", {}, "controller"), el("dd", { testid: "panel-controller" }, run.controller || "-"),
+      el("dt", {}, "mode"), el("dd", {}, modeText),
+      el("dt", {}, "program"), el("dd", {}, signal.program ?? "-"),
+      el("dt", {}, "phase"), el("dd", { testid: "panel-phase" }, `${signal.phase ?? "-"}${elapsed}${changing}`));
+    const links = [];
+    for (const [i, c] of [...(signal.state || "")].entries()) {
+      const kind = /[Gg]/.test(c) ? "g" : /[yY]/.test(c) ? "y" : /[oO]/.test(c) ? "o" : /[rRs]/.test(c) ? "r" : "";
+      links.push(el("span", { class: `link ${kind}`, title: `link ${i}: ${c}` }, c));
+    }
+    this.links.replaceChildren(...links);
+    this.timelineBox.replaceChildren(this.timeline(t));
+    this.queueBox.replaceChildren(this.queues(props.lanes || [], state.detectors || {}));
+    if (this.holdButton) this.holdButton.textContent = `Hold phase ${signal.phase ?? ""}`.trim();
+    this.phase = signal.phase;
+  }
+
+  timeline(now) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", `0 0 ${WINDOW_S} 46`);
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("class", "timeline");
+    svg.setAttribute("data-testid", "phase-timeline");
+    if (now === null || now === undefined) return svg;
+    const start = now - WINDOW_S;
+    const kept = this.history.filter((h, i) => i + 1 >= this.history.length || this.history[i + 1].t > start);
+    this.history = kept;
+    for (const [i, h] of kept.entries()) {
+      const from = Math.max(start, h.t);
+      const to = i + 1 < kept.length ? kept[i + 1].t : now;
+      if (to <= from) continue;
+      const rect = document.createElementNS(ns, "rect");
+      rect.setAttribute("x", String(from - start));
+      rect.setAttribute("width", String(to - from));
+      rect.setAttribute("y", "4");
+      rect.setAttribute("height", "26");
+      rect.setAttribute("fill", ASPECT_FILL[aspect(h.state)]);
+      rect.setAttribute("stroke", "#fff");
+      rect.setAttribute("stroke-width", "0.5");
+      rect.setAttribute("data-phase", String(h.phase));
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `phase ${h.phase}: ${h.state} from t ${Math.round(h.t)} s for ${Math.round(to - from)} s`;
+      rect.append(title);
+      svg.append(rect);
+      if (to - from >= 12) {
+        const label = document.createElementNS(ns, "text");
+        label.setAttribute("x", String(from - start + 2));
+        label.setAttribute("y", "22");
+        label.setAttribute("font-size", "11");
+        label.setAttribute("fill", "#fff");
+        label.textContent = String(h.phase);
+        svg.append(label);
+      }
+    }
+    for (const [x, text] of [[2, "-5 min"], [WINDOW_S - 22, "now"]]) {
+      const label = document.createElementNS(ns, "text");
+      label.setAttribute("x", String(x));
+      label.setAttribute("y", "43");
+      label.setAttribute("font-size", "10");
+      label.setAttribute("fill", "#55575b");
+      label.textContent = text;
+      svg.append(label);
+    }
+    return svg;
+  }
+
+  queues(lanes, detectors) {
+    const approaches = new Map();
+    for (const lane of lanes) {
+      const queue = detectors[lane] ? detectors[lane].queue || 0 : 0;
+      approaches.set(approachOf(lane), (approaches.get(approachOf(lane)) || 0) + queue);
+    }
+    const most = Math.max(1, ...approaches.values());
+    const table = el("table", { class: "queues", testid: "approach-queues" });
+    for (const [approach, queue] of [...approaches.entries()].sort()) {
+      const bar = el("div", { class: `bar${queue >= 8 ? " long" : ""}` });
+      bar.style.width = `${(100 * queue) / most}%`;
+      table.append(el("tr", {}, el("td", {}, approach), el("td", { class: "num" }, String(queue)),
+        el("td", { style: "width: 45%" }, bar)));
+    }
+    return table;
+  }
+
+  overrides(role) {
+    this.holdButton = null;
+    this.answerLine = null;
+    if (!may(role, "operator")) return [];
+    const props = this.feature ? this.feature.properties : { programs: [] };
+    const box = el("div", { class: "overrides", testid: "overrides" });
+    const send = async (action, argument = "") => {
+      this.answer = { refused: false, text: `${action}: sent` };
+      this.renderAnswer();
+      const answer = await this.api.post(`/api/signals/${encodeURIComponent(this.tls)}/override`, { action, argument });
+      const said = describeAnswer(answer);
+      this.answer = { refused: said.refused, text: `${action}: ${said.text}` };
+      this.renderAnswer();
+    };
+    const button = (label, testid, onClick) => {
+      const b = el("button", { type: "button", testid }, label);
+      b.addEventListener("click", onClick);
+      box.append(b);
+      return b;
+    };
+    this.holdButton = button("Hold phase", "override-hold", () => send("hold", String(this.phase ?? "")));
+    const programs = el("select", { testid: "override-program", "aria-label": "program" },
+      ...(props.programs || []).map((p) => el("option", { value: p }, `plan ${p}`)));
+    box.append(programs);
+    button("Force plan", "override-plan", () => send("plan", programs.value));
+    button("Flash", "override-flash", () => send("flash"));
+    button("Automatic", "override-automatic", () => send("automatic"));
+    this.answerLine = el("div", { class: "answer", role: "status", testid: "override-answer" });
+    this.renderAnswer();
+    return [el("div", { class: "section-title" }, "Override (through the safety guard)"), box, this.answerLine];
+  }
+
+  renderAnswer() {
+    if (!this.answerLine) return;
+    this.answerLine.className = `answer${this.answer && this.answer.refused ? " refused" : ""}`;
+    this.answerLine.textContent = this.answer ? this.answer.text : "";
+  }
+}
