@@ -585,9 +585,12 @@ class LiveRun:
             }
             self.state.sample(sensors.latest if sensors is not None else {}, modes)
         flush = Flush(self._t, self._messages, kpis=self._new_kpi_rows(), outcomes=self._outcomes)
+        # The latest closed interval's network figures, apart from the run's running counters
+        # in ``kpis`` (both have ``departed`` and ``arrived``: per interval vs since the start).
         for row in flush.kpis:
             if row["scope"] == "network" and row["period"] == INTERVAL:
-                self.state.set("kpis", row["metric"], row["value"])
+                self.state.set("interval", row["metric"], row["value"])
+                self.state.set("interval", "end_s", row["end_s"])
         flush.changes = self.state.changes()
         self._messages, self._outcomes = [], []
         self._on_flush(flush)

@@ -197,6 +197,15 @@ def test_a_live_run_applies_commands_at_step_boundaries_and_reports_them(tmp_pat
         "o"
     }
     assert "lanes" not in snapshot and len(snapshot["detectors"]) == 6
+    # Running counters since the start, apart from the last closed interval's figures.
+    summary = result.summary
+    assert snapshot["kpis"]["departed"] == summary["vehicles_departed"]
+    assert snapshot["kpis"]["running"] == summary["vehicles_departed"] - summary["vehicles_arrived"]
+    last = [r for r in result.timeseries if r["scope"] == "network" and r["period"] == "interval"]
+    assert snapshot["interval"]["end_s"] == max(r["end_s"] for r in last) == 600.0
+    assert snapshot["interval"]["departed"] == next(
+        r["value"] for r in last if r["end_s"] == 600.0 and r["metric"] == "departed"
+    )
     streamed = [row for f in got.flushes for row in f.kpis]
     assert sorted(map(repr, streamed)) == sorted(map(repr, result.timeseries))  # the same KPI rows
     changed = [m.kind for m in result.log.messages if m.kind == "controller.changed"]

@@ -115,6 +115,22 @@ def test_signing_in_shows_the_district_live(district: Server, page: Page) -> Non
     expect(page.get_by_test_id("who")).to_contain_text("admin")
 
 
+def test_the_kpi_panel_shows_the_figures_the_server_has(district: Server, page: Page) -> None:
+    sign_in(page, district, TOKEN)
+    delay = page.get_by_test_id("kpi-delay").locator(".value")
+
+    def same_as_the_server() -> bool:
+        with district.client() as c:
+            params = {"scope": "network", "metric": "mean_delay_arrived_s", "period": "interval"}
+            rows = c.get("/api/kpis", params=params).json()["items"]
+        latest = max(rows, key=lambda r: r["end_s"], default=None)
+        return latest is not None and delay.inner_text() == f"{latest['value']:.1f} s/veh"
+
+    wait_for(same_as_the_server, 40, "the panel to show the last interval's mean delay")
+    running = page.get_by_test_id("kpi-running").locator(".value").inner_text()
+    assert int(running.split()[0]) > 0  # vehicles in the district now, never a negative count
+
+
 # --- alarms -------------------------------------------------------------------------------------
 
 

@@ -8,9 +8,9 @@ const KEEP_S = 3600;
 // Each chart: how to read its value from the live state (null: nothing to show yet).
 const CHARTS = [
   { key: "delay", label: "Mean delay", unit: "s/veh", digits: 1,
-    read: (s) => num((s.kpis || {}).mean_delay_arrived_s) },
+    read: (s) => num((s.interval || {}).mean_delay_arrived_s) },
   { key: "throughput", label: "Throughput", unit: "veh/h", digits: 0,
-    read: (s) => num((s.kpis || {}).throughput_veh_h) },
+    read: (s) => num((s.interval || {}).throughput_veh_h) },
   { key: "running", label: "Vehicles in the district", unit: "veh", digits: 0,
     read: (s) => num((s.kpis || {}).running) },
   { key: "occupancy", label: "Parking occupancy (sensed)", unit: "%", digits: 0,
@@ -125,8 +125,9 @@ export class KpiPanel {
 
   showRun(run) {
     const select = this.controls.querySelector("#sim-speed");
-    const speed = run.speed === null ? "max" : String(run.speed);
-    if (speed && document.activeElement !== select && [...select.options].some((o) => o.value === speed)) {
+    const speed = run.speed === null ? "max" : run.speed === undefined ? "" : String(run.speed);
+    if (speed && document.activeElement !== select) {
+      if (![...select.options].some((o) => o.value === speed)) select.add(new Option(`x${speed}`, speed));
       select.value = speed;
     }
     this.controls.querySelector("#sim-pause").disabled = Boolean(run.paused) || run.status !== "running";

@@ -199,7 +199,7 @@ function render(sections) {
   $("run-info").textContent = [run.scenario, run.controller, run.status && `${run.status}${run.paused ? " (paused)" : ""}`, speed]
     .filter(Boolean).join(" \u00b7 ");
   $("sim-clock").textContent = clock(page.t);
-  map.update(page.state, sections);
+  map.update(page.state, sections, page.t);
   kpis.sample(page.state, page.t);
   kpis.showRun(run);
   panel.update(context());

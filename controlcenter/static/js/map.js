@@ -9,6 +9,7 @@ import { signalLook } from "./signals.js";
 
 const QUEUE_LONG = 8;        // vehicles waiting on a lane before it is drawn as abnormal
 const ZONE_FULL = 0.9;       // occupancy from which a parking zone is drawn as abnormal
+const INCIDENT_SHOWN_S = 900; // how long a detected incident stays on the map (s of simulation)
 
 function divIcon(html, size = [22, 22], anchor = [size[0] / 2, size[1] / 2]) {
   return L.divIcon({ className: "map-icon", html, iconSize: size, iconAnchor: anchor });
@@ -35,6 +36,7 @@ export class DistrictMap {
   reset() {
     this.layers.clearLayers();
     this.lanes = new Map();        // lane id -> {line, style}
+    this.stoplines = new Map();    // lane id -> {zone, occupied}: the stop-line detector
     this.signals = new Map();      // tls -> {marker, look}
     this.zones = new Map();        // parking id -> {line, style}
     this.devices = new Map();      // "kind:id" -> marker
@@ -74,8 +76,9 @@ export class DistrictMap {
           renderer: this.renderer, radius: 1.5, stroke: false, fillColor: "#4b4c4f", fillOpacity: 0.8, interactive: false,
         }).addTo(this.layers);
       } else {
-        L.polyline(latlngs, { renderer: this.renderer, color: "#4b4c4f", weight: 1, opacity: 0.6, interactive: false })
+        const zone = L.polyline(latlngs, { renderer: this.renderer, color: "#4b4c4f", weight: 1, opacity: 0.6, interactive: false })
           .addTo(this.layers);
+        if (f.properties.detector === "stopline") this.stoplines.set(f.properties.lane, { zone, occupied: false });
       }
     }
     for (const f of byKind("bus_stop")) {
@@ -133,15 +136,19 @@ export class DistrictMap {
   // --- live state ------------------------------------------------------------------------------
 
   // Apply the sections that changed (or the whole state after a snapshot).
-  update(state, sections) {
+  update(state, sections, t = null) {
     const has = (name) => sections === null || sections.has(name);
     if (has("signals")) this.updateSignals(state.signals || {});
     if (has("detectors") || has("lanes")) this.updateLanes(state.detectors || {}, state.lanes || {});
+    if (has("detectors")) this.updateDetectors(state.detectors || {});
     if (has("zones")) this.updateZones(state.zones || {});
     if (has("devices") || has("gates") || has("stations") || has("signs") || has("radars")) this.updateDevices(state);
     if (has("sensor_faults")) this.updateMarkers(this.faults, state.sensor_faults || {}, (lane, entry) =>
       `<span class="dev dev-fault" data-testid="sensor-fault" title="detector fault on ${escape(lane)}: ${escape(entry.fault)}">&#10005; ${escape(entry.fault)}</span>`);
-    if (has("incidents")) this.updateMarkers(this.incidents, state.incidents || {}, (lane) =>
+    // Detections stay on the map for INCIDENT_SHOWN_S after the latest one on their lane.
+    const recent = Object.fromEntries(Object.entries(state.incidents || {})
+      .map(([lane, e]) => [lane, e && t !== null && t - e.t <= INCIDENT_SHOWN_S ? e : null]));
+    this.updateMarkers(this.incidents, recent, (lane) =>
       `<span class="dev dev-incident" data-testid="incident" title="incident detected on ${escape(lane)}">&#9650; incident</span>`);
   }
 
@@ -165,6 +172,16 @@ export class DistrictMap {
         style === "closed" ? { color: "#c8102e", weight: 4, dashArray: "6 5" }
           : style === "queue" ? { color: "#c08a00", weight: 4, dashArray: null }
             : { color: "#8b8c88", weight: 2.5, dashArray: null });
+    }
+  }
+
+  // A stop-line detector with a vehicle on it is drawn solid and thicker (as its feed reports).
+  updateDetectors(detectors) {
+    for (const [lane, stopline] of this.stoplines) {
+      const occupied = Boolean(detectors[lane] && detectors[lane].present > 0);
+      if (occupied === stopline.occupied) continue;
+      stopline.occupied = occupied;
+      stopline.zone.setStyle(occupied ? { color: "#2e2f32", weight: 2, opacity: 0.9 } : { color: "#4b4c4f", weight: 1, opacity: 0.6 });
     }
   }
 
@@ -225,22 +242,20 @@ export class DistrictMap {
     this.devices.set(key, { marker, html });
   }
 
+  // One marker per lane with an entry; markers of lanes whose entry is gone are removed.
   updateMarkers(markers, entries, html) {
+    for (const [lane, marker] of markers) {
+      if (!entries[lane]) {
+        marker.remove();
+        markers.delete(lane);
+      }
+    }
     for (const [lane, entry] of Object.entries(entries)) {
       const point = this.places.get(`lane:${lane}`);
-      if (!entry || !point) {
-        const gone = markers.get(lane);
-        if (gone) {
-          gone.remove();
-          markers.delete(lane);
-        }
-        continue;
-      }
-      if (!markers.has(lane)) {
-        const marker = L.marker(toLatLng(point), { icon: divIcon(html(lane, entry), [90, 18]), keyboard: false })
-          .addTo(this.layers);
-        markers.set(lane, marker);
-      }
+      if (!entry || !point || markers.has(lane)) continue;
+      const marker = L.marker(toLatLng(point), { icon: divIcon(html(lane, entry), [90, 18]), keyboard: false })
+        .addTo(this.layers);
+      markers.set(lane, marker);
     }
   }
 
