@@ -40,12 +40,21 @@ function showLogin(message = "") {
 }
 
 async function signIn(token) {
+  clearTimeout(page.retrySignIn);
   const api = new Api(token);
   const answer = await api.get("/api/me");
   if (!answer.ok) {
+    if (answer.status === 0 || answer.status >= 500) {
+      // The server is down or restarting: keep the token and try again shortly.
+      showLogin(`The server is not answering (${answer.data.detail || answer.status}); trying again.`);
+      $("login-token").value = token;
+      clearTimeout(page.retrySignIn);
+      page.retrySignIn = setTimeout(() => signIn(token), 3000);
+      return false;
+    }
     const reason = answer.status === 401 ? "This token is not accepted."
       : answer.status === 429 ? `Too many attempts from here; ${answer.data.detail || "try again later"}.`
-        : `The server did not answer (${answer.status}): ${answer.data.detail || ""}`;
+        : `Refused (${answer.status}): ${answer.data.detail || ""}`;
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin(reason);
     return false;
@@ -112,6 +121,7 @@ function openPanel(tls) {
 // --- the feed ---------------------------------------------------------------------------------------
 
 async function start(token) {
+  if (page.feed) page.feed.stop();  // signed in again (the feed refused the previous token)
   alarms.api = panel.api = kpis.api = page.api;
   await loadNetwork();
   page.feed = new Feed({
