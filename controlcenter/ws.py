@@ -26,6 +26,7 @@ from controlcenter.runtime import ControlCenter
 
 AUTH_TIMEOUT_S = 5.0
 CLOSE_POLICY = 1008
+CLOSE_TRY_LATER = 1013
 
 
 def _since(value: Any) -> int | None:
@@ -66,8 +67,14 @@ async def feed(websocket: WebSocket) -> None:
             user, asked = await _first_message_auth(websocket, center, client)
         except (AuthError, TimeoutError, ValueError, KeyError, WebSocketDisconnect) as exc:
             reason = exc.detail if isinstance(exc, AuthError) else "authentication required"
+            # A locked-out address may come back later (its token may be good): "try again
+            # later", with the wait; a bad token is a policy violation.
+            code = CLOSE_POLICY
+            if isinstance(exc, AuthError) and exc.status == 429:
+                code = CLOSE_TRY_LATER
+                reason = f"{reason} (in {max(1, round(exc.retry_after_s))} s)"
             with contextlib.suppress(RuntimeError):  # unless the client already went away
-                await websocket.close(code=CLOSE_POLICY, reason=reason)
+                await websocket.close(code=code, reason=reason)
             return
         since = _since(asked) if asked is not None else since
 

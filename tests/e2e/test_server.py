@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -129,6 +130,13 @@ def test_repeated_bad_tokens_lock_the_address_out(server: Server) -> None:
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     with pytest.raises(InvalidStatus):
         feed(server, source_address=("127.0.0.9", 0))
+    # A browser (token in its first message) is told to try again later, and when.
+    with feed(server, None, source_address=("127.0.0.9", 0)) as ws:
+        ws.send(json.dumps({"type": "auth", "token": TOKEN}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert re.search(r"try again later \(in \d+ s\)", closed.value.rcvd.reason)
     with server.client() as elsewhere:
         assert elsewhere.get("/api/state").status_code == 200
 

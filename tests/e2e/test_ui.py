@@ -204,6 +204,31 @@ def test_comment_and_shelve_from_the_list(district: Server, page: Page) -> None:
     assert alarm(district, alarm_id)["state"] == "shelved"
 
 
+def test_rows_do_not_move_under_the_pointer(district: Server, page: Page) -> None:
+    """A new alarm that sorts above the one being acknowledged waits behind a button."""
+    sign_in(page, district, TOKEN)
+    with district.client() as c:
+        c.post("/api/signals/E3/override", json={"action": "flash"})
+        older = page.locator("[data-testid=alarm-row]", has_text="signal E3 under manual control")
+        expect(older).to_have_count(1, timeout=15_000)
+        ack = older.get_by_test_id("alarm-ack")
+        ack.hover()
+        where = ack.bounding_box()
+        # Same severity, newer: it sorts above - but not while the pointer is in the list.
+        c.post("/api/signals/E2/override", json={"action": "flash"})
+        expect(page.get_by_test_id("alarm-new")).to_contain_text("1 new alarm", timeout=15_000)
+        assert ack.bounding_box() == where
+        alarm_id = int(older.get_attribute("data-alarm-id") or 0)
+        page.mouse.click(where["x"] + where["width"] / 2, where["y"] + where["height"] / 2)
+        wait_for(lambda: alarm(district, alarm_id)["state"] == "acknowledged", 10, "the ack")
+        page.mouse.move(5, 5)  # the pointer leaves: the list sorts itself again
+        expect(page.get_by_test_id("alarm-new")).to_be_hidden()
+        newer = page.locator("[data-testid=alarm-row]", has_text="signal E2 under manual control")
+        assert newer.bounding_box()["y"] < older.bounding_box()["y"]  # type: ignore[index]
+        c.post("/api/signals/E3/override", json={"action": "automatic"})
+        c.post("/api/signals/E2/override", json={"action": "automatic"})
+
+
 # --- the intersection panel and roles -----------------------------------------------------------
 
 
@@ -242,6 +267,12 @@ def test_a_viewer_sees_no_override_buttons(district: Server, page: Page) -> None
     expect(page.get_by_test_id("override-hold")).to_have_count(0)
     expect(page.get_by_test_id("alarm-ack")).to_have_count(0)
     expect(page.get_by_test_id("sim-controls")).to_be_hidden()
+    # The keyboard does what the pointer does: Escape closes, Enter on a signal opens.
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    page.locator(".leaflet-marker-icon:has([data-testid=signal][data-id=C3])").focus()
+    page.keyboard.press("Enter")
+    expect(panel).to_contain_text("Signal C3")
 
 
 def test_an_engineer_pauses_and_resumes_the_simulation(district: Server, page: Page) -> None:
@@ -279,6 +310,9 @@ def test_the_page_recovers_after_the_server_restarts(tmp_path: Path, page: Page)
         first_run = page.evaluate("window.ccsim.runId")
     state = page.get_by_test_id("connection-state")
     expect(state).not_to_have_attribute("data-state", "connected", timeout=15_000)
+    # Meanwhile the last picture stays, greyed out and saying so.
+    expect(page.get_by_test_id("stale-note")).to_contain_text("NOT LIVE")
+    expect(page.locator("body")).to_have_attribute("data-live", "no")
 
     with served(tmp_path / "second", "--port", port, "--speed", "10", db=db) as second:
         second.wait_running()
@@ -289,3 +323,13 @@ def test_the_page_recovers_after_the_server_restarts(tmp_path: Path, page: Page)
         before = sim_seconds(page)
         wait_for(lambda: sim_seconds(page) > before, 20, "the new run's clock to advance")
         expect(page.locator("[data-testid=signal]")).to_have_count(1)
+
+
+def test_a_finished_run_is_shown_as_such_and_takes_no_commands(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, "--speed", "max", "--end", "120") as server:
+        sign_in(page, server, TOKEN)
+        expect(page.get_by_test_id("stale-note")).to_contain_text("finished", timeout=60_000)
+        expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+        expect(page.get_by_test_id("sim-pause")).to_be_disabled()
+        page.locator("[data-testid=signal]").first.click()
+        expect(page.get_by_test_id("override-hold")).to_be_disabled()

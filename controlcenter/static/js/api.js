@@ -23,7 +23,8 @@ export class Api {
     } catch {
       data = { detail: response.statusText };
     }
-    return { ok: response.ok, status: response.status, data };
+    const retryAfter = Number(response.headers.get("Retry-After")) || null;
+    return { ok: response.ok, status: response.status, data, retryAfter };
   }
 
   get(path) {

@@ -7,9 +7,9 @@ const KEEP_S = 3600;
 
 // Each chart: how to read its value from the live state (null: nothing to show yet).
 const CHARTS = [
-  { key: "delay", label: "Mean delay", unit: "s/veh", digits: 1,
+  { key: "delay", label: "Mean delay (last 5 min, arrived)", unit: "s/veh", digits: 1,
     read: (s) => num((s.interval || {}).mean_delay_arrived_s) },
-  { key: "throughput", label: "Throughput", unit: "veh/h", digits: 0,
+  { key: "throughput", label: "Throughput (last 5 min)", unit: "veh/h", digits: 0,
     read: (s) => num((s.interval || {}).throughput_veh_h) },
   { key: "running", label: "Vehicles in the district", unit: "veh", digits: 0,
     read: (s) => num((s.kpis || {}).running) },
@@ -109,10 +109,13 @@ export class KpiPanel {
         view.line.setAttribute("points", last ? "0,15 100,15" : "");
         continue;
       }
+      // The range of the series itself (a flat one is drawn across the middle).
       const t0 = values[0][0], t1 = last[0];
-      const lo = Math.min(0, ...values.map((p) => p[1])), hi = Math.max(...values.map((p) => p[1]), lo + 1e-9);
+      let lo = Math.min(...values.map((p) => p[1])), hi = Math.max(...values.map((p) => p[1]));
+      if (hi - lo < 1e-9) [lo, hi] = [lo - 1, hi + 1];
       const points = values.map(([t, v]) =>
-        `${(100 * (t - t0)) / (t1 - t0 || 1)},${28 - (26 * (v - lo)) / (hi - lo)}`).join(" ");
+        `${(100 * (t - t0)) / (t1 - t0 || 1)},${27 - (24 * (v - lo)) / (hi - lo)}`).join(" ");
+      view.box.title = `${chart.label}: ${lo.toFixed(chart.digits)} .. ${hi.toFixed(chart.digits)} ${chart.unit}`.trim();
       view.line.setAttribute("points", points);
     }
   }
@@ -123,15 +126,16 @@ export class KpiPanel {
     this.controls.hidden = !may(role, "engineer");
   }
 
-  showRun(run) {
+  showRun(run, live) {
     const select = this.controls.querySelector("#sim-speed");
     const speed = run.speed === null ? "max" : run.speed === undefined ? "" : String(run.speed);
     if (speed && document.activeElement !== select) {
       if (![...select.options].some((o) => o.value === speed)) select.add(new Option(`x${speed}`, speed));
       select.value = speed;
     }
-    this.controls.querySelector("#sim-pause").disabled = Boolean(run.paused) || run.status !== "running";
-    this.controls.querySelector("#sim-resume").disabled = !run.paused;
+    this.controls.querySelector("#sim-pause").disabled = !live || Boolean(run.paused);
+    this.controls.querySelector("#sim-resume").disabled = !live || !run.paused;
+    select.disabled = !live;
   }
 
   wireControls() {

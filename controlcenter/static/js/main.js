@@ -11,6 +11,7 @@ import { IntersectionPanel } from "./panel.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "ccsim.token";
+const FLAT_SECTIONS = new Set(["run", "kpis", "interval"]);
 
 const page = {
   api: null,
@@ -44,17 +45,19 @@ async function signIn(token) {
   const api = new Api(token);
   const answer = await api.get("/api/me");
   if (!answer.ok) {
-    if (answer.status === 0 || answer.status >= 500) {
-      // The server is down or restarting: keep the token and try again shortly.
-      showLogin(`The server is not answering (${answer.data.detail || answer.status}); trying again.`);
+    if (answer.status === 0 || answer.status >= 500 || answer.status === 429) {
+      // The server is down or restarting, or this address is locked out for a while after
+      // too many bad tokens (perhaps someone else's): keep the token and try again then.
+      const wait = answer.status === 429 ? answer.retryAfter || 30 : 3;
+      showLogin(answer.status === 429
+        ? `Too many bad tokens from this address: signing in again in ${wait} s.`
+        : `The server is not answering (${answer.data.detail || answer.status}); trying again.`);
       $("login-token").value = token;
-      clearTimeout(page.retrySignIn);
-      page.retrySignIn = setTimeout(() => signIn(token), 3000);
+      page.retrySignIn = setTimeout(() => signIn(token), wait * 1000);
       return false;
     }
     const reason = answer.status === 401 ? "This token is not accepted."
-      : answer.status === 429 ? `Too many attempts from here; ${answer.data.detail || "try again later"}.`
-        : `Refused (${answer.status}): ${answer.data.detail || ""}`;
+      : `Refused (${answer.status}): ${answer.data.detail || ""}`;
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin(reason);
     return false;
@@ -108,15 +111,39 @@ const panel = new IntersectionPanel({ element: $("intersection-panel"), api: nul
 
 const kpis = new KpiPanel({ charts: $("kpi-charts"), controls: $("sim-controls"), api: null });
 
+// Live: the feed is connected and the run is going. Otherwise the picture is the last one
+// received: it is greyed out and says so, and no command can be sent from it.
+function isLive() {
+  return page.connection === "connected" && (page.state.run || {}).status === "running";
+}
+
 function context() {
-  return { state: page.state, t: page.t, role: page.role };
+  return { state: page.state, t: page.t, role: page.role, live: isLive() };
+}
+
+function showLiveness() {
+  const live = isLive();
+  document.body.dataset.live = live ? "yes" : "no";
+  const run = page.state.run || {};
+  const note = $("stale-note");
+  note.hidden = live || page.connection === "offline" && !page.feed;
+  note.textContent = page.connection !== "connected"
+    ? `NOT LIVE (${page.connection}): the picture is from simulation time ${clock(page.t)}`
+    : run.status && run.status !== "running"
+      ? `The run is ${run.status}${run.detail ? ` (${run.detail})` : ""}: its last picture, at ${clock(page.t)}`
+      : "Waiting for the run to start";
 }
 
 function openPanel(tls) {
   const feature = page.network.features.find((f) => f.properties.kind === "signal" && f.properties.id === tls);
   map.select(tls);
+  map.reveal(tls, $("intersection-panel").offsetWidth + 24);
   panel.open(tls, feature, context());
 }
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && panel.tls) panel.close();
+});
 
 // --- the feed ---------------------------------------------------------------------------------------
 
@@ -144,6 +171,10 @@ async function loadNetwork() {
 }
 
 function showConnection(state, detail) {
+  page.connection = state;
+  showLiveness();
+  panel.update(context());
+  kpis.showRun(page.state.run || {}, isLive());
   const box = $("connection-state");
   box.dataset.state = state;
   box.title = detail || state;
@@ -157,6 +188,7 @@ async function receive(frame) {
     case "hello":
       if (page.runId !== null && frame.run !== page.runId) await newRun();
       page.runId = frame.run;
+      alarms.runId = frame.run;
       if (frame.role !== page.role) setRole(frame.role);
       break;
     case "snapshot":
@@ -168,7 +200,9 @@ async function receive(frame) {
       for (const [section, entries] of Object.entries(frame.changes)) {
         const target = page.state[section] || (page.state[section] = {});
         for (const [key, value] of Object.entries(entries)) {
-          if (value === null) delete target[key];
+          // In a section of things by id, null means gone; in a flat one it is a value
+          // (``run.speed`` null: as fast as possible; an interval's delay null: nobody arrived).
+          if (value === null && !FLAT_SECTIONS.has(section)) delete target[key];
           else target[key] = value;
         }
       }
@@ -211,8 +245,9 @@ function render(sections) {
   $("sim-clock").textContent = clock(page.t);
   map.update(page.state, sections, page.t);
   kpis.sample(page.state, page.t);
-  kpis.showRun(run);
+  kpis.showRun(run, isLive());
   panel.update(context());
+  showLiveness();
   if (sections === null && page.runId !== null && !page.backfilled) {
     page.backfilled = true;
     kpis.backfill();
@@ -221,8 +256,19 @@ function render(sections) {
 
 // --- boot -----------------------------------------------------------------------------------------
 
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-if (fromHash) history.replaceState(null, "", location.pathname);
-const saved = fromHash || sessionStorage.getItem(TOKEN_KEY);
+// A link that carries the token (``make demo`` prints one): take it, and take it out of the
+// address bar and the history.
+function tokenFromHash() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token) history.replaceState(null, "", location.pathname);
+  return token;
+}
+
+window.addEventListener("hashchange", () => {
+  const token = tokenFromHash();
+  if (token) signIn(token);
+});
+
+const saved = tokenFromHash() || sessionStorage.getItem(TOKEN_KEY);
 if (saved) signIn(saved);
 else showLogin();

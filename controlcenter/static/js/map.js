@@ -114,6 +114,9 @@ export class DistrictMap {
       icon: divIcon(this.signalHtml(tls, look)), keyboard: true, title: `signal ${tls}`, riseOnHover: true,
     }).addTo(this.layers);
     marker.on("click", () => this.onSelectSignal(tls));
+    marker.on("keypress", (event) => {  // Leaflet's keyboard-focusable markers: Enter or Space opens
+      if (event.originalEvent.key === "Enter" || event.originalEvent.key === " ") this.onSelectSignal(tls);
+    });
     this.signals.set(tls, { marker, look, props: feature.properties });
     this.places.set(`tls:${tls}`, feature.geometry.coordinates);
   }
@@ -121,7 +124,7 @@ export class DistrictMap {
   signalHtml(tls, look) {
     const selected = this.selected === tls ? " sig-selected" : "";
     return `<span class="${look.className}${selected}" data-testid="signal" data-id="${escape(tls)}"
-      role="button" aria-label="signal ${escape(tls)}: ${escape(look.label)}" title="${escape(tls)}: ${escape(look.label)}"><b>${look.letter}</b></span>`;
+      aria-label="signal ${escape(tls)}: ${escape(look.label)}" title="${escape(tls)}: ${escape(look.label)}"><b>${look.letter}</b></span>`;
   }
 
   select(tls) {
@@ -131,6 +134,22 @@ export class DistrictMap {
       const s = id && this.signals.get(id);
       if (s) s.marker.setIcon(divIcon(this.signalHtml(id, s.look)));
     }
+  }
+
+  // Pan so that a signal is not hidden behind a panel ``insetLeft`` pixels wide on the left.
+  reveal(tls, insetLeft) {
+    const s = this.signals.get(tls);
+    if (!s) return;
+    const point = this.map.latLngToContainerPoint(s.marker.getLatLng());
+    const size = this.map.getSize();
+    const margin = 40;
+    let dx = 0;
+    if (point.x < insetLeft + margin) dx = point.x - (insetLeft + margin);
+    else if (point.x > size.x - margin) dx = point.x - (size.x - margin);
+    let dy = 0;
+    if (point.y < margin) dy = point.y - margin;
+    else if (point.y > size.y - margin) dy = point.y - (size.y - margin);
+    if (dx || dy) this.map.panBy([dx, dy], { animate: false });
   }
 
   // --- live state ------------------------------------------------------------------------------
@@ -144,12 +163,12 @@ export class DistrictMap {
     if (has("zones")) this.updateZones(state.zones || {});
     if (has("devices") || has("gates") || has("stations") || has("signs") || has("radars")) this.updateDevices(state);
     if (has("sensor_faults")) this.updateMarkers(this.faults, state.sensor_faults || {}, (lane, entry) =>
-      `<span class="dev dev-fault" data-testid="sensor-fault" title="detector fault on ${escape(lane)}: ${escape(entry.fault)}">&#10005; ${escape(entry.fault)}</span>`);
+      `<span class="dev dev-fault" data-testid="sensor-fault" title="detector fault on ${escape(lane)}: ${escape(entry.fault)}">&#10005;</span>`, [20, 16]);
     // Detections stay on the map for INCIDENT_SHOWN_S after the latest one on their lane.
     const recent = Object.fromEntries(Object.entries(state.incidents || {})
       .map(([lane, e]) => [lane, e && t !== null && t - e.t <= INCIDENT_SHOWN_S ? e : null]));
     this.updateMarkers(this.incidents, recent, (lane) =>
-      `<span class="dev dev-incident" data-testid="incident" title="incident detected on ${escape(lane)}">&#9650; incident</span>`);
+      `<span class="dev dev-incident" data-testid="incident" title="incident detected on ${escape(lane)}">&#9650; incident</span>`, [76, 18]);
   }
 
   updateSignals(signals) {
@@ -170,7 +189,7 @@ export class DistrictMap {
       lane.style = style;
       lane.line.setStyle(
         style === "closed" ? { color: "#c8102e", weight: 4, dashArray: "6 5" }
-          : style === "queue" ? { color: "#c08a00", weight: 4, dashArray: null }
+          : style === "queue" ? { color: "#b07800", weight: 5, dashArray: null }
             : { color: "#8b8c88", weight: 2.5, dashArray: null });
     }
   }
@@ -243,7 +262,7 @@ export class DistrictMap {
   }
 
   // One marker per lane with an entry; markers of lanes whose entry is gone are removed.
-  updateMarkers(markers, entries, html) {
+  updateMarkers(markers, entries, html, size) {
     for (const [lane, marker] of markers) {
       if (!entries[lane]) {
         marker.remove();
@@ -253,7 +272,7 @@ export class DistrictMap {
     for (const [lane, entry] of Object.entries(entries)) {
       const point = this.places.get(`lane:${lane}`);
       if (!entry || !point || markers.has(lane)) continue;
-      const marker = L.marker(toLatLng(point), { icon: divIcon(html(lane, entry), [90, 18]), keyboard: false })
+      const marker = L.marker(toLatLng(point), { icon: divIcon(html(lane, entry), size), keyboard: false })
         .addTo(this.layers);
       markers.set(lane, marker);
     }

@@ -6,7 +6,10 @@ import { describeAnswer, may } from "./api.js";
 import { aspect, isAbnormalMode } from "./signals.js";
 
 const WINDOW_S = 300;
-const ASPECT_FILL = { green: "#4f7f52", amber: "#c08a00", red: "#9b3b3b", flash: "#c08a00", dark: "#777" };
+// Aspect by height as well as colour (and colours far apart in lightness): green a full bar
+// with the phase number, amber a half bar, all red a thin line at the bottom.
+const ASPECT_FILL = { green: "#3f6e42", amber: "#e0b000", red: "#8a2f2f", flash: "#e0b000", dark: "#777" };
+const BAR = { green: [4, 26], amber: [17, 13], flash: [17, 13], red: [26, 4], dark: [26, 4] };
 
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -89,7 +92,7 @@ export class IntersectionPanel {
       ...this.overrides(role));
   }
 
-  render({ state, t, role }) {
+  render({ state, t, role, live }) {
     if (!this.tls) return;
     if (!this.builtFor || this.builtFor.tls !== this.tls || this.builtFor.role !== role) this.build(role);
     const signal = (state.signals || {})[this.tls] || {};
@@ -98,7 +101,8 @@ export class IntersectionPanel {
     const mode = signal.mode || "automatic";
     const modeText = el("span", { class: isAbnormalMode(mode) ? "mode-abnormal" : "", testid: "panel-mode" },
       isAbnormalMode(mode) ? `\u25B2 ${mode.toUpperCase()}` : mode);
-    const elapsed = signal.since !== undefined && t !== null ? ` (${Math.max(0, Math.round(t - signal.since))} s)` : "";
+    const since = this.phaseSince(signal);
+    const elapsed = since !== null && t !== null ? ` (${Math.max(0, Math.round(t - since))} s)` : "";
     // The feed names the green phase the signal shows or is changing to (through amber / red).
     const changing = signal.state && aspect(signal.state) !== "green" ? ", changing to it" : "";
     this.facts.replaceChildren(
@@ -113,9 +117,22 @@ export class IntersectionPanel {
     }
     this.links.replaceChildren(...links);
     this.timelineBox.replaceChildren(this.timeline(t));
-    this.queueBox.replaceChildren(this.queues(props.lanes || [], state.detectors || {}));
+    this.queueBox.replaceChildren(this.queues(props.lanes || [], state.detectors || {}, state.sensor_faults || {}));
     if (this.holdButton) this.holdButton.textContent = `Hold phase ${signal.phase ?? ""}`.trim();
+    // Commands only on a live picture (the server would refuse them on a finished run anyway).
+    for (const control of this.commandControls || []) control.disabled = !live;
     this.phase = signal.phase;
+  }
+
+  // Since when the signal has been on (or heading to) its current green phase: the start of the
+  // latest run of history entries with that phase (a pedestrian link ending does not restart it).
+  phaseSince(signal) {
+    if (signal.phase === undefined) return null;
+    let since = signal.since ?? null;
+    for (let i = this.history.length - 1; i >= 0 && this.history[i].phase === signal.phase; i--) {
+      since = this.history[i].t;
+    }
+    return since;
   }
 
   timeline(now) {
@@ -136,9 +153,11 @@ export class IntersectionPanel {
       const rect = document.createElementNS(ns, "rect");
       rect.setAttribute("x", String(from - start));
       rect.setAttribute("width", String(to - from));
-      rect.setAttribute("y", "4");
-      rect.setAttribute("height", "26");
-      rect.setAttribute("fill", ASPECT_FILL[aspect(h.state)]);
+      const shown = aspect(h.state);
+      const [y, height] = BAR[shown] || BAR.dark;
+      rect.setAttribute("y", String(y));
+      rect.setAttribute("height", String(height));
+      rect.setAttribute("fill", ASPECT_FILL[shown]);
       rect.setAttribute("stroke", "#fff");
       rect.setAttribute("stroke-width", "0.5");
       rect.setAttribute("data-phase", String(h.phase));
@@ -146,11 +165,11 @@ export class IntersectionPanel {
       title.textContent = `phase ${h.phase}: ${h.state} from t ${Math.round(h.t)} s for ${Math.round(to - from)} s`;
       rect.append(title);
       svg.append(rect);
-      if (to - from >= 12) {
+      if (shown === "green" && to - from >= 8) {
         const label = document.createElementNS(ns, "text");
-        label.setAttribute("x", String(from - start + 2));
-        label.setAttribute("y", "22");
-        label.setAttribute("font-size", "11");
+        label.setAttribute("x", String(from - start + 1.5));
+        label.setAttribute("y", "21");
+        label.setAttribute("font-size", "10");
         label.setAttribute("fill", "#fff");
         label.textContent = String(h.phase);
         svg.append(label);
@@ -168,25 +187,31 @@ export class IntersectionPanel {
     return svg;
   }
 
-  queues(lanes, detectors) {
+  // Queues by approach, as the detectors report them; an approach with a faulty detector says so
+  // (its figure would be a guess).
+  queues(lanes, detectors, faults) {
     const approaches = new Map();
     for (const lane of lanes) {
-      const queue = detectors[lane] ? detectors[lane].queue || 0 : 0;
-      approaches.set(approachOf(lane), (approaches.get(approachOf(lane)) || 0) + queue);
+      const entry = approaches.get(approachOf(lane)) || { queue: 0, faulty: false };
+      entry.queue += detectors[lane] ? detectors[lane].queue || 0 : 0;
+      entry.faulty = entry.faulty || Boolean(faults[lane]);
+      approaches.set(approachOf(lane), entry);
     }
-    const most = Math.max(1, ...approaches.values());
+    const most = Math.max(1, ...[...approaches.values()].map((a) => a.queue));
     const table = el("table", { class: "queues", testid: "approach-queues" });
-    for (const [approach, queue] of [...approaches.entries()].sort()) {
+    for (const [approach, { queue, faulty }] of [...approaches.entries()].sort()) {
       const bar = el("div", { class: `bar${queue >= 8 ? " long" : ""}` });
       bar.style.width = `${(100 * queue) / most}%`;
-      table.append(el("tr", {}, el("td", {}, approach), el("td", { class: "num" }, String(queue)),
-        el("td", { style: "width: 45%" }, bar)));
+      table.append(el("tr", {}, el("td", {}, approach),
+        el("td", { class: "num" }, `${queue}${queue >= 8 ? " \u25B2" : ""}`),
+        el("td", { style: "width: 45%" }, faulty ? el("span", { class: "fault-note" }, "\u2715 detector fault") : bar)));
     }
     return table;
   }
 
   overrides(role) {
     this.holdButton = null;
+    this.commandControls = [];
     this.answerLine = null;
     if (!may(role, "operator")) return [];
     const props = this.feature ? this.feature.properties : { programs: [] };
@@ -209,9 +234,12 @@ export class IntersectionPanel {
     const programs = el("select", { testid: "override-program", "aria-label": "program" },
       ...(props.programs || []).map((p) => el("option", { value: p }, `plan ${p}`)));
     box.append(programs);
-    button("Force plan", "override-plan", () => send("plan", programs.value));
-    button("Flash", "override-flash", () => send("flash"));
-    button("Automatic", "override-automatic", () => send("automatic"));
+    this.commandControls = [
+      this.holdButton, programs,
+      button("Force plan", "override-plan", () => send("plan", programs.value)),
+      button("Flash", "override-flash", () => send("flash")),
+      button("Automatic", "override-automatic", () => send("automatic")),
+    ];
     this.answerLine = el("div", { class: "answer", role: "status", testid: "override-answer" });
     this.renderAnswer();
     return [el("div", { class: "section-title" }, "Override (through the safety guard)"), box, this.answerLine];
