@@ -6,7 +6,9 @@ Runs the district with the fixed-time controller under ``speed_signs=off`` / ``s
 and ``info_signs=off`` / ``info_signs=on`` (the same runs ``ccsim compare district --controllers
 fixed --variants speed_signs=off,speed_signs=on`` makes), and writes the mean +/- 95% interval of
 each metric and the paired change into benchmarks/RESULTS.md (section ``devices``). The
-comparison files of each pair are under ``out/bench/devices-<pair>``.
+information signs are also compared with ``incident+1s``: signs dark and the incident one second
+later, a perturbation with no device in it, to show how far the district's figures move from
+that alone. The comparison files of each pair are under ``out/bench/devices-<pair>``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,22 @@ from sim.study import RunSpec, default_jobs, parse_seeds, run_many
 
 PAIRS = {
     "speed_signs": ("speeding_rate", "radar_mean_speed_kmh", "mean_delay_s", "mean_travel_time_s"),
-    "info_signs": ("mean_delay_s", "mean_travel_time_s", "throughput_veh_h",
+    "info_signs": ("sign_warned_vehicles", "sign_reroutes", "sign_warned_travel_time_mean_s",
+                   "mean_delay_s", "mean_travel_time_s", "throughput_veh_h",
                    "incident_detection_delay_mean_s", "incident_false_alarms_per_h"),
 }  # fmt: skip
+PLACEBO = {"info_signs": "incident+1s"}
+"""A variant run alongside a pair and compared with its ``off``: no device differs, only a
+perturbation (the scenario's incident one second later)."""
+NOTES = {
+    "info_signs": (
+        "`sign_warned_vehicles`: drivers who passed a sign while it warned of an incident on "
+        "their way (dark signs: would have warned); `sign_warned_travel_time_mean_s`: their time "
+        "from the sign to the end of their trip. The second table changes no device: it moves the "
+        "incident one second later with the signs dark. A change of the whole district's figures "
+        "no larger than that one is not the signs' doing."
+    ),
+}
 
 
 def _cell(values: list[float]) -> str:
@@ -37,8 +52,9 @@ def _cell(values: list[float]) -> str:
     return f"{e.mean:.3f}" if e.half_width is None else f"{e.mean:.3f} ± {e.half_width:.3f}"
 
 
-def table(rows: list[dict[str, Any]], pair: str, metrics: tuple[str, ...]) -> str:
-    off, on = f"{pair}=off", f"{pair}=on"
+def table(rows: list[dict[str, Any]], off: str, on: str, metrics: tuple[str, ...]) -> str:
+    """Markdown: each metric's mean +/- 95% interval in groups ``off`` and ``on`` and the paired
+    change from ``off`` to ``on``."""
     lines = [f"| metric | {off} | {on} | change (95% CI) |", "|---|---|---|---|"]
     for metric in metrics:
         by = {
@@ -55,6 +71,11 @@ def table(rows: list[dict[str, Any]], pair: str, metrics: tuple[str, ...]) -> st
             interval = change.percent_interval()
             text = f"{change.percent:+.1f}%" + (
                 f" ({interval[0]:+.1f}% .. {interval[1]:+.1f}%)" if interval else ""
+            )
+        elif change is not None:  # from zero: the change itself
+            d = change.difference
+            text = f"{d.mean:+.3f}" + (
+                f" ({d.low:+.3f} .. {d.high:+.3f})" if d.low is not None and d.high is not None else ""
             )
         lines.append(f"| `{metric}` | {_cell(list(by[off].values()))} | "
                      f"{_cell(list(by[on].values()))} | {text} |")  # fmt: skip
@@ -78,10 +99,12 @@ def main() -> int:
     for pair, metrics in PAIRS.items():
         out = Path("out/bench") / f"devices-{pair}"
         variants = [f"{pair}=off", f"{pair}=on"]
+        placebo = PLACEBO.get(pair)
+        runs = [*variants, placebo] if placebo else variants
         specs = [
             RunSpec(args.scenario, "fixed", s, out / "runs" / f"{v.replace('=', '-')}-seed{s}",
                     None, args.end, variant=v)
-            for v in variants
+            for v in runs
             for s in seeds
         ]  # fmt: skip
         summaries = run_many(specs, jobs=args.jobs)
@@ -89,11 +112,15 @@ def main() -> int:
             {"group": spec.variant, **summary} for spec, summary in zip(specs, summaries, strict=True)
         ]
         out.mkdir(parents=True, exist_ok=True)
-        write_comparison(out, rows, f"{args.scenario}: {', '.join(variants)}, seeds {args.seeds}")
-        body = table(rows, pair, metrics)
+        write_comparison(out, rows, f"{args.scenario}: {', '.join(runs)}, seeds {args.seeds}")
+        body = table(rows, *variants, metrics)
+        if placebo:
+            body += "\n\n" + table(rows, variants[0], placebo, metrics)
+        if pair in NOTES:
+            body += "\n\n" + NOTES[pair]
         print(f"{pair}\n{body}\n")
         sections.append(f"**{pair}** (`ccsim compare {args.scenario} --controllers fixed "
-                        f"--variants {','.join(variants)} --seeds {args.seeds}`)\n\n{body}")  # fmt: skip
+                        f"--variants {','.join(runs)} --seeds {args.seeds}`)\n\n{body}")  # fmt: skip
     minutes = (time.perf_counter() - start) / 60
     if not args.no_write:
         window = "1 h" if args.end is None else f"{args.end:g} s"

@@ -347,6 +347,12 @@ reroute_share = 0.3         # of drivers warned of an incident on their route wh
 [variants."info_signs=on"]
 "devices.info_signs.on" = true
 
+[variants."incident+1s"]      # signs dark and the incident 1 s later: how far the district moves
+"devices.info_signs.on" = false  # from a perturbation alone (benchmarks/devices.py)
+"devices.incidents.inject" = [
+    { at_s = 1201, edge = "C3_D3", lane = 1, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+]
+
 [variants."speed_signs=off"]
 "devices.radar.signs" = false
 

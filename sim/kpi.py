@@ -18,6 +18,7 @@ from sim.messages import (
     EmissionsInterval,
     GuardViolation,
     IncidentDetected,
+    InfoSignTotals,
     IntersectionInterval,
     Message,
     NetworkInterval,
@@ -63,6 +64,9 @@ SUMMARY_KEYS = (
     "violations_by_site",
     "incident_detection_delay_mean_s",
     "incident_false_alarms_per_h",
+    "sign_warned_vehicles",
+    "sign_reroutes",
+    "sign_warned_travel_time_mean_s",
     "wall_time_s",
     "realtime_factor",
 )
@@ -112,6 +116,7 @@ class KpiCollector:
         self.radar = [0, 0, 0.0]  # passes, speeding, speed sum (km/h)
         self.detection_delays: list[float] = []
         self.false_alarms = 0
+        self.signs: InfoSignTotals | None = None
 
     def __call__(self, message: Message) -> None:
         payload = message.payload
@@ -146,6 +151,8 @@ class KpiCollector:
                 self.false_alarms += 1
         elif isinstance(payload, DevicesDeployed):
             self.deployed[payload.device] = payload.sites
+        elif isinstance(payload, InfoSignTotals):
+            self.signs = payload
 
     # --- summary.json ------------------------------------------------------------------------
 
@@ -211,7 +218,11 @@ class KpiCollector:
         their mean speed; ``red_light_violations_per_h`` over all enforcement sites;
         ``violations_by_site``: site -> violation kind -> count (junctions and radar edges);
         ``incident_detection_delay_mean_s``: mean time from an incident to its detection, over
-        the incidents detected; ``incident_false_alarms_per_h``: detections that match no incident.
+        the incidents detected; ``incident_false_alarms_per_h``: detections that match no incident;
+        ``sign_warned_vehicles``: drivers who passed an information sign warning of an incident on
+        their way (dark signs: would have warned), ``sign_reroutes`` those of them who took
+        another way, ``sign_warned_travel_time_mean_s`` their mean time from the sign to the end
+        of their trip (s; None if nobody was warned).
         """
         passes, speeding, speed_sum = self.radar
         radar = "radar" in self.deployed
@@ -222,7 +233,7 @@ class KpiCollector:
             by_site = {site: dict(sorted(self.violations.get(site, {}).items())) for site in sites}
         red = sum(v.get(RedLightViolation.kind.removeprefix("violation."), 0)
                   for v in self.violations.values())  # fmt: skip
-        delays = self.detection_delays
+        delays, signs = self.detection_delays, self.signs
         return {
             "speeding_rate": _ratio(speeding, passes) if radar else None,
             "radar_mean_speed_kmh": _ratio(speed_sum, passes) if radar else None,
@@ -231,6 +242,11 @@ class KpiCollector:
             "incident_detection_delay_mean_s": sum(delays) / len(delays) if delays else None,
             "incident_false_alarms_per_h": (
                 self.false_alarms * 3600.0 / duration_s if "incidents" in self.deployed else None
+            ),
+            "sign_warned_vehicles": signs.warned if signs is not None else None,
+            "sign_reroutes": signs.rerouted if signs is not None else None,
+            "sign_warned_travel_time_mean_s": (
+                _ratio(signs.travel_time_s, signs.warned) if signs is not None else None
             ),
         }
 

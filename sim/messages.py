@@ -522,6 +522,21 @@ class InfoSignShown(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class InfoSignTotals(Payload):
+    """The drivers the information signs warned over the whole run (for the KPIs).
+
+    ``warned``: drivers who passed a sign while it warned of an incident on their way - counted
+    the same with dark signs (those it would have warned); ``rerouted``: of them, those who took
+    another way; ``travel_time_s``: their time from the sign to the end of their trip, summed
+    (drivers still on the road at the end count the time so far)."""
+
+    kind: ClassVar[str] = "sign.totals"
+    warned: int
+    rerouted: int
+    travel_time_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One entry of the stream. Ordered by ``(t, seq)``; ``seq`` is unique within a run."""
 

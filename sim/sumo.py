@@ -200,6 +200,11 @@ class SumoWorld:
         count = self._require().inductionloop.getLastStepVehicleNumber
         return [count(loop) for loop in loop_ids]
 
+    def loop_interval_counts(self, loop_ids: Sequence[str]) -> list[int]:
+        """Vehicles that have reached each induction loop since its current interval began."""
+        count = self._require().inductionloop.getIntervalVehicleNumber
+        return [count(loop) for loop in loop_ids]
+
     def area_counts(self, area_ids: Sequence[str]) -> list[tuple[int, int, float]]:
         """(vehicles present, vehicles halting, occupancy %) in each lane-area detector, now."""
         area = self._require().lanearea
@@ -310,6 +315,14 @@ class SumoWorld:
             (c.collider, c.victim, c.lane, float(c.pos))
             for c in self._require().simulation.getCollisions()
         ]
+
+    def collision_stand_s(self) -> float:
+        """How long SUMO keeps vehicles that collided standing where they are (s): its
+        ``collision.stoptime``, 0 unless SUMO lets them stand (``collision.action`` none)."""
+        api = self._require()
+        if api.simulation.getOption("collision.action") == "none":
+            return 0.0
+        return float(api.simulation.getOption("collision.stoptime"))
 
     def add_stopped_vehicle(
         self, vehicle: str, edge: str, lane: int, pos_m: float, until_s: float

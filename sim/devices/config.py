@@ -143,6 +143,9 @@ class IncidentsConfig:
     """Halting vehicles in a zone in every sample for this long is an incident."""
     clear_m: float = 60.0
     """Zones leave this much of a lane before its stop line free (queues at red are normal)."""
+    stopline_occupancy: float = 0.30
+    """A queue whose stop-line stretch (the last ``clear_m``) is on average less occupied than
+    this stands behind something mid-block (0..1)."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,8 @@ class DevicesConfig:
 _NUMBER_LIMITS: dict[str, tuple[float, float]] = {
     "period_s": (0.1, 3600.0), "interval_s": (1.0, 86400.0), "height_m": (0.1, 1e4),
     "width_m": (0.1, 1e4), "decay_m": (1.0, 1e5),
-    "share": (0.0, 1.0), "rate": (0.0, 1.0), "compliance": (0.0, 1.0), "tolerance": (0.0, 2.0),
+    "share": (0.0, 1.0), "rate": (0.0, 1.0), "occupancy": (0.0, 1.0), "compliance": (0.0, 1.0),
+    "tolerance": (0.0, 2.0),
     "factor": (1.0, 3.0), "_s": (0.0, 1e7), "_m": (0.0, 1e5), "_mps": (0.1, 50.0),
     "_ugm3": (0.0, 1e5), "_ppm": (0.0, 1e5), "index": (1.0, 500.0), "count": (1, 10000),
     "lane": (0, 64),

@@ -4,39 +4,81 @@
 entries at their time, incidents an operator submits (:meth:`Incidents.submit`, applied at the
 next step), and - with ``collisions`` on - every collision SUMO reports. A ``stopped_vehicle`` is a
 broken-down car standing on the lane for ``duration_s``; a ``blocked_lane`` closes the lane to all
-traffic for ``duration_s`` (as a lane closure does: vehicles already on it stay).
+traffic for ``duration_s`` (as a lane closure does: vehicles already on it stay). A collision
+lasts as long as SUMO keeps the vehicles standing (its ``collision.stoptime``); SUMO checks for
+collisions inside junctions only with ``collision.check-junctions``. A collision where an
+incident is still going on (the same edge, or the same junction) is part of that incident.
 
-**Detection** (``incident.detected``): every vehicle lane feeding a signal carries a detection
-zone from its start to ``clear_m`` before the stop line (a SUMO lane-area detector; queues at a red
-light stay in the part left out). Sampled every ``period_s``, a zone that has had halting vehicles
-in every sample for ``persist_s`` (longer than any signal cycle) reports an incident; it re-arms
-once it is free of halting vehicles. A detection on the edge of an incident that began before it
-and is not yet found is matched to it, and ``delay_s`` is the time since it began (the KPI
-``incident_detection_delay_mean_s``); unmatched detections are false alarms (congestion).
+**Detection** (``incident.detected``): every vehicle lane feeding a signal carries a mid-block
+zone from its start to ``clear_m`` before the stop line, a stop-line stretch over those last
+``clear_m`` (SUMO lane-area detectors) and a stop-bar loop. Sampled every ``period_s``, a lane
+reports an incident when its zone has held halting vehicles in every sample for ``persist_s``
+(longer than any signal cycle) and, over the last ``persist_s``, the queue stands behind
+something rather than at the signal - the upstream/downstream comparison of the California
+algorithms, taken across the stop line:
+
+* the stop-line stretch was on average less than ``stopline_occupancy`` occupied: the queue's
+  head is mid-block (a stopped vehicle); or
+* no vehicle reached the stop bar while the lanes it leads to were free of halting vehicles most
+  of the time: the junction itself is blocked (a crash), not a queue spilling back.
+
+A queue at a red light or one spilling back from a full street ahead fills the stop-line stretch
+and keeps moving, however slowly, or stands behind a jammed exit: that is congestion, not an
+incident. A lane re-arms once its zone is free of halting vehicles.
+
+A detection on the edge of an incident that began before it and is not yet found - or on an
+edge entering the junction of an incident inside a junction - is matched to it, and ``delay_s``
+is the time since it began (the KPI ``incident_detection_delay_mean_s``); unmatched detections
+are false alarms.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sim.devices.config import IncidentsConfig, InjectedIncident
 from sim.devices.registry import DeviceContext, DeviceModel, register_device
+from sim.devices.sites import induction_loop
 from sim.errors import ScenarioError
 from sim.messages import IncidentDetected, IncidentOccurred, MessageBus
 from sim.network import Network
+from sim.sumo import SumoWorld
 
 MIN_ZONE_M = 10.0
+LOOP_PERIOD_S = 86400
+"""The stop-bar loops count entries over one interval this long (read as a running total)."""
+
+
+def junction_of(lane: str) -> str | None:
+    """The junction of an internal lane (SUMO names them ``:<junction>_<link>_<lane>``), else
+    None."""
+    return lane[1:].rsplit("_", 2)[0] if lane.startswith(":") else None
 
 
 @dataclass
 class _Active:
     id: str
     edge: str
+    junction: str | None
+    """The junction, for an incident inside one."""
     begin_s: float
     end_s: float
     detected: bool = False
+
+
+@dataclass(frozen=True)
+class QueueSample:
+    """What a lane's detectors saw at one sample."""
+
+    stopline_occupancy: float
+    """Of the stop-line stretch, 0..1."""
+    reached_stop_bar: int
+    """Vehicles that reached the stop bar since the sample before."""
+    exit_jammed: bool
+    """A lane this one leads to had halting vehicles in its zone."""
 
 
 @dataclass
@@ -44,17 +86,52 @@ class _Zone:
     id: str
     lane: str
     edge: str
+    to_junction: str
+    exits: tuple[int, ...] = ()
+    """Indices of the zones on the lanes this lane leads to."""
     halting_since: float | None = None
     reported: bool = False
+    stop_bar_total: int = 0
+    window: deque[QueueSample] = field(default_factory=deque)
+
+    @property
+    def stopline_id(self) -> str:
+        return f"{self.id}.stopline"
+
+    @property
+    def loop_id(self) -> str:
+        return f"{self.id}.stopbar"
+
+
+def held_by_incident(window: Sequence[QueueSample], stopline_occupancy: float) -> bool:
+    """Whether a queue that stood in a zone over ``window`` (the samples of the last
+    ``persist_s``) is held by an incident rather than a signal or a full street ahead: its
+    stop-line stretch was on average less than ``stopline_occupancy`` (0..1) occupied, or nobody
+    reached the stop bar while the lanes ahead were mostly free of halting vehicles."""
+    occupancy = sum(s.stopline_occupancy for s in window) / len(window)
+    if occupancy < stopline_occupancy:
+        return True
+    jammed = sum(s.exit_jammed for s in window)
+    return sum(s.reached_stop_bar for s in window) == 0 and 2 * jammed < len(window)
 
 
 def detection_zones(network: Network, clear_m: float) -> list[_Zone]:
+    """One zone per vehicle lane feeding a signal that is at least ``clear_m`` + 10 m long,
+    each knowing the zones of the lanes it leads to."""
     lanes = sorted({lane.id for tls in network.traffic_lights.values()
                     for lane in tls.incoming_lanes(network)})  # fmt: skip
     zones = []
     for lane_id in lanes:
-        if network.lanes[lane_id].length_m - clear_m >= MIN_ZONE_M:
-            zones.append(_Zone(f"ccsim.incident.{lane_id}", lane_id, network.lanes[lane_id].edge))
+        lane = network.lanes[lane_id]
+        if lane.length_m - clear_m >= MIN_ZONE_M:
+            end = network.edge_ends.get(lane.edge, ("", ""))[1]
+            zones.append(_Zone(f"ccsim.incident.{lane_id}", lane_id, lane.edge, end))
+    by_edge: dict[str, list[int]] = {}
+    for i, zone in enumerate(zones):
+        by_edge.setdefault(zone.edge, []).append(i)
+    for zone in zones:
+        targets = sorted(network.lane_targets.get(zone.lane, ()))
+        zone.exits = tuple(i for edge in targets for i in by_edge.get(edge, ()))
     return zones
 
 
@@ -65,12 +142,15 @@ class Incidents(DeviceModel):
         self.network = context.network
         self.period_s = context.step_s
         self.sample_every = max(1, round(config.period_s / context.step_s))
+        self.window = max(1, round(config.persist_s / config.period_s))
+        """Samples in ``persist_s``."""
         self._steps = 0
         self._pending = deque(sorted(config.inject, key=lambda i: i.at_s))
         self._submitted: deque[InjectedIncident] = deque()
         self._active: list[_Active] = []
         self._restore: list[tuple[float, str]] = []
         self._count = 0
+        self.collision_stand_s = 0.0
         for incident in config.inject:
             lane = f"{incident.edge}_{incident.lane}"
             if lane not in self.network.lanes:
@@ -78,15 +158,25 @@ class Incidents(DeviceModel):
                 raise ScenarioError(context.source, "no such lane", field=field, value=lane,
                                     expected="an edge and lane index of the net")  # fmt: skip
         self.zones = detection_zones(context.network, config.clear_m) if config.detection else []
+        for zone in self.zones:
+            zone.window = deque(maxlen=self.window)
+        self._areas = [z.id for z in self.zones] + [z.stopline_id for z in self.zones]
+        self._loops = [z.loop_id for z in self.zones]
 
     def sumo_elements(self) -> list[ET.Element]:
         elements = []
+        clear = self.config.clear_m
         for zone in self.zones:
-            length = self.network.lanes[zone.lane].length_m - self.config.clear_m
-            detector = ET.Element("laneAreaDetector", id=zone.id, lane=zone.lane, pos="0.00",
-                                  length=f"{length:.2f}", period="3600", file="/dev/null",
-                                  friendlyPos="true")  # fmt: skip
-            elements.append(detector)
+            length = self.network.lanes[zone.lane].length_m
+            for area, pos, size in ((zone.id, 0.0, length - clear),
+                                    (zone.stopline_id, length - clear, clear)):  # fmt: skip
+                elements.append(ET.Element(
+                    "laneAreaDetector", id=area, lane=zone.lane, pos=f"{pos:.2f}",
+                    length=f"{size:.2f}", period="3600", file="/dev/null", friendlyPos="true",
+                ))  # fmt: skip
+            loop = induction_loop(zone.loop_id, zone.lane, max(0.0, length - 0.5))
+            loop.set("period", str(LOOP_PERIOD_S))
+            elements.append(loop)
         return elements
 
     def submit(self, incident: InjectedIncident) -> None:
@@ -95,6 +185,10 @@ class Incidents(DeviceModel):
 
     def sites(self) -> tuple[str, ...]:
         return tuple(z.lane for z in self.zones)
+
+    def bind(self, world: SumoWorld, t: float) -> None:
+        super().bind(world, t)
+        self.collision_stand_s = world.collision_stand_s()
 
     def sample(self, t: float) -> None:
         while self._pending and self._pending[0].at_s <= t:
@@ -112,8 +206,7 @@ class Incidents(DeviceModel):
                 self._restore.remove((until, lane))
         if self.config.collisions:
             for _collider, _victim, lane, pos in self.world.collisions():
-                edge = lane.rsplit("_", 1)[0]
-                self._begin(t, "collision", edge, lane, pos, None)
+                self._collision(t, lane, pos)
         self._steps += 1
         if self.zones and self._steps % self.sample_every == 0:
             self._detect(t)
@@ -129,25 +222,41 @@ class Incidents(DeviceModel):
             self._restore.append((end, lane))
         self._begin(t, incident.cause, incident.edge, lane, incident.pos_m, incident.duration_s)
 
-    def _begin(
-        self, t: float, cause: str, edge: str, lane: str, pos: float, duration: float | None
-    ) -> None:
+    def _collision(self, t: float, lane: str, pos: float) -> None:
+        edge, junction = lane.rsplit("_", 1)[0], junction_of(lane)
+        # Vehicles running into a crash already there (or a second pair in the same junction)
+        # add to that incident rather than making another.
+        for active in self._active:
+            same = active.junction == junction if junction is not None else active.edge == edge
+            if same and active.begin_s <= t <= active.end_s:
+                return
+        self._begin(t, "collision", edge, lane, pos, self.collision_stand_s)
+
+    def _begin(self, t: float, cause: str, edge: str, lane: str, pos: float, duration: float) -> None:
         self._count += 1
         incident = f"incident.{self._count}"
-        end = t + (duration if duration is not None else self.config.persist_s)
-        self._active.append(_Active(incident, edge, t, end))
+        self._active.append(_Active(incident, edge, junction_of(lane), t, t + duration))
         self.bus.publish(t, "incidents", IncidentOccurred(incident, cause, edge, lane, pos, duration))
 
     def _detect(self, t: float) -> None:
-        counts = self.world.area_counts([z.id for z in self.zones])
-        persist = self.config.persist_s
-        for zone, (_present, halting, _occupancy) in zip(self.zones, counts, strict=True):
-            if halting == 0:
+        counts = self.world.area_counts(self._areas)
+        totals = self.world.loop_interval_counts(self._loops)
+        n = len(self.zones)
+        halting = [h for _present, h, _occupancy in counts[:n]]
+        for i, zone in enumerate(self.zones):
+            total = totals[i]
+            # A loop's count starts again at each of its intervals (a day): a smaller total is new.
+            reached = total - zone.stop_bar_total if total >= zone.stop_bar_total else total
+            zone.stop_bar_total = total
+            jammed = any(halting[j] > 0 for j in zone.exits)
+            zone.window.append(QueueSample(counts[n + i][2] / 100.0, reached, jammed))
+            if halting[i] == 0:
                 zone.halting_since, zone.reported = None, False
                 continue
             if zone.halting_since is None:
                 zone.halting_since = t
-            if not zone.reported and t - zone.halting_since >= persist:
+            if (not zone.reported and t - zone.halting_since >= self.config.persist_s
+                    and held_by_incident(zone.window, self.config.stopline_occupancy)):  # fmt: skip
                 zone.reported = True
                 self._report(t, zone)
 
@@ -155,7 +264,8 @@ class Incidents(DeviceModel):
         persist = self.config.persist_s
         match = next(
             (a for a in self._active
-             if a.edge == zone.edge and not a.detected and a.begin_s <= t <= a.end_s + persist),
+             if not a.detected and a.begin_s <= t <= a.end_s + persist
+             and (a.edge == zone.edge or a.junction == zone.to_junction)),
             None,
         )  # fmt: skip
         if match is not None:

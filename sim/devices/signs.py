@@ -5,9 +5,16 @@ current travel times along the route that was fastest at the start), the free pa
 bay sensors report (from the latest ``parking.occupancy``; sensed, not true) and a warning for
 every incident the detectors found in the last ``warning_s`` (``incident on <edge>``); it
 publishes what it shows as ``sign.shown``. Drivers pass the sign over an induction loop on each
-lane; one whose route runs on through a warned edge takes the fastest way around it with
-probability ``reroute_share``. With ``on = false`` the signs stay dark: the same run without
-them, for comparison.
+lane; one whose route runs on through a warned edge is *warned*, and takes another way with
+probability ``reroute_share``: the fastest route at the speed limits that avoids the warned
+edges (a driver's knowledge of the map, not of today's traffic). With ``on = false`` the signs
+stay dark: the same run without them, for comparison.
+
+What the signs are worth shows where they act, not in the mean over the whole district: the
+warned drivers - counted the same way with dark signs, the drivers the signs would have warned -
+and their time from the sign to the end of their trip. At the end of the run the model
+publishes ``sign.totals`` (the KPIs ``sign_warned_vehicles``, ``sign_reroutes``,
+``sign_warned_travel_time_mean_s``).
 """
 
 from __future__ import annotations
@@ -21,7 +28,15 @@ import numpy as np
 from sim.devices.config import InfoSignsConfig
 from sim.devices.registry import DeviceContext, DeviceModel, register_device
 from sim.devices.sites import gate_sites, induction_loop, vehicle_edges
-from sim.messages import IncidentDetected, InfoSignShown, Message, MessageBus, ParkingOccupancy
+from sim.messages import (
+    IncidentDetected,
+    InfoSignShown,
+    InfoSignTotals,
+    Message,
+    MessageBus,
+    ParkingOccupancy,
+    VehiclesArrived,
+)
 from sim.network import Network
 from sim.sumo import SumoWorld
 
@@ -69,6 +84,12 @@ class InfoSigns(DeviceModel):
         self.warnings: dict[str, float] = {}
         """Warned edge -> until when (s)."""
         self.free_bays: int | None = None
+        self.warned: dict[str, float] = {}
+        """Warned driver still on the road -> when they passed the sign (s)."""
+        self.warned_total = 0
+        self.rerouted_total = 0
+        self.travel_time_s = 0.0
+        """Of the warned drivers who arrived, from the sign to the end of their trip."""
 
     def sumo_elements(self) -> list[ET.Element]:
         return self.elements
@@ -89,30 +110,44 @@ class InfoSigns(DeviceModel):
             self.warnings[payload.edge] = message.t + self.config.warning_s
         elif isinstance(payload, ParkingOccupancy):
             self.free_bays = sum(max(0, z.bays - z.sensed_occupied) for z in payload.zones)
+        elif isinstance(payload, VehiclesArrived) and self.warned:
+            for vehicle in payload.ids:
+                passed = self.warned.pop(vehicle, None)
+                if passed is not None:
+                    self.travel_time_s += message.t - passed
 
     def sample(self, t: float) -> None:
-        if not self.config.on:
-            return
         self.warnings = {edge: until for edge, until in self.warnings.items() if until > t}
         if self.warnings:
+            # Dark signs watch the drivers too (reads only): the drivers they would have warned
+            # are the ones to compare with.
             for sign in self.signs:
                 for loop in sign.loops:
                     now = set(self.world.loop_vehicle_ids(loop))
                     for vehicle in sorted(now - sign.last.get(loop, set())):
-                        self._warn(sign, vehicle)
+                        self._warn(t, sign, vehicle)
                     sign.last[loop] = now
+        if not self.config.on:
+            return
         self._steps += 1
         if self._steps % self.every == 0:
             for sign in self.signs:
                 self._show(t, sign)
 
-    def _warn(self, sign: _Sign, vehicle: str) -> None:
+    def _warn(self, t: float, sign: _Sign, vehicle: str) -> None:
+        if vehicle in self.warned:
+            return  # seen over a second loop while changing lanes
         route, here = self.world.route(vehicle), self.world.road(vehicle)
         rest = route[route.index(here) + 1 :] if here in route else route
         ahead = [edge for edge in rest if edge in self.warnings]
-        if ahead and self.rng.random() < self.config.reroute_share:
+        if not ahead:
+            return
+        self.warned[vehicle] = t
+        self.warned_total += 1
+        if self.config.on and self.rng.random() < self.config.reroute_share:
             self.world.reroute_avoiding(vehicle, ahead)
             sign.rerouted += 1
+            self.rerouted_total += 1
 
     def _show(self, t: float, sign: _Sign) -> None:
         path = self.paths.get(sign.edge, ())
@@ -122,6 +157,13 @@ class InfoSigns(DeviceModel):
                               self.free_bays, warnings, sign.rerouted)  # fmt: skip
         self.bus.publish(t, f"sign:{sign.edge}", shown)
         sign.rerouted = 0
+
+    def finish(self, t: float) -> None:
+        still_driving = sum(t - passed for passed in self.warned.values())
+        totals = InfoSignTotals(
+            self.warned_total, self.rerouted_total, self.travel_time_s + still_driving
+        )
+        self.bus.publish(t, "signs", totals)
 
 
 @register_device("info_signs")

@@ -5,8 +5,75 @@ from __future__ import annotations
 from pathlib import Path
 
 from sim.devices.config import InjectedIncident
-from sim.messages import DevicesDeployed, IncidentDetected, IncidentOccurred, Message, PedestrianCount
+from sim.devices.incidents import QueueSample, held_by_incident
+from sim.messages import (
+    DevicesDeployed,
+    IncidentDetected,
+    IncidentOccurred,
+    IntersectionInterval,
+    Message,
+    PedestrianCount,
+)
+from sim.network import read_network
+from sim.scenario import bundled_root
 from tests.sim.devices_helpers import run, single_with
+
+SINGLE = bundled_root() / "single"
+CRASH_ROUTES = """<routes>
+  <!-- Red-light runners who ignore every foe, also inside the junction -->
+  <vType id="reckless" vClass="passenger" jmDriveAfterRedTime="300" jmIgnoreFoeProb="1"
+         jmIgnoreFoeSpeed="50" jmIgnoreJunctionFoeProb="1" speedFactor="1"/>
+  <route id="W_E" edges="W_C C_E"/>
+  <route id="N_S" edges="N_C C_S"/>
+  <flow id="ns" type="car" route="N_S" begin="0" end="600" period="2" departLane="best"
+        departSpeed="max"/>
+  <flow id="runner" type="reckless" route="W_E" begin="30" end="90" period="4" departLane="best"
+        departSpeed="max"/>
+</routes>
+"""
+CONFIG = """<configuration>
+  <input>
+    <net-file value="{single}/single.net.xml"/>
+    <route-files value="routes.rou.xml"/>
+    <additional-files value="{single}/single.add.xml"/>
+  </input>
+  <processing>{processing}</processing>
+</configuration>
+"""
+CRASH_PROCESSING = """
+    <collision.check-junctions value="{check}"/>
+    <collision.action value="remove"/>
+    <collision.stoptime value="300"/>
+"""
+OVERSATURATED_ROUTES = """<routes>
+  <route id="W_E" edges="W_C C_E"/>
+  <route id="N_S" edges="N_C C_S"/>
+  <flow id="we" type="car" route="W_E" begin="0" end="900" period="1.1" departLane="best"
+        departSpeed="max"/>
+  <flow id="ns" type="car" route="N_S" begin="0" end="900" period="6" departLane="best"
+        departSpeed="max"/>
+</routes>
+"""
+
+
+def single_with_demand(folder: Path, routes: str, devices: str, processing: str = "") -> Path:
+    """A scenario folder: the single intersection's net with the demand ``routes`` (a route
+    file), SUMO ``processing`` options and a ``[devices]`` declaration."""
+    folder.mkdir(parents=True)
+    (folder / "routes.rou.xml").write_text(routes, encoding="utf-8")
+    config = CONFIG.format(single=SINGLE, processing=processing)
+    (folder / "scenario.sumocfg").write_text(config, encoding="utf-8")
+    toml = f'name = "{folder.name}"\nsumocfg = "scenario.sumocfg"\n\n{devices}\n'
+    (folder / "scenario.toml").write_text(toml, encoding="utf-8")
+    return folder
+
+
+def crash_scenario(folder: Path, *, check_junctions: bool) -> Path:
+    """Runners crossing W->E on red into the N->S green flow; SUMO lets crashed vehicles stand
+    300 s, then removes them."""
+    processing = CRASH_PROCESSING.format(check="true" if check_junctions else "false")
+    return single_with_demand(folder, CRASH_ROUTES, "[devices.incidents]", processing)
+
 
 INCIDENT = """
 [devices.incidents]
@@ -33,6 +100,65 @@ def test_injected_incident_is_detected_with_its_delay(tmp_path: Path) -> None:
     delay = matched[0].delay_s
     assert delay is not None and 120.0 <= delay <= 200.0
     assert result.summary["incident_detection_delay_mean_s"] == delay
+
+
+def test_a_collision_in_sumo_is_an_incident_and_is_detected(tmp_path: Path) -> None:
+    result = run(crash_scenario(tmp_path / "a", check_junctions=True), tmp_path / "r", end_s=600.0)
+    occurred = [m for m in result.log.of_kind("incident.occurred")]
+    # runners keep coming after the first crash: the pile-up in the junction is one incident
+    assert len(occurred) == 1
+    crash = occurred[0].payload
+    assert isinstance(crash, IncidentOccurred) and crash.cause == "collision"
+    light = read_network(SINGLE / "single.net.xml").traffic_lights["C"]
+    runner_lanes = {
+        link.via for link in light.links if link.from_lane[:4] == "W_C_" and link.to_lane[:4] == "C_E_"
+    }
+    assert crash.lane in runner_lanes  # inside the junction, on the runner's path
+    assert crash.edge == crash.lane.rsplit("_", 1)[0] and crash.duration_s == 300.0
+    detected = [m.payload for m in result.log.of_kind("incident.detected")]
+    assert len(detected) == 1 and isinstance(detected[0], IncidentDetected)
+    # found where the blocked green traffic queues, after persist_s (150 s) of it
+    assert detected[0].incident == crash.incident and detected[0].edge == "N_C"
+    assert detected[0].delay_s is not None and 150.0 <= detected[0].delay_s <= 180.0
+    assert result.summary["incident_detection_delay_mean_s"] == detected[0].delay_s
+    assert result.summary["incident_false_alarms_per_h"] == 0.0
+
+    # Without junction checks SUMO lets the same runners drive through the cross traffic.
+    unchecked = crash_scenario(tmp_path / "b", check_junctions=False)
+    quiet = run(unchecked, tmp_path / "r2", end_s=600.0)
+    assert quiet.log.of_kind("incident.occurred") == []
+    assert quiet.log.of_kind("incident.detected") == []
+
+
+def test_a_queue_that_never_clears_is_congestion_not_an_incident(tmp_path: Path) -> None:
+    # W->E demand beyond what its green serves: the queue on W_C stands for the whole run, but
+    # it reaches the stop line and moves up every green. The broken-down car on N_C holds a
+    # queue behind it while the stretch before the stop line runs empty.
+    stopped = INCIDENT.replace('edge = "W_C"', 'edge = "N_C"').replace("at_s = 120", "at_s = 300")
+    folder = single_with_demand(tmp_path / "a", OVERSATURATED_ROUTES, stopped)
+    result = run(folder, tmp_path / "r", end_s=900.0)
+    halted = max(m.payload.queue_max_veh for m in result.log.of_kind("intersection.interval")
+                 if isinstance(m.payload, IntersectionInterval))  # fmt: skip
+    assert halted >= 30  # the queue of a congested approach, several cycles long
+    detected = [m.payload for m in result.log.of_kind("incident.detected")]
+    assert [(d.lane, d.incident) for d in detected if isinstance(d, IncidentDetected)] == [
+        ("N_C_1", "incident.1")
+    ]
+    assert result.summary["incident_false_alarms_per_h"] == 0.0
+
+
+def test_a_standing_queue_is_an_incident_only_when_held_by_one() -> None:
+    def window(occupancy: float, reached: int, jammed: bool) -> list[QueueSample]:
+        return [QueueSample(occupancy, reached, jammed)] * 15
+
+    # its head is mid-block: the stretch before the stop line is nearly empty
+    assert held_by_incident(window(0.10, 1, False), 0.3)
+    # a queue at the stop line that moves up: a red light, congestion
+    assert not held_by_incident(window(0.65, 1, False), 0.3)
+    # nobody reaches the stop bar and the street ahead is free: the junction is blocked
+    assert held_by_incident(window(0.65, 0, False), 0.3)
+    # nobody reaches the stop bar because the street ahead is full: spill-back, congestion
+    assert not held_by_incident(window(0.65, 0, True), 0.3)
 
 
 def test_no_incident_no_detection_delay(tmp_path: Path) -> None:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from sim.devices import DeviceContext
 from sim.devices.config import InfoSignsConfig
 from sim.devices.signs import InfoSigns, centre_edge
-from sim.messages import IncidentDetected, InfoSignShown, MessageBus
+from sim.messages import (
+    IncidentDetected,
+    InfoSignShown,
+    InfoSignTotals,
+    MessageBus,
+    MessageLog,
+    VehiclesArrived,
+)
 from sim.network import read_network
 from sim.scenario import load_scenario
+from sim.sumo import sumo_binary
 from tests.sim.devices_helpers import run, single_with
 
 SIGNS = """
@@ -62,20 +73,31 @@ class _World:
         self.rerouted.append((vehicle, list(edges)))
 
 
-def test_a_share_of_warned_drivers_take_another_way() -> None:
+@pytest.mark.parametrize("on", [True, False])
+def test_a_share_of_warned_drivers_take_another_way(on: bool) -> None:
     scenario = load_scenario("single")
-    bus = MessageBus()
+    bus, log = MessageBus(), MessageLog()
+    bus.subscribe(log)
     context = DeviceContext(read_network(scenario.net_file), bus, 1, 1.0, 0.0, Path("scenario.toml"))
-    signs = InfoSigns(context, InfoSignsConfig(sites=("W_C",), reroute_share=0.3))
+    signs = InfoSigns(context, InfoSignsConfig(sites=("W_C",), reroute_share=0.3, on=on))
     world = _World()
     signs.bind(world, 0.0)  # type: ignore[arg-type]
     bus.publish(10.0, "incidents", IncidentDetected("b_1", "b", None, None))
     sign = signs.signs[0]
     for i in range(1000):
-        signs._warn(sign, f"through{i}")
-        signs._warn(sign, f"elsewhere{i}")
+        signs._warn(20.0, sign, f"through{i}")
+        signs._warn(20.0, sign, f"elsewhere{i}")
+        signs._warn(21.0, sign, f"through{i}")  # seen over the next lane's loop too: once
     assert all(edges == ["b"] and v.startswith("through") for v, edges in world.rerouted)
-    assert 250 <= len(world.rerouted) <= 350 and sign.rerouted == len(world.rerouted)
+    if on:
+        assert 250 <= len(world.rerouted) <= 350 and sign.rerouted == len(world.rerouted)
+    else:
+        assert world.rerouted == []  # dark signs warn nobody...
+    # ...but count the drivers they would have warned all the same
+    bus.publish(100.0, "monitor", VehiclesArrived(("through0", "through1", "elsewhere2")))
+    signs.finish(200.0)
+    totals = [m.payload for m in log.of_kind("sign.totals")]
+    assert totals == [InfoSignTotals(1000, len(world.rerouted), 2 * 80.0 + 998 * 180.0)]
 
 
 def test_centre_edge_is_in_the_middle_of_the_district() -> None:
@@ -84,3 +106,71 @@ def test_centre_edge_is_in_the_middle_of_the_district() -> None:
     ys = [xy[1] for xy in network.junction_xy.values()]
     x, y = network.edge_xy(centre_edge(network))
     assert abs(x - (min(xs) + max(xs)) / 2) < 100 and abs(y - (min(ys) + max(ys)) / 2) < 100
+
+
+GRID_ROUTES = """<routes>
+  <vType id="car" vClass="passenger"/>
+  <route id="through" edges="left1A1 A1B1 B1C1 C1right1"/>
+  <route id="cross" edges="bottom1B0 B0B1 B1B2 B2top1"/>
+  <flow id="through" type="car" route="through" begin="0" end="900" period="15"
+        departLane="best" departSpeed="max"/>
+  <flow id="cross" type="car" route="cross" begin="0" end="900" period="10" departLane="best"
+        departSpeed="max"/>
+</routes>
+"""
+GRID_DEVICES = """
+[devices.incidents]
+[[devices.incidents.inject]]   # a broken-down car on the one lane of B1C1: nobody gets past
+at_s = 100
+edge = "B1C1"
+lane = 0
+pos_m = 100
+duration_s = 600
+
+[devices.info_signs]
+sites = ["left1A1"]            # the entry the through traffic comes in by, before A1
+reroute_share = 1.0
+on = {on}
+"""
+
+
+@pytest.fixture(scope="module")
+def grid_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3 x 3 signalised grid, one lane each way, with 100 m arms into it."""
+    net = tmp_path_factory.mktemp("grid") / "grid.net.xml"
+    subprocess.run(
+        [str(sumo_binary("netgenerate")), "--grid", "--grid.number", "3", "--grid.length", "200",
+         "--grid.attach-length", "100", "--default-junction-type", "traffic_light", "-o", str(net)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return net
+
+
+def grid_with_signs(folder: Path, net: Path, on: bool) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "routes.rou.xml").write_text(GRID_ROUTES, encoding="utf-8")
+    (folder / "grid.sumocfg").write_text(
+        f'<configuration><input><net-file value="{net}"/>'
+        '<route-files value="routes.rou.xml"/></input></configuration>\n',
+        encoding="utf-8",
+    )
+    devices = GRID_DEVICES.format(on="true" if on else "false")
+    toml = f'name = "grid-signs"\nsumocfg = "grid.sumocfg"\n{devices}'
+    (folder / "scenario.toml").write_text(toml, encoding="utf-8")
+    return folder
+
+
+def test_warned_drivers_who_go_around_an_incident_save_time(tmp_path: Path, grid_net: Path) -> None:
+    # Through traffic enters at left1A1 and crosses B1C1, which a broken-down car blocks from
+    # t = 100 s for 10 minutes; the sign at the entry warns once the detectors find it.
+    on = run(grid_with_signs(tmp_path / "on", grid_net, True), tmp_path / "r1", end_s=900.0)
+    off = run(grid_with_signs(tmp_path / "off", grid_net, False), tmp_path / "r2", end_s=900.0)
+    for result in (on, off):
+        assert result.summary["incident_detection_delay_mean_s"] is not None
+        assert result.summary["sign_warned_vehicles"] >= 20
+    assert on.summary["sign_reroutes"] == on.summary["sign_warned_vehicles"]
+    assert off.summary["sign_reroutes"] == 0
+    # the same drivers, warned or left to find the incident, from the sign to their destination
+    warned_on = on.summary["sign_warned_travel_time_mean_s"]
+    assert warned_on < 0.7 * off.summary["sign_warned_travel_time_mean_s"]
+    assert on.log.of_kind("sign.shown") and not off.log.of_kind("sign.shown")
