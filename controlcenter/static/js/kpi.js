@@ -7,24 +7,30 @@ const KEEP_S = 3600;
 
 // Each chart: how to read its value from the live state (null: nothing to show yet).
 const CHARTS = [
-  { key: "delay", label: "Mean delay (last 5 min, arrived)", unit: "s/veh", digits: 1,
+  { key: "delay", label: "Delay, 5 min", unit: "s/veh", digits: 1,
+    about: "mean delay of the vehicles that arrived in the last closed 5-minute interval",
     read: (s) => num((s.interval || {}).mean_delay_arrived_s) },
-  { key: "throughput", label: "Throughput (last 5 min)", unit: "veh/h", digits: 0,
+  { key: "throughput", label: "Throughput, 5 min", unit: "veh/h", digits: 0,
+    about: "vehicles that arrived in the last closed 5-minute interval, per hour",
     read: (s) => num((s.interval || {}).throughput_veh_h) },
-  { key: "running", label: "Vehicles in the district", unit: "veh", digits: 0,
+  { key: "running", label: "Vehicles now", unit: "veh", digits: 0,
+    about: "vehicles in the district now (departed and not yet arrived)",
     read: (s) => num((s.kpis || {}).running) },
-  { key: "occupancy", label: "Parking occupancy (sensed)", unit: "%", digits: 0,
+  { key: "occupancy", label: "Parking taken", unit: "%", digits: 0,
+    about: "bays the bay sensors report taken, of all bays",
     read: (s) => {
       const zones = Object.values(s.zones || {}).filter(Boolean);
       const bays = zones.reduce((sum, z) => sum + (z.bays || 0), 0);
       return bays ? (100 * zones.reduce((sum, z) => sum + (z.sensed_occupied || 0), 0)) / bays : null;
     } },
-  { key: "air", label: "Air quality index (worst station)", unit: "", digits: 0,
+  { key: "air", label: "Air index, worst", unit: "", digits: 0,
+    about: "the worst station's air-quality index (100: the 1-hour standard)",
     read: (s) => {
       const values = Object.values(s.stations || {}).filter(Boolean).map((v) => v.index);
       return values.length ? Math.max(...values) : null;
     } },
-  { key: "violations", label: "Violations (run)", unit: "", digits: 0,
+  { key: "violations", label: "Violations", unit: "", digits: 0,
+    about: "traffic violations the enforcement devices recorded since the run started",
     read: (s) => num((s.kpis || {}).violations) },
 ];
 
@@ -55,6 +61,7 @@ export class KpiPanel {
       const label = document.createElement("span");
       label.className = "label";
       label.textContent = chart.label;
+      label.title = chart.about;
       box.append(label, value, svg);
       charts.append(box);
       this.views.set(chart.key, { value, line, box });
