@@ -121,6 +121,22 @@ def start_server(
             return Server(process, line.split(": ", 1)[1].strip(), db, lines=seen)
 
 
+def make_user(server: Server, name: str, role: str) -> str:
+    """Create a user through the API (as the admin); returns its token."""
+    with server.client() as c:
+        response = c.post("/api/users", json={"name": name, "role": role})
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+def audit(server: Server, **filters: str) -> list[dict[str, Any]]:
+    """The audit log, newest first, filtered as ``GET /api/audit`` filters it."""
+    with server.client() as c:
+        items: list[dict[str, Any]] = c.get("/api/audit", params=filters).json()["items"]
+    return items
+
+
 @contextlib.contextmanager
 def served(tmp: Path, *args: str, **kwargs: Any) -> Iterator[Server]:
     server = start_server(tmp, *args, **kwargs)

@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.e2e.serving import REPO, TOKEN, Server, start_server, wait_for
+from tests.e2e.serving import REPO, TOKEN, Server, audit, make_user, start_server, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +49,6 @@ def frame_of(ws: ClientConnection, wanted: str, timeout_s: float = 15.0) -> dict
 def from_address(server: Server, address: str, token: str | None) -> httpx.Client:
     """A client on another loopback address: the login throttle counts per address."""
     return server.client(token, transport=httpx.HTTPTransport(local_address=address))
-
-
-def make_user(server: Server, name: str, role: str) -> str:
-    with server.client() as c:
-        response = c.post("/api/users", json={"name": name, "role": role})
-    assert response.status_code == 201, response.text
-    token: str = response.json()["token"]
-    return token
-
-
-def audit(server: Server, **filters: str) -> list[dict[str, Any]]:
-    with server.client() as c:
-        items: list[dict[str, Any]] = c.get("/api/audit", params=filters).json()["items"]
-    return items
 
 
 # --- access ----------------------------------------------------------------------------------------

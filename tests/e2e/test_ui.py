@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.browser import chromium, screenshot, sign_in, tablet_page
-from tests.e2e.serving import TOKEN, Server, served, start_server, wait_for
+from tests.e2e.serving import TOKEN, Server, audit, make_user, served, start_server, wait_for
 
 RULES = Path(__file__).with_name("ui_alarms.toml")
 SIGNALS_IN_THE_DISTRICT = 34
@@ -53,20 +53,6 @@ def alarm(server: Server, alarm_id: int) -> dict[str, Any]:
     with server.client() as c:
         found: dict[str, Any] = c.get(f"/api/alarms/{alarm_id}").json()
     return found
-
-
-def audit(server: Server, **filters: str) -> list[dict[str, Any]]:
-    with server.client() as c:
-        items: list[dict[str, Any]] = c.get("/api/audit", params=filters).json()["items"]
-    return items
-
-
-def make_user(server: Server, name: str, role: str) -> str:
-    with server.client() as c:
-        response = c.post("/api/users", json={"name": name, "role": role})
-    assert response.status_code == 201, response.text
-    token: str = response.json()["token"]
-    return token
 
 
 def sim_seconds(page: Page) -> int:
@@ -178,11 +164,16 @@ def test_alarms_are_sorted_by_severity_then_time(district: Server, page: Page) -
     rows = page.locator("[data-testid=alarm-list] [data-testid=alarm-row]")
     expect(rows.first).to_be_visible(timeout=60_000)
     rank = {"critical": 5, "high": 4, "medium": 3, "low": 2, "informational": 1}
+    page.mouse.move(5, 5)  # (the order is frozen while the pointer is over the list)
     seen = [
-        (r.get_attribute("data-state") == "shelved", -rank[r.get_attribute("data-severity") or ""])
+        (
+            r.get_attribute("data-state") == "shelved",
+            -rank[r.get_attribute("data-severity") or ""],
+            [-ord(c) for c in r.get_attribute("data-issued") or ""],  # newest first
+        )
         for r in rows.all()
     ]
-    assert seen == sorted(seen)
+    assert len(seen) > 1 and seen == sorted(seen)
 
 
 def test_comment_and_shelve_from_the_list(district: Server, page: Page) -> None:

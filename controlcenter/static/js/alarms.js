@@ -207,6 +207,7 @@ export class AlarmList {
     li.dataset.alarmId = alarm.id;
     li.dataset.severity = alarm.severity;
     li.dataset.state = alarm.state;
+    li.dataset.issued = alarm.dateIssued || "";
     const typing = li.querySelector("[data-testid=alarm-comment-text]");
     const draft = typing ? typing.value : "";
 
