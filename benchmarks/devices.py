@@ -8,7 +8,11 @@ fixed --variants speed_signs=off,speed_signs=on`` makes), and writes the mean +/
 each metric and the paired change into benchmarks/RESULTS.md (section ``devices``). The
 information signs are also compared with ``incident+1s``: signs dark and the incident one second
 later, a perturbation with no device in it, to show how far the district's figures move from
-that alone. The comparison files of each pair are under ``out/bench/devices-<pair>``.
+that alone. The district's incident is mild (one of Calle 3's two lanes), so the information
+signs are measured a second time where a street is closed: ``severe-incident+signs-off`` /
+``severe-incident+signs-on``, all three lanes of E1_D1 blocked, with its own placebo
+``severe-incident+1s``. The comparison files of each study are under
+``out/bench/devices-<study>``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import datetime as dt
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +32,53 @@ from sim.report import write_comparison
 from sim.stats import estimate, paired_change
 from sim.study import RunSpec, default_jobs, parse_seeds, run_many
 
-PAIRS = {
-    "speed_signs": ("speeding_rate", "radar_mean_speed_kmh", "mean_delay_s", "mean_travel_time_s"),
-    "info_signs": ("sign_warned_vehicles", "sign_reroutes", "sign_warned_travel_time_mean_s",
-                   "mean_delay_s", "mean_travel_time_s", "throughput_veh_h",
-                   "incident_detection_delay_mean_s", "incident_false_alarms_per_h"),
-}  # fmt: skip
-PLACEBO = {"info_signs": "incident+1s"}
-"""A variant run alongside a pair and compared with its ``off``: no device differs, only a
-perturbation (the scenario's incident one second later)."""
-NOTES = {
-    "info_signs": (
-        "`sign_warned_vehicles`: drivers who passed a sign while it warned of an incident on "
-        "their way (dark signs: would have warned); `sign_warned_travel_time_mean_s`: their time "
-        "from the sign to the end of their trip. The second table changes no device: it moves the "
-        "incident one second later with the signs dark. A change of the whole district's figures "
-        "no larger than that one is not the signs' doing."
-    ),
-}
+INFO_METRICS = ("sign_warned_vehicles", "sign_reroutes", "sign_warned_travel_time_mean_s",
+                "mean_delay_s", "mean_travel_time_s", "throughput_veh_h",
+                "incident_detection_delay_mean_s", "incident_false_alarms_per_h")  # fmt: skip
+INFO_NOTE = (
+    "`sign_warned_vehicles`: drivers who passed a sign while it warned of an incident on "
+    "their way (dark signs: would have warned); `sign_warned_travel_time_mean_s`: their time "
+    "from the sign to the end of their trip. The second table changes no device: it moves the "
+    "incident one second later with the signs dark. A change of the whole district's figures "
+    "no larger than that one is not the signs' doing."
+)
+
+
+@dataclass(frozen=True)
+class Study:
+    """Two variants compared over paired seeds, optionally with a placebo compared with ``off``:
+    a variant where no device differs, only a perturbation (the incident one second later)."""
+
+    name: str
+    off: str
+    on: str
+    metrics: tuple[str, ...]
+    placebo: str | None = None
+    note: str = ""
+
+    @property
+    def out(self) -> Path:
+        return Path("out/bench") / f"devices-{self.name}"
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return (self.off, self.on) if self.placebo is None else (self.off, self.on, self.placebo)
+
+
+STUDIES = (
+    Study("speed_signs", "speed_signs=off", "speed_signs=on",
+          ("speeding_rate", "radar_mean_speed_kmh", "mean_delay_s", "mean_travel_time_s")),
+    Study("info_signs", "info_signs=off", "info_signs=on", INFO_METRICS, "incident+1s",
+          "The district's incident: a car broken down in one of Calle 3's two lanes (C3_D3), "
+          "which drivers pass in the other. " + INFO_NOTE),
+    Study("severe_incident", "severe-incident+signs-off", "severe-incident+signs-on",
+          INFO_METRICS, "severe-incident+1s",
+          "The street closed: a broken-down car in each of the three lanes of E1_D1 (Av. "
+          "Benavides westbound, E1 to D1) from 1200 s for 900 s; nobody passes until they "
+          "are gone, but SUMO moves a vehicle that has stood 300 s on past the obstacle "
+          "(time-to-teleport). The signs and their `reroute_share` are the district's. "
+          + INFO_NOTE),
+)  # fmt: skip
 
 
 def _cell(values: list[float]) -> str:
@@ -94,33 +128,34 @@ def main() -> int:
     # Reproducible figures: the parking model walks a set of vehicle ids (sim/parking.py), so a
     # run's traffic depends on Python's string hashing; the spawned runs inherit this seed.
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    sections = []
     start = time.perf_counter()
-    for pair, metrics in PAIRS.items():
-        out = Path("out/bench") / f"devices-{pair}"
-        variants = [f"{pair}=off", f"{pair}=on"]
-        placebo = PLACEBO.get(pair)
-        runs = [*variants, placebo] if placebo else variants
-        specs = [
-            RunSpec(args.scenario, "fixed", s, out / "runs" / f"{v.replace('=', '-')}-seed{s}",
-                    None, args.end, variant=v)
-            for v in runs
-            for s in seeds
-        ]  # fmt: skip
-        summaries = run_many(specs, jobs=args.jobs)
-        rows = [
-            {"group": spec.variant, **summary} for spec, summary in zip(specs, summaries, strict=True)
-        ]
+    # One pool for every study: no worker waits for the last run of a study.
+    runs = [
+        (v, RunSpec(args.scenario, "fixed", s, study.out / "runs" / f"{v.replace('=', '-')}-seed{s}",
+                    None, args.end, variant=v))
+        for study in STUDIES
+        for v in study.variants
+        for s in seeds
+    ]  # fmt: skip
+    summaries = run_many([spec for _v, spec in runs], jobs=args.jobs)
+    by_variant: dict[str, list[dict[str, Any]]] = {}
+    for (variant, _spec), summary in zip(runs, summaries, strict=True):
+        by_variant.setdefault(variant, []).append({"group": variant, **summary})
+    sections = []
+    for study in STUDIES:
+        out = study.out
+        rows = [row for v in study.variants for row in by_variant[v]]
+        names = ",".join(study.variants)
         out.mkdir(parents=True, exist_ok=True)
-        write_comparison(out, rows, f"{args.scenario}: {', '.join(runs)}, seeds {args.seeds}")
-        body = table(rows, *variants, metrics)
-        if placebo:
-            body += "\n\n" + table(rows, variants[0], placebo, metrics)
-        if pair in NOTES:
-            body += "\n\n" + NOTES[pair]
-        print(f"{pair}\n{body}\n")
-        sections.append(f"**{pair}** (`ccsim compare {args.scenario} --controllers fixed "
-                        f"--variants {','.join(runs)} --seeds {args.seeds}`)\n\n{body}")  # fmt: skip
+        write_comparison(out, rows, f"{args.scenario}: {names}, seeds {args.seeds}")
+        body = table(rows, study.off, study.on, study.metrics)
+        if study.placebo:
+            body += "\n\n" + table(rows, study.off, study.placebo, study.metrics)
+        if study.note:
+            body += "\n\n" + study.note
+        print(f"{study.name}\n{body}\n")
+        sections.append(f"**{study.name}** (`ccsim compare {args.scenario} --controllers fixed "
+                        f"--variants {names} --seeds {args.seeds}`)\n\n{body}")  # fmt: skip
     minutes = (time.perf_counter() - start) / 60
     if not args.no_write:
         window = "1 h" if args.end is None else f"{args.end:g} s"

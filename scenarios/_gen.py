@@ -353,6 +353,37 @@ reroute_share = 0.3         # of drivers warned of an incident on their route wh
     { at_s = 1201, edge = "C3_D3", lane = 1, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
 ]
 
+# A second study condition, where the information matters: a crash blocks all three lanes of
+# Av. Benavides westbound from E1 to D1 (E1_D1) for 15 minutes, a broken-down car in each lane.
+# Of the streets drivers take after passing a sign (SUMO's routes, seeds 1 and 2), the first
+# block behind each sign carries more, but its queue would reach back over the sign within
+# minutes of the crash, before the warning is up; next comes E1_D1: about 310 drivers an hour
+# from the signs on east1_F1 and northE_E5, two thirds of its traffic (Calle 3 of the mild
+# incident: about 60). Row 2, one-way west, is their way round. benchmarks/devices.py
+[variants."severe-incident+signs-off"]
+"devices.info_signs.on" = false
+"devices.incidents.inject" = [
+    { at_s = 1200, edge = "E1_D1", lane = 1, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+    { at_s = 1200, edge = "E1_D1", lane = 2, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+    { at_s = 1200, edge = "E1_D1", lane = 3, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+]
+
+[variants."severe-incident+signs-on"]
+"devices.info_signs.on" = true
+"devices.incidents.inject" = [
+    { at_s = 1200, edge = "E1_D1", lane = 1, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+    { at_s = 1200, edge = "E1_D1", lane = 2, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+    { at_s = 1200, edge = "E1_D1", lane = 3, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+]
+
+[variants."severe-incident+1s"]   # its placebo: signs dark and the crash 1 s later
+"devices.info_signs.on" = false
+"devices.incidents.inject" = [
+    { at_s = 1201, edge = "E1_D1", lane = 1, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+    { at_s = 1201, edge = "E1_D1", lane = 2, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+    { at_s = 1201, edge = "E1_D1", lane = 3, pos_m = 60, duration_s = 900, cause = "stopped_vehicle" },
+]
+
 [variants."speed_signs=off"]
 "devices.radar.signs" = false
 

@@ -8,6 +8,7 @@ import pytest
 
 from sim.devices import DeviceContext, FieldDevices, device_kinds, devices_config
 from sim.devices.config import DevicesConfig, InjectedIncident, RadarConfig
+from sim.devices.sites import vehicle_edges
 from sim.errors import CcsimError, ScenarioError
 from sim.messages import MessageBus
 from sim.network import read_network
@@ -32,6 +33,25 @@ def test_speed_sign_variants_switch_the_signs() -> None:
     off = load_scenario("district", "speed_signs=off").devices
     assert on is not None and on.radar is not None and on.radar.signs
     assert off is not None and off.radar is not None and not off.radar.signs
+
+
+@pytest.mark.parametrize(
+    ("variant", "signs", "at_s"),
+    [("severe-incident+signs-off", False, 1200.0), ("severe-incident+signs-on", True, 1200.0),
+     ("severe-incident+1s", False, 1201.0)],
+)  # fmt: skip
+def test_severe_incident_variants_block_every_lane_of_the_street(
+    variant: str, signs: bool, at_s: float
+) -> None:
+    scenario = load_scenario("district", variant)
+    devices = scenario.devices
+    assert devices is not None and devices.info_signs is not None
+    assert devices.info_signs.on is signs
+    assert devices.incidents is not None
+    blocked = {f"{i.edge}_{i.lane}" for i in devices.incidents.inject}
+    edge = devices.incidents.inject[0].edge
+    assert blocked == set(vehicle_edges(read_network(scenario.net_file))[edge])  # nobody gets by
+    assert {(i.at_s, i.duration_s) for i in devices.incidents.inject} == {(at_s, 900.0)}
 
 
 @pytest.mark.parametrize(
