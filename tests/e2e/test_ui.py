@@ -131,6 +131,8 @@ def test_a_simulation_alarm_appears_and_acknowledging_it_reaches_the_server(
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("CRITICAL ALARM")
     assert re.search(r"\bCRITICAL\b", page.title())
+    assert page.evaluate("window.ccsim.chime.played") >= 1  # and a sound (unless turned off)
+    expect(page.get_by_test_id("sound-toggle")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "control-room.png")
 
     row = page.locator("[data-testid=alarm-row][data-state=active-unacknowledged]").first

@@ -42,8 +42,9 @@ function testid(node, id) {
 }
 
 export class AlarmList {
-  constructor({ list, empty, count, banner, api, role, onFocus }) {
-    Object.assign(this, { list, empty, count, banner, api, role, onFocus });
+  constructor({ list, empty, count, banner, api, role, onFocus, onNewCritical }) {
+    Object.assign(this, { list, empty, count, banner, api, role, onFocus, onNewCritical });
+    this.criticalSeen = new Set();
     this.alarms = new Map();     // id -> alarm (open ones; cleared ones leave)
     this.rows = new Map();       // id -> {li, signature}
     this.order = [];             // ids as shown
@@ -290,6 +291,9 @@ export class AlarmList {
       document.title = title;
       return;
     }
+    const fresh = critical.filter((a) => a.state === "active-unacknowledged" && !this.criticalSeen.has(a.id));
+    for (const a of fresh) this.criticalSeen.add(a.id);
+    if (fresh.length) this.onNewCritical(fresh);
     const top = critical[0];
     const isNew = this.banner.hidden || this.banner.dataset.alarmId !== String(top.id);
     this.banner.hidden = false;

@@ -8,6 +8,7 @@ import { Feed } from "./feed.js";
 import { KpiPanel } from "./kpi.js";
 import { DistrictMap } from "./map.js";
 import { IntersectionPanel } from "./panel.js";
+import { Chime } from "./sound.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "ccsim.token";
@@ -97,7 +98,11 @@ function setRole(role) {
 const map = new DistrictMap($("map"), { onSelectSignal: (tls) => openPanel(tls) });
 page.map = map;
 
+const chime = new Chime($("sound-toggle"));
+page.chime = chime;
+
 const alarms = new AlarmList({
+  onNewCritical: () => chime.play(),
   list: $("alarm-list"), empty: $("alarm-empty"), count: $("alarm-count"), banner: $("critical-banner"),
   api: null, role: "viewer",
   onFocus: (alarm) => {
