@@ -67,6 +67,10 @@ SUMMARY_KEYS = (
     "sign_warned_vehicles",
     "sign_reroutes",
     "sign_warned_travel_time_mean_s",
+    "sign_rerouted_travel_time_mean_s",
+    "sign_stayed_travel_time_mean_s",
+    "sign_rerouted_unfinished",
+    "sign_stayed_unfinished",
     "wall_time_s",
     "realtime_factor",
 )
@@ -222,7 +226,11 @@ class KpiCollector:
         ``sign_warned_vehicles``: drivers who passed an information sign warning of an incident on
         their way (dark signs: would have warned), ``sign_reroutes`` those of them who took
         another way, ``sign_warned_travel_time_mean_s`` their mean time from the sign to the end
-        of their trip (s; None if nobody was warned).
+        of their trip (s; None if nobody was warned); split by the draw, the same mean of those
+        who went around, ``sign_rerouted_travel_time_mean_s``, and of those who stayed on their
+        way, ``sign_stayed_travel_time_mean_s`` (s; None if the group is empty), and the number
+        of each still on the road at the end, ``sign_rerouted_unfinished`` and
+        ``sign_stayed_unfinished`` (their times are cut there). All None without signs.
         """
         passes, speeding, speed_sum = self.radar
         radar = "radar" in self.deployed
@@ -233,7 +241,7 @@ class KpiCollector:
             by_site = {site: dict(sorted(self.violations.get(site, {}).items())) for site in sites}
         red = sum(v.get(RedLightViolation.kind.removeprefix("violation."), 0)
                   for v in self.violations.values())  # fmt: skip
-        delays, signs = self.detection_delays, self.signs
+        delays = self.detection_delays
         return {
             "speeding_rate": _ratio(speeding, passes) if radar else None,
             "radar_mean_speed_kmh": _ratio(speed_sum, passes) if radar else None,
@@ -243,11 +251,24 @@ class KpiCollector:
             "incident_false_alarms_per_h": (
                 self.false_alarms * 3600.0 / duration_s if "incidents" in self.deployed else None
             ),
-            "sign_warned_vehicles": signs.warned if signs is not None else None,
-            "sign_reroutes": signs.rerouted if signs is not None else None,
-            "sign_warned_travel_time_mean_s": (
-                _ratio(signs.travel_time_s, signs.warned) if signs is not None else None
+            **self._sign_kpis(),
+        }
+
+    def _sign_kpis(self) -> dict[str, Any]:
+        signs = self.signs
+        if signs is None:
+            return dict.fromkeys(k for k in SUMMARY_KEYS if k.startswith("sign_"))
+        stayed = signs.warned - signs.rerouted
+        return {
+            "sign_warned_vehicles": signs.warned,
+            "sign_reroutes": signs.rerouted,
+            "sign_warned_travel_time_mean_s": _ratio(signs.travel_time_s, signs.warned),
+            "sign_rerouted_travel_time_mean_s": _ratio(signs.rerouted_travel_time_s, signs.rerouted),
+            "sign_stayed_travel_time_mean_s": _ratio(
+                signs.travel_time_s - signs.rerouted_travel_time_s, stayed
             ),
+            "sign_rerouted_unfinished": signs.rerouted_unfinished,
+            "sign_stayed_unfinished": signs.stayed_unfinished,
         }
 
     # --- timeseries.parquet --------------------------------------------------------------------

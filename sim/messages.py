@@ -526,14 +526,22 @@ class InfoSignTotals(Payload):
     """The drivers the information signs warned over the whole run (for the KPIs).
 
     ``warned``: drivers who passed a sign while it warned of an incident on their way - counted
-    the same with dark signs (those it would have warned); ``rerouted``: of them, those who took
-    another way; ``travel_time_s``: their time from the sign to the end of their trip, summed
-    (drivers still on the road at the end count the time so far)."""
+    the same with dark signs (those it would have warned); ``rerouted``: of them, those the draw
+    sent another way; ``travel_time_s``: their time from the sign to the end of their trip, summed
+    (drivers still on the road at the end count the time so far). The rest split the warned
+    drivers by the draw - a randomised comparison within the run: ``rerouted_travel_time_s`` is
+    the part of ``travel_time_s`` of the rerouted drivers (the others, ``warned - rerouted``,
+    stayed on their way: all of them with dark signs), ``rerouted_unfinished`` and
+    ``stayed_unfinished`` count those of each group still on the road at the end, whose times
+    are cut there."""
 
     kind: ClassVar[str] = "sign.totals"
     warned: int
     rerouted: int
     travel_time_s: float
+    rerouted_travel_time_s: float
+    rerouted_unfinished: int
+    stayed_unfinished: int
 
 
 @dataclass(frozen=True, slots=True)

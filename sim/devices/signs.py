@@ -12,9 +12,12 @@ stay dark: the same run without them, for comparison.
 
 What the signs are worth shows where they act, not in the mean over the whole district: the
 warned drivers - counted the same way with dark signs, the drivers the signs would have warned -
-and their time from the sign to the end of their trip. At the end of the run the model
-publishes ``sign.totals`` (the KPIs ``sign_warned_vehicles``, ``sign_reroutes``,
-``sign_warned_travel_time_mean_s``).
+and their time from the sign to the end of their trip. Which of them go around is decided by a
+random draw, nothing about the driver, so within a run the warned drivers who went around and
+those who stayed are a randomised comparison of the advice itself. At the end of the run the
+model publishes ``sign.totals`` (the KPIs ``sign_warned_vehicles``, ``sign_reroutes``,
+``sign_warned_travel_time_mean_s``, ``sign_rerouted_travel_time_mean_s``,
+``sign_stayed_travel_time_mean_s``, ``sign_rerouted_unfinished``, ``sign_stayed_unfinished``).
 """
 
 from __future__ import annotations
@@ -84,12 +87,14 @@ class InfoSigns(DeviceModel):
         self.warnings: dict[str, float] = {}
         """Warned edge -> until when (s)."""
         self.free_bays: int | None = None
-        self.warned: dict[str, float] = {}
-        """Warned driver still on the road -> when they passed the sign (s)."""
+        self.warned: dict[str, tuple[float, bool]] = {}
+        """Warned driver still on the road -> when they passed the sign (s), whether they were
+        sent around."""
         self.warned_total = 0
         self.rerouted_total = 0
-        self.travel_time_s = 0.0
-        """Of the warned drivers who arrived, from the sign to the end of their trip."""
+        self.travel_time_s = {False: 0.0, True: 0.0}
+        """Of the warned drivers who arrived, stayed (False) or rerouted (True): from the sign to
+        the end of their trip, summed (s)."""
 
     def sumo_elements(self) -> list[ET.Element]:
         return self.elements
@@ -112,9 +117,10 @@ class InfoSigns(DeviceModel):
             self.free_bays = sum(max(0, z.bays - z.sensed_occupied) for z in payload.zones)
         elif isinstance(payload, VehiclesArrived) and self.warned:
             for vehicle in payload.ids:
-                passed = self.warned.pop(vehicle, None)
-                if passed is not None:
-                    self.travel_time_s += message.t - passed
+                warned = self.warned.pop(vehicle, None)
+                if warned is not None:
+                    passed, rerouted = warned
+                    self.travel_time_s[rerouted] += message.t - passed
 
     def sample(self, t: float) -> None:
         self.warnings = {edge: until for edge, until in self.warnings.items() if until > t}
@@ -142,9 +148,13 @@ class InfoSigns(DeviceModel):
         ahead = [edge for edge in rest if edge in self.warnings]
         if not ahead:
             return
-        self.warned[vehicle] = t
         self.warned_total += 1
-        if self.config.on and self.rng.random() < self.config.reroute_share:
+        # The draw alone decides (dark signs draw nothing): the rerouted and the stayed are
+        # comparable groups. A driver sent around with no other way counts as rerouted all the
+        # same - the advice given, not the route taken, so the groups stay randomised.
+        rerouted = self.config.on and self.rng.random() < self.config.reroute_share
+        self.warned[vehicle] = (t, rerouted)
+        if rerouted:
             self.world.reroute_avoiding(vehicle, ahead)
             sign.rerouted += 1
             self.rerouted_total += 1
@@ -159,9 +169,18 @@ class InfoSigns(DeviceModel):
         sign.rerouted = 0
 
     def finish(self, t: float) -> None:
-        still_driving = sum(t - passed for passed in self.warned.values())
+        travel_time_s = dict(self.travel_time_s)
+        unfinished = {False: 0, True: 0}
+        for passed, rerouted in self.warned.values():
+            travel_time_s[rerouted] += t - passed
+            unfinished[rerouted] += 1
         totals = InfoSignTotals(
-            self.warned_total, self.rerouted_total, self.travel_time_s + still_driving
+            warned=self.warned_total,
+            rerouted=self.rerouted_total,
+            travel_time_s=travel_time_s[False] + travel_time_s[True],
+            rerouted_travel_time_s=travel_time_s[True],
+            rerouted_unfinished=unfinished[True],
+            stayed_unfinished=unfinished[False],
         )
         self.bus.publish(t, "signs", totals)
 

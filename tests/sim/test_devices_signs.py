@@ -94,10 +94,20 @@ def test_a_share_of_warned_drivers_take_another_way(on: bool) -> None:
     else:
         assert world.rerouted == []  # dark signs warn nobody...
     # ...but count the drivers they would have warned all the same
-    bus.publish(100.0, "monitor", VehiclesArrived(("through0", "through1", "elsewhere2")))
+    arrived = ("through0", "through1", "elsewhere2")
+    bus.publish(100.0, "monitor", VehiclesArrived(arrived))
     signs.finish(200.0)
+    # each warned driver in the group the draw put them in: 80 s to the end of the trip if they
+    # arrived, else 180 s so far and still on the road
+    around = {vehicle for vehicle, _edges in world.rerouted}
+    arrived_around = len(around & set(arrived))
     totals = [m.payload for m in log.of_kind("sign.totals")]
-    assert totals == [InfoSignTotals(1000, len(world.rerouted), 2 * 80.0 + 998 * 180.0)]
+    assert totals == [InfoSignTotals(
+        warned=1000, rerouted=len(around), travel_time_s=2 * 80.0 + 998 * 180.0,
+        rerouted_travel_time_s=arrived_around * 80.0 + (len(around) - arrived_around) * 180.0,
+        rerouted_unfinished=len(around) - arrived_around,
+        stayed_unfinished=1000 - len(around) - (2 - arrived_around),
+    )]  # fmt: skip
 
 
 def test_centre_edge_is_in_the_middle_of_the_district() -> None:
@@ -124,12 +134,12 @@ GRID_DEVICES = """
 at_s = 100
 edge = "B1C1"
 lane = 0
-pos_m = 100
-duration_s = 600
+pos_m = {pos_m}
+duration_s = {duration_s}
 
 [devices.info_signs]
 sites = ["left1A1"]            # the entry the through traffic comes in by, before A1
-reroute_share = 1.0
+reroute_share = {share}
 on = {on}
 """
 
@@ -146,7 +156,8 @@ def grid_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return net
 
 
-def grid_with_signs(folder: Path, net: Path, on: bool) -> Path:
+def grid_with_signs(folder: Path, net: Path, on: bool, *, share: float = 1.0,
+                    pos_m: float = 100.0, duration_s: float = 600.0) -> Path:  # fmt: skip
     folder.mkdir(parents=True)
     (folder / "routes.rou.xml").write_text(GRID_ROUTES, encoding="utf-8")
     (folder / "grid.sumocfg").write_text(
@@ -154,7 +165,8 @@ def grid_with_signs(folder: Path, net: Path, on: bool) -> Path:
         '<route-files value="routes.rou.xml"/></input></configuration>\n',
         encoding="utf-8",
     )
-    devices = GRID_DEVICES.format(on="true" if on else "false")
+    devices = GRID_DEVICES.format(on="true" if on else "false", share=share, pos_m=pos_m,
+                                  duration_s=duration_s)  # fmt: skip
     toml = f'name = "grid-signs"\nsumocfg = "grid.sumocfg"\n{devices}'
     (folder / "scenario.toml").write_text(toml, encoding="utf-8")
     return folder
@@ -174,3 +186,30 @@ def test_warned_drivers_who_go_around_an_incident_save_time(tmp_path: Path, grid
     warned_on = on.summary["sign_warned_travel_time_mean_s"]
     assert warned_on < 0.7 * off.summary["sign_warned_travel_time_mean_s"]
     assert on.log.of_kind("sign.shown") and not off.log.of_kind("sign.shown")
+
+
+def test_warned_drivers_the_draw_sends_around_beat_those_it_leaves(
+    tmp_path: Path, grid_net: Path
+) -> None:
+    # Within one run the draw sends half the warned drivers around: the same advice, taken or
+    # not. B1C1 stays closed to the end (the car stands longer than the run), 175 m in, near its
+    # end: the queue has room on B1C1 before it backs up past B1 and A1, where the ways around
+    # leave - beyond them the drivers sent around would stand in it behind those who stay (with
+    # the car 100 m in, half of them still do at the end). The run goes on well past the
+    # demand (to 900 s) so that most trips end before it does.
+    folder = grid_with_signs(tmp_path / "half", grid_net, True, share=0.5, pos_m=175.0,
+                             duration_s=3600.0)  # fmt: skip
+    kpis = run(folder, tmp_path / "r", end_s=1800.0).summary
+    warned, rerouted = kpis["sign_warned_vehicles"], kpis["sign_reroutes"]
+    stayed = warned - rerouted
+    assert rerouted >= 8 and stayed >= 8
+    # the way around from the sign is some 900 m, over a minute at the speed limit
+    assert kpis["sign_rerouted_travel_time_mean_s"] > 60.0
+    assert kpis["sign_rerouted_travel_time_mean_s"] < 0.7 * kpis["sign_stayed_travel_time_mean_s"]
+    # most of those who stayed still stand behind the car at the end; the groups make up all
+    # the warned drivers
+    assert kpis["sign_rerouted_unfinished"] < kpis["sign_stayed_unfinished"] <= stayed
+    assert kpis["sign_warned_travel_time_mean_s"] * warned == pytest.approx(
+        kpis["sign_rerouted_travel_time_mean_s"] * rerouted
+        + kpis["sign_stayed_travel_time_mean_s"] * stayed
+    )
