@@ -44,12 +44,6 @@ INFO_NOTE = (
     "incident one second later with the signs dark. A change of the whole district's figures "
     "no larger than that one is not the signs' doing."
 )
-STOP_NOTE = (
-    "As run, the broken-down cars do not leave when their `duration_s` is up: the SUMO stop "
-    "the incident model gives them never ends (sim/sumo.py `add_stopped_vehicle`, a bug found "
-    "with this benchmark and not fixed here), so what they block stays blocked from 1200 s to "
-    "the end of the hour. "
-)
 WITHIN_METRICS = ("sign_rerouted_travel_time_mean_s", "sign_stayed_travel_time_mean_s",
                   "sign_rerouted_unfinished", "sign_stayed_unfinished")  # fmt: skip
 WITHIN_NOTE = (
@@ -93,14 +87,14 @@ STUDIES = (
           ("speeding_rate", "radar_mean_speed_kmh", "mean_delay_s", "mean_travel_time_s")),
     Study("info_signs", "info_signs=off", "info_signs=on", INFO_METRICS, "incident+1s",
           "The district's incident: a car broken down in one of Calle 3's two lanes (C3_D3), "
-          "which drivers pass in the other. " + STOP_NOTE + INFO_NOTE),
+          "which drivers pass in the other. " + INFO_NOTE),
     Study("severe_incident", "severe-incident+signs-off", "severe-incident+signs-on",
           INFO_METRICS, "severe-incident+1s",
           "The street closed: a broken-down car in each of the three lanes of E1_D1 (Av. "
           "Benavides westbound, E1 to D1) from 1200 s for 900 s; nobody passes until they "
           "are gone, but SUMO moves a vehicle that has stood 300 s on past the obstacle "
           "(time-to-teleport). The signs and their `reroute_share` are the district's. "
-          + STOP_NOTE + INFO_NOTE, within=True),
+          + INFO_NOTE, within=True),
 )  # fmt: skip
 
 

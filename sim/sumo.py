@@ -334,7 +334,9 @@ class SumoWorld:
         api.route.add(route, [edge])
         api.vehicle.add(vehicle, route, typeID="DEFAULT_VEHTYPE", departLane=str(lane),
                         departPos=f"{pos_m:g}", departSpeed="0")  # fmt: skip
-        api.vehicle.setStop(vehicle, edge, pos=pos_m, laneIndex=lane, until=until_s)
+        # A stop with ``until`` alone never ends in SUMO (its duration defaults to "for ever");
+        # with a zero duration it ends at ``until``.
+        api.vehicle.setStop(vehicle, edge, pos=pos_m, laneIndex=lane, duration=0.0, until=until_s)
 
     def fastest_route(self, from_edge: str, to_edge: str) -> tuple[str, ...]:
         """The edges of the fastest route between two edges now (empty if there is none)."""

@@ -100,6 +100,10 @@ def test_injected_incident_is_detected_with_its_delay(tmp_path: Path) -> None:
     delay = matched[0].delay_s
     assert delay is not None and 120.0 <= delay <= 200.0
     assert result.summary["incident_detection_delay_mean_s"] == delay
+    # The broken-down car stands for its 600 s, then drives off the edge (SUMO keeps a stop
+    # with ``until`` but no duration for ever).
+    left = [m.t for m in result.log.of_kind("vehicles.arrived") if "ccsim.incident.1" in m.payload.ids]
+    assert len(left) == 1 and 720.0 <= left[0] <= 760.0
 
 
 def test_a_collision_in_sumo_is_an_incident_and_is_detected(tmp_path: Path) -> None:
