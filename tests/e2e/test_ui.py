@@ -135,8 +135,9 @@ def test_a_simulation_alarm_appears_and_acknowledging_it_reaches_the_server(
     expect(page.get_by_test_id("sound-toggle")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "control-room.png")
 
-    row = page.locator("[data-testid=alarm-row][data-state=active-unacknowledged]").first
-    alarm_id = int(row.get_attribute("data-alarm-id") or 0)
+    first = page.locator("[data-testid=alarm-row][data-state=active-unacknowledged]").first
+    alarm_id = int(first.get_attribute("data-alarm-id") or 0)
+    row = page.locator(f"[data-testid=alarm-row][data-alarm-id='{alarm_id}']")  # whatever comes
     assert alarm(district, alarm_id)["state"] == "active-unacknowledged"
     row.click()  # selecting an alarm centres the map on it
     expect(page.get_by_test_id("map-focus")).to_have_count(1)
@@ -180,11 +181,11 @@ def test_alarms_are_sorted_by_severity_then_time(district: Server, page: Page) -
 
 def test_comment_and_shelve_from_the_list(district: Server, page: Page) -> None:
     sign_in(page, district, TOKEN)
-    row = page.locator("[data-testid=alarm-row]").first
-    expect(row).to_be_visible(timeout=60_000)
-    alarm_id = int(row.get_attribute("data-alarm-id") or 0)
-    row.get_by_test_id("alarm-comment").click()
+    first = page.locator("[data-testid=alarm-row]").first
+    expect(first).to_be_visible(timeout=60_000)
+    alarm_id = int(first.get_attribute("data-alarm-id") or 0)
     mine = page.locator(f"[data-testid=alarm-row][data-alarm-id='{alarm_id}']")
+    mine.get_by_test_id("alarm-comment").click()
     mine.get_by_test_id("alarm-comment-text").fill("crew sent to check the loop")
     mine.get_by_test_id("alarm-comment-save").click()
 
