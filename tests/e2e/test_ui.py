@@ -215,7 +215,9 @@ def test_rows_do_not_move_under_the_pointer(district: Server, page: Page) -> Non
             re.compile(r"\d+ new alarms?"), timeout=15_000
         )
         newer = page.locator("[data-testid=alarm-row]", has_text="signal E2 under manual control")
-        assert newer.count() == 0 and ack.bounding_box() == where
+        # Not pushed down by a new row (~90 px); rows above may re-render in place (sub-pixel).
+        now = ack.bounding_box()
+        assert newer.count() == 0 and now is not None and abs(now["y"] - where["y"]) < 2
         alarm_id = int(older.get_attribute("data-alarm-id") or 0)
         page.mouse.click(where["x"] + where["width"] / 2, where["y"] + where["height"] / 2)
         wait_for(lambda: alarm(district, alarm_id)["state"] == "acknowledged", 10, "the ack")
