@@ -587,10 +587,11 @@ class LiveRun:
         flush = Flush(self._t, self._messages, kpis=self._new_kpi_rows(), outcomes=self._outcomes)
         # The latest closed interval's network figures, apart from the run's running counters
         # in ``kpis`` (both have ``departed`` and ``arrived``: per interval vs since the start).
-        for row in flush.kpis:
-            if row["scope"] == "network" and row["period"] == INTERVAL:
-                self.state.set("interval", row["metric"], row["value"])
-                self.state.set("interval", "end_s", row["end_s"])
+        closed = [r for r in flush.kpis if r["scope"] == "network" and r["period"] == INTERVAL]
+        for row in closed:
+            self.state.set("interval", row["metric"], row["value"])
+        if closed:
+            self.state.set("interval", "end_s", max(r["end_s"] for r in closed))
         flush.changes = self.state.changes()
         self._messages, self._outcomes = [], []
         self._on_flush(flush)

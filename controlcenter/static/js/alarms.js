@@ -8,6 +8,7 @@
 // kept by alarm id and rebuilt only when their alarm changed, at most once per animation frame.
 
 import { describeAnswer, may } from "./api.js";
+import { clock } from "./format.js";
 
 const RANK = { critical: 5, high: 4, medium: 3, low: 2, informational: 1 };
 const SHAPE = { critical: "\u25C6", high: "\u25B2", medium: "\u25A0", low: "\u25CF", informational: "\u25CB" };
@@ -28,12 +29,6 @@ export function sortAlarms(alarms) {
     || (RANK[b.severity] || 0) - (RANK[a.severity] || 0)
     || String(b.dateIssued || "").localeCompare(String(a.dateIssued || ""))
     || b.id - a.id);
-}
-
-function clock(t) {
-  if (t === null || t === undefined) return "";
-  const s = Math.max(0, Math.round(t));
-  return [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
 function testid(node, id) {
@@ -225,7 +220,7 @@ export class AlarmList {
     tag.className = `state-tag${unack ? " unack" : ""}`;
     tag.textContent = STATE_TEXT[alarm.state] || alarm.state;
     const run = this.runId !== null && alarm.run !== undefined && alarm.run !== this.runId ? ` \u00b7 run ${alarm.run}` : "";
-    meta.append(tag, `#${alarm.id} ${alarm.subCategory} \u00b7 t ${clock(alarm.t)}${run}` +
+    meta.append(tag, `#${alarm.id} ${alarm.subCategory} \u00b7 t ${clock(alarm.t, "")}${run}` +
       (alarm.occurrences > 1 ? ` \u00b7 ${alarm.occurrences}x` : ""));
     const children = [sev, text, meta];
     if (operator && alarm.state !== "cleared") children.push(this.actions(alarm, unack, draft));

@@ -5,6 +5,7 @@
 import { AlarmList } from "./alarms.js";
 import { Api } from "./api.js";
 import { Feed } from "./feed.js";
+import { clock } from "./format.js";
 import { KpiPanel } from "./kpi.js";
 import { DistrictMap } from "./map.js";
 import { IntersectionPanel } from "./panel.js";
@@ -26,12 +27,6 @@ const page = {
   network: null,
 };
 window.ccsim = page;  // for the curious (and for the tests: the page is never reloaded)
-
-function clock(t) {
-  if (t === null || t === undefined) return "--:--:--";
-  const s = Math.max(0, Math.floor(t));
-  return [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, "0")).join(":");
-}
 
 // --- sign-in --------------------------------------------------------------------------------------
 
