@@ -23,7 +23,7 @@ and raises a critical ``guard.violation``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from sim.network import Network, Program, TrafficLight
@@ -38,7 +38,18 @@ MAX_GREEN_S = 60.0
 MIN_ALL_RED_S = 1.0
 
 GREEN = frozenset("Gg")
-SHOWING = frozenset("Ggy")  # a stream that may be moving
+"""Right of way: ``G`` with priority, ``g`` yielding (a permitted turn)."""
+YELLOW = frozenset("yY")
+SHOWING = GREEN | YELLOW
+"""A stream that may be moving: what a conflict monitor watches."""
+RED = frozenset("rs")
+"""Red; ``s`` is a red on which the net lets drivers turn after a full stop (right-turn-on-red),
+so like a conflict monitor the guard counts it as red."""
+REQUESTABLE = frozenset("Ggsr")
+"""What a request may ask of a link (``O``, no signal, only where the net never signals it)."""
+SIGNAL_STATES = "ruyYGgsoO"
+"""Every state SUMO knows: red, red-amber, yellow (minor, major), green (priority, yielding),
+right-turn-on-red, flashing (yield), off."""
 
 
 def _ceil_to(value: float, step: float) -> float:
@@ -54,6 +65,8 @@ class LinkTiming:
     clearance_s: float
     """All-red after yellow (vehicles) or flashing-don't-walk after green (pedestrians)."""
     pedestrian: bool
+    red_amber_s: float = 0.0
+    """Red-amber (``u``) shown before this link's green, where the net's programs use it."""
 
 
 def link_timings(tls: TrafficLight, network: Network, step_s: float) -> list[LinkTiming]:
@@ -78,18 +91,54 @@ def link_timings(tls: TrafficLight, network: Network, step_s: float) -> list[Lin
             clearance = _ceil_to(length / PEDESTRIAN_SPEED_MPS, step_s)
             timings[index] = LinkTiming(WALK_S, 0.0, clearance, pedestrian=True)
     default = LinkTiming(MIN_GREEN_S, _ceil_to(3.0, step_s), _ceil_to(2.0, step_s), False)
-    return [t if t is not None else default for t in timings]
+    red_amber = red_amber_times(tls)
+    return [
+        replace(t if t is not None else default, red_amber_s=_ceil_to(red_amber[k], step_s))
+        for k, t in enumerate(timings)
+    ]
+
+
+def _runs(program: Program, link: int, chars: str) -> list[float]:
+    """Durations (s) of the stretches of ``program``'s cycle in which ``link`` shows one of
+    ``chars``; a stretch that wraps round the end of the cycle counts once."""
+    phases = program.phases
+    n = len(phases)
+    showing = [link < len(p.state) and p.state[link] in chars for p in phases]
+    if all(showing) or not any(showing):
+        return []
+    first = showing.index(False)  # start just after a phase without it, so no run is split
+    runs: list[float] = []
+    current = 0.0
+    for k in range(first + 1, first + n + 1):
+        phase = phases[k % n]
+        if showing[k % n]:
+            current += phase.min_dur_s if phase.min_dur_s is not None else phase.duration_s
+        elif current > 0.0:
+            runs.append(current)
+            current = 0.0
+    if current > 0.0:
+        runs.append(current)
+    return runs
+
+
+def red_amber_times(tls: TrafficLight) -> list[float]:
+    """Per link, the longest red-amber (``u``) any of the net's programs shows it, s (0: none)."""
+    times = [0.0] * tls.link_count
+    for program in tls.programs:
+        for link in range(tls.link_count):
+            times[link] = max([times[link], *_runs(program, link, "u")])
+    return times
 
 
 def green_phases(program: Program) -> list[tuple[int, str]]:
     """(index in the program, state) of the net's own phases that a controller may choose: they
-    give some stream right of way, are not transitions (no yellow), and are not a step inside a
-    larger phase (a phase whose green streams are all green in another phase too, such as the
-    few seconds after a pedestrian walk ends)."""
+    give some stream right of way, are not transitions (no yellow, no red-amber), and are not a
+    step inside a larger phase (a phase whose green streams are all green in another phase too,
+    such as the few seconds after a pedestrian walk ends)."""
     candidates = [
         (i, p.state, frozenset(k for k, c in enumerate(p.state) if c in GREEN))
         for i, p in enumerate(program.phases)
-        if any(c in GREEN for c in p.state) and "y" not in p.state.lower()
+        if any(c in GREEN for c in p.state) and not any(c in "yYu" for c in p.state)
     ]
     return [
         (i, state)
@@ -120,11 +169,17 @@ class IntersectionGuard:
     timings: list[LinkTiming]
     conflicts: frozenset[tuple[int, int]]
     permissive: dict[tuple[int, int], frozenset[str]]
-    """Foe pairs the net's program shows moving together (one yielding), with what link ``i`` of
-    the pair ``(i, j)`` may show then: as much priority as the program ever gives it beside ``j``
-    (``G`` allows ``g`` and ``y`` too; ``g`` allows ``y``), never more."""
+    """Foe pairs the net's programs show moving together, with what link ``i`` of the pair
+    ``(i, j)`` may show then: as much priority as a program ever gives it beside ``j`` (``G``
+    allows ``g`` and yellow too; ``g`` allows yellow), never more. Like a conflict monitor's
+    permissive matrix, it is programmed from the intersection's own signal plans."""
     phases: list[tuple[int, str]]
     max_green_s: float = MAX_GREEN_S
+    always_off: frozenset[int] = frozenset()
+    """Links every program shows ``O`` (no signal): left to the junction's right of way."""
+    design_pairs: tuple[tuple[int, int], ...] = ()
+    """Foe pairs a program of the net shows green with priority together (``G`` beside ``G``):
+    allowed, since the net runs them so, and reported once as a note of the net's design."""
     state: list[str] = field(default_factory=list)
     since: list[float] = field(default_factory=list)
     target: str = ""
@@ -141,24 +196,43 @@ class IntersectionGuard:
     """When the wanted phase was first fully shown; ending its walk early does not reset it."""
     maxed_phase: int = -1
     """A phase ended at its maximum green; it may not be asked for again until another has shown."""
+    to_permissive: set[int] = field(default_factory=set)
+    """Links in the yellow of a protected -> permissive change (``G`` -> ``y`` -> ``g``)."""
+    permissive_since: dict[int, float] = field(default_factory=dict)
+    """When a link came out of such a yellow into ``g``: no foe starts with priority before that
+    link's all-red has run from then."""
 
     @classmethod
     def build(cls, tls: TrafficLight, network: Network, step_s: float) -> IntersectionGuard:
         n = tls.link_count
-        conflicts = frozenset(pair for pair in tls.conflicts if pair[0] < n and pair[1] < n)
-        weaker = {"G": "Ggy", "g": "gy", "y": "y"}
+        programs = [p for p in tls.programs if p.phases and len(p.phases[0].state) == n]
+        always_off = frozenset(
+            k for k in range(n) if all(ph.state[k] == "O" for p in programs for ph in p.phases)
+        )
+        conflicts = frozenset(
+            (i, j)
+            for i, j in tls.conflicts
+            if i < n and j < n and i not in always_off and j not in always_off
+        )
+        weaker = {"G": "GgyY", "g": "gyY", "y": "yY", "Y": "yY"}
         permissive: dict[tuple[int, int], set[str]] = {}
-        for phase in tls.programs[0].phases:
-            state = phase.state
-            for i, j in conflicts:
-                if state[i] in SHOWING and state[j] in SHOWING:
-                    permissive.setdefault((i, j), set()).update(weaker[state[i]])
+        design: set[tuple[int, int]] = set()
+        for program in programs:
+            for phase in program.phases:
+                state = phase.state
+                for i, j in conflicts:
+                    if state[i] in SHOWING and state[j] in SHOWING:
+                        permissive.setdefault((i, j), set()).update(weaker[state[i]])
+                        if state[i] == state[j] == "G" and i < j:
+                            design.add((i, j))
         return cls(
             tls=tls.id,
             timings=link_timings(tls, network, step_s),
             conflicts=conflicts,
             permissive={pair: frozenset(chars) for pair, chars in permissive.items()},
             phases=green_phases(tls.programs[0]),
+            always_off=always_off,
+            design_pairs=tuple(sorted(design)),
             foes=[sorted(j for i, j in conflicts if i == k) for k in range(n)],
         )
 
@@ -168,12 +242,10 @@ class IntersectionGuard:
         """May link ``i`` show ``a`` while link ``j`` shows ``b``?"""
         if a not in SHOWING or b not in SHOWING or (i, j) not in self.conflicts:
             return True
-        if a == "G" and b == "G":
-            return False
         return a in self.permissive.get((i, j), "") and b in self.permissive.get((j, i), "")
 
     def conflicting_pairs(self, state: str) -> list[tuple[int, int]]:
-        """Foe pairs that ``state`` shows moving together, other than a yielding permissive pair."""
+        """Foe pairs that ``state`` shows moving together, other than the net's permissive pairs."""
         return sorted(
             (i, j) for i, j in self.conflicts if i < j and not self.compatible(i, state[i], j, state[j])
         )
@@ -197,20 +269,28 @@ class IntersectionGuard:
                 return cut if cut != state else None
         return None
 
+    def _at_rest(self, i: int, c: str) -> str:
+        """What link ``i`` shows when it is not given right of way and was showing ``c``: red,
+        or what the net shows it there (right-turn-on-red, no signal)."""
+        if i in self.always_off:
+            return "O"
+        return c if c in RED else "r"
+
     # --- requests ------------------------------------------------------------------------------
 
     def start(self, t: float, state: str) -> None:
         """Take over from whatever SUMO shows now (``state``), at time ``t``."""
         self.state = list(state)
         self.since = [t] * len(state)
-        self.target = "".join(c if c in GREEN else "r" for c in state)
+        self.target = "".join(c if c in GREEN else self._at_rest(i, c) for i, c in enumerate(state))
         self.target_phase = self.phase_of(self.target)
         self.green_since = t
         self.served_since = t if state == self.target else None
         self.phase_since = self.served_since
 
     def request(self, t: float, wanted: str, *, operator: bool = False) -> bool:
-        """Ask for ``wanted`` (one of G, g, r per link) to be shown as soon as safely possible.
+        """Ask for ``wanted`` (per link ``G``, ``g``, ``r`` or ``s``; ``O`` for the links the net
+        never signals) to be shown as soon as safely possible.
 
         Refused (False, logged) if it has the wrong length, other characters, or conflicting
         streams green together, or asks again for a phase just ended at its maximum green.
@@ -218,8 +298,14 @@ class IntersectionGuard:
         """
         if not operator and self.mode is not Mode.AUTOMATIC:
             return False
-        if len(wanted) != len(self.state) or any(c not in "Ggr" for c in wanted):
-            return self._refuse(t, f"malformed request {wanted!r}")
+        if len(wanted) != len(self.state) or any(
+            (c != "O") if i in self.always_off else (c not in REQUESTABLE) for i, c in enumerate(wanted)
+        ):
+            return self._refuse(
+                t,
+                f"malformed request {wanted!r}: expected {len(self.state)} of G, g, s, r"
+                + (f" (O at links {sorted(self.always_off)})" if self.always_off else ""),
+            )
         pairs = self.conflicting_pairs(wanted)
         if pairs:
             return self._refuse(t, f"conflicting streams green together: {pairs[:3]}")
@@ -251,9 +337,10 @@ class IntersectionGuard:
     def step(self, t: float) -> str | None:
         """Advance the shown state to time ``t``; return it if it changed, else None."""
         if self.mode in (Mode.FLASH, Mode.FAILSAFE):
-            flashing = ["o"] * len(self.state)
+            flashing = ["O" if i in self.always_off else "o" for i in range(len(self.state))]
             if self.state != flashing:
                 self.state, self.since = flashing, [t] * len(flashing)
+                self.to_permissive.clear()
                 return "".join(flashing)
             return None
         settled = self.served_since is not None
@@ -266,22 +353,50 @@ class IntersectionGuard:
             return None  # showing what is wanted: nothing to time (the common case, kept cheap)
         target, timings, state, since = self.target, self.timings, self.state, self.since
         new = list(state)
-        # 1. End what must end: greens whose minimum has passed, yellows that have run out.
+        # 1. End what must end: greens whose minimum has passed, yellows that have run out; a
+        #    protected green becoming permissive goes through a yellow too.
         for i, c in enumerate(state):
-            age = t - since[i]
-            if c in GREEN and target[i] == "r" and age >= timings[i].min_green_s:
-                new[i] = "r" if timings[i].pedestrian else "y"
-            elif (c == "y" and age >= timings[i].yellow_s) or c in "oO":
+            age, want = t - since[i], target[i]
+            if c in GREEN and want not in GREEN and age >= timings[i].min_green_s:
+                new[i] = self._at_rest(i, want) if timings[i].pedestrian else "y"
+            elif c == "G" and want == "g" and age >= timings[i].min_green_s:
+                if timings[i].pedestrian:  # a walk now yielding: its clearance runs before foes
+                    new[i] = "g"  # get priority (see _may_start)
+                    self.permissive_since[i] = t
+                else:
+                    new[i] = "y"
+                    self.to_permissive.add(i)
+            elif c in YELLOW and age >= timings[i].yellow_s:
+                if i in self.to_permissive and want == "g":
+                    new[i] = "g"  # the permissive green follows its change interval directly
+                    self.permissive_since[i] = t
+                else:
+                    new[i] = self._at_rest(i, want)
+                self.to_permissive.discard(i)
+            elif c == "o" or (c == "O" and i not in self.always_off):
                 new[i] = "r"
-            elif c == "G" and target[i] == "g":
-                new[i] = "g"  # giving up priority is always safe
-        # 2. Start greens whose foes are red and cleared, if the result stays consistent.
+            elif c == "u" and want not in GREEN:
+                new[i] = self._at_rest(i, want)  # the green it announced is no longer wanted
+            elif c in RED and want in RED and c != want:
+                new[i] = want  # right-turn-on-red on or off: both are red
+        # 2. Start greens whose foes are red and cleared, if the result stays consistent; where
+        #    the net shows red-amber before a green, show it first.
         for i, want in enumerate(target):
-            # A green starts only from a red already shown (never straight from yellow or flash),
-            # or as a change of priority within a green.
-            startable = want in GREEN and new[i] != want and state[i] in "rGg" and new[i] in "rGg"
-            if startable and self._may_start(i, want, new, t):
-                new[i] = want
+            if want not in GREEN or new[i] == want or i in self.to_permissive:
+                continue
+            c = state[i]
+            if c == "u":
+                ready = t - since[i] >= timings[i].red_amber_s
+                if ready and self._may_start(i, want, new, t):
+                    new[i] = want
+            # A green starts only from a red already shown (never straight from yellow or flash);
+            # a yielding green may gain priority (giving it up goes through a yellow, above).
+            elif (
+                (c in RED or (c == "g" and want == "G"))
+                and (new[i] in RED or new[i] == c)
+                and self._may_start(i, want, new, t)
+            ):
+                new[i] = "u" if c in RED and timings[i].red_amber_s > 0 else want
         if new == state:
             if "".join(state) == target:
                 self._served(t)
@@ -292,7 +407,7 @@ class IntersectionGuard:
             self.mode = Mode.FAILSAFE
             return self.step(t)
         for i in range(len(new)):
-            if new[i] != state[i]:
+            if new[i] != state[i] and not (new[i] in RED and state[i] in RED):
                 since[i] = t
         self.state = new
         if shown == target:
@@ -305,18 +420,24 @@ class IntersectionGuard:
             self.phase_since = t
 
     def _may_start(self, i: int, want: str, new: list[str], t: float) -> bool:
-        """May link ``i`` turn ``want`` now, given the other links' next states ``new``?"""
+        """May link ``i`` turn ``want`` (or red-amber before it) now, given the other links'
+        next states ``new``?"""
         for j in self.foes[i]:
             c = new[j]
             if c in SHOWING:
                 if not self.compatible(i, want, j, c):
                     return False
-            elif c == "r":
+                if c in YELLOW and want == "G":
+                    return False  # a foe still clearing: priority waits for its all-red
+                changed = self.permissive_since.get(j)
+                if want == "G" and changed is not None and t - changed < self.timings[j].clearance_s:
+                    return False  # the foe just gave up priority: its all-red runs first
+            elif c in RED:
                 # A foe that turned red this very step has its clearance still ahead.
-                if self.state[j] != "r" or t - self.since[j] < self.timings[j].clearance_s:
+                if self.state[j] not in RED or t - self.since[j] < self.timings[j].clearance_s:
                     return False
             else:
-                return False  # a foe flashing or off: not a state to start a green beside
+                return False  # a foe in red-amber, flashing or off: not a state to start beside
         return True
 
     def _maxed_out(self, t: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,39 @@ import pytest
 from sim.sumo import sumo_binary, sumo_home
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def make_net(path: Path, *options: str, junction: str = "traffic_light") -> Path:
+    """A netgenerate grid with traffic lights; ``options`` change its signals and layout."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(sumo_binary("netgenerate")), "--grid", "--grid.length", "200",
+         "--default-junction-type", junction, "--tls.default-type", "static",
+         *options, "-o", str(path)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+def add_red_amber(net: Path, seconds: float = 2.0) -> Path:
+    """Rewrite every signal program of ``net`` the German way: before each green, the links
+    about to turn green show red-amber (``u``) for ``seconds``, taken from the red before it."""
+    tree = ET.parse(net)
+    for logic in tree.getroot().iter("tlLogic"):
+        phases = list(logic.iter("phase"))
+        for phase in phases:
+            logic.remove(phase)
+        for k, phase in enumerate(phases):
+            before = phases[k - 1]
+            state, previous = phase.get("state", ""), before.get("state", "")
+            starting = [i for i, c in enumerate(state) if c in "Gg" and previous[i] in "rs"]
+            if starting and "y" in previous:
+                amber = "".join("u" if i in starting else c for i, c in enumerate(previous))
+                amber = amber.replace("y", "r")
+                logic.append(ET.Element("phase", duration=f"{seconds:g}", state=amber))
+            logic.append(phase)
+    tree.write(net, encoding="utf-8", xml_declaration=True)
+    return net
 
 
 def make_grid_scenario(folder: Path, *, end_s: int, period_s: float, seed: int = 7) -> Path:
@@ -50,3 +84,16 @@ def grid_cfg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def jammed_grid_cfg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An overloaded grid: at the end, many vehicles are still driving or never got in."""
     return make_grid_scenario(tmp_path_factory.mktemp("jam"), end_s=400, period_s=0.4)
+
+
+@pytest.fixture(scope="session")
+def alphabet_nets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Nets whose programs use more of SUMO's signal alphabet: right-turn-on-red (``s``) with
+    protected-then-permissive left turns, and red-amber (``u``) before every green."""
+    folder = tmp_path_factory.mktemp("alphabet")
+    ror = make_net(
+        folder / "ror.net.xml", "--grid.number", "3", "--default.lanenumber", "2",
+        "--tls.left-green.time", "6", junction="traffic_light_right_on_red",
+    )  # fmt: skip
+    amber = add_red_amber(make_net(folder / "amber.net.xml", "--grid.number", "3"))
+    return {"ror": ror, "amber": amber}

@@ -27,7 +27,8 @@ STEP_S = 1.0
 EPS = 1e-6
 SHOWING = frozenset("Ggy")
 GREEN = frozenset("Gg")
-NETS = ("single", "corridor", "district", "grid")
+RED = frozenset("rs")
+NETS = ("single", "corridor", "district", "grid", "ror", "amber")
 
 # The clearance rules as the guard documents them (ITE, level grade), restated for the referee.
 REACTION_S = 1.0
@@ -148,10 +149,13 @@ class Signal:
     of ``(i, j)`` may show beside ``j``: no more priority than the program ever gives it there."""
     timings: dict[int, Timing]
     foes: dict[int, list[int]] = field(default_factory=dict)
+    red_amber: dict[int, float] = field(default_factory=dict)
+    """Links the net shows red-amber (``u``) before their green, and for how long (s)."""
 
     @property
     def first_state(self) -> str:
-        return self.tls.programs[0].phases[0].state
+        """The program's first green phase (a red-amber phase may come before it)."""
+        return self.green_phases[0][1]
 
     @property
     def green_phases(self) -> list[tuple[int, str]]:
@@ -179,12 +183,18 @@ def make_signal(net: str, network: Network, facts: NetFacts, tls_id: str) -> Sig
                 permissive[(i, j)] = {"G": "Ggy", "g": "gy", "y": "y"}[best]
     foes = {k: sorted(j for i, j in conflicts if i == k) for k in range(n)}
     timings = expected_timings(facts, tls_id, n, STEP_S)
-    return Signal(net, network, tls, n, conflicts, permissive, timings, foes)
+    red_amber: dict[int, float] = {}
+    for phase in tls.programs[0].phases:
+        for i, c in enumerate(phase.state):
+            if c == "u":
+                red_amber[i] = max(red_amber.get(i, 0.0), phase.duration_s)
+    return Signal(net, network, tls, n, conflicts, permissive, timings, foes, red_amber)
 
 
 @pytest.fixture(scope="session")
-def net_paths(grid_cfg: Path) -> dict[str, Path]:
-    paths = {name: load_scenario(name).net_file for name in NETS if name != "grid"}
+def net_paths(grid_cfg: Path, alphabet_nets: dict[str, Path]) -> dict[str, Path]:
+    paths = {name: load_scenario(name).net_file for name in ("single", "corridor", "district")}
+    paths |= alphabet_nets
     paths["grid"] = grid_cfg.parent / "grid.net.xml"
     return paths
 
@@ -260,14 +270,18 @@ def rule2_min_green(sig: Signal, history: list[Shown]) -> list[str]:
 
 
 def rule3_sequence(sig: Signal, history: list[Shown]) -> list[str]:
-    """Vehicles: green -> yellow (for its full time) -> red. Pedestrians: green -> red."""
+    """Vehicles: green -> yellow (for its full time) -> red, or -> a yielding green when a
+    protected green becomes permissive (``G`` -> ``y`` -> ``g``). Red and right-turn-on-red
+    (``s``) are both red. Pedestrians: green -> red."""
     errors: list[str] = []
     yellow_onset = [0.0] * sig.n
+    yellow_from = [""] * sig.n
+    amber_onset = [0.0] * sig.n
     for before, now in pairwise(history):
         flashing = now.mode in (Mode.FLASH, Mode.FAILSAFE)
         for i in range(sig.n):
             was, is_ = before.state[i], now.state[i]
-            if was == is_ or (flashing and is_ == "o"):
+            if was == is_ or (flashing and is_ == "o") or (was in RED and is_ in RED):
                 continue
             where = f"t={now.t:g} link {i}: {was}->{is_}"
             if sig.timings[i].pedestrian:
@@ -276,34 +290,59 @@ def rule3_sequence(sig: Signal, history: list[Shown]) -> list[str]:
                 continue
             if was in GREEN and is_ not in GREEN and is_ != "y":
                 errors.append(f"{where} (a green must end in yellow)")
+            elif was == "G" and is_ == "g":
+                errors.append(f"{where} (priority is given up through a yellow)")
             elif is_ == "y" and was not in GREEN:
                 errors.append(f"{where} (yellow only follows green)")
-            elif was == "y" and is_ != "r":
-                errors.append(f"{where} (a yellow must be followed by red)")
+            elif was == "y" and is_ not in RED and not (is_ == "g" and yellow_from[i] == "G"):
+                errors.append(f"{where} (a yellow is followed by red, or by g after a G)")
             elif was == "y" and now.t - yellow_onset[i] < sig.timings[i].yellow_s - EPS:
                 errors.append(f"{where} after {now.t - yellow_onset[i]:g} s of yellow")
+            amber = sig.red_amber.get(i, 0.0)
+            if is_ in GREEN and was in RED and amber > 0:
+                errors.append(f"{where} (this net shows red-amber before a green)")
+            elif was == "u" and is_ in GREEN and now.t - amber_onset[i] < amber - EPS:
+                errors.append(f"{where} after {now.t - amber_onset[i]:g} s of red-amber")
             if is_ == "y":
-                yellow_onset[i] = now.t
+                yellow_onset[i], yellow_from[i] = now.t, was
+            elif is_ == "u":
+                amber_onset[i] = now.t
     return errors
 
 
 def rule4_clearance(sig: Signal, history: list[Shown]) -> list[str]:
     """A stream starts only when each foe it must not share green with has been red for the foe's
-    clearance (all-red after a vehicle yellow, flashing don't-walk after a walk)."""
+    clearance (all-red after a vehicle yellow, flashing don't-walk after a walk); and it takes
+    priority beside a foe that has just given priority up only once that foe's all-red has run
+    since its yellow ended."""
     errors: list[str] = []
-    red_since: list[float | None] = [0.0 if c == "r" else None for c in history[0].state]
+    stopped = RED | {"u"}  # red-amber is still red: nobody moves on it
+    red_since: list[float | None] = [0.0 if c in stopped else None for c in history[0].state]
+    permissive_since: list[float | None] = [None] * sig.n
     for before, now in pairwise(history):
         for j in range(sig.n):
-            if now.state[j] != "r":
+            if now.state[j] not in stopped:
                 red_since[j] = None
-            elif before.state[j] != "r":
+            elif before.state[j] not in stopped:
                 red_since[j] = now.t
+            if now.state[j] == "g" and before.state[j] in "yG":
+                permissive_since[j] = now.t
+            elif now.state[j] != "g":
+                permissive_since[j] = None
         for i in range(sig.n):
             a = now.state[i]
             if before.state[i] in GREEN or a not in GREEN:
                 continue
             for j in sig.foes[i]:
                 b = now.state[j]
+                changed = permissive_since[j]
+                if a == "G" and b == "g" and changed is not None:
+                    if now.t - changed < sig.timings[j].clearance_s - EPS:
+                        errors.append(
+                            f"t={now.t:g} link {i} took priority {now.t - changed:g} s after foe "
+                            f"{j} gave it up (clearance {sig.timings[j].clearance_s:g} s)"
+                        )
+                    continue
                 if b in SHOWING:
                     continue  # moving beside it: rule 1's business
                 if a == "g" and "g" in sig.permissive.get((i, j), ""):
