@@ -13,6 +13,9 @@ Each incoming vehicle lane of a signal gets:
 
 Distances are clamped to the lane (short lanes get shorter zones). A scenario may change them in
 ``[detectors]`` of its ``scenario.toml``.
+
+Loops count as loops do: a vehicle once, when it reaches the loop, however long it stands there
+(the sensor layer counts the vehicle ids newly over each loop, step by step).
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ profiles of noisy and failing sensors plug in the same way.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,12 +25,14 @@ from sim.sumo import SumoWorld
 
 @dataclass(frozen=True, slots=True)
 class LaneObservation:
-    """What the detectors of one approach lane reported over the last period.
+    """What the detectors of one approach lane reported for the period ending at ``t_s``.
 
-    ``count``: vehicles over the advance loop; ``gap_s``: time since the advance loop last saw a
-    vehicle; ``queue``: halting vehicles in the stop-line zone; ``present``: vehicles in the zone;
-    ``occupancy``: stop-line zone occupancy, 0..1; ``buses``: buses over the transit loop;
-    ``emergency``: emergency vehicles over the emergency loop.
+    ``count``: vehicles that reached the advance loop in the period, each once; ``gap_s``: time
+    since the advance loop was last occupied (the real gap behind the last vehicle); ``queue``:
+    halting vehicles in the stop-line zone; ``present``: vehicles in the zone; ``occupancy``:
+    stop-line zone occupancy, 0..1 (queue, presence and occupancy at the end of the period);
+    ``buses``: buses over the transit loop; ``emergency``: emergency vehicles over the emergency
+    loop; ``t_s``: when it was measured (s), so a reader can tell its age.
     """
 
     count: int
@@ -39,12 +42,17 @@ class LaneObservation:
     occupancy: float
     buses: int
     emergency: int = 0
+    t_s: float = 0.0
 
 
 NO_TRAFFIC = LaneObservation(0, 3600.0, 0, 0, 0.0, 0)
-RECALL = LaneObservation(1, 0.0, 1, 1, 0.5, 0)
-"""What a controller is shown for a lane whose detector is faulty: a standing call, so the
-approach is served every cycle and extended as if vehicles kept coming (max recall)."""
+RECALL = LaneObservation(1, 0.0, 1, 1, 0.5, 0, t_s=math.inf)
+"""What a controller is shown for a lane whose detector is faulty, or whose last report is too
+old to trust: a standing call, so the approach is served every cycle and extended as if
+vehicles kept coming (max recall)."""
+
+STALE_PERIODS = 2.5
+"""A report older than this many reporting periods is treated as missing."""
 
 
 class SensorProfile(ABC):
@@ -94,14 +102,17 @@ class Ideal(SensorProfile):
 
 
 class SensorLayer:
-    """Reads the detectors every step and reports per lane once per reporting period.
+    """Reports every approach lane's detectors once per reporting period.
 
-    Counts (vehicles, buses, emergency vehicles) add up over the period; the gap is the time since
-    the advance loop last counted a vehicle (to the step); queue, presence and occupancy are the
-    values at the end of it. Each report passes through the sensor profile, then through the
-    health check: a lane whose detectors look faulty is shown to controllers as :data:`RECALL`
-    until it recovers (``sensor.fault`` / ``sensor.recovered`` on the stream); a lane that sent
-    nothing keeps its last observation.
+    Counts (vehicles, buses, emergency vehicles) are the vehicles that reached each loop since the
+    last report, each counted once: the ids over a loop that were not over it the step before
+    (SUMO's own running count misses vehicles that change lanes over a loop, and counts one that
+    changes away again); the gap is the time since the advance loop was last occupied; queue,
+    presence and occupancy are the values at the end of the period. Each report passes through the sensor
+    profile, then through the health check: a lane whose detectors look faulty is shown to
+    controllers as :data:`RECALL` until it recovers (``sensor.fault`` / ``sensor.recovered`` on
+    the stream). A lane that sent nothing keeps its last observation, with its time; read with
+    the current time, one older than :data:`STALE_PERIODS` periods counts as missing (recall).
     """
 
     def __init__(
@@ -117,6 +128,7 @@ class SensorLayer:
         self.world = world
         self.profile = profile
         self.period_s = period_s
+        self.stale_s = STALE_PERIODS * period_s
         self.bus = bus
         by_kind = {kind: [d for d in detectors if d.kind is kind] for kind in DetectorKind}
         stops = by_kind[DetectorKind.STOPLINE]
@@ -135,13 +147,16 @@ class SensorLayer:
         }
         n = len(self.lanes)
         self._sums = {kind: np.zeros(n, np.int64) for kind in self._loops}
-        self._last_seen = np.full(n, -3600.0)
+        self._on_loop: dict[DetectorKind, list[tuple[str, ...]]] = {
+            kind: [()] * len(loops) for kind, (loops, _) in self._loops.items()
+        }
         self._next_report = 0.0
         capacity = np.array([max(1, int(d.distance_to_stopline_m / 7.5)) for d in stops], np.int64)
         profile.bind(self.lanes, capacity, seed)
         groups = {tls: g for g, tls in enumerate(dict.fromkeys(self._tls))}
         self._health: SensorHealth | None = None
         self._groups = [groups[tls] for tls in self._tls]
+        self._n = n
         self.latest: dict[str, LaneObservation] = dict.fromkeys(self.lanes, NO_TRAFFIC)
 
     @property
@@ -151,33 +166,49 @@ class SensorLayer:
     def attach(self, t: float) -> None:
         self._next_report = t + self.period_s
         self._health = SensorHealth(self._groups, t)
+        self.latest = dict.fromkeys(self.lanes, replace(NO_TRAFFIC, t_s=t))
 
-    def update(self, t: float) -> bool:
-        """Read this step's detector values; report if a period ended. True if it reported."""
+    def _count_arrivals(self) -> None:
+        """Add the vehicles newly over each loop this step to its lane's count."""
         world = self.world
         for kind, (loops, lanes) in self._loops.items():
-            if loops:
-                counts = np.array(world.loop_counts(loops), np.int64)
-                np.add.at(self._sums[kind], lanes, counts)
-                if kind is DetectorKind.ADVANCE:
-                    self._last_seen[lanes[counts > 0]] = t
+            if not loops:
+                continue
+            before = self._on_loop[kind]
+            now = world.loops_vehicle_ids(loops)
+            sums = self._sums[kind]
+            for k, ids in enumerate(now):
+                if ids:
+                    last = before[k]
+                    sums[lanes[k]] += len(ids) if not last else sum(1 for v in ids if v not in last)
+            self._on_loop[kind] = now
+
+    def update(self, t: float) -> bool:
+        """Read this step's loops; report if a period ended at ``t``. True if it reported."""
+        self._count_arrivals()
         if t + 1e-9 < self._next_report:
             return False
         self._next_report += self.period_s
+        world = self.world
+        n = self._n
         areas = np.array(world.area_counts(self._areas), np.float64).reshape(-1, 3)
-        n = len(self.lanes)
+        gap = np.full(n, 3600.0)
+        loops, lanes = self._loops[DetectorKind.ADVANCE]
+        if loops:
+            gap[lanes] = np.array(world.loop_gaps(loops), np.float64)
+        sums = self._sums
         truth = Readings(
-            count=self._sums[DetectorKind.ADVANCE].copy(),
-            gap_s=t - self._last_seen,
+            count=sums[DetectorKind.ADVANCE].copy(),
+            gap_s=gap,
             queue=areas[:, 1].astype(np.int64),
             present=areas[:, 0].astype(np.int64),
             occupancy=areas[:, 2] / 100.0,
-            buses=self._sums[DetectorKind.TRANSIT].copy(),
-            emergency=self._sums[DetectorKind.EMERGENCY].copy(),
+            buses=sums[DetectorKind.TRANSIT].copy(),
+            emergency=sums[DetectorKind.EMERGENCY].copy(),
             valid=np.ones(n, np.bool_),
         )
-        for sums in self._sums.values():
-            sums[:] = 0
+        for counts in sums.values():
+            counts[:] = 0
         reported = self.profile.apply(t, truth)
         self._report(t, reported)
         return True
@@ -202,10 +233,16 @@ class SensorLayer:
             if fault is not None:
                 latest[lane] = RECALL
             elif valid:
-                latest[lane] = LaneObservation(count, gap, queue, present, occupancy, buses, emergency)
+                latest[lane] = LaneObservation(
+                    count, gap, queue, present, occupancy, buses, emergency, t
+                )
 
-    def lane(self, lane: str) -> LaneObservation:
-        return self.latest.get(lane, NO_TRAFFIC)
+    def lane(self, lane: str, now: float | None = None) -> LaneObservation:
+        """The lane's last report; with ``now`` (s), :data:`RECALL` if it is too old to trust."""
+        observation = self.latest.get(lane, NO_TRAFFIC)
+        if now is not None and now - observation.t_s > self.stale_s:
+            return RECALL
+        return observation
 
     def faulty_lanes(self) -> list[str]:
         """Lanes whose detectors are judged faulty right now."""

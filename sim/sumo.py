@@ -195,15 +195,20 @@ class SumoWorld:
 
     # --- detectors ---------------------------------------------------------------------------
 
-    def loop_counts(self, loop_ids: Sequence[str]) -> list[int]:
-        """Vehicles over each induction loop during the last step."""
-        count = self._require().inductionloop.getLastStepVehicleNumber
-        return [count(loop) for loop in loop_ids]
-
     def loop_interval_counts(self, loop_ids: Sequence[str]) -> list[int]:
         """Vehicles that have reached each induction loop since its current interval began."""
         count = self._require().inductionloop.getIntervalVehicleNumber
         return [count(loop) for loop in loop_ids]
+
+    def loops_vehicle_ids(self, loop_ids: Sequence[str]) -> list[tuple[str, ...]]:
+        """The vehicles over each induction loop during the last step."""
+        ids = self._require().inductionloop.getLastStepVehicleIDs
+        return [ids(loop) for loop in loop_ids]
+
+    def loop_gaps(self, loop_ids: Sequence[str]) -> list[float]:
+        """Seconds since each induction loop was last occupied (0 while a vehicle is on it)."""
+        since = self._require().inductionloop.getTimeSinceDetection
+        return [since(loop) for loop in loop_ids]
 
     def area_counts(self, area_ids: Sequence[str]) -> list[tuple[int, int, float]]:
         """(vehicles present, vehicles halting, occupancy %) in each lane-area detector, now."""

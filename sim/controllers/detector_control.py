@@ -36,6 +36,7 @@ class DetectorController(Controller):
             for tls, guard in context.signals.guards.items()
             if guard.phases
         }
+        self.now = context.env.now
         self._preempted: dict[str, tuple[int, float]] = {}
         """Signal -> (program phase held for an emergency vehicle, time of its last detection)."""
         self.setup(context)
@@ -44,6 +45,7 @@ class DetectorController(Controller):
         """Called once after :meth:`start` has built the intersections."""
 
     def on_step(self, t: float) -> None:
+        self.now = t
         guards = self.signals.guards
         automatic = [
             (phases, guards[tls])
@@ -102,7 +104,8 @@ class DetectorController(Controller):
     # --- helpers for subclasses ------------------------------------------------------------------
 
     def observe(self, lane: str) -> LaneObservation:
-        return self.sensors.lane(lane)
+        """The lane's latest report; one too old to trust counts as missing (a standing call)."""
+        return self.sensors.lane(lane, self.now)
 
     @staticmethod
     def green_time(t: float, guard: IntersectionGuard) -> float | None:

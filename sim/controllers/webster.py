@@ -50,9 +50,12 @@ class Webster(DetectorController):
         self._next_retime = RETIME_S
 
     def on_step(self, t: float) -> None:
+        self.now = t
         for counts in self._counts.values():
             for lane in counts:
-                counts[lane] += self.observe(lane).count
+                observation = self.observe(lane)
+                if observation.t_s == t:  # a report of this step (not an old one, not recall)
+                    counts[lane] += observation.count
         if t >= self._next_retime:
             self._next_retime += RETIME_S
             for tls, phases in self.intersections.items():

@@ -167,8 +167,15 @@ def test_a_long_red_queue_is_not_a_stuck_detector() -> None:
 class _World:
     """Detector values for two lanes: a fake of SumoWorld's detector reads (pure unit test)."""
 
-    def loop_counts(self, loops: list[str]) -> list[int]:
-        return [1 for _ in loops]
+    def __init__(self) -> None:
+        self.passed = 0
+
+    def loops_vehicle_ids(self, loops: list[str]) -> list[tuple[str, ...]]:
+        self.passed += 1  # a new vehicle a second over every loop
+        return [(f"v{self.passed}",) for _ in loops]
+
+    def loop_gaps(self, loops: list[str]) -> list[float]:
+        return [0.5 for _ in loops]
 
     def area_counts(self, areas: list[str]) -> list[tuple[int, int, float]]:
         return [(2, 1, 30.0) for _ in areas]
