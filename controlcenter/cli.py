@@ -18,9 +18,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from controlcenter.config import DEFAULT_DB, ServeConfig
 from controlcenter.rules import DEFAULT_RULES, load_rules
+from sim.check import check_network
 from sim.controllers import controller_names, create_controller
 from sim.errors import CcsimError
 from sim.live import check_speed
+from sim.network import read_network
 from sim.outputs import prepare_out_dir
 from sim.report import write_comparison
 from sim.scenario import load_scenario
@@ -65,15 +67,50 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
 
         summary = run_to_folder(spec, advance)
     _print_summary(console, summary)
+    _warn_degraded(console, summary)
     console.print(f"wrote {out}/summary.json, timeseries.parquet, events.parquet")
     return 0
+
+
+def _warn_degraded(console: Console, summary: dict[str, Any]) -> None:
+    """A run in which ccsim's controller did not drive every signal says so, loudly."""
+    shares = summary.get("control_share_by_tls") or {}
+    degraded = {tls: share for tls, share in shares.items() if share < 0.95}
+    if degraded:
+        worst = ", ".join(f"{tls} {100 * share:.0f}%" for tls, share in sorted(degraded.items())[:8])
+        console.print(
+            f"[bold yellow]warning:[/] {len(degraded)} of {len(shares)} signals were under "
+            f"{summary['controller']} control for less than 95% of the run ({worst}); "
+            f"{summary['guard_refusals']} requests refused - see 'ccsim check' and the "
+            "signal.fallback / guard.refused messages in events.parquet"
+        )
+
+
+def _cmd_check(args: argparse.Namespace, console: Console) -> int:
+    scenario = load_scenario(args.scenario)
+    reports = check_network(read_network(scenario.net_file), scenario.detectors, scenario.step_length_s)
+    for r in reports:
+        verdict = "[red]not supported[/]: " + r.unsupported if r.unsupported else "[green]ok[/]"
+        console.print(f"[bold]{r.tls}[/]  {verdict}")
+        console.print(f"  programs: {'; '.join(r.programs) or 'none'}")
+        console.print(f"  green phases: {r.green_phases}  states: {r.states}")
+        for line in (*r.features, *r.detectors):
+            console.print(f"  {line}", highlight=False)
+        for note in r.notes:
+            console.print(f"  note: {note}", highlight=False)
+    bad = [r.tls for r in reports if r.unsupported]
+    console.print(
+        f"{len(reports)} signals, {len(reports) - len(bad)} under ccsim control"
+        + (f"; keep their own program: {', '.join(bad)}" if bad else "")
+    )
+    return 1 if args.strict and bad else 0
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     shown = (
         "vehicles_departed", "vehicles_arrived", "mean_delay_s", "mean_travel_time_s",
         "mean_stops", "throughput_veh_h", "pedestrian_mean_delay_s", "bus_mean_delay_s",
-        "co2_kg", "guard_violations", "realtime_factor",
+        "co2_kg", "guard_violations", "guard_refusals", "control_share_min", "realtime_factor",
     )  # fmt: skip
     for key in shown:
         value = summary[key]
@@ -207,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", type=Path, default=None)
     cmp.add_argument("--jobs", type=int, default=default_jobs(), help="parallel runs")
     cmp.set_defaults(handler=_cmd_compare)
+
+    chk = sub.add_parser("check", help="what the controllers can and cannot do on a scenario's net")
+    chk.add_argument("scenario", help="bundled name, folder with scenario.toml, or a .sumocfg")
+    chk.add_argument("--strict", action="store_true", help="exit 1 if any signal is not supported")
+    chk.set_defaults(handler=_cmd_check)
 
     srv = sub.add_parser("serve", help="run a scenario live, with the control room (REST + websocket)")
     srv.add_argument("scenario", help="bundled name, scenario folder or .sumocfg file")

@@ -207,6 +207,8 @@ class Simulation:
             self.bus.publish(t_end, "parking", self.parking.finish(t_end, t_end - self.begin_s))
         if self.devices is not None:
             self.devices.finish(t_end)
+        if self.signals is not None:
+            self.signals.finish(t_end)
         stops = read_total_stops(self.workdir / "tripinfo.xml")
         self.bus.publish(t_end, "monitor", RunFinished(stops_total=stops, **stopped))
 
@@ -241,6 +243,8 @@ class Simulation:
         )
         monitor.attach(network, tls_ids)
         signals = SignalControl(network, world, self.bus, self.step_s)
+        signals.announce(self.begin_s)
+        monitor.on_signal = signals.observe
         sensors: SensorLayer | None = None
         if self.controller.uses_detectors:
             sensors = SensorLayer(
@@ -253,10 +257,9 @@ class Simulation:
             )
             sensors.attach(self.begin_s)
             signals.take_over(self.begin_s, {tls: world.signal_state(tls) for tls in signals.guards})
-            monitor.phase_of = lambda tls: signals.guards[tls].target_phase
+            guards = signals.guards
+            monitor.phase_of = lambda tls: guards[tls].target_phase if tls in guards else -1
             env.process(self._drive_signals(env, sensors, signals))
-        else:
-            monitor.on_signal = signals.observe
         self.signals = signals
         self.parking = self._start_parking(env, world, network)
         if self.devices is not None:
@@ -287,6 +290,7 @@ class Simulation:
                 last = k == n_steps or self._stopping
                 if k % interval_steps == 0 or last:
                     monitor.on_interval(t)
+                    signals.check_degraded(t)
                 while self._commands:
                     self._apply(t, self._commands.popleft(), world, signals)
                 if progress is not None and (k % report_every == 0 or last):

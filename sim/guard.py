@@ -147,6 +147,87 @@ def green_phases(program: Program) -> list[tuple[int, str]]:
     ]
 
 
+SUPPORTED_PROGRAM_TYPES = frozenset({"static", "actuated", "delay_based"})
+
+
+def unsupported(tls: TrafficLight) -> str | None:
+    """Why ccsim's controllers cannot drive ``tls`` (it then keeps its own program), or None."""
+    if not tls.programs or not tls.link_count:
+        return "no signal program"
+    program = tls.programs[0]
+    if program.type not in SUPPORTED_PROGRAM_TYPES:
+        return f"program type '{program.type}' (supported: {', '.join(sorted(SUPPORTED_PROGRAM_TYPES))})"
+    lengths = {len(ph.state) for p in tls.programs for ph in p.phases}
+    if len(lengths) > 1:
+        return f"programs of different lengths {sorted(lengths)}"
+    states = {c for p in tls.programs for ph in p.phases for c in ph.state}
+    if states - set(SIGNAL_STATES):
+        return f"signal states {''.join(sorted(states - set(SIGNAL_STATES)))} unknown to SUMO"
+    return None
+
+
+def nothing_to_choose(tls: TrafficLight) -> bool:
+    """A signal with fewer than two green phases (always green, say): no controller has a choice
+    to make, so it runs its own program, which is not a failure."""
+    return bool(tls.programs) and len(green_phases(tls.programs[0])) < 2
+
+
+def program_notes(tls: TrafficLight, guard: IntersectionGuard) -> list[str]:
+    """What the net's own programs do that ccsim's guard would not: greens shorter than the
+    minimum, yellows shorter than the ITE change interval, all-reds shorter than the clearance
+    before a foe's green, and foe pairs shown green with priority together. Notes of the net's
+    design, not violations: SUMO runs these programs as written."""
+    notes: list[str] = []
+    for i, j in guard.design_pairs:
+        notes.append(f"links {i} and {j} are foes in the net but a program shows both green (G)")
+    for program in tls.programs:
+        where = f"program {program.id}"
+        for link, timing in enumerate(guard.timings):
+            if link in guard.always_off:
+                continue
+            greens = _runs(program, link, "Gg")
+            if greens and min(greens) < timing.min_green_s - 1e-9:
+                notes.append(
+                    f"{where}: link {link} green {min(greens):g} s < minimum {timing.min_green_s:g} s"
+                )
+            yellows = _runs(program, link, "yY")
+            if not timing.pedestrian and yellows and min(yellows) < timing.yellow_s - 1e-9:
+                notes.append(
+                    f"{where}: link {link} yellow {min(yellows):g} s < {timing.yellow_s:g} s (ITE)"
+                )
+        notes.extend(f"{where}: {n}" for n in _short_all_reds(program, guard))
+    return notes
+
+
+def _short_all_reds(program: Program, guard: IntersectionGuard) -> list[str]:
+    """Links whose foe turns green sooner after the link's change interval than its clearance."""
+    phases = program.phases
+    n = len(phases)
+    found: dict[tuple[int, int], float] = {}
+    for k in range(n):
+        before, state = phases[k - 1].state, phases[k].state
+        for i, timing in enumerate(guard.timings):
+            ending = before[i] in SHOWING and state[i] not in SHOWING
+            if not ending:
+                continue
+            # Walk forward from here to the first phase in which a foe of i turns green.
+            elapsed = 0.0
+            for step in range(n):
+                phase = phases[(k + step) % n]
+                started = [j for j in guard.foes[i] if phase.state[j] in GREEN]
+                if started:
+                    if elapsed < timing.clearance_s - 1e-9:
+                        j = started[0]
+                        found[(i, j)] = min(found.get((i, j), math.inf), elapsed)
+                    break
+                elapsed += phase.min_dur_s if phase.min_dur_s is not None else phase.duration_s
+    return [
+        f"link {j} starts {gap:g} s after link {i} stops, < its clearance "
+        f"{guard.timings[i].clearance_s:g} s"
+        for (i, j), gap in sorted(found.items())
+    ]
+
+
 class Mode(Enum):
     AUTOMATIC = "automatic"
     HOLD = "hold"

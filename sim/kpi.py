@@ -14,6 +14,7 @@ from typing import Any
 
 from sim.messages import (
     ApproachDelay,
+    ControlShares,
     DevicesDeployed,
     EmissionsInterval,
     GuardViolation,
@@ -51,6 +52,10 @@ SUMMARY_KEYS = (
     "nox_g",
     "pm_g",
     "guard_violations",
+    "guard_refusals",
+    "control_share_min",
+    "signals_degraded",
+    "control_share_by_tls",
     "parking_occupancy_mean",
     "parking_search_time_mean_s",
     "parking_search_distance_mean_m",
@@ -114,6 +119,7 @@ class KpiCollector:
         self.emissions: list[EmissionsInterval] = []
         self.cycles = _Cycles()
         self.guard_violations = 0
+        self.control: ControlShares | None = None
         self.parking: ParkingTotals | None = None
         self.deployed: dict[str, tuple[str, ...]] = {}
         self.violations: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -136,6 +142,8 @@ class KpiCollector:
             self.emissions.append(payload)
         elif isinstance(payload, GuardViolation):
             self.guard_violations += 1
+        elif isinstance(payload, ControlShares):
+            self.control = payload
         elif isinstance(payload, RunStarted):
             self.started = payload
         elif isinstance(payload, RunFinished):
@@ -191,12 +199,27 @@ class KpiCollector:
             "nox_g": sum(e.nox_g for e in self.emissions),
             "pm_g": sum(e.pm_g for e in self.emissions),
             "guard_violations": self.guard_violations,
+            **self._control_kpis(),
             **self._parking_kpis(),
             **self._device_kpis(duration_s),
             "wall_time_s": wall_time_s,
             "realtime_factor": duration_s / wall_time_s if wall_time_s > 0 else None,
         }
         return {key: values[key] for key in SUMMARY_KEYS}
+
+    def _control_kpis(self) -> dict[str, Any]:
+        """``guard_refusals``: requests the guard refused; ``control_share_by_tls``: per signal the
+        part of the run under ccsim's control (0..1), ``control_share_min`` the lowest, and
+        ``signals_degraded`` how many were out of control more than 5% of the run (all None when
+        SUMO's own programs drove the signals)."""
+        control = self.control
+        shares = {} if control is None else {k: v for k, v in control.shares.items() if v is not None}
+        return {
+            "guard_refusals": 0 if control is None else control.refusals,
+            "control_share_min": min(shares.values()) if shares else None,
+            "signals_degraded": sum(1 for v in shares.values() if v < 0.95) if shares else None,
+            "control_share_by_tls": shares or None,
+        }
 
     def _parking_kpis(self) -> dict[str, float | None]:
         """Parking KPIs (None without parking); see sim/parking.py for what each measures."""

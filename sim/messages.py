@@ -98,6 +98,47 @@ class GuardRefused(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class SignalNote(Payload):
+    """Something of the net's own signal design that ccsim's guard would not do (a short yellow,
+    foes green together...): SUMO runs it as written; said once per run, not a violation."""
+
+    kind: ClassVar[str] = "signal.note"
+    tls: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalFallback(Payload):
+    """ccsim's controller cannot drive this signal (``reason``): it keeps the net's own program."""
+
+    kind: ClassVar[str] = "signal.fallback"
+    tls: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlDegraded(Payload):
+    """A signal spent more than the allowed share of the run so far not under ccsim's control:
+    its requests refused by the guard, or left on its own program. ``share`` is the part of the
+    run it was under control, 0..1."""
+
+    kind: ClassVar[str] = "control.degraded"
+    tls: str
+    share: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlShares(Payload):
+    """At the end of a run: per signal, the part of the run under ccsim's control (0..1; None
+    when SUMO's own programs drove every signal) and how many requests the guard refused."""
+
+    kind: ClassVar[str] = "control.shares"
+    shares: dict[str, float | None]
+    refusals: int
+
+
+@dataclass(frozen=True, slots=True)
 class SignalOverride(Payload):
     """An operator command on a signal and what came of it."""
 

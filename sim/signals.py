@@ -7,6 +7,11 @@ the guard watches every state they show and raises a violation if one is inconsi
 
 Operator overrides (:class:`SignalCommand`) arrive here too, between steps: hold a phase, force a
 plan (one of the net's programs, run with its own timings), flash, back to automatic.
+
+No silent failures: a signal a controller cannot drive keeps its own program and the run says so
+(``signal.fallback``); the seconds in which the guard refused a signal's requests are counted, and
+a signal out of ccsim's control for more than :data:`DEGRADED_SHARE` of the run so far is reported
+(``control.degraded``, an alarm in the control room, a warning at the end of ``ccsim run``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from sim.guard import IntersectionGuard, Mode, green_phases
-from sim.messages import GuardRefused, GuardViolation, MessageBus, SignalOverride
+from sim.guard import (
+    IntersectionGuard,
+    Mode,
+    green_phases,
+    nothing_to_choose,
+    program_notes,
+    unsupported,
+)
+from sim.messages import (
+    ControlDegraded,
+    ControlShares,
+    GuardRefused,
+    GuardViolation,
+    MessageBus,
+    SignalFallback,
+    SignalNote,
+    SignalOverride,
+)
 from sim.network import Network
 from sim.sumo import SumoWorld
 
@@ -49,6 +70,10 @@ class LaneCommand:
 Command = SignalCommand | LaneCommand
 """What an operator can send into a running simulation."""
 
+DEGRADED_SHARE = 0.05
+"""A signal out of control (refusing or on its own program) longer than this part of the run is
+reported."""
+
 
 @dataclass
 class _PlanRunner:
@@ -66,32 +91,96 @@ class SignalControl:
         self.network = network
         self.world = world
         self.bus = bus
-        self.guards = {
-            tls_id: IntersectionGuard.build(tls, network, step_s)
+        self.step_s = step_s
+        signalled = {
+            tls_id: tls
             for tls_id, tls in sorted(network.traffic_lights.items())
             if tls.programs and tls.link_count
         }
+        self.monitors = {
+            tls_id: IntersectionGuard.build(tls, network, step_s) for tls_id, tls in signalled.items()
+        }
+        """Every signal's guard: it checks what SUMO's own programs show where ccsim does not drive."""
+        self.fallback = {
+            tls_id: reason for tls_id, tls in signalled.items() if (reason := unsupported(tls))
+        }
+        """Signals ccsim's controllers cannot drive, and why: they keep the net's own program."""
+        self.fixed = {t for t, tls in signalled.items() if nothing_to_choose(tls)} - set(self.fallback)
+        """Signals with fewer than two green phases: nothing to control, they keep their program."""
+        self.guards = {
+            t: g for t, g in self.monitors.items() if t not in self.fallback and t not in self.fixed
+        }
+        """The signals ccsim's controllers drive (when :attr:`driving`)."""
         self.driving = False
         self._plans: dict[str, _PlanRunner] = {}
+        self._begin_s = 0.0
+        self._refused_steps = dict.fromkeys(self.monitors, 0)
+        self._refusals = 0
+        self._degraded: set[str] = set()
 
     @property
     def violations(self) -> int:
-        return sum(g.violations for g in self.guards.values())
+        return sum(g.violations for g in self.monitors.values())
+
+    def announce(self, t: float) -> None:
+        """Say, once at the start, what the net's own programs do that the guard would not, and
+        which signals keep their own program."""
+        self._begin_s = t
+        for tls, guard in self.monitors.items():
+            for note in program_notes(self.network.traffic_lights[tls], guard):
+                self.bus.publish(t, f"tls:{tls}", SignalNote(tls, note))
+        for tls, reason in self.fallback.items():
+            self.bus.publish(t, f"tls:{tls}", SignalFallback(tls, reason))
 
     def take_over(self, t: float, shown: dict[str, str]) -> None:
-        """ccsim's controller drives from now on, starting from what SUMO shows."""
+        """ccsim's controller drives from now on (but for the fallback signals), starting from what
+        SUMO shows."""
         self.driving = True
         for tls, guard in self.guards.items():
             guard.start(t, shown.get(tls, "r" * len(guard.timings)))
+
+    def control_shares(self, t: float) -> dict[str, float | None]:
+        """Per signal, the part of the run up to ``t`` it was under ccsim's control (0..1); None
+        for every signal when SUMO's own programs drive them all."""
+        if not self.driving:
+            return dict.fromkeys(self.monitors)
+        duration = max(t - self._begin_s, self.step_s)
+        shares: dict[str, float | None] = {}
+        for tls in self.monitors:
+            if tls in self.fixed:
+                shares[tls] = None
+            elif tls in self.fallback:
+                shares[tls] = 0.0
+            else:
+                shares[tls] = max(0.0, 1.0 - self._refused_steps[tls] * self.step_s / duration)
+        return shares
+
+    def check_degraded(self, t: float) -> list[str]:
+        """Report (once each) the signals out of control for more than :data:`DEGRADED_SHARE` of
+        the run so far; returns those reported now."""
+        reported = []
+        for tls, share in self.control_shares(t).items():
+            if share is None or share >= 1.0 - DEGRADED_SHARE or tls in self._degraded:
+                continue
+            self._degraded.add(tls)
+            reason = self.fallback.get(tls) or "the guard refused its controller's requests"
+            self.bus.publish(t, f"tls:{tls}", ControlDegraded(tls, share, reason))
+            reported.append(tls)
+        return reported
+
+    def finish(self, t: float) -> None:
+        """Publish the run's control shares (after a last check for degraded signals)."""
+        self.check_degraded(t)
+        self.bus.publish(t, "signals", ControlShares(self.control_shares(t), self._refusals))
 
     def request_phase(self, t: float, tls: str, phase: int) -> bool:
         """A controller asks for a green phase (ignored unless the signal is automatic)."""
         return self.guards[tls].request_phase(t, phase)
 
     def observe(self, t: float, tls: str, state: str) -> None:
-        """Check a state SUMO's own program shows (when ccsim is not driving)."""
-        guard = self.guards.get(tls)
-        if guard is None or self.driving:
+        """Check a state SUMO's own program shows (where ccsim is not driving)."""
+        guard = self.monitors.get(tls)
+        if guard is None or (self.driving and tls in self.guards):
             return
         pairs = guard.conflicting_pairs(state)
         if pairs:
@@ -112,9 +201,12 @@ class SignalControl:
                 self.bus.publish(
                     t, f"tls:{tls}", GuardViolation(tls, "inconsistent state: fail-safe flashing")
                 )
-            for refusal in guard.refusals:
-                self.bus.publish(t, f"tls:{tls}", GuardRefused(tls, refusal.reason))
-            guard.refusals.clear()
+            if guard.refusals:
+                self._refused_steps[tls] += 1
+                self._refusals += len(guard.refusals)
+                for refusal in guard.refusals:
+                    self.bus.publish(t, f"tls:{tls}", GuardRefused(tls, refusal.reason))
+                guard.refusals.clear()
 
     def _run_plan(self, t: float, guard: IntersectionGuard, runner: _PlanRunner) -> None:
         _index, state, duration = runner.phases[runner.position]
@@ -143,6 +235,10 @@ class SignalControl:
 
     def _apply(self, t: float, cmd: SignalCommand) -> tuple[bool, str]:
         guard = self.guards.get(cmd.tls)
+        if cmd.tls in self.fallback:
+            return False, f"signal {cmd.tls} keeps its own program: {self.fallback[cmd.tls]}"
+        if cmd.tls in self.fixed:
+            return False, f"signal {cmd.tls} has one green phase: there is nothing to override"
         if guard is None:
             return False, f"no signal '{cmd.tls}'"
         if not self.driving:
