@@ -231,6 +231,16 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         clear_when=_BACK_TO_AUTOMATIC,
     ),
     Rule(
+        name="control-degraded",
+        kind="control.degraded",
+        severity=Severity.HIGH,
+        category="traffic",
+        subcategory="hazardOnRoad",
+        description="signal {tls} out of ccsim control ({reason})",
+        key="tls",
+        clear=Clear.LATCHED,
+    ),
+    Rule(
         name="signal-manual",
         kind="signal.override",
         severity=Severity.LOW,

@@ -3,7 +3,7 @@
 // that go through the safety guard (hold, force a plan, flash, back to automatic).
 
 import { describeAnswer, may } from "./api.js";
-import { aspect, isAbnormalMode } from "./signals.js";
+import { STATE_MEANING, aspect, isAbnormalMode } from "./signals.js";
 
 const WINDOW_S = 300;
 // Aspect by height as well as colour (and colours far apart in lightness): green a full bar
@@ -112,8 +112,8 @@ export class IntersectionPanel {
       el("dt", {}, "phase"), el("dd", { testid: "panel-phase" }, `${signal.phase ?? "-"}${elapsed}${changing}`));
     const links = [];
     for (const [i, c] of [...(signal.state || "")].entries()) {
-      const kind = /[Gg]/.test(c) ? "g" : /[yY]/.test(c) ? "y" : /[oO]/.test(c) ? "o" : /[rRs]/.test(c) ? "r" : "";
-      links.push(el("span", { class: `link ${kind}`, title: `link ${i}: ${c}` }, c));
+      const kind = /[Gg]/.test(c) ? "g" : /[yYu]/.test(c) ? "y" : /[oO]/.test(c) ? "o" : /[rRs]/.test(c) ? "r" : "";
+      links.push(el("span", { class: `link ${kind}`, title: `link ${i}: ${c} - ${STATE_MEANING[c] || "unknown"}` }, c));
     }
     this.links.replaceChildren(...links);
     this.timelineBox.replaceChildren(this.timeline(t));

@@ -4,11 +4,18 @@
 export function aspect(stateString) {
   const s = stateString || "";
   if (/[Gg]/.test(s)) return "green";
-  if (/[yY]/.test(s)) return "amber";
+  if (/[yYu]/.test(s)) return "amber";
   if (/[oO]/.test(s)) return "flash";
   if (/[rRs]/.test(s)) return "red";
   return "dark";
 }
+
+// What each of SUMO's signal states means, for tooltips: the whole alphabet ccsim handles.
+export const STATE_MEANING = {
+  G: "green (priority)", g: "green (yielding)", s: "red, right turn after a stop",
+  y: "yellow", Y: "yellow", u: "red-amber (green next)", r: "red",
+  o: "flashing (yield)", O: "no signal",
+};
 
 const LETTER = { green: "G", amber: "Y", red: "R", flash: "F", dark: "-" };
 
