@@ -35,6 +35,7 @@ from sim.messages import (
 from sim.monitor import TrafficMonitor, approach_edge_data, approach_edges
 from sim.network import Network, check_xml, read_network
 from sim.parking import ParkingManager, read_zones
+from sim.programs import add_programs
 from sim.scenario import Scenario
 from sim.sensor_profiles import load_profile
 from sim.sensors import SensorLayer
@@ -121,6 +122,7 @@ class Simulation:
             check_xml(route_file, "route")
         for add_file in self.scenario.additional_files:
             check_xml(add_file, "additional")
+        add_programs(network, self.scenario.additional_files)
         return network
 
     def _write_measurement_file(self, network: Network) -> Path:
