@@ -91,7 +91,7 @@ def _cmd_check(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario)
     network = read_network(scenario.net_file)
     add_programs(network, scenario.additional_files)
-    reports = check_network(network, scenario.detectors, scenario.step_length_s)
+    reports = check_network(network, scenario.detectors, scenario.step_length_s, scenario.clearance)
     for r in reports:
         verdict = "[red]not supported[/]: " + r.unsupported if r.unsupported else "[green]ok[/]"
         console.print(f"[bold]{r.tls}[/]  {verdict}")

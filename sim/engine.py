@@ -244,7 +244,7 @@ class Simulation:
             ),
         )
         monitor.attach(network, tls_ids)
-        signals = SignalControl(network, world, self.bus, self.step_s)
+        signals = SignalControl(network, world, self.bus, self.step_s, self.scenario.clearance)
         signals.announce(self.begin_s)
         monitor.on_signal = signals.observe
         sensors: SensorLayer | None = None
