@@ -282,14 +282,25 @@ def network_map(scenario: Scenario, network: Network, detectors: Sequence[Detect
             )
         )  # fmt: skip
     for det in detectors:
-        lane = shapes.lanes.get(det.lane)
-        if lane is None:
-            continue
+        # A zone over several lanes is drawn along each of them, up to the stop line; a loop
+        # on the lane it lies on.
         if det.kind is DetectorKind.STOPLINE:
-            end = det.position_m + det.distance_to_stopline_m
-            geometry = {"type": "LineString", "coordinates": _coords(lane.cut(det.position_m, end))}
+            points: list[Point] = []
+            for k, lane_id in enumerate(det.lanes):
+                shape = shapes.lanes.get(lane_id)
+                if shape is not None:
+                    start = det.position_m if k == 0 else 0.0
+                    alone = len(det.lanes) == 1
+                    end = det.position_m + det.distance_to_stopline_m if alone else shape.length_m
+                    points += shape.cut(start, end)
+            if not points:
+                continue
+            geometry = {"type": "LineString", "coordinates": _coords(points)}
         else:
-            geometry = {"type": "Point", "coordinates": _coords([lane.at(det.position_m)])[0]}
+            shape = shapes.lanes.get(det.lanes[0])
+            if shape is None:
+                continue
+            geometry = {"type": "Point", "coordinates": _coords([shape.at(det.position_m)])[0]}
         features.append(
             _feature("detector", det.id, geometry, detector=det.kind.value, lane=det.lane, tls=det.tls)
         )

@@ -48,8 +48,13 @@ def check_network(
         if det.kind is DetectorKind.STOPLINE:
             lane_owners.setdefault(det.lane, set()).add(det.tls)
             line = f"{det.lane}: stop-line zone {det.distance_to_stopline_m:.0f} m"
+            if len(det.lanes) > 1:
+                line += f" over {len(det.lanes)} lanes ({', '.join(det.lanes[:-1])} upstream)"
             if det.distance_to_stopline_m < config.stopline_length_m:
-                line += f" (lane only {lane.length_m:.1f} m: the zone would reach the junction behind)"
+                line += (
+                    f" (shortened: the lane is {lane.length_m:.1f} m and the road behind it"
+                    " branches or meets another signal)"
+                )
             by_tls.setdefault(det.tls, []).append(line)
         elif det.kind is DetectorKind.ADVANCE:
             by_tls[det.tls][-1] += f", loop {det.distance_to_stopline_m:.0f} m upstream"

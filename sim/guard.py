@@ -185,17 +185,25 @@ def red_amber_times(tls: TrafficLight) -> list[float]:
 def green_phases(program: Program) -> list[tuple[int, str]]:
     """(index in the program, state) of the net's own phases that a controller may choose: they
     give some stream right of way, are not transitions (no yellow, no red-amber), and are not a
-    step inside a larger phase (a phase whose green streams are all green in another phase too,
-    such as the few seconds after a pedestrian walk ends). A state shown by several phases in a
-    row (a city's plan split into timed steps) is one phase, at its first index."""
+    step inside a larger phase (a phase whose green streams are all green, with as much priority,
+    in another phase too, such as the few seconds after a pedestrian walk ends; a protected turn
+    phase, ``G`` where the larger phase has ``g``, is a phase of its own). A state shown by
+    several phases in a row (a city's plan split into timed steps) is one phase, at its first
+    index."""
     candidates = [
         (i, p.state, frozenset(k for k, c in enumerate(p.state) if c in GREEN))
         for i, p in enumerate(program.phases)
         if any(c in GREEN for c in p.state) and not any(c in "yYu" for c in p.state)
     ]
+
+    def inside(state: str, greens: frozenset[int], other: str, other_greens: frozenset[int]) -> bool:
+        return greens < other_greens and all(state[k] != "G" or other[k] == "G" for k in greens)
+
     chosen: dict[str, int] = {}  # a state the program shows in several phases counts once
     for i, state, greens in candidates:
-        if state not in chosen and not any(greens < other for _, _, other in candidates):
+        if state not in chosen and not any(
+            inside(state, greens, other, other_greens) for _, other, other_greens in candidates
+        ):
             chosen[state] = i
     return [(i, state) for state, i in chosen.items()]
 

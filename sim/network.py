@@ -113,6 +113,8 @@ class Network:
     """Normal lane -> the edges its connections lead to."""
     internal_next: dict[str, str] = field(default_factory=dict)
     """Internal lane -> the internal lane that continues it (left turns waiting inside)."""
+    lane_sources: dict[str, list[str]] = field(default_factory=dict)
+    """Normal lane -> the normal lanes with a connection into it, in the net's order."""
 
     def edge_xy(self, edge: str) -> tuple[float, float]:
         """Midpoint of an edge's end junctions, m (net coordinates)."""
@@ -145,6 +147,7 @@ class _Connection:
     to_edge: str
     tls: str | None
     link_index: int
+    to_lane: str = ""
 
 
 def _opt_float(value: str | None) -> float | None:
@@ -205,9 +208,9 @@ def read_network(path: Path) -> Network:
             elif tag == "connection":
                 from_lane = f"{el.get('from')}_{el.get('fromLane')}"
                 tl = el.get("tl")
-                connections.append(
-                    _Connection(from_lane, el.get("to", ""), tl, int(el.get("linkIndex", "-1")))
-                )
+                to_lane = f"{el.get('to')}_{el.get('toLane')}"
+                link_index = int(el.get("linkIndex", "-1"))
+                connections.append(_Connection(from_lane, el.get("to", ""), tl, link_index, to_lane))
                 if from_lane.startswith(":") and el.get("via"):
                     net.internal_next[from_lane] = el.get("via", "")
                 if tl is None:
@@ -249,6 +252,8 @@ def read_network(path: Path) -> Network:
     for conn in connections:
         if not conn.from_lane.startswith(":"):
             net.lane_targets.setdefault(conn.from_lane, set()).add(conn.to_edge)
+            if conn.to_lane in net.lanes:
+                net.lane_sources.setdefault(conn.to_lane, []).append(conn.from_lane)
     return net
 
 

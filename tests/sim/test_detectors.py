@@ -12,6 +12,7 @@ from sim.network import read_network
 from sim.scenario import load_scenario
 from sim.sensors import RECALL, Ideal, SensorLayer
 from sim.sumo import SumoWorld
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize("advance_m", [60.0, 20.0])
@@ -84,3 +85,34 @@ def test_every_report_carries_its_time_and_old_reports_count_as_missing() -> Non
     # Nothing arrives after t=4: at 2.5 periods of age the report is no longer trusted.
     assert layer.lane(network_lane, 9.0).t_s == 4.0
     assert layer.lane(network_lane, 9.1) == RECALL
+
+
+def test_zones_on_short_approach_lanes_reach_upstream_and_see_the_queue(tmp_path: Path) -> None:
+    """netgenerate's turn lanes make each approach a 4 m edge behind a long one: the zones and
+    loops reach back over the lanes that lead straight into it, so a queue is seen whole."""
+    scenario = load_scenario(str(REPO / "scenarios/tlsvariants/protected-left/scenario.sumocfg"))
+    network = read_network(scenario.net_file)
+    detectors = place_detectors(network, DetectorConfig())
+    zones = {d.lane: d for d in detectors if d.kind is DetectorKind.STOPLINE}
+    short = [lane for lane in zones if network.lanes[lane].length_m < 10.0]
+    assert short and all(zones[lane].distance_to_stopline_m == 60.0 for lane in short)
+    assert all(len(zones[lane].lanes) == 2 and zones[lane].lanes[-1] == lane for lane in short)
+    loops = [d for d in detectors if d.kind is DetectorKind.ADVANCE and d.lane in short]
+    assert all(d.lanes[0] != d.lane and d.position_m > 0 for d in loops)
+    path = write_detectors(tmp_path / "detectors.add.xml", detectors, types={})
+    world = SumoWorld()
+    assert scenario.sumocfg is not None
+    world.start(["-c", str(scenario.sumocfg), "-a", str(path), "--end", "600", "--no-step-log"])
+    layer = SensorLayer(world, detectors, Ideal(), 1.0, bus=MessageBus(), seed=1)
+    layer.attach(0.0)
+    most, counted = 0, 0
+    try:
+        for _ in range(600):
+            world.step()
+            layer.update(world.time)
+            most = max(most, *(layer.lane(lane).queue for lane in short))
+            counted += sum(layer.lane(lane).count for lane in short)
+    finally:
+        world.close()
+    assert most >= 4  # more cars than a 4 m lane can hold: the zone reaches upstream
+    assert counted > 100
