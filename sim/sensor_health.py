@@ -6,7 +6,10 @@ Checked at every report, per lane:
 * **stuck on**: the zone reads full (occupancy >= 95%) with no vehicle counted over the advance
   loop for ``STUCK_ON_S`` - longer than any red a queue could wait through;
 * **stuck off**: nothing counted and nothing present for ``STUCK_OFF_S`` while the other approaches
-  of the same intersection counted at least ``STUCK_OFF_PEERS`` vehicles;
+  of the same intersection counted at least ``STUCK_OFF_PEERS`` vehicles - on a lane known to carry
+  traffic (``STUCK_OFF_HISTORY`` vehicles counted before it fell silent): on real nets some lanes
+  (a turn few drivers take) are empty for long, and a healthy empty lane put on recall would
+  hold every cycle's green for nobody;
 * **chatter**: a counting rate above ``CHATTER_VEH_S`` (twice a lane's saturation flow) on a
   30 s average - more than a lane can carry.
 
@@ -25,6 +28,7 @@ COMM_LOSS_S = 10.0
 STUCK_ON_S = 180.0
 STUCK_OFF_S = 300.0
 STUCK_OFF_PEERS = 30
+STUCK_OFF_HISTORY = 10
 CHATTER_VEH_S = 1.0
 CHATTER_WINDOW_S = 30.0
 RECOVER_S = 30.0
@@ -53,6 +57,7 @@ class SensorHealth:
         self.full_since = np.full(n, np.inf)
         self.empty_since = np.full(n, np.inf)
         self.peer_count_at_empty = np.zeros(n)
+        self.own_count_at_empty = np.zeros(n)
         self.rate = np.zeros(n)
         self.cumulative = np.zeros(n)
         self.fault: list[str | None] = [None] * n
@@ -82,6 +87,7 @@ class SensorHealth:
         starting = empty & np.isinf(self.empty_since)
         self.empty_since[starting] = t
         self.peer_count_at_empty[starting] = peer_total[starting]
+        self.own_count_at_empty[starting] = self.cumulative[starting]
         self.empty_since[~empty & valid] = np.inf
 
         symptom: list[str | None] = [None] * len(self.fault)
@@ -89,7 +95,8 @@ class SensorHealth:
             ("comm_loss", t - self.last_report >= COMM_LOSS_S),
             ("stuck_on", t - self.full_since >= STUCK_ON_S),
             ("stuck_off", (t - self.empty_since >= STUCK_OFF_S)
-             & (peer_total - self.peer_count_at_empty >= STUCK_OFF_PEERS)),
+             & (peer_total - self.peer_count_at_empty >= STUCK_OFF_PEERS)
+             & (self.own_count_at_empty >= STUCK_OFF_HISTORY)),
             ("chatter", self.rate > CHATTER_VEH_S),
         )  # fmt: skip
         for name, mask in symptoms:

@@ -5,7 +5,9 @@ at least its minimum (the guard's, including the pedestrian walk), is extended w
 loops of its lanes keep seeing vehicles closer together than the passage time, and ends on a gap
 (gap-out) or at the maximum green (max-out) when another phase has a call. A call is a vehicle in
 a stop-line zone or over an advance loop; phases that give a crossing its walk are on pedestrian
-recall (push buttons are not modelled, so pedestrians are always served once a cycle).
+recall (push buttons are not modelled, so pedestrians are always served once a cycle). A lane
+whose exits are full (their detectors' zones occupied end to end) neither calls nor extends: a
+green there would only block the junction.
 """
 
 from __future__ import annotations
@@ -21,11 +23,17 @@ MAX_GREEN_S = 45.0
 
 @register("actuated")
 class Actuated(DetectorController):
+    def moving_lanes(self, phases: IntersectionPhases, position: int) -> list[str]:
+        """The phase's lanes whose vehicles could move now: not those whose exits are full."""
+        outs = phases.out_edges[position]
+        return [lane for lane in phases.lanes[position] if not self.exit_full(outs[lane])]
+
     def has_call(self, phases: IntersectionPhases, position: int) -> bool:
         if phases.pedestrian[position]:
             return True
         return any(
-            (obs := self.observe(lane)).present > 0 or obs.count > 0 for lane in phases.lanes[position]
+            (obs := self.observe(lane)).present > 0 or obs.count > 0
+            for lane in self.moving_lanes(phases, position)
         )
 
     def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
@@ -39,7 +47,8 @@ class Actuated(DetectorController):
         calls = [p for p in (position + k for k in range(1, n)) if self.has_call(phases, p % n)]
         if not calls:
             return None  # rest in green
-        gap = min((self.observe(lane).gap_s for lane in phases.lanes[position]), default=3600.0)
+        moving = self.moving_lanes(phases, position)
+        gap = min((self.observe(lane).gap_s for lane in moving), default=3600.0)
         if gap < PASSAGE_S and green < max(MAX_GREEN_S, phases.min_green_s[position]):
             return None  # extend
         return phases.indices[calls[0] % n]

@@ -18,6 +18,8 @@ from sim.sensors import LaneObservation, SensorLayer
 from sim.signals import SignalControl
 
 PREEMPT_HOLD_S = 15.0
+FULL_OCCUPANCY = 0.7
+"""A downstream zone this occupied, covering (almost) its whole lane, means the lane is full."""
 
 
 class DetectorController(Controller):
@@ -37,6 +39,13 @@ class DetectorController(Controller):
             if guard.phases
         }
         self.now = context.env.now
+        # Edges whose lanes' stop-line zones cover (nearly) the whole lane: there a full zone
+        # means a full lane, and sending more vehicles in only blocks the junction upstream.
+        self._exit_lanes: dict[str, list[str]] = {}
+        for lane, zone in self.sensors.zone_length_m.items():
+            net_lane = context.network.lanes.get(lane)
+            if net_lane is not None and zone >= 0.8 * net_lane.length_m:
+                self._exit_lanes.setdefault(net_lane.edge, []).append(lane)
         self._preempted: dict[str, tuple[int, float]] = {}
         """Signal -> (program phase held for an emergency vehicle, time of its last detection)."""
         self.setup(context)
@@ -102,6 +111,15 @@ class DetectorController(Controller):
         """The program index of the phase wanted now, or None to leave things as they are."""
 
     # --- helpers for subclasses ------------------------------------------------------------------
+
+    def exit_full(self, edges: list[str]) -> bool:
+        """Whether every edge a lane's green would send vehicles into is full (as its own
+        detectors report; edges without such detectors are never judged full)."""
+        for edge in edges:
+            lanes = self._exit_lanes.get(edge)
+            if not lanes or any(self.observe(lane).occupancy < FULL_OCCUPANCY for lane in lanes):
+                return False
+        return bool(edges)
 
     def observe(self, lane: str) -> LaneObservation:
         """The lane's latest report; one too old to trust counts as missing (a standing call)."""
