@@ -96,7 +96,7 @@ def run_all(specs: list[RunSpec], jobs: int, *, resume: bool) -> list[dict[str, 
         if resume and done.is_file():
             summary: dict[str, Any] = json.loads(done.read_text(encoding="utf-8"))
             if summary.get("end_s") == (spec.end_s or summary.get("end_s")):
-                return summary
+                return {**summary, "resumed": True}
         try:
             summary = run_many([spec], jobs=1)[0]
         except Exception as exc:  # a run that fails is a finding, reported in the table
@@ -309,6 +309,8 @@ def main() -> int:
         rows.append(row)
     text, failures = tables(networks, controllers, rows)
     walls = [float(r["wall_time_s"]) for r in rows if "wall_time_s" in r]
+    resumed = sum(1 for r in rows if r.get("resumed"))
+    kept = f" ({resumed} of them kept from an earlier run with --resume)" if resumed else ""
     failed = "\n".join(f"- {f}" for f in failures) if failures else "- none"
     end = f"{args.end:g} s" if args.end else "one hour"
     command = f"python benchmarks/real_networks.py --seeds {args.seeds}"
@@ -321,7 +323,7 @@ def main() -> int:
     body = f"""## Real networks
 
 `{command}`, {dt.date.today().isoformat()}, {platform.machine()}: {len(specs)} runs of {end}
-in {minutes:.1f} min on {args.jobs} processes (a run's simulation: median
+in {minutes:.1f} min on {args.jobs} processes{kept} (a run's simulation: median
 {statistics.median(walls) if walls else 0:.1f} s, longest {max(walls, default=0):.1f} s).
 Networks: `scenarios/realnets/` (real districts) and `scenarios/tlsvariants/` (generated, one
 signalling feature each). Cells: mean delay over the seeds, s (ratio to `sumo-actuated` / to
