@@ -45,6 +45,7 @@ SETS = {"real": ROOT / "scenarios" / "realnets", "variant": ROOT / "scenarios" /
 TARGET_VS_PEER = 1.0  # adaptive / sumo-actuated on every network
 TARGET_GEOMEAN = 0.8  # geometric mean of adaptive / sumo-actuated over the networks
 TARGET_VS_FIXED = 1.10  # no ccsim controller worse than this x fixed
+WATCHED = ("control", "degraded", "fallback")  # summary keys about signals ccsim cannot drive
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,17 @@ def guard_events(run_dir: Path) -> tuple[int, Counter[str]]:
     return refusals, reasons
 
 
-def run_all(specs: list[RunSpec], jobs: int) -> list[dict[str, Any] | str]:
+def run_all(specs: list[RunSpec], jobs: int, *, resume: bool) -> list[dict[str, Any] | str]:
     """Each spec through ``run_many`` on its own, ``jobs`` at a time, so one failing run is
-    recorded (as its error) and does not stop the others."""
+    recorded (as its error) and does not stop the others. ``resume``: a run whose folder already
+    holds a summary.json (of the same end time) is not run again."""
 
     def one(spec: RunSpec) -> dict[str, Any] | str:
+        done = spec.out / "summary.json"
+        if resume and done.is_file():
+            summary: dict[str, Any] = json.loads(done.read_text(encoding="utf-8"))
+            if summary.get("end_s") == (spec.end_s or summary.get("end_s")):
+                return {**summary, "resumed": True}
         try:
             summary = run_many([spec], jobs=1)[0]
         except Exception as exc:  # a run that fails is a finding, reported in the table
@@ -104,6 +111,23 @@ def run_all(specs: list[RunSpec], jobs: int) -> list[dict[str, Any] | str]:
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, specs))
+
+
+def as_number(value: Any) -> float | None:
+    """A summary figure as a number: itself, or the length of a list (signals degraded...)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return float(len(value))
+    return None
+
+
+def span(values: list[float]) -> str:
+    """``0.93`` or, when the seeds differ, ``0.91-0.97``."""
+    low, high = min(values), max(values)
+    return f"{low:.3g}" if low == high else f"{low:.3g}-{high:.3g}"
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -188,7 +212,7 @@ def tables(
     guard_head = ["network", *controllers]
     guard = ["| " + " | ".join(guard_head) + " |", "|" + "---|" * len(guard_head)]
     extra_keys = sorted(
-        {k for r in rows for k in r if k.startswith("guard_") or "control" in k}
+        {k for r in rows for k in r if k.startswith("guard_") or any(w in k for w in WATCHED)}
         - {"guard_violations", "guard_refusals", "controller"}
     )
     failures: list[str] = []
@@ -207,9 +231,9 @@ def tables(
             violations = sum(int(r["guard_violations"]) for r in ok)
             refusals = sum(int(r["guard_refusals"]) for r in ok)
             extra = "".join(
-                f", {k} {statistics.fmean(float(r[k]) for r in ok if r.get(k) is not None):.3g}"
+                f", {k} {span(numbers)}"
                 for k in extra_keys
-                if any(r.get(k) is not None for r in ok)
+                if (numbers := [n for r in ok if (n := as_number(r.get(k))) is not None])
             )
             cells.append(f"{violations} / {refusals}{extra}")
             for r in ok:
@@ -225,9 +249,9 @@ def tables(
         guard_text += "\n\nMost frequent refusal reasons, all controllers and seeds:\n\n" + "\n".join(
             reasons
         )
-    return delay_table + "\n\nGuard violations / refusals, summed over the seeds:\n\n" + (
-        guard_text
-    ), failures
+    title = "Guard violations / refusals, summed over the seeds (other guard and control figures of "
+    title += "summary.json: their range over the seeds):"
+    return delay_table + f"\n\n{title}\n\n" + (guard_text), failures
 
 
 def main() -> int:
@@ -239,6 +263,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=default_jobs())
     parser.add_argument("--out", type=Path, default=Path("out/bench/real_networks"))
     parser.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs already done in --out (same code!)"
+    )
     args = parser.parse_args()
 
     networks = find_networks()
@@ -263,7 +290,7 @@ def main() -> int:
         flush=True,
     )
     start = time.perf_counter()
-    results = run_all(specs, args.jobs)
+    results = run_all(specs, args.jobs, resume=args.resume)
     minutes = (time.perf_counter() - start) / 60
     rows: list[dict[str, Any]] = []
     for spec, result in zip(specs, results, strict=True):
@@ -282,6 +309,8 @@ def main() -> int:
         rows.append(row)
     text, failures = tables(networks, controllers, rows)
     walls = [float(r["wall_time_s"]) for r in rows if "wall_time_s" in r]
+    resumed = sum(1 for r in rows if r.get("resumed"))
+    kept = f" ({resumed} of them kept from an earlier run with --resume)" if resumed else ""
     failed = "\n".join(f"- {f}" for f in failures) if failures else "- none"
     end = f"{args.end:g} s" if args.end else "one hour"
     command = f"python benchmarks/real_networks.py --seeds {args.seeds}"
@@ -294,7 +323,7 @@ def main() -> int:
     body = f"""## Real networks
 
 `{command}`, {dt.date.today().isoformat()}, {platform.machine()}: {len(specs)} runs of {end}
-in {minutes:.1f} min on {args.jobs} processes (a run's simulation: median
+in {minutes:.1f} min on {args.jobs} processes{kept} (a run's simulation: median
 {statistics.median(walls) if walls else 0:.1f} s, longest {max(walls, default=0):.1f} s).
 Networks: `scenarios/realnets/` (real districts) and `scenarios/tlsvariants/` (generated, one
 signalling feature each). Cells: mean delay over the seeds, s (ratio to `sumo-actuated` / to
