@@ -246,7 +246,8 @@ def _read_sumolib(path: Path) -> _SumolibNet:
 
 
 def _access(text: str | None) -> frozenset[str] | None:
-    return frozenset(text.split()) or None if text else None
+    """Vehicle classes of an ``allow``/``disallow`` attribute; None when it is absent or empty."""
+    return frozenset((text or "").split()) or None
 
 
 def read_network(path: Path) -> Network:
