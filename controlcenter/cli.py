@@ -24,6 +24,7 @@ from sim.errors import CcsimError
 from sim.live import check_speed
 from sim.network import read_network
 from sim.outputs import prepare_out_dir
+from sim.programs import add_programs
 from sim.report import write_comparison
 from sim.scenario import load_scenario
 from sim.study import RunSpec, check_window, default_jobs, parse_seeds, run_many, run_to_folder
@@ -88,7 +89,9 @@ def _warn_degraded(console: Console, summary: dict[str, Any]) -> None:
 
 def _cmd_check(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario)
-    reports = check_network(read_network(scenario.net_file), scenario.detectors, scenario.step_length_s)
+    network = read_network(scenario.net_file)
+    add_programs(network, scenario.additional_files)
+    reports = check_network(network, scenario.detectors, scenario.step_length_s, scenario.clearance)
     for r in reports:
         verdict = "[red]not supported[/]: " + r.unsupported if r.unsupported else "[green]ok[/]"
         console.print(f"[bold]{r.tls}[/]  {verdict}")

@@ -25,6 +25,7 @@ from sim.controllers import create_controller
 from sim.detectors import place_detectors, priority_types
 from sim.live import Outcome
 from sim.network import read_network
+from sim.programs import add_programs
 from sim.scenario import Scenario, load_scenario
 from sim.study import check_window
 
@@ -154,6 +155,7 @@ class ControlCenter:
 
 def _map(scenario: Scenario, *, uses_detectors: bool) -> NetworkMap:
     network = read_network(scenario.net_file)
+    add_programs(network, scenario.additional_files)
     detectors = []
     if uses_detectors:
         types = priority_types([*scenario.route_files, *scenario.additional_files])

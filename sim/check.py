@@ -37,7 +37,7 @@ class IntersectionCheck:
 
 
 def check_network(
-    network: Network, config: DetectorConfig, step_s: float = 1.0
+    network: Network, config: DetectorConfig, step_s: float = 1.0, clearance: str = "net"
 ) -> list[IntersectionCheck]:
     """One :class:`IntersectionCheck` per signal of ``network``, in id order."""
     detectors = place_detectors(network, config)
@@ -60,7 +60,7 @@ def check_network(
         if not tls.programs or not tls.link_count:
             reports.append(IntersectionCheck(tls_id, [], [], "", [], [], reason))
             continue
-        guard = IntersectionGuard.build(tls, network, step_s)
+        guard = IntersectionGuard.build(tls, network, step_s, clearance)
         states = "".join(sorted({c for p in tls.programs for ph in p.phases for c in ph.state}))
         features = []
         if "s" in states:
@@ -93,7 +93,7 @@ def check_network(
                 features=features,
                 detectors=by_tls.get(tls_id, []),
                 unsupported=reason,
-                notes=program_notes(tls, guard),
+                notes=program_notes(tls, guard, network),
             )
         )
     return reports

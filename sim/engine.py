@@ -35,6 +35,7 @@ from sim.messages import (
 from sim.monitor import TrafficMonitor, approach_edge_data, approach_edges
 from sim.network import Network, check_xml, read_network
 from sim.parking import ParkingManager, read_zones
+from sim.programs import add_programs
 from sim.scenario import Scenario
 from sim.sensor_profiles import load_profile
 from sim.sensors import SensorLayer
@@ -121,6 +122,7 @@ class Simulation:
             check_xml(route_file, "route")
         for add_file in self.scenario.additional_files:
             check_xml(add_file, "additional")
+        add_programs(network, self.scenario.additional_files)
         return network
 
     def _write_measurement_file(self, network: Network) -> Path:
@@ -242,7 +244,7 @@ class Simulation:
             ),
         )
         monitor.attach(network, tls_ids)
-        signals = SignalControl(network, world, self.bus, self.step_s)
+        signals = SignalControl(network, world, self.bus, self.step_s, self.scenario.clearance)
         signals.announce(self.begin_s)
         monitor.on_signal = signals.observe
         sensors: SensorLayer | None = None

@@ -36,6 +36,8 @@ WALK_S = 7.0
 MIN_GREEN_S = 5.0
 MAX_GREEN_S = 60.0
 MIN_ALL_RED_S = 1.0
+MIN_NET_YELLOW_S = 3.0
+"""The shortest yellow the guard shows, whatever the net's programs say (s)."""
 
 GREEN = frozenset("Gg")
 """Right of way: ``G`` with priority, ``g`` yielding (a permitted turn)."""
@@ -69,8 +71,13 @@ class LinkTiming:
     """Red-amber (``u``) shown before this link's green, where the net's programs use it."""
 
 
-def link_timings(tls: TrafficLight, network: Network, step_s: float) -> list[LinkTiming]:
-    """Clearance times of every link of ``tls`` from its geometry and speed limits."""
+def link_timings(
+    tls: TrafficLight, network: Network, step_s: float, clearance: str = "ite"
+) -> list[LinkTiming]:
+    """Clearance times of every link of ``tls``: from its geometry and speed limits (ITE), or,
+    with ``clearance="net"``, the yellow and all-red the net's own programs give the link (the
+    city's timing plan; at least :data:`MIN_NET_YELLOW_S` and :data:`MIN_ALL_RED_S`), ITE for
+    links the programs never change through a yellow."""
     n = tls.link_count
     timings: list[LinkTiming | None] = [None] * n
     for link in tls.links:
@@ -88,14 +95,59 @@ def link_timings(tls: TrafficLight, network: Network, step_s: float) -> list[Lin
     for index, crossing in tls.crossing_lanes.items():
         if 0 <= index < n:
             length = network.internal_length_m.get(crossing, 10.0)
-            clearance = _ceil_to(length / PEDESTRIAN_SPEED_MPS, step_s)
-            timings[index] = LinkTiming(WALK_S, 0.0, clearance, pedestrian=True)
+            clearance_s = _ceil_to(length / PEDESTRIAN_SPEED_MPS, step_s)
+            timings[index] = LinkTiming(WALK_S, 0.0, clearance_s, pedestrian=True)
     default = LinkTiming(MIN_GREEN_S, _ceil_to(3.0, step_s), _ceil_to(2.0, step_s), False)
     red_amber = red_amber_times(tls)
-    return [
+    result = [
         replace(t if t is not None else default, red_amber_s=_ceil_to(red_amber[k], step_s))
         for k, t in enumerate(timings)
     ]
+    if clearance == "net":
+        planned = planned_change_intervals(tls)
+        for k, (yellow_s, all_red_s) in enumerate(planned):
+            if yellow_s is not None and not result[k].pedestrian:
+                result[k] = replace(
+                    result[k],
+                    yellow_s=max(MIN_NET_YELLOW_S, _ceil_to(yellow_s, step_s)),
+                    clearance_s=max(MIN_ALL_RED_S, _ceil_to(all_red_s or 0.0, step_s)),
+                )
+    return result
+
+
+def planned_change_intervals(tls: TrafficLight) -> list[tuple[float | None, float | None]]:
+    """Per link, the shortest yellow the net's programs show it and the shortest all-red they
+    keep after that yellow before a foe's green (s); None where a program never shows it."""
+    n = tls.link_count
+    foes: list[list[int]] = [[] for _ in range(n)]
+    for i, j in tls.conflicts:
+        if i < n and j < n:
+            foes[i].append(j)
+    yellows: list[float | None] = [None] * n
+    all_reds: list[float | None] = [None] * n
+    for program in tls.programs:
+        phases = program.phases
+        if not phases or len(phases[0].state) != n:
+            continue
+        m = len(phases)
+        for i in range(n):
+            runs = _runs(program, i, "yY")
+            if runs:
+                yellows[i] = min(runs) if yellows[i] is None else min(yellows[i] or 0.0, *runs)
+        for k in range(m):
+            before, state = phases[k - 1].state, phases[k].state
+            for i in range(n):
+                if before[i] not in YELLOW or state[i] in SHOWING:
+                    continue
+                elapsed = 0.0
+                for step in range(m):
+                    phase = phases[(k + step) % m]
+                    if any(phase.state[j] in GREEN for j in foes[i]):
+                        current = all_reds[i]
+                        all_reds[i] = elapsed if current is None else min(current, elapsed)
+                        break
+                    elapsed += phase.min_dur_s if phase.min_dur_s is not None else phase.duration_s
+    return list(zip(yellows, all_reds, strict=True))
 
 
 def _runs(program: Program, link: int, chars: str) -> list[float]:
@@ -134,17 +186,18 @@ def green_phases(program: Program) -> list[tuple[int, str]]:
     """(index in the program, state) of the net's own phases that a controller may choose: they
     give some stream right of way, are not transitions (no yellow, no red-amber), and are not a
     step inside a larger phase (a phase whose green streams are all green in another phase too,
-    such as the few seconds after a pedestrian walk ends)."""
+    such as the few seconds after a pedestrian walk ends). A state shown by several phases in a
+    row (a city's plan split into timed steps) is one phase, at its first index."""
     candidates = [
         (i, p.state, frozenset(k for k, c in enumerate(p.state) if c in GREEN))
         for i, p in enumerate(program.phases)
         if any(c in GREEN for c in p.state) and not any(c in "yYu" for c in p.state)
     ]
-    return [
-        (i, state)
-        for i, state, greens in candidates
-        if not any(greens < other for _, _, other in candidates)
-    ]
+    chosen: dict[str, int] = {}  # a state the program shows in several phases counts once
+    for i, state, greens in candidates:
+        if state not in chosen and not any(greens < other for _, _, other in candidates):
+            chosen[state] = i
+    return [(i, state) for state, i in chosen.items()]
 
 
 SUPPORTED_PROGRAM_TYPES = frozenset({"static", "actuated", "delay_based"})
@@ -172,17 +225,18 @@ def nothing_to_choose(tls: TrafficLight) -> bool:
     return bool(tls.programs) and len(green_phases(tls.programs[0])) < 2
 
 
-def program_notes(tls: TrafficLight, guard: IntersectionGuard) -> list[str]:
-    """What the net's own programs do that ccsim's guard would not: greens shorter than the
-    minimum, yellows shorter than the ITE change interval, all-reds shorter than the clearance
-    before a foe's green, and foe pairs shown green with priority together. Notes of the net's
-    design, not violations: SUMO runs these programs as written."""
+def program_notes(tls: TrafficLight, guard: IntersectionGuard, network: Network) -> list[str]:
+    """What the net's own programs do that the ITE rules would not: greens shorter than the
+    minimum, yellows shorter than the ITE change interval, all-reds shorter than the ITE
+    clearance before a foe's green, and foe pairs shown green with priority together. Notes of
+    the net's design, not violations: SUMO runs these programs as written."""
     notes: list[str] = []
+    reference = link_timings(tls, network, 1.0, "ite")
     for i, j in guard.design_pairs:
         notes.append(f"links {i} and {j} are foes in the net but a program shows both green (G)")
     for program in tls.programs:
         where = f"program {program.id}"
-        for link, timing in enumerate(guard.timings):
+        for link, timing in enumerate(reference):
             if link in guard.always_off:
                 continue
             greens = _runs(program, link, "Gg")
@@ -195,18 +249,20 @@ def program_notes(tls: TrafficLight, guard: IntersectionGuard) -> list[str]:
                 notes.append(
                     f"{where}: link {link} yellow {min(yellows):g} s < {timing.yellow_s:g} s (ITE)"
                 )
-        notes.extend(f"{where}: {n}" for n in _short_all_reds(program, guard))
+        notes.extend(f"{where}: {n}" for n in _short_all_reds(program, guard, reference))
     return notes
 
 
-def _short_all_reds(program: Program, guard: IntersectionGuard) -> list[str]:
+def _short_all_reds(
+    program: Program, guard: IntersectionGuard, reference: list[LinkTiming]
+) -> list[str]:
     """Links whose foe turns green sooner after the link's change interval than its clearance."""
     phases = program.phases
     n = len(phases)
     found: dict[tuple[int, int], float] = {}
     for k in range(n):
         before, state = phases[k - 1].state, phases[k].state
-        for i, timing in enumerate(guard.timings):
+        for i, timing in enumerate(reference):
             ending = before[i] in SHOWING and state[i] not in SHOWING
             if not ending:
                 continue
@@ -222,8 +278,7 @@ def _short_all_reds(program: Program, guard: IntersectionGuard) -> list[str]:
                     break
                 elapsed += phase.min_dur_s if phase.min_dur_s is not None else phase.duration_s
     return [
-        f"link {j} starts {gap:g} s after link {i} stops, < its clearance "
-        f"{guard.timings[i].clearance_s:g} s"
+        f"link {j} starts {gap:g} s after link {i} stops, < its clearance {reference[i].clearance_s:g} s"
         for (i, j), gap in sorted(found.items())
     ]
 
@@ -284,7 +339,10 @@ class IntersectionGuard:
     link's all-red has run from then."""
 
     @classmethod
-    def build(cls, tls: TrafficLight, network: Network, step_s: float) -> IntersectionGuard:
+    def build(
+        cls, tls: TrafficLight, network: Network, step_s: float, clearance: str = "ite"
+    ) -> IntersectionGuard:
+        """The guard of ``tls``; ``clearance`` as in :func:`link_timings`."""
         n = tls.link_count
         programs = [p for p in tls.programs if p.phases and len(p.phases[0].state) == n]
         always_off = frozenset(
@@ -308,7 +366,7 @@ class IntersectionGuard:
                             design.add((i, j))
         return cls(
             tls=tls.id,
-            timings=link_timings(tls, network, step_s),
+            timings=link_timings(tls, network, step_s, clearance),
             conflicts=conflicts,
             permissive={pair: frozenset(chars) for pair, chars in permissive.items()},
             phases=green_phases(tls.programs[0]),
@@ -449,10 +507,8 @@ class IntersectionGuard:
                     self.to_permissive.add(i)
             elif c in YELLOW and age >= timings[i].yellow_s:
                 if i in self.to_permissive and want == "g":
-                    new[i] = "g"  # the permissive green follows its change interval directly
-                    self.permissive_since[i] = t
-                else:
-                    new[i] = self._at_rest(i, want)
+                    continue  # decided below, once every other link's next state is known
+                new[i] = self._at_rest(i, want)
                 self.to_permissive.discard(i)
             elif c == "o" or (c == "O" and i not in self.always_off):
                 new[i] = "r"
@@ -463,9 +519,20 @@ class IntersectionGuard:
         # 2. Start greens whose foes are red and cleared, if the result stays consistent; where
         #    the net shows red-amber before a green, show it first.
         for i, want in enumerate(target):
-            if want not in GREEN or new[i] == want or i in self.to_permissive:
-                continue
             c = state[i]
+            if i in self.to_permissive:
+                if c in YELLOW and want == "g" and t - since[i] >= timings[i].yellow_s:
+                    # The permissive green follows its change interval directly where its foes
+                    # allow a start now; else the link rests in red and starts as any other.
+                    if self._may_start(i, want, new, t):
+                        new[i] = "g"
+                        self.permissive_since[i] = t
+                    else:
+                        new[i] = self._at_rest(i, want)
+                    self.to_permissive.discard(i)
+                continue
+            if want not in GREEN or new[i] == want:
+                continue
             if c == "u":
                 ready = t - since[i] >= timings[i].red_amber_s
                 if ready and self._may_start(i, want, new, t):

@@ -45,6 +45,9 @@ class Scenario:
     sumocfg: Path | None = None
     description: str = ""
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
+    clearance: str = "net"
+    """Where the guard's yellow and all-red times come from: ``net`` (the net's own programs,
+    ITE where they give none) or ``ite`` (the ITE formula for every link)."""
     sensor_profile: str = "ideal"
     variant: str = ""
     parking: ParkingConfig | None = None
@@ -111,8 +114,10 @@ def load_scenario(spec: str | Path, variant: str | None = None) -> Scenario:
 
 _TOP_KEYS = {
     "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
-    "variants", "parking", "devices",
+    "variants", "parking", "devices", "signals",
 }  # fmt: skip
+_SIGNAL_KEYS = {"clearance"}
+CLEARANCES = ("net", "ite")
 _DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
 _RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
 _KPI_KEYS = {"interval_s"}
@@ -167,6 +172,13 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
     run = _table(toml_path, doc, "run", _RUN_KEYS)
     kpi = _table(toml_path, doc, "kpi", _KPI_KEYS)
     det = _table(toml_path, doc, "detectors", _DETECTOR_KEYS)
+    signals = _table(toml_path, doc, "signals", _SIGNAL_KEYS)
+    clearance = _string(toml_path, signals, "clearance", default="net")
+    if clearance not in CLEARANCES:
+        raise ScenarioError(
+            toml_path, f"unknown clearance {clearance!r}", field="signals.clearance",
+            expected="'net' (the net's own yellows and all-reds) or 'ite' (ITE formula)",
+        )  # fmt: skip
     name = _string(toml_path, doc, "name", default=root.name)
     description = _string(toml_path, doc, "description", default="")
 
@@ -230,6 +242,7 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         parking=parking,
         devices=devices,
         source=toml_path if toml_path.name == "scenario.toml" else None,
+        clearance=clearance,
     )
 
 

@@ -87,7 +87,15 @@ class _PlanRunner:
 class SignalControl:
     """The guards of every signal; see the module docstring."""
 
-    def __init__(self, network: Network, world: SumoWorld, bus: MessageBus, step_s: float) -> None:
+    def __init__(
+        self,
+        network: Network,
+        world: SumoWorld,
+        bus: MessageBus,
+        step_s: float,
+        clearance: str = "net",
+    ) -> None:
+        """``clearance``: where yellows and all-reds come from (see :func:`sim.guard.link_timings`)."""
         self.network = network
         self.world = world
         self.bus = bus
@@ -98,7 +106,8 @@ class SignalControl:
             if tls.programs and tls.link_count
         }
         self.monitors = {
-            tls_id: IntersectionGuard.build(tls, network, step_s) for tls_id, tls in signalled.items()
+            tls_id: IntersectionGuard.build(tls, network, step_s, clearance)
+            for tls_id, tls in signalled.items()
         }
         """Every signal's guard: it checks what SUMO's own programs show where ccsim does not drive."""
         self.fallback = {
@@ -127,7 +136,7 @@ class SignalControl:
         which signals keep their own program."""
         self._begin_s = t
         for tls, guard in self.monitors.items():
-            for note in program_notes(self.network.traffic_lights[tls], guard):
+            for note in program_notes(self.network.traffic_lights[tls], guard, self.network):
                 self.bus.publish(t, f"tls:{tls}", SignalNote(tls, note))
         for tls, reason in self.fallback.items():
             self.bus.publish(t, f"tls:{tls}", SignalFallback(tls, reason))

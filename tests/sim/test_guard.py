@@ -8,6 +8,7 @@ may share green) and judges every state the guard shows, on all four nets: the b
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import xml.etree.ElementTree as ET
@@ -151,6 +152,8 @@ class Signal:
     foes: dict[int, list[int]] = field(default_factory=dict)
     red_amber: dict[int, float] = field(default_factory=dict)
     """Links the net shows red-amber (``u``) before their green, and for how long (s)."""
+    clearance: str = "ite"
+    """The guard's clearance policy this referee holds it to."""
 
     @property
     def first_state(self) -> str:
@@ -162,7 +165,7 @@ class Signal:
         return green_phases(self.tls.programs[0])
 
     def guard(self, max_green_s: float | None = None) -> IntersectionGuard:
-        guard = IntersectionGuard.build(self.tls, self.network, STEP_S)
+        guard = IntersectionGuard.build(self.tls, self.network, STEP_S, self.clearance)
         if max_green_s is not None:
             guard.max_green_s = max_green_s
         return guard
@@ -861,3 +864,71 @@ def test_recovering_from_failsafe_flashing_shows_all_red_before_any_green(
     assert after, "nothing shown after the recovery"
     assert set(after[0][1]) == {"r"}, f"{'o' * sig.n} -> {after[0]}: no all-red after flashing"
     assert not rule4_clearance(sig, [Shown(t, s, Mode.AUTOMATIC) for t, s in states])
+
+
+# --- the net's own change intervals -----------------------------------------------------------
+
+
+def net_timings(sig: Signal) -> dict[int, Timing]:
+    """The referee's reading of the ``net`` policy: a vehicle link changes through the shortest
+    yellow its program shows it (at least 3 s) and keeps the shortest all-red the program keeps
+    after that yellow before a foe's green (at least 1 s); ITE for links never shown yellow."""
+    phases = sig.tls.programs[0].phases
+    m = len(phases)
+    out = dict(sig.timings)
+    for i, timing in sig.timings.items():
+        if timing.pedestrian:
+            continue
+        yellows, all_reds, run = [], [], 0.0
+        for k in range(2 * m):  # twice round, so a yellow wrapping round the end is whole
+            c, previous = phases[k % m].state[i], phases[(k - 1) % m].state[i]
+            if c in "yY":
+                run += phases[k % m].duration_s
+            elif previous in "yY" and run and k >= m:
+                yellows.append(run)
+                gap = 0.0
+                for step in range(m):
+                    phase = phases[(k + step) % m]
+                    if any(phase.state[j] in GREEN for j in sig.foes[i]):
+                        all_reds.append(gap)
+                        break
+                    gap += phase.duration_s
+            if c not in "yY":
+                run = 0.0
+        if yellows:
+            yellow = max(3.0, ceil_to(min(yellows), STEP_S))
+            all_red = max(MIN_ALL_RED_S, ceil_to(min(all_reds, default=0.0), STEP_S))
+            out[i] = Timing(timing.min_green_s, yellow, all_red, False)
+    return out
+
+
+@pytest.mark.parametrize("net", ["single", "district", "ror", "amber"])
+def test_the_net_policy_takes_each_link_s_yellow_and_all_red_from_the_program(
+    net_paths: dict[str, Path], net: str
+) -> None:
+    for sig in signals_of(net_paths, net).values():
+        expected = net_timings(sig)
+        guard = dataclasses.replace(sig, clearance="net").guard()
+        for i, timing in expected.items():
+            got = guard.timings[i]
+            assert (got.yellow_s, got.clearance_s) == (timing.yellow_s, timing.clearance_s), (
+                f"{net}/{sig.tls.id} link {i}"
+            )
+
+
+@pytest.mark.parametrize("net", ["single", "ror", "amber"])
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_with_the_net_s_change_intervals_the_guard_keeps_every_rule(
+    net_paths: dict[str, Path], net: str, data: st.DataObject
+) -> None:
+    signals = signals_of(net_paths, net)
+    base = signals[data.draw(st.sampled_from(sorted(signals)), label="signal")]
+    sig = dataclasses.replace(base, clearance="net", timings=net_timings(base))
+    run = drive(sig, data.draw(scripts(sig), label="script"))
+    errors = [
+        *rule1_conflicts(sig, run.history), *rule2_min_green(sig, run.history),
+        *rule3_sequence(sig, run.history), *rule4_clearance(sig, run.history),
+    ]  # fmt: skip
+    assert not errors, report(run, errors)
+    assert run.violations == 0
