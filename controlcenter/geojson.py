@@ -3,11 +3,13 @@ and the devices declared in the scenario's additional files (parking bays and zo
 points of interest such as gates, stations and signs).
 
 Coordinates are the SUMO network's own: metres on a local plane (``x`` east, ``y`` north), as
-the net file has them. The bundled nets have no geographic projection, so they are published as
-they are and the collection's ``properties`` say so (``crs: sumo-net``) instead of pretending to
-be WGS 84 longitude/latitude.
+the net file has them, for every net; the control room draws them on a flat map. The collection's
+``properties`` say so (``crs: sumo-net``) instead of pretending to be WGS 84 longitude/latitude;
+a net with a geo-projection (the real districts) also gives its boundary in WGS 84
+(``boundary_lon_lat``), from :meth:`sim.network.Network.to_lon_lat`.
 
-The net is streamed with ``iterparse`` and freed as it goes, like :mod:`sim.network`.
+The geometry comes from the :class:`~sim.network.Network` the run already read (with sumolib),
+so the net is read once per process; the additional files are streamed with ``iterparse``.
 """
 
 from __future__ import annotations
@@ -15,25 +17,17 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sim.detectors import Detector, DetectorKind
 from sim.errors import ScenarioError
-from sim.network import Network
+from sim.network import Lane, Network
 from sim.scenario import Scenario
 
 Point = tuple[float, float]
 Feature = dict[str, Any]
-
-
-def parse_shape(text: str) -> list[Point]:
-    points = []
-    for pair in text.split():
-        x, _, y = pair.partition(",")
-        points.append((float(x), float(y.split(",")[0])))
-    return points
 
 
 def _coords(points: Sequence[Point]) -> list[list[float]]:
@@ -80,70 +74,48 @@ def _between(a: Point, b: Point, f: float) -> Point:
     return (a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]))
 
 
-@dataclass
-class NetShapes:
-    lanes: dict[str, LaneShape] = field(default_factory=dict)
-    features: list[Feature] = field(default_factory=list)
-    location: dict[str, str] = field(default_factory=dict)
+def lane_shapes(network: Network) -> dict[str, LaneShape]:
+    """Every normal lane's drawn shape, to place devices along it."""
+    return {lane.id: LaneShape(lane.shape, lane.length_m) for lane in network.lanes.values()}
 
 
-def read_shapes(path: Path) -> NetShapes:
-    """Lane shapes and the lane, edge and junction features of a ``.net.xml``."""
-    shapes = NetShapes()
-    edge: dict[str, str] = {}
-    edge_lanes: list[tuple[str, list[Point]]] = []
-    try:
-        for event, el in ET.iterparse(path, events=("start", "end")):
-            tag = el.tag
-            if event == "start":
-                if tag == "edge":
-                    edge = dict(el.attrib)
-                    edge_lanes = []
-                continue
-            if tag == "location":
-                shapes.location = dict(el.attrib)
-            elif tag == "lane" and edge.get("function", "normal") == "normal":
-                points = parse_shape(el.get("shape", ""))
-                lane_id = el.get("id", "")
-                shapes.lanes[lane_id] = LaneShape(tuple(points), float(el.get("length", "0")))
-                edge_lanes.append((lane_id, points))
-                shapes.features.append(
-                    _feature(
-                        "lane", lane_id, {"type": "LineString", "coordinates": _coords(points)},
-                        edge=edge.get("id", ""), index=int(el.get("index", "0")),
-                        speed_mps=float(el.get("speed", "0")), length_m=float(el.get("length", "0")),
-                        allow=el.get("allow"), disallow=el.get("disallow"),
-                    )
-                )  # fmt: skip
-            elif tag == "edge":
-                if edge.get("function", "normal") == "normal" and edge_lanes:
-                    _lane, middle = edge_lanes[len(edge_lanes) // 2]
-                    line = {"type": "LineString", "coordinates": _coords(middle)}
-                    ends = {"from": edge.get("from"), "to": edge.get("to")}
-                    shapes.features.append(
-                        _feature("edge", edge.get("id", ""), line, lanes=len(edge_lanes),
-                                 name=edge.get("name"), **ends)
-                    )  # fmt: skip
-                el.clear()
-            elif tag == "junction" and el.get("type") != "internal":
-                outline = parse_shape(el.get("shape", ""))
-                x, y = float(el.get("x", "0")), float(el.get("y", "0"))
-                geometry: dict[str, Any] = (
-                    {"type": "Polygon", "coordinates": [_coords([*outline, outline[0]])]}
-                    if len(outline) >= 3
-                    else {"type": "Point", "coordinates": _coords([(x, y)])[0]}
+def _access(classes: frozenset[str] | None) -> str | None:
+    return " ".join(sorted(classes)) if classes else None
+
+
+def net_features(network: Network) -> list[Feature]:
+    """The lane, edge and junction features of the net: each edge's lanes and then the edge (drawn
+    along its middle lane), in the file's order, then the junctions by id."""
+    by_edge: dict[str, list[Lane]] = {}
+    for lane in network.lanes.values():
+        by_edge.setdefault(lane.edge, []).append(lane)
+    features = []
+    for edge, lanes in by_edge.items():
+        for lane in lanes:
+            line = {"type": "LineString", "coordinates": _coords(lane.shape)}
+            features.append(
+                _feature(
+                    "lane", lane.id, line, edge=edge, index=lane.index, speed_mps=lane.speed_mps,
+                    length_m=lane.length_m, allow=_access(lane.allow), disallow=_access(lane.disallow),
                 )
-                shapes.features.append(
-                    _feature("junction", el.get("id", ""), geometry, junction_type=el.get("type"))
-                )
-                el.clear()
-            elif tag in ("tlLogic", "connection"):
-                el.clear()
-    except ET.ParseError as exc:
-        raise ScenarioError(path, f"malformed network XML: {exc}") from None
-    except ValueError as exc:
-        raise ScenarioError(path, f"bad number in network: {exc}") from None
-    return shapes
+            )  # fmt: skip
+        middle = {"type": "LineString", "coordinates": _coords(lanes[len(lanes) // 2].shape)}
+        start, end = network.edge_ends.get(edge, ("", ""))
+        features.append(
+            _feature("edge", edge, middle, lanes=len(lanes), name=network.edge_names.get(edge),
+                     **{"from": start, "to": end})
+        )  # fmt: skip
+    for junction in sorted(network.junction_types):
+        outline = network.junction_shapes.get(junction, ())
+        geometry: dict[str, Any] = (
+            {"type": "Polygon", "coordinates": [_coords([*outline, outline[0]])]}
+            if len(outline) >= 3
+            else {"type": "Point", "coordinates": _coords([network.junction_xy[junction]])[0]}
+        )
+        features.append(
+            _feature("junction", junction, geometry, junction_type=network.junction_types[junction])
+        )
+    return features
 
 
 def _feature(kind: str, ident: str, geometry: dict[str, Any], **properties: Any) -> Feature:
@@ -260,8 +232,8 @@ class NetworkMap:
 
 def network_map(scenario: Scenario, network: Network, detectors: Sequence[Detector]) -> NetworkMap:
     """The map of ``scenario``; ``detectors`` are those the run places (none for ``fixed``)."""
-    shapes = read_shapes(scenario.net_file)
-    features = list(shapes.features)
+    lanes = lane_shapes(network)
+    features = net_features(network)
     places: dict[str, dict[str, Any]] = {}
     for feature in features:
         if feature["properties"]["kind"] == "lane":
@@ -269,7 +241,7 @@ def network_map(scenario: Scenario, network: Network, detectors: Sequence[Detect
     for tls_id, tls in sorted(network.traffic_lights.items()):
         xy = network.junction_xy.get(tls_id)
         if xy is None:
-            ends = [shapes.lanes[lane.id].points[-1] for lane in tls.incoming_lanes(network)]
+            ends = [lane.shape[-1] for lane in tls.incoming_lanes(network) if lane.shape]
             if not ends:
                 continue
             xy = (sum(p[0] for p in ends) / len(ends), sum(p[1] for p in ends) / len(ends))
@@ -287,7 +259,7 @@ def network_map(scenario: Scenario, network: Network, detectors: Sequence[Detect
         if det.kind is DetectorKind.STOPLINE:
             points: list[Point] = []
             for k, lane_id in enumerate(det.lanes):
-                shape = shapes.lanes.get(lane_id)
+                shape = lanes.get(lane_id)
                 if shape is not None:
                     start = det.position_m if k == 0 else 0.0
                     alone = len(det.lanes) == 1
@@ -297,25 +269,26 @@ def network_map(scenario: Scenario, network: Network, detectors: Sequence[Detect
                 continue
             geometry = {"type": "LineString", "coordinates": _coords(points)}
         else:
-            shape = shapes.lanes.get(det.lanes[0])
+            shape = lanes.get(det.lanes[0])
             if shape is None:
                 continue
             geometry = {"type": "Point", "coordinates": _coords([shape.at(det.position_m)])[0]}
         features.append(
             _feature("detector", det.id, geometry, detector=det.kind.value, lane=det.lane, tls=det.tls)
         )
-    features += read_devices(scenario.additional_files, shapes.lanes)
-    location = shapes.location
-    geojson = {
-        "type": "FeatureCollection",
-        "properties": {
-            "scenario": scenario.name,
-            "crs": "sumo-net",
-            "units": "m",
-            "note": "x/y in metres on the SUMO network's local plane, not WGS 84 lon/lat",
-            "projection": location.get("projParameter", "!"),
-            "boundary": [float(v) for v in location.get("convBoundary", "0,0,0,0").split(",")],
-        },
-        "features": features,
+    features += read_devices(scenario.additional_files, lanes)
+    location = network.location
+    properties: dict[str, Any] = {
+        "scenario": scenario.name,
+        "crs": "sumo-net",
+        "units": "m",
+        "note": "x/y in metres on the SUMO network's local plane, not WGS 84 lon/lat",
+        "projection": location.projection,
+        "boundary": list(location.boundary),
     }
+    x0, y0, x1, y1 = location.boundary
+    corners = network.to_lon_lat(x0, y0), network.to_lon_lat(x1, y1)
+    if corners[0] is not None and corners[1] is not None:
+        properties["boundary_lon_lat"] = [*corners[0], *corners[1]]
+    geojson = {"type": "FeatureCollection", "properties": properties, "features": features}
     return NetworkMap(geojson, places)

@@ -1,19 +1,28 @@
-"""A light, read-only model of a SUMO network: lanes, signalised intersections and their programs.
+"""The SUMO network as ccsim sees it: lanes, signalised intersections with their programs and
+conflicts, the drawn geometry, and the net's projection to WGS 84.
 
-Read by streaming the ``.net.xml`` with ``iterparse`` and freeing elements as it goes (as sumolib
-does for big nets), keeping only what controllers, monitors and the control center need. It does
-not replace sumolib; it keeps the simulation free of a full net object per process.
+Read once per process with sumolib (``sumolib.net.readNet``), which owns SUMO's conventions: a
+junction's link numbering and its right-of-way foes, lane and junction shapes, the geo-projection.
+What ccsim needs is copied into plain dataclasses, so no sumolib object outlives the read: a
+:class:`Network` is cheap to keep for a whole run and controllers never walk sumolib's graph.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+import xml.sax
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import sumolib
 
 from sim.errors import ScenarioError
 
 _PEDESTRIAN_ONLY = frozenset({"pedestrian"})
+_INTERNAL_FUNCTIONS = frozenset({"internal", "crossing", "walkingarea"})
+
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -26,11 +35,18 @@ class Lane:
     speed_mps: float
     allow: frozenset[str] | None
     disallow: frozenset[str] | None = None
+    shape: tuple[Point, ...] = field(default=(), repr=False, compare=False)
+    """The lane's centre line as drawn in the net, m (net coordinates)."""
 
     @property
     def carries_vehicles(self) -> bool:
         """False for sidewalks and other pedestrian-only lanes."""
         return self.allow is None or bool(self.allow - _PEDESTRIAN_ONLY)
+
+    @property
+    def index(self) -> int:
+        """Position on its edge, 0 the rightmost lane."""
+        return int(self.id.rsplit("_", 1)[1])
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,8 @@ class Phase:
     min_dur_s: float | None = None
     max_dur_s: float | None = None
     name: str = ""
+    next: tuple[int, ...] = ()
+    """Indices of the phases that may follow (empty: the next one in order)."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +115,29 @@ class TrafficLight:
         return list(seen.values())
 
 
+@dataclass(frozen=True)
+class Location:
+    """The net's ``<location>``: its offset from the projected plane and its projection."""
+
+    net_offset: Point = (0.0, 0.0)
+    """Added to projected coordinates (m) to give net coordinates."""
+    boundary: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """``convBoundary``: x min, y min, x max, y max of the net, m."""
+    projection: str = "!"
+    """PROJ parameters (``projParameter``); ``!`` when the net has no geo-projection."""
+
+    @property
+    def projected(self) -> bool:
+        return self.projection != "!"
+
+
 @dataclass
 class Network:
-    """What ccsim needs of a ``.net.xml``."""
+    """What ccsim needs of a ``.net.xml``. Coordinates are the net's: m, x east, y north."""
 
     path: Path
     lanes: dict[str, Lane] = field(default_factory=dict)
+    """Normal lanes, in the file's order (edge by edge, rightmost lane first)."""
     traffic_lights: dict[str, TrafficLight] = field(default_factory=dict)
     junction_xy: dict[str, tuple[float, float]] = field(default_factory=dict)
     internal_length_m: dict[str, float] = field(default_factory=dict)
@@ -115,6 +150,14 @@ class Network:
     """Internal lane -> the internal lane that continues it (left turns waiting inside)."""
     lane_sources: dict[str, list[str]] = field(default_factory=dict)
     """Normal lane -> the normal lanes with a connection into it, in the net's order."""
+    junction_types: dict[str, str] = field(default_factory=dict)
+    """Junction -> SUMO's type (traffic_light, priority, dead_end...)."""
+    junction_shapes: dict[str, tuple[Point, ...]] = field(default_factory=dict)
+    """Junction -> its outline as drawn in the net (may be empty)."""
+    edge_names: dict[str, str] = field(default_factory=dict)
+    """Normal edge -> its street name, where the net has one."""
+    location: Location = field(default_factory=Location)
+    _geo: Any = field(default=None, init=False, repr=False, compare=False)
 
     def edge_xy(self, edge: str) -> tuple[float, float]:
         """Midpoint of an edge's end junctions, m (net coordinates)."""
@@ -134,168 +177,220 @@ class Network:
             lane = self.internal_next.get(lane, "")
         return total
 
-
-@dataclass
-class _Junction:
-    inc_lanes: list[str]
-    foes: dict[int, str]
-
-
-@dataclass(frozen=True)
-class _Connection:
-    from_lane: str
-    to_edge: str
-    tls: str | None
-    link_index: int
-    to_lane: str = ""
-
-
-def _opt_float(value: str | None) -> float | None:
-    return None if value is None else float(value)
+    def to_lon_lat(self, x: float, y: float) -> tuple[float, float] | None:
+        """WGS 84 (longitude, latitude) in degrees of net point (``x``, ``y``) in m, or None when
+        the net has no geo-projection (generated nets, the bundled district)."""
+        if not self.location.projected:
+            return None
+        if self._geo is None:
+            # A bare sumolib net holding only the location: sumolib's own inverse projection
+            # (pyproj) without keeping the whole graph around.
+            geo = sumolib.net.Net()
+            offset = ",".join(repr(v) for v in self.location.net_offset)
+            geo.setLocation(offset, "", "", self.location.projection)
+            self._geo = geo
+        lon, lat = self._geo.convertXY2LonLat(x, y)
+        return float(lon), float(lat)
 
 
-def read_network(path: Path) -> Network:
-    """Stream ``path`` into a :class:`Network`. Raises :class:`ScenarioError` on malformed XML."""
-    net = Network(path=path)
-    edge_id = ""
-    internal = False
-    edge_function: dict[str, str] = {}
-    junctions: dict[str, _Junction] = {}
-    connections: list[_Connection] = []
+class _SumolibNet(sumolib.net.Net):  # type: ignore[misc]  # sumolib is untyped
+    """sumolib's net, remembering each lane's ``allow``/``disallow`` as written (sumolib keeps
+    only the resulting set of vehicle classes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.access: dict[Any, tuple[str | None, str | None]] = {}
+
+    def addLane(  # sumolib's name (overridden)
+        self,
+        edge: Any,
+        speed: float,
+        length: float,
+        width: float,
+        allow: str | None = None,
+        disallow: str | None = None,
+        acceleration: bool = False,
+    ) -> Any:
+        lane = super().addLane(edge, speed, length, width, allow, disallow, acceleration)
+        self.access[lane] = (allow, disallow)
+        return lane
+
+
+def _read_sumolib(path: Path) -> _SumolibNet:
+    """sumolib's full net: internal lanes, pedestrian connections, every program, foes."""
+    net = _SumolibNet()
     try:
-        for event, el in ET.iterparse(path, events=("start", "end")):
-            tag = el.tag
-            if event == "start":
-                if tag == "edge":
-                    edge_id = el.get("id", "")
-                    edge_function[edge_id] = el.get("function", "normal")
-                    internal = edge_function[edge_id] in ("internal", "crossing", "walkingarea")
-                    if not internal:
-                        net.edge_ends[edge_id] = (el.get("from", ""), el.get("to", ""))
-                continue
-            if tag == "lane" and internal:
-                net.internal_length_m[el.get("id", "")] = float(el.get("length", "0"))
-            elif tag == "lane":
-                allow = el.get("allow")
-                net.lanes[el.get("id", "")] = Lane(
-                    id=el.get("id", ""),
-                    edge=edge_id,
-                    length_m=float(el.get("length", "0")),
-                    speed_mps=float(el.get("speed", "13.89")),
-                    allow=frozenset(allow.split()) if allow else None,
-                    disallow=frozenset(el.get("disallow", "").split()) or None,
-                )
-            elif tag == "tlLogic":
-                tls = net.traffic_lights.setdefault(el.get("id", ""), TrafficLight(el.get("id", "")))
-                phases = tuple(
-                    Phase(
-                        duration_s=float(p.get("duration", "0")),
-                        state=p.get("state", ""),
-                        min_dur_s=_opt_float(p.get("minDur")),
-                        max_dur_s=_opt_float(p.get("maxDur")),
-                        name=p.get("name", ""),
-                    )
-                    for p in el.iter("phase")
-                )
-                tls.programs.append(
-                    Program(
-                        id=el.get("programID", "0"),
-                        type=el.get("type", "static"),
-                        offset_s=float(el.get("offset", "0")),
-                        phases=phases,
-                    )
-                )
-            elif tag == "connection":
-                from_lane = f"{el.get('from')}_{el.get('fromLane')}"
-                tl = el.get("tl")
-                to_lane = f"{el.get('to')}_{el.get('toLane')}"
-                link_index = int(el.get("linkIndex", "-1"))
-                connections.append(_Connection(from_lane, el.get("to", ""), tl, link_index, to_lane))
-                if from_lane.startswith(":") and el.get("via"):
-                    net.internal_next[from_lane] = el.get("via", "")
-                if tl is None:
-                    el.clear()
-                    continue
-                tls = net.traffic_lights.setdefault(tl, TrafficLight(tl))
-                if el.get("from", "").startswith(":"):
-                    # From a walking area onto a crossing: a pedestrian signal.
-                    tls.crossing_links.add(int(el.get("linkIndex", "-1")))
-                    tls.crossing_lanes[int(el.get("linkIndex", "-1"))] = (
-                        f"{el.get('to')}_{el.get('toLane')}"
-                    )
-                    continue
-                tls.links.append(
-                    Link(
-                        index=int(el.get("linkIndex", "-1")),
-                        from_lane=f"{el.get('from')}_{el.get('fromLane')}",
-                        to_lane=f"{el.get('to')}_{el.get('toLane')}",
-                        direction=el.get("dir", ""),
-                        via=el.get("via", ""),
-                    )
-                )
-            elif tag == "junction" and el.get("type") != "internal":
-                net.junction_xy[el.get("id", "")] = (
-                    float(el.get("x", "0")),
-                    float(el.get("y", "0")),
-                )
-                junctions[el.get("id", "")] = _Junction(
-                    inc_lanes=el.get("incLanes", "").split(),
-                    foes={int(r.get("index", "0")): r.get("foes", "") for r in el.iter("request")},
-                )
-            if tag in ("edge", "tlLogic", "junction", "connection"):
-                el.clear()
-    except ET.ParseError as exc:
+        sumolib.net.readNet(
+            str(path),
+            net=net,
+            withInternal=True,
+            withPrograms=True,
+            withPedestrianConnections=True,
+            withMacroConnectors=True,
+            withFoes=True,
+            maxcache=0,  # no routing cache: ccsim does not route on it
+        )
+    except xml.sax.SAXParseException as exc:
+        raise ScenarioError(
+            path,
+            f"malformed network XML: {exc.getMessage()}: line {exc.getLineNumber()}, "
+            f"column {exc.getColumnNumber()}",
+        ) from None
+    except KeyError as exc:
+        raise ScenarioError(
+            path, f"malformed network XML: missing attribute or unknown id {exc}"
+        ) from None
+    except ValueError as exc:  # a number or shape that does not parse
         raise ScenarioError(path, f"malformed network XML: {exc}") from None
-    except ValueError as exc:
-        raise ScenarioError(path, f"bad number in network: {exc}") from None
-    _add_conflicts(net, junctions, connections, edge_function)
-    for conn in connections:
-        if not conn.from_lane.startswith(":"):
-            net.lane_targets.setdefault(conn.from_lane, set()).add(conn.to_edge)
-            if conn.to_lane in net.lanes:
-                net.lane_sources.setdefault(conn.to_lane, []).append(conn.from_lane)
+    except (IndexError, AttributeError, TypeError) as exc:  # sumolib tripped over a broken net
+        raise ScenarioError(path, f"malformed network XML: {type(exc).__name__}: {exc}") from None
     return net
 
 
-def _add_conflicts(
-    net: Network,
-    junctions: dict[str, _Junction],
-    connections: list[_Connection],
-    edge_function: dict[str, str],
-) -> None:
-    """Fill each signal's conflict pairs from its junctions' ``<request foes=...>`` bits.
+def _access(text: str | None) -> frozenset[str] | None:
+    """Vehicle classes of an ``allow``/``disallow`` attribute; None when it is absent or empty."""
+    return frozenset((text or "").split()) or None
 
-    A junction numbers its links by walking its incoming lanes in order and, for each, the lane's
-    connections in file order, leaving out those into walking areas and those out of a walking
-    area that do not enter a crossing (SUMO's own numbering of ``request`` indices).
-    """
-    outgoing: dict[str, list[_Connection]] = {}
-    for conn in connections:
-        outgoing.setdefault(conn.from_lane, []).append(conn)
-    for junction in junctions.values():
-        if not junction.foes:
+
+def read_network(path: Path) -> Network:
+    """Read ``path`` with sumolib into a :class:`Network`. Raises :class:`ScenarioError` naming
+    the file when it is not a well-formed SUMO network."""
+    source = _read_sumolib(path)
+    location = source._location  # sumolib has no getter for the whole <location>
+    try:
+        net = Network(
+            path=path,
+            location=Location(
+                net_offset=_point(location.get("netOffset", "0,0")),
+                boundary=_boundary(location.get("convBoundary", "0,0,0,0")),
+                projection=location.get("projParameter", "!"),
+            ),
+        )
+    except ValueError as exc:
+        raise ScenarioError(path, f"malformed network XML: <location>: {exc}") from None
+    _add_edges(net, source)
+    _add_junctions(net, source)
+    for tls in source.getTrafficLights():
+        net.traffic_lights[tls.getID()] = _traffic_light(tls, path)
+    return net
+
+
+def _point(text: str) -> Point:
+    x, y = (float(v) for v in text.split(",")[:2])
+    return x, y
+
+
+def _boundary(text: str) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    return x0, y0, x1, y1
+
+
+def _add_edges(net: Network, source: _SumolibNet) -> None:
+    """Lanes, internal lane lengths, edge ends and names, and where each lane's connections go."""
+    for edge in source.getEdges(withInternal=True):
+        internal = edge.getFunction() in _INTERNAL_FUNCTIONS
+        if not internal:
+            start, end = edge.getFromNode(), edge.getToNode()
+            net.edge_ends[edge.getID()] = (
+                start.getID() if start is not None else "",
+                end.getID() if end is not None else "",
+            )
+            if edge.getName():
+                net.edge_names[edge.getID()] = edge.getName()
+        for lane in edge.getLanes():
+            lane_id = lane.getID()
+            if internal:
+                net.internal_length_m[lane_id] = lane.getLength()
+                for conn in lane.getOutgoing():
+                    if conn.getViaLaneID():
+                        net.internal_next[lane_id] = conn.getViaLaneID()
+                continue
+            allow, disallow = source.access.get(lane, (None, None))
+            net.lanes[lane_id] = Lane(
+                id=lane_id,
+                edge=edge.getID(),
+                length_m=lane.getLength(),
+                speed_mps=lane.getSpeed(),
+                allow=_access(allow),
+                disallow=_access(disallow),
+                shape=tuple(lane.getShape()),
+            )
+            for conn in lane.getOutgoing():
+                net.lane_targets.setdefault(lane_id, set()).add(conn.getTo().getID())
+                if conn.getTo().getFunction() not in _INTERNAL_FUNCTIONS:
+                    net.lane_sources.setdefault(conn.getToLane().getID(), []).append(lane_id)
+
+
+def _add_junctions(net: Network, source: _SumolibNet) -> None:
+    for node in source.getNodes():
+        if node.getType() is None:  # only named as an edge's end: no <junction> for it
             continue
-        # (tls, tls link index) of each junction link index
-        signal_of: dict[int, tuple[str, int]] = {}
-        index = 0
-        for lane in junction.inc_lanes:
-            from_function = edge_function.get(lane.rsplit("_", 1)[0], "normal")
-            for conn in outgoing.get(lane, []):
-                to_function = edge_function.get(conn.to_edge, "normal")
-                if to_function == "walkingarea" or (
-                    from_function == "walkingarea" and to_function != "crossing"
-                ):
-                    continue
-                if conn.tls is not None and conn.link_index >= 0:
-                    signal_of[index] = (conn.tls, conn.link_index)
-                index += 1
-        for i, (tls_i, link_i) in signal_of.items():
-            bits = junction.foes.get(i, "")
-            for j, (tls_j, link_j) in signal_of.items():
-                if tls_i == tls_j and len(bits) > j and bits[len(bits) - j - 1] == "1":
-                    conflicts = net.traffic_lights[tls_i].conflicts
-                    conflicts.add((link_i, link_j))
-                    conflicts.add((link_j, link_i))
+        net.junction_xy[node.getID()] = node.getCoord()
+        net.junction_types[node.getID()] = node.getType()
+        net.junction_shapes[node.getID()] = tuple(node.getShape() or ())
+
+
+def _traffic_light(tls: Any, path: Path) -> TrafficLight:
+    """Programs, links and conflicts of one sumolib ``TLS``.
+
+    Links come in the file's order. A link out of a walking area is a pedestrian crossing's
+    signal. Two links are in conflict when their junction's ``<request foes=...>`` says so,
+    with sumolib numbering the junction's links (``Connection.getJunctionIndex``).
+    """
+    light = TrafficLight(tls.getID())
+    for program in tls.getPrograms().values():
+        light.programs.append(
+            Program(
+                id=program._id,  # sumolib has no getter for a program's id
+                type=program.getType(),
+                offset_s=float(program.getOffset()),
+                phases=tuple(_phase(p) for p in program.getPhases()),
+            )
+        )
+    by_junction: dict[Any, dict[int, int]] = {}  # junction -> its link index -> signal link index
+    for from_lane, to_lane, index in tls.getConnections():
+        conn = next(
+            c
+            for c in from_lane.getOutgoing()
+            if c.getToLane() is to_lane and c.getTLSID() == light.id and c.getTLLinkIndex() == index
+        )
+        if from_lane.getEdge().getFunction() == "walkingarea":
+            light.crossing_links.add(index)
+            light.crossing_lanes[index] = to_lane.getID()
+        else:
+            light.links.append(
+                Link(index, from_lane.getID(), to_lane.getID(), conn.getDirection(), conn.getViaLaneID())
+            )
+        junction_index = conn.getJunctionIndex()
+        if index >= 0 and junction_index >= 0:
+            by_junction.setdefault(conn.getJunction(), {})[junction_index] = index
+    for junction, signal_of in by_junction.items():
+        for i, link_i in signal_of.items():
+            for j, link_j in signal_of.items():
+                try:
+                    foes = junction.areFoes(i, j)
+                except KeyError:
+                    raise ScenarioError(
+                        path,
+                        f"malformed network XML: junction '{junction.getID()}' has no "
+                        f'<request index="{i}">',
+                    ) from None
+                if foes:
+                    light.conflicts.add((link_i, link_j))
+                    light.conflicts.add((link_j, link_i))
+    return light
+
+
+def _phase(phase: Any) -> Phase:
+    return Phase(
+        duration_s=float(phase.duration),
+        state=phase.state,
+        # sumolib gives -1 for a bound the net does not set
+        min_dur_s=float(phase.minDur) if phase.minDur >= 0 else None,
+        max_dur_s=float(phase.maxDur) if phase.maxDur >= 0 else None,
+        name=phase.name,
+        next=tuple(phase.next or ()),
+    )
 
 
 def check_xml(path: Path, what: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controlcenter.geojson import LaneShape, network_map, read_devices, read_shapes
+from controlcenter.geojson import LaneShape, lane_shapes, network_map, read_devices
 from sim.detectors import place_detectors
 from sim.errors import ScenarioError
 from sim.network import read_network
@@ -62,10 +62,25 @@ def test_points_of_interest_become_devices(tmp_path: Path) -> None:
         '<poi id="aq1" lane="C_E_1" pos="10"><param key="ccsim.kind" value="air_station"/></poi>'
         "</additional>"
     )
-    features = read_devices([add], read_shapes(scenario.net_file).lanes)
+    features = read_devices([add], lane_shapes(read_network(scenario.net_file)))
     assert [(f["properties"]["kind"], f["geometry"]["type"]) for f in features] == [
         ("gate", "Point"), ("air_station", "Point")
     ]  # fmt: skip
     add.write_text("<additional><poi")
     with pytest.raises(ScenarioError, match="malformed additional XML"):
         read_devices([add], {})
+
+
+def test_a_projected_net_stays_in_net_metres_and_gives_its_wgs84_boundary() -> None:
+    cfg = Path(__file__).resolve().parents[2] / "scenarios/realnets/bologna-acosta/scenario.sumocfg"
+    scenario = load_scenario(cfg)
+    network = read_network(scenario.net_file)
+    props = network_map(scenario, network, []).geojson["properties"]
+    assert props["crs"] == "sumo-net" and props["boundary"] == [0.0, 0.0, 1817.58, 1350.19]
+    lon0, lat0, lon1, lat1 = props["boundary_lon_lat"]
+    assert 11.30 < lon0 < lon1 < 11.34 and 44.48 < lat0 < lat1 < 44.51  # Bologna
+    single = load_scenario("single")
+    assert (
+        "boundary_lon_lat"
+        not in network_map(single, read_network(single.net_file), []).geojson["properties"]
+    )
