@@ -50,7 +50,7 @@ def collect(runs: Sequence[PlannedRun]) -> tuple[list[dict[str, Any]], pa.Table 
             rows.append({**_factors(run), "status": "done", "error": None, **summary})
             table = pq.read_table(run.folder / "timeseries.parquet")
             for name, value in reversed(_factors(run).items()):
-                column = pa.array([value] * table.num_rows, type=_arrow_type([value]))
+                column = pa.array([value] * table.num_rows, type=_arrow_type([value], name))
                 table = table.add_column(0, name, column)
             series.append(table)
         elif (record := failure(run)) is not None:
@@ -58,8 +58,14 @@ def collect(runs: Sequence[PlannedRun]) -> tuple[list[dict[str, Any]], pa.Table 
     return rows, (pa.concat_tables(series, promote_options="permissive") if series else None)
 
 
-def _arrow_type(values: Sequence[Any]) -> pa.DataType:
+TEXT_FACTORS = ("variant",)
+"""Null in a study without variants, and text all the same."""
+
+
+def _arrow_type(values: Sequence[Any], name: str = "") -> pa.DataType:
     present = [v for v in values if v is not None]
+    if name in TEXT_FACTORS:
+        return pa.string()
     if not present:
         return pa.float64()  # a KPI that no run had (null for this scenario)
     if all(isinstance(v, bool) for v in present):
@@ -83,7 +89,7 @@ def runs_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     columns = {}
     for name in names:
         values = [row.get(name) for row in rows]
-        kind = _arrow_type(values)
+        kind = _arrow_type(values, name)
         columns[name] = pa.array([_cell(v, kind) for v in values], type=kind)
     return pa.table(columns)
 
