@@ -8,6 +8,7 @@ folder) ends with exit code 2 and one line on stderr naming what is wrong.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from controlcenter.config import DEFAULT_DB, ServeConfig
 from controlcenter.rules import DEFAULT_RULES, load_rules
+from controlcenter.study_cmd import StudyBar, add_study_parser
 from sim.check import check_network
 from sim.controllers import controller_names, create_controller
 from sim.errors import CcsimError
@@ -27,7 +29,9 @@ from sim.outputs import prepare_out_dir
 from sim.programs import add_programs
 from sim.report import write_comparison
 from sim.scenario import load_scenario
-from sim.study import RunSpec, check_window, default_jobs, parse_seeds, run_many, run_to_folder
+from sim.study import RunSpec, default_jobs, parse_seeds, run_to_folder
+from sim.study_file import Study, plan_runs
+from sim.study_runner import LocalPool, run_study
 
 EXIT_BAD_INPUT = 2
 
@@ -122,51 +126,33 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    """A small study: one scenario, its controllers x variants x seeds, run folders by label."""
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     if not controllers:
         raise CcsimError("--controllers: expected a comma-separated list of controller names")
-    for name in controllers:
-        create_controller(name)
     seeds = parse_seeds(args.seeds)
-    variants: list[str | None] = (
-        [v.strip() for v in args.variants.split(",")] if args.variants else [None]
-    )
+    variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     scenario = load_scenario(args.scenario)
-    for variant in variants:
-        load_scenario(args.scenario, variant)  # a bad variant fails before any run
-    check_window(scenario, args.begin, args.end)
     out = prepare_out_dir(args.out or Path("out") / f"compare-{scenario.name}")
-
-    def label(controller: str, variant: str | None) -> str:
-        if variant is None:
-            return controller
-        return variant if len(controllers) == 1 else f"{controller} {variant}"
-
-    specs = [
-        RunSpec(
-            args.scenario, c, s, out / "runs" / _folder(label(c, v), s), args.begin, args.end, variant=v
-        )
-        for c in controllers
-        for v in variants
-        for s in seeds
-    ]
-    with _progress(console) as bar:
-        task = bar.add_task(f"{scenario.name}: {len(specs)} runs", total=len(specs), unit="runs")
-        summaries = run_many(specs, jobs=args.jobs, on_done=lambda _s, _r: bar.advance(task))
+    runs = plan_runs([args.scenario], controllers, variants, [1.0], seeds, begin_s=args.begin,
+                     end_s=args.end, runs_dir=out / "runs", keyed_folders=False)  # fmt: skip
+    study = Study(name=f"{scenario.name}: {len(runs)} runs", runs=tuple(runs), kpis=None,
+                  comparisons=())  # fmt: skip
+    with LocalPool(args.jobs) as pool, StudyBar(console, study.name) as bar:
+        outcome = run_study(study, out, pool, bar)
+    if outcome.failed:
+        run, error = outcome.failed[0]
+        raise CcsimError(f"{len(outcome.failed)} of {len(runs)} runs failed, the first: {error} "
+                         f"(details in {run.folder}/failed.json)")  # fmt: skip
     rows = [
-        {"group": label(spec.controller, spec.variant), **summary}
-        for spec, summary in zip(specs, summaries, strict=True)
+        {"group": run.group, **json.loads((run.folder / "summary.json").read_text(encoding="utf-8"))}
+        for run in runs
     ]
     compared = ", ".join(dict.fromkeys(r["group"] for r in rows))
     title = f"{scenario.name}: {compared} over seeds {args.seeds}"
     console.print(write_comparison(out, rows, title), markup=False, highlight=False)
     console.print(f"wrote {out}/comparison.csv, comparison.md, comparison.png")
     return 0
-
-
-def _folder(label: str, seed: int) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-    return f"{safe}-seed{seed}"
 
 
 def _speed(text: str) -> float | None:
@@ -272,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--alarms", type=Path, default=None, help="alarm rules (TOML) instead of the defaults"
     )
     srv.set_defaults(handler=_cmd_serve)
+    add_study_parser(sub)
     return parser
 
 

@@ -78,9 +78,11 @@ class Simulation:
         begin_s: float | None = None,
         end_s: float | None = None,
         pace: Callable[[float], None] | None = None,
+        scale: float = 1.0,
     ) -> None:
         """``pace``, if given, is called after every SUMO step with the simulation time (s); a
-        live run blocks in it to follow the wall clock (or to pause)."""
+        live run blocks in it to follow the wall clock (or to pause). ``scale`` multiplies the
+        demand (SUMO's ``--scale``: 0.5 inserts every other vehicle, 2 each one twice)."""
         self.scenario = scenario
         self.controller = controller
         self.seed = seed
@@ -90,6 +92,7 @@ class Simulation:
         self.begin_s = scenario.begin_s if begin_s is None else begin_s
         self.end_s = scenario.end_s if end_s is None else end_s
         self.step_s = scenario.step_length_s
+        self.scale = scale
         self.bus = MessageBus()
         self.log = MessageLog()
         self.kpi = KpiCollector()
@@ -161,6 +164,7 @@ class Simulation:
             "--end", f"{self.end_s:g}",
             "--step-length", f"{self.step_s:g}",
             "--seed", str(self.seed),
+            "--scale", f"{self.scale:g}",
             "--no-step-log", "true",
             "--duration-log.disable", "true",
             "--tripinfo-output", str(self.workdir / "tripinfo.xml"),

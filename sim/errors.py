@@ -9,8 +9,8 @@ class CcsimError(Exception):
     """Bad input from the user; the CLI prints it as one line and exits with code 2."""
 
 
-class ScenarioError(CcsimError):
-    """A scenario (folder, scenario.toml, .sumocfg, net or route file) is missing or malformed."""
+class FileFieldError(CcsimError):
+    """A file the user wrote is missing or malformed: one line naming file, field, value, expectation."""
 
     def __init__(
         self,
@@ -32,6 +32,14 @@ class ScenarioError(CcsimError):
         if expected:
             detail += f"; expected {expected}"
         super().__init__(f"{where}: {detail}")
+
+
+class ScenarioError(FileFieldError):
+    """A scenario (folder, scenario.toml, .sumocfg, net or route file) is missing or malformed."""
+
+
+class StudyError(FileFieldError):
+    """A study file (``ccsim study STUDY.toml``) is missing or malformed."""
 
 
 class UnknownNameError(CcsimError):

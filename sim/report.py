@@ -36,7 +36,7 @@ def group_of(row: dict[str, Any]) -> str:
     return str(row.get("group") or row["controller"])
 
 
-def _by_seed(rows: Sequence[dict[str, Any]], group: str, metric: str) -> dict[int, float]:
+def by_seed(rows: Sequence[dict[str, Any]], group: str, metric: str) -> dict[int, float]:
     return {
         int(r["seed"]): float(r[metric])
         for r in rows
@@ -56,6 +56,25 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def mean_cell(values: Sequence[float]) -> str:
+    """``mean ± half-width of the 95% t-interval`` (``n/a`` without values)."""
+    if not values:
+        return "n/a"
+    est = estimate(values)
+    hw = "" if est.half_width is None else f" ± {est.half_width:.2f}"
+    return f"{est.mean:.2f}{hw}"
+
+
+def change_cell(baseline: dict[int, float], other: dict[int, float]) -> str:
+    """``+x.x% [low, high]``: the paired change (by seed) against ``baseline``, 95% interval."""
+    change = paired_change(baseline, other)
+    if change is None or change.percent is None:
+        return "n/a"
+    interval = change.percent_interval()
+    ci = "" if interval is None else f" [{interval[0]:+.1f}, {interval[1]:+.1f}]"
+    return f"{change.percent:+.1f}%{ci}"
+
+
 def markdown(rows: Sequence[dict[str, Any]], title: str) -> str:
     """Mean and 95% CI per group, then the paired change against the first group."""
     groups = _groups(rows)
@@ -65,30 +84,15 @@ def markdown(rows: Sequence[dict[str, Any]], title: str) -> str:
     lines += ["| metric | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]
     reported = [m for m in REPORTED if any(r.get(m) is not None for r in rows)]
     for metric in reported:
-        cells = []
-        for group in groups:
-            values = list(_by_seed(rows, group, metric).values())
-            if not values:
-                cells.append("n/a")
-                continue
-            est = estimate(values)
-            hw = "" if est.half_width is None else f" ± {est.half_width:.2f}"
-            cells.append(f"{est.mean:.2f}{hw}")
+        cells = [mean_cell(list(by_seed(rows, group, metric).values())) for group in groups]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     if len(groups) > 1:
         base = groups[0]
         lines += ["", f"Change against `{base}` (paired by seed; 95% CI of the change):", ""]
         lines += ["| metric | " + " | ".join(groups[1:]) + " |", "|---" * len(groups) + "|"]
         for metric in reported:
-            cells = []
-            for group in groups[1:]:
-                change = paired_change(_by_seed(rows, base, metric), _by_seed(rows, group, metric))
-                if change is None or change.percent is None:
-                    cells.append("n/a")
-                    continue
-                interval = change.percent_interval()
-                ci = "" if interval is None else f" [{interval[0]:+.1f}, {interval[1]:+.1f}]"
-                cells.append(f"{change.percent:+.1f}%{ci}")
+            base_values = by_seed(rows, base, metric)
+            cells = [change_cell(base_values, by_seed(rows, g, metric)) for g in groups[1:]]
             lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -103,7 +107,7 @@ def plot_delay(path: Path, rows: Sequence[dict[str, Any]], title: str) -> None:
     groups = _groups(rows)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(groups) + 2), 3.6), dpi=120)
     for i, group in enumerate(groups):
-        values = list(_by_seed(rows, group, "mean_delay_s").values())
+        values = list(by_seed(rows, group, "mean_delay_s").values())
         if not values:
             continue
         est = estimate(values)

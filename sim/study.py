@@ -33,6 +33,8 @@ class RunSpec:
     end_s: float | None = None
     gui: bool = False
     variant: str | None = None
+    scale: float = 1.0
+    """Demand multiplier (SUMO's ``--scale``)."""
 
 
 def check_window(scenario: Scenario, begin_s: float | None, end_s: float | None) -> None:
@@ -56,6 +58,7 @@ def run_to_folder(spec: RunSpec, progress: Progress | None = None) -> dict[str, 
         gui=spec.gui,
         begin_s=spec.begin_s,
         end_s=spec.end_s,
+        scale=spec.scale,
     )
     result = simulation.run(progress)
     write_run(out, result.summary, result.timeseries, result.log.messages)
@@ -91,15 +94,44 @@ def run_many(
     *,
     jobs: int,
     on_done: Callable[[RunSpec, dict[str, Any]], None] | None = None,
+    on_error: Callable[[RunSpec, BaseException], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every spec in its own process (``jobs`` at a time); summaries in the order of ``specs``."""
+    """Run every spec in its own process (``jobs`` at a time); summaries in the order of ``specs``.
+
+    A failed run raises its error here, unless ``on_error`` is given: then the error goes there,
+    the other runs go on and the failed run's summary is ``{}``. On any exception (Ctrl-C too)
+    the runs still going are killed before it propagates: a run killed that way leaves its
+    folder without a summary, or with one it wrote before being killed, never the caller's word
+    that it finished (``on_done``).
+    """
     context = multiprocessing.get_context("spawn")
     results: dict[int, dict[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1)
+    try:
         futures = {pool.submit(run_to_folder, spec): i for i, spec in enumerate(specs)}
         for future in as_completed(futures):
             index = futures[future]
+            error = future.exception()
+            if error is not None:
+                if on_error is None:
+                    raise error
+                results[index] = {}
+                on_error(specs[index], error)
+                continue
             results[index] = future.result()
             if on_done is not None:
                 on_done(specs[index], results[index])
+    except BaseException:
+        _kill(pool)
+        raise
+    pool.shutdown(wait=True)
     return [results[i] for i in range(len(specs))]
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` now: a plain shutdown would wait for every running simulation to finish."""
+    # Python 3.14 has pool.kill_workers(); before, the worker processes are only reachable here,
+    # and only until shutdown() forgets them: kill first.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
