@@ -3,8 +3,8 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 # Debian packages the project needs: Chromium for the control-room tests (later issues add
-# mosquitto and snmp).
-APT_PACKAGES := chromium
+# mosquitto); net-snmp's snmpget/snmpwalk/snmpset as the independent peer of the NTCIP tests.
+APT_PACKAGES := chromium snmp
 DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test lint bench clean
