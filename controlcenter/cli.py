@@ -144,6 +144,7 @@ def _speed(text: str) -> float | None:
 
 
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from controlcenter.ntcip import parse_address
     from controlcenter.server import serve  # the web stack loads only for this command
 
     create_controller(args.controller)
@@ -161,6 +162,7 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         feed_rate_hz=args.rate,
         send_timeout_s=args.send_timeout,
         rules=load_rules(args.alarms) if args.alarms else DEFAULT_RULES,
+        ntcip=parse_address(args.ntcip) if args.ntcip else None,
     )
     return serve(config)
 
@@ -226,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--alarms", type=Path, default=None, help="alarm rules (TOML) instead of the defaults"
     )
+    srv.add_argument(
+        "--ntcip", default=None, metavar="HOST:PORT",
+        help="every signal an NTCIP 1202/1209 SNMP agent, one UDP port each from PORT",
+    )  # fmt: skip
     srv.set_defaults(handler=_cmd_serve)
     return parser
 

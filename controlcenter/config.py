@@ -30,3 +30,5 @@ class ServeConfig:
     command_wait_s: float = 2.0
     """How long a command request waits for the simulation's verdict before answering 202."""
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
+    ntcip: tuple[str, int] | None = None
+    """``--ntcip HOST:PORT``: every signal an NTCIP agent, on consecutive UDP ports from PORT."""

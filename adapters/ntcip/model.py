@@ -105,15 +105,18 @@ class SignalLayout:
         return None
 
     def hold_phase(self, program: str, current: int | None, phases: set[int]) -> int | None:
-        """The index of a phase of ``program`` in which every NTCIP phase of ``phases`` is
-        green and which is not a transition (no yellow): the current one if it qualifies."""
+        """The index of a phase of ``program`` that a hold of every NTCIP phase in ``phases``
+        means: a green phase (no yellow, not a step inside a larger phase - the safety guard's
+        choice of phases) in which they are all green; the current one if it qualifies."""
         states = dict(self.programs).get(program) or (self.programs[0][1] if self.programs else ())
-        wanted = [g for g in self.groups if g.number in phases]
-        candidates = [
-            i
+        greens = {
+            i: frozenset(k for k, c in enumerate(state) if c in GREEN)
             for i, state in enumerate(states)
-            if not any(c in "yY" for c in state) and all(state[g.links[0]] in GREEN for g in wanted)
-        ]
+            if not any(c in "yY" for c in state) and any(c in GREEN for c in state)
+        }
+        main = [i for i, g in greens.items() if not any(g < other for other in greens.values())]
+        wanted = [g for g in self.groups if g.number in phases]
+        candidates = [i for i in main if all(g.links[0] in greens[i] for g in wanted)]
         if current in candidates:
             return current
         return candidates[0] if candidates else None

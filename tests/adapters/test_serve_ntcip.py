@@ -1,0 +1,77 @@
+"""``ccsim serve single --ntcip``: a real server process, read and commanded by net-snmp's tools."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.serving import REPO, audit, served, wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs net-snmp (Debian snmp)")
+
+GREENS_1 = ".1.3.6.1.4.1.1206.4.2.1.1.4.1.4.1"
+HOLD_1 = ".1.3.6.1.4.1.1206.4.2.1.1.5.1.4.1"
+WRITE = "ntcip-write-e2e"
+
+
+def snmp(tool: str, port: int, *args: str, community: str = "public") -> str:
+    command = [tool, "-v2c", "-c", community, "-On", "-t", "3", "-r", "1", f"127.0.0.1:{port}", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    return done.stdout + done.stderr
+
+
+def integer(text: str) -> int:
+    return int(text.rsplit("INTEGER: ", 1)[1].split()[0])
+
+
+def test_snmpwalk_reads_a_signal_and_snmpset_holds_a_phase_through_the_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CCSIM_SNMP_WRITE_COMMUNITY", WRITE)
+    with served(tmp_path, "--ntcip", "127.0.0.1:0", "--speed", "5") as server:
+        line = wait_for(
+            lambda: next((x for x in server.lines if x.startswith("ntcip: C -> udp ")), None),
+            30,
+            "serve to print the agent of signal C",
+        )
+        port = int(line.split("udp 127.0.0.1:")[1].split()[0])
+        with server.client() as c:
+            agents = c.get("/api/adapters").json()["ntcip"]["agents"]
+        assert [(a["tls"], a["port"]) for a in agents] == [("C", port)]
+        vehicle_phase = next(p["phase"] for p in agents[0]["phases"] if not p["pedestrian"])
+        server.wait_running()
+
+        walk = snmp("snmpwalk", port, ".1.3.6.1.4.1.1206.4.2.1.1.4.1")
+        assert f"{GREENS_1} = INTEGER: " in walk  # the phase status group, as a manager sees it
+        wait_for(lambda: integer(snmp("snmpget", port, GREENS_1)), 30, "a phase to be green")
+
+        mask = 1 << (vehicle_phase - 1)
+        assert "noAccess" in snmp("snmpset", port, HOLD_1, "i", str(mask))  # the read community
+        assert f"{HOLD_1} = INTEGER: {mask}" in snmp(
+            "snmpset", port, HOLD_1, "i", str(mask), community=WRITE
+        )
+        entry = audit(server, action="signal.override")[0]
+        assert entry["user"] == "snmp@127.0.0.1" and entry["target"] == "tls:C"
+        assert entry["arguments"]["via"] == "ntcip" and entry["arguments"]["action"] == "hold"
+        assert entry["result"] == "accepted" and entry["detail"].startswith("holding phase")
+        wait_for(
+            lambda: integer(snmp("snmpget", port, GREENS_1)) & mask, 30, "the held phase to turn green"
+        )
+        assert integer(snmp("snmpget", port, HOLD_1)) == mask
+
+        release = snmp("snmpset", port, HOLD_1, "i", "0", community=WRITE)
+        assert f"{HOLD_1} = INTEGER: 0" in release
+        assert audit(server, action="signal.override")[0]["arguments"]["action"] == "automatic"
+
+
+def test_a_bad_ntcip_address_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "controlcenter.cli", "serve", "single", "--ntcip", "localhost"],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--ntcip 'localhost': expected HOST:PORT" in done.stderr
