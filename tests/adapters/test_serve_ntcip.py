@@ -16,6 +16,11 @@ pytestmark = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs n
 GREENS_1 = ".1.3.6.1.4.1.1206.4.2.1.1.4.1.4.1"
 HOLD_1 = ".1.3.6.1.4.1.1206.4.2.1.1.5.1.4.1"
 WRITE = "ntcip-write-e2e"
+PATTERN = ".1.3.6.1.4.1.1206.4.2.1.4.14.0"
+PATTERN_STATUS = ".1.3.6.1.4.1.1206.4.2.1.4.10.0"
+FLASH_STATUS = ".1.3.6.1.4.1.1206.4.2.1.3.6.0"
+SEQUENCE = ".1.3.6.1.4.1.1206.4.2.1.2.5.1.0"
+VOLUMES = ".1.3.6.1.4.1.1206.4.2.1.2.5.4.1.1"
 
 
 def snmp(tool: str, port: int, *args: str, community: str = "public") -> str:
@@ -66,6 +71,28 @@ def test_snmpwalk_reads_a_signal_and_snmpset_holds_a_phase_through_the_audit(
         release = snmp("snmpset", port, HOLD_1, "i", "0", community=WRITE)
         assert f"{HOLD_1} = INTEGER: 0" in release
         assert audit(server, action="signal.override")[0]["arguments"]["action"] == "automatic"
+
+        # systemPatternControl: 255 flashes the signal, 1 forces its first program, 0 releases it
+        assert "INTEGER: 255" in snmp("snmpset", port, PATTERN, "i", "255", community=WRITE)
+        wait_for(
+            lambda: integer(snmp("snmpget", port, FLASH_STATUS)) == 3, 30, "unitFlashStatus automatic(3)"
+        )
+        assert integer(snmp("snmpget", port, PATTERN_STATUS)) == 255
+        assert "INTEGER: 1" in snmp("snmpset", port, PATTERN, "i", "1", community=WRITE)
+        wait_for(lambda: integer(snmp("snmpget", port, PATTERN_STATUS)) == 1, 30, "pattern 1 running")
+        assert "inconsistentValue" in snmp("snmpset", port, PATTERN, "i", "9", community=WRITE)
+        assert "INTEGER: 0" in snmp("snmpset", port, PATTERN, "i", "0", community=WRITE)
+        wait_for(lambda: integer(snmp("snmpget", port, PATTERN_STATUS)) == 254, 30, "free again")
+        actions = [
+            (e["arguments"].get("action"), e["result"]) for e in audit(server, action="signal.override")
+        ]
+        assert actions[:4] == [("automatic", "accepted"), (None, "refused"), ("plan", "accepted"),
+                               ("flash", "accepted")]  # fmt: skip
+
+        # one sample period (60 s simulated) later the detectors have counted vehicles
+        wait_for(lambda: integer(snmp("snmpget", port, SEQUENCE)) >= 1, 60, "a completed sample period")
+        volumes = snmp("snmpwalk", port, VOLUMES)
+        assert sum(integer(line) for line in volumes.strip().splitlines()) > 0
 
 
 def test_a_bad_ntcip_address_is_a_clear_error() -> None:
