@@ -114,9 +114,9 @@ class SignalDevice:
         # The counters move with every request: patched into the shared view, never cached stale.
         for name, obj in OBJECTS_MIB2.items():
             if obj.syntax is Syntax.COUNTER:
-                view.entries[obj.instance()] = (Syntax.COUNTER, getattr(self.counters, name) % 2**32)
+                view.set(obj.instance(), Syntax.COUNTER, getattr(self.counters, name) % 2**32)
         ticks = round((time.monotonic() - self._started) * 100) % 2**32
-        view.entries[OBJECTS_MIB2["sysUpTime"].instance()] = (Syntax.TICKS, ticks)
+        view.set(OBJECTS_MIB2["sysUpTime"].instance(), Syntax.TICKS, ticks)
         return view
 
     def _system_entries(self) -> dict[tuple[int, ...], tuple[Syntax, int | bytes | tuple[int, ...]]]:

@@ -1,6 +1,7 @@
 """The SNMP command responder, sans I/O: request bytes in, response bytes out.
 
-:class:`Responder` decodes an SNMPv1 / SNMPv2c message (pysnmp's BER codec), checks the
+:class:`Responder` decodes an SNMPv1 / SNMPv2c message (:mod:`adapters.ntcip.ber`, with
+pysnmp's decoder for the BER forms it leaves aside), checks the
 community, answers GET, GET-NEXT and GET-BULK from a :class:`MibView` and validates SET
 requests, which it hands back as a :class:`PendingSet` for the caller to decide (the control
 center sends them through the operators' command path); :meth:`Responder.complete` turns the
@@ -37,9 +38,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from pyasn1.codec.ber import decoder, encoder
-from pysnmp.proto.api import v1, v2c
-
+from adapters.ntcip import ber
 from adapters.ntcip.model import MibEntries, Value
 from adapters.ntcip.oids import OID, Access, ObjectType, Shape, Syntax
 
@@ -108,19 +107,33 @@ class Counters:
 
 
 class MibView:
-    """An agent's instances at one moment, in OID order."""
+    """An agent's instances at one moment, in OID order, with their encodings cached."""
 
     def __init__(self, entries: MibEntries) -> None:
         self.entries = entries
         self.oids = sorted(entries)
+        self._varbinds: dict[OID, bytes] = {}
 
     def get(self, oid: OID) -> tuple[Syntax, Value] | None:
         return self.entries.get(oid)
+
+    def set(self, oid: OID, syntax: Syntax, value: Value) -> None:
+        """Change the value of an existing instance (counters, uptime)."""
+        self.entries[oid] = (syntax, value)
+        self._varbinds.pop(oid, None)
 
     def next(self, oid: OID) -> OID | None:
         """The first instance after ``oid`` (lexicographic order), or None at the end."""
         i = bisect.bisect_right(self.oids, oid)
         return self.oids[i] if i < len(self.oids) else None
+
+    def varbind(self, oid: OID) -> bytes:
+        """The encoded variable binding of an existing instance."""
+        encoded = self._varbinds.get(oid)
+        if encoded is None:
+            encoded = ber.varbind(oid, encode_value(*self.entries[oid]))
+            self._varbinds[oid] = encoded
+        return encoded
 
 
 @dataclass(frozen=True)
@@ -157,9 +170,7 @@ class PendingSet:
     """A SET whose every variable is valid, waiting for the caller's decision."""
 
     writes: tuple[Write, ...]
-    community: bytes
-    _message: Any
-    _module: Any
+    request: ber.Request
 
 
 class Responder:
@@ -189,113 +200,97 @@ class Responder:
         if len(data) > MAX_DATAGRAM:
             c.oversized += 1
             return None
-        decoded = self._decode(data)
-        if decoded is None:
+        request = self._parse(data)
+        if request is None:
             return None
-        module, message = decoded
-        community = bytes(module.apiMessage.get_community(message))
+        if request.version not in (0, 1):
+            c.snmpInBadVersions += 1
+            return None
+        community = request.community
         if community not in self.communities.read and community not in self.communities.write:
             c.snmpInBadCommunityNames += 1
             return None
-        pdu = module.apiMessage.get_pdu(message)
-        try:
-            varbinds = [(tuple(oid), value) for oid, value in module.apiPDU.get_varbinds(pdu)]
-        except Exception:  # a PDU the decoder let through but whose varbinds are unusable
-            c.snmpInASNParseErrs += 1
-            return None
-        if len(varbinds) > MAX_VARBINDS:
+        if len(request.varbinds) > MAX_VARBINDS:
             c.snmpInTooBigs += 1
-            return self._error(module, message, [], ErrorStatus.TOO_BIG, 0)
-        tag = pdu.tagSet
-        if tag == module.SetRequestPDU.tagSet:
-            c.snmpInTotalSetVars += len(varbinds)
-            return self._set(module, message, community, varbinds)
-        c.snmpInTotalReqVars += len(varbinds)
-        view = self.view()
-        if tag == module.GetRequestPDU.tagSet:
-            return self._get(module, message, view, varbinds)
-        if tag == module.GetNextRequestPDU.tagSet:
-            return self._get_next(module, message, view, varbinds)
-        if module is v2c and tag == v2c.GetBulkRequestPDU.tagSet:
-            return self._get_bulk(message, view, varbinds)
-        c.snmpInASNParseErrs += 1  # a response, a trap...: nothing an agent answers
+            return self._error(request, ErrorStatus.TOO_BIG, 0, echo=False)
+        if request.pdu == ber.SET:
+            c.snmpInTotalSetVars += len(request.varbinds)
+            return self._set(request)
+        c.snmpInTotalReqVars += len(request.varbinds)
+        if request.pdu == ber.GET:
+            return self._get(request, self.view())
+        if request.pdu == ber.GET_NEXT:
+            return self._get_next(request, self.view())
+        if request.pdu == ber.GET_BULK and request.version == 1:
+            return self._get_bulk(request, self.view())
+        c.snmpInASNParseErrs += 1  # GET-BULK in SNMPv1 does not exist
         return None
 
     def complete(self, pending: PendingSet, verdicts: Sequence[Verdict]) -> bytes:
         """The response to a SET once the caller has decided each of its writes."""
-        module, message = pending._module, pending._message
-        request = [(w.oid, _encode(module, w.object.syntax, w.value)) for w in pending.writes]
+        request = pending.request
         for i, verdict in enumerate(verdicts, start=1):
             if not verdict.accepted:
                 self.counters.sets_refused += 1
-                return self._error(module, message, request, ErrorStatus.INCONSISTENT_VALUE, i)
+                return self._error(request, ErrorStatus.INCONSISTENT_VALUE, i)
         self.counters.sets_accepted += 1
-        return self._respond(module, message, request)
+        return self._respond(request, [ber.varbind(oid, value) for oid, value in request.varbinds])
 
-    def _decode(self, data: bytes) -> tuple[Any, Any] | None:
-        c = self.counters
+    def _parse(self, data: bytes) -> ber.Request | None:
         try:
-            version = int(_message_version(data))
-        except Exception:
-            c.snmpInASNParseErrs += 1
-            return None
-        module = {0: v1, 1: v2c}.get(version)
-        if module is None:
-            c.snmpInBadVersions += 1
-            return None
+            return ber.parse_request(data)
+        except ber.BerError:
+            pass  # not the plain form: the full decoder decides
         try:
-            message, rest = decoder.decode(data, asn1Spec=module.Message())
-        except Exception:
-            c.snmpInASNParseErrs += 1
+            return _full_decode(data)
+        except _NotSnmp:
+            self.counters.snmpInBadVersions += 1
             return None
-        if rest:
-            c.snmpInASNParseErrs += 1
+        except Exception:  # malformed BER in any of the ways a decoder can fail
+            self.counters.snmpInASNParseErrs += 1
             return None
-        return module, message
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def _get(self, module: Any, message: Any, view: MibView, varbinds: list[tuple[OID, Any]]) -> bytes:
+    def _get(self, request: ber.Request, view: MibView) -> bytes:
         answer = []
-        for i, (oid, _) in enumerate(varbinds, start=1):
-            found = view.get(oid)
-            if found is not None:
-                answer.append((oid, _encode(module, *found)))
-            elif module is v1:
-                return self._error(module, message, varbinds, ErrorStatus.NO_SUCH_NAME, i)
+        for i, (oid, _) in enumerate(request.varbinds, start=1):
+            if oid in view.entries:
+                answer.append(view.varbind(oid))
+            elif request.version == 0:
+                return self._error(request, ErrorStatus.NO_SUCH_NAME, i)
             elif self._object_of(oid) is not None:
-                answer.append((oid, v2c.NoSuchInstance("")))
+                answer.append(ber.varbind(oid, NO_SUCH_INSTANCE))
             else:
-                answer.append((oid, v2c.NoSuchObject("")))
-        return self._respond(module, message, answer)
+                answer.append(ber.varbind(oid, NO_SUCH_OBJECT))
+        return self._respond(request, answer)
 
-    def _get_next(
-        self, module: Any, message: Any, view: MibView, varbinds: list[tuple[OID, Any]]
-    ) -> bytes:
+    def _get_next(self, request: ber.Request, view: MibView) -> bytes:
         answer = []
-        for i, (oid, _) in enumerate(varbinds, start=1):
+        for i, (oid, _) in enumerate(request.varbinds, start=1):
             following = view.next(oid)
             if following is not None:
-                answer.append((following, _encode(module, *view.entries[following])))
-            elif module is v1:
-                return self._error(module, message, varbinds, ErrorStatus.NO_SUCH_NAME, i)
+                answer.append(view.varbind(following))
+            elif request.version == 0:
+                return self._error(request, ErrorStatus.NO_SUCH_NAME, i)
             else:
-                answer.append((oid, v2c.EndOfMibView("")))
-        return self._respond(module, message, answer)
+                answer.append(ber.varbind(oid, END_OF_MIB_VIEW))
+        return self._respond(request, answer)
 
-    def _get_bulk(self, message: Any, view: MibView, varbinds: list[tuple[OID, Any]]) -> bytes:
-        pdu = v2c.apiMessage.get_pdu(message)
-        non_repeaters = max(0, int(v2c.apiBulkPDU.get_non_repeaters(pdu)))
-        repetitions = max(0, int(v2c.apiBulkPDU.get_max_repetitions(pdu)))
-        answer: list[tuple[OID, Any]] = []
+    def _get_bulk(self, request: ber.Request, view: MibView) -> bytes:
+        non_repeaters = max(0, request.error_status)
+        repetitions = max(0, request.error_index)
+        answer: list[bytes] = []
         size = 64  # the message around the variables
-        for oid, _ in varbinds[:non_repeaters]:
+        for oid, _ in request.varbinds[:non_repeaters]:
             following = view.next(oid)
-            value = v2c.EndOfMibView("") if following is None else _encode(v2c, *view.entries[following])
-            answer.append((following or oid, value))
-        cursors: list[OID | None] = [oid for oid, _ in varbinds[non_repeaters:]]
+            answer.append(
+                ber.varbind(oid, END_OF_MIB_VIEW) if following is None else view.varbind(following)
+            )
+        size += sum(len(b) for b in answer)
+        cursors: list[OID | None] = [oid for oid, _ in request.varbinds[non_repeaters:]]
         for _ in range(repetitions):
-            if not cursors or all(c is None for c in cursors):
+            if all(c is None for c in cursors):
                 break
             row = []
             for k, cursor in enumerate(cursors):
@@ -303,40 +298,37 @@ class Responder:
                     continue
                 following = view.next(cursor)
                 if following is None:
-                    row.append((cursor, v2c.EndOfMibView("")))
-                    cursors[k] = None
+                    row.append(ber.varbind(cursor, END_OF_MIB_VIEW))
                 else:
-                    row.append((following, _encode(v2c, *view.entries[following])))
-                    cursors[k] = following
-            size += sum(len(o) * 2 + 16 for o, _ in row)
+                    row.append(view.varbind(following))
+                cursors[k] = following
+            size += sum(len(b) for b in row)
             if size > MAX_RESPONSE and answer:
                 break
             answer.extend(row)
-        return self._respond(v2c, message, answer)
+        return self._respond(request, answer)
 
     # --- writes ---------------------------------------------------------------------------------
 
-    def _set(
-        self, module: Any, message: Any, community: bytes, varbinds: list[tuple[OID, Any]]
-    ) -> bytes | PendingSet:
-        if community not in self.communities.write:
+    def _set(self, request: ber.Request) -> bytes | PendingSet:
+        if request.community not in self.communities.write:
             self.counters.snmpInBadCommunityUses += 1
-            return self._error(module, message, varbinds, ErrorStatus.NO_ACCESS, 1)
+            return self._error(request, ErrorStatus.NO_ACCESS, 1)
         view = self.view()
         writes = []
-        for i, (oid, value) in enumerate(varbinds, start=1):
+        for i, (oid, value) in enumerate(request.varbinds, start=1):
             obj = self._object_of(oid)
-            if obj is None or view.get(oid) is None:
-                return self._error(module, message, varbinds, ErrorStatus.NO_CREATION, i)
+            if obj is None or oid not in view.entries:
+                return self._error(request, ErrorStatus.NO_CREATION, i)
             if obj.access is not Access.READ_WRITE:
-                return self._error(module, message, varbinds, ErrorStatus.NOT_WRITABLE, i)
-            if obj.syntax is not Syntax.INTEGER or value.tagSet != v1.Integer.tagSet:
-                return self._error(module, message, varbinds, ErrorStatus.WRONG_TYPE, i)
-            number = int(value)
+                return self._error(request, ErrorStatus.NOT_WRITABLE, i)
+            number = ber.integer_value(value)
+            if obj.syntax is not Syntax.INTEGER or number is None:
+                return self._error(request, ErrorStatus.WRONG_TYPE, i)
             if not obj.low <= number <= obj.high:
-                return self._error(module, message, varbinds, ErrorStatus.WRONG_VALUE, i)
+                return self._error(request, ErrorStatus.WRONG_VALUE, i)
             writes.append(Write(obj, oid, number))
-        return PendingSet(tuple(writes), community, message, module)
+        return PendingSet(tuple(writes), request)
 
     def _object_of(self, oid: OID) -> ObjectType | None:
         """The object an instance OID belongs to (scalar ``.0`` or a row index)."""
@@ -351,25 +343,21 @@ class Responder:
 
     # --- responses --------------------------------------------------------------------------------
 
-    def _respond(self, module: Any, message: Any, varbinds: list[tuple[OID, Any]]) -> bytes:
-        response = module.apiMessage.get_response(message)
-        pdu = module.apiMessage.get_pdu(response)
-        module.apiPDU.set_varbinds(pdu, varbinds)
-        data: bytes = encoder.encode(response)
+    def _respond(self, request: ber.Request, varbinds: list[bytes]) -> bytes:
+        data = ber.encode_response(
+            request.version, request.community, request.request_id, 0, 0, varbinds
+        )
         if len(data) > MAX_RESPONSE:
-            return self._error(module, message, [], ErrorStatus.TOO_BIG, 0)
+            return self._error(request, ErrorStatus.TOO_BIG, 0, echo=False)
         self.counters.snmpOutPkts += 1
         return data
 
     def _error(
-        self,
-        module: Any,
-        message: Any,
-        varbinds: list[tuple[OID, Any]],
-        status: ErrorStatus,
-        index: int,
+        self, request: ber.Request, status: ErrorStatus, index: int, *, echo: bool = True
     ) -> bytes:
-        if module is v1:
+        """An error response; the request's variables are sent back as they came (none for
+        tooBig)."""
+        if request.version == 0:
             status = _V1_EQUIVALENT.get(status, status)
         c = self.counters
         c.errors[status.name] = c.errors.get(status.name, 0) + 1
@@ -381,29 +369,63 @@ class Responder:
             c.snmpOutBadValues += 1
         elif status is ErrorStatus.GEN_ERR:
             c.snmpOutGenErrs += 1
-        response = module.apiMessage.get_response(message)
-        pdu = module.apiMessage.get_pdu(response)
-        module.apiPDU.set_varbinds(pdu, [] if status is ErrorStatus.TOO_BIG else varbinds)
-        module.apiPDU.set_error_status(pdu, int(status))
-        module.apiPDU.set_error_index(pdu, index)
+        varbinds = [ber.varbind(oid, value) for oid, value in request.varbinds] if echo else []
         c.snmpOutPkts += 1
-        data: bytes = encoder.encode(response)
-        return data
+        return ber.encode_response(
+            request.version, request.community, request.request_id, int(status), index, varbinds
+        )
 
 
-def _message_version(data: bytes) -> Any:
+NO_SUCH_OBJECT = bytes((ber.NO_SUCH_OBJECT, 0))
+NO_SUCH_INSTANCE = bytes((ber.NO_SUCH_INSTANCE, 0))
+END_OF_MIB_VIEW = bytes((ber.END_OF_MIB_VIEW, 0))
+
+
+def encode_value(syntax: Syntax, value: Value) -> bytes:
+    """One value as its BER TLV (the same tags in SNMPv1 and v2c)."""
+    if syntax is Syntax.INTEGER and isinstance(value, int):
+        return ber.encode_integer(value)
+    if syntax is Syntax.OCTETS and isinstance(value, bytes):
+        return ber.tlv(ber.OCTET_STRING, value)
+    if syntax is Syntax.COUNTER and isinstance(value, int):
+        return ber.encode_unsigned(value, ber.COUNTER32)
+    if syntax is Syntax.TICKS and isinstance(value, int):
+        return ber.encode_unsigned(value, ber.TIMETICKS)
+    if syntax is Syntax.OID and isinstance(value, tuple):
+        return ber.encode_oid(value)
+    raise ValueError(f"cannot encode {value!r} as {syntax.value}")
+
+
+class _NotSnmp(Exception):
+    """A well-formed message of another SNMP version."""
+
+
+def _full_decode(data: bytes) -> ber.Request:
+    """pysnmp's decoder, for the BER forms :func:`ber.parse_request` leaves aside (indefinite
+    lengths...). Raises on anything malformed, :class:`_NotSnmp` for SNMPv3 and later."""
+    from pyasn1.codec.ber import decoder, encoder
+    from pysnmp.proto.api import v1, v2c
     from pysnmp.proto.api.verdec import decode_message_version
 
-    return decode_message_version(data)
-
-
-def _encode(module: Any, syntax: Syntax, value: Value) -> Any:
-    if syntax is Syntax.INTEGER:
-        return module.Integer(value) if module is v1 else v2c.Integer32(value)
-    if syntax is Syntax.OCTETS:
-        return module.OctetString(value)
-    if syntax is Syntax.COUNTER:
-        return v1.Counter(value) if module is v1 else v2c.Counter32(value)
-    if syntax is Syntax.TICKS:
-        return module.TimeTicks(value)
-    return module.ObjectIdentifier(value)
+    version = int(decode_message_version(data))
+    module = {0: v1, 1: v2c}.get(version)
+    if module is None:
+        raise _NotSnmp(version)
+    message, rest = decoder.decode(data, asn1Spec=module.Message())
+    if rest:
+        raise ber.BerError("trailing bytes")
+    pdu = module.apiMessage.get_pdu(message)
+    base = pdu.tagSet[-1]  # the context tag of the PDU (implicitly tagged)
+    varbinds = tuple(
+        (tuple(int(arc) for arc in oid), bytes(encoder.encode(value)))
+        for oid, value in module.apiPDU.get_varbinds(pdu)
+    )
+    return ber.Request(
+        version=version,
+        community=bytes(module.apiMessage.get_community(message)),
+        pdu=base.tagClass | base.tagFormat | base.tagId,
+        request_id=int(pdu.getComponentByPosition(0)),
+        error_status=int(pdu.getComponentByPosition(1)),
+        error_index=int(pdu.getComponentByPosition(2)),
+        varbinds=varbinds,
+    )

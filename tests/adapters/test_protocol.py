@@ -143,3 +143,10 @@ def test_fuzz_the_request_path_never_raises_and_answers_decode(
                 response(out, version=version)
             except Exception:
                 response(out, version=3 - version)
+
+
+def test_a_request_in_a_rarer_ber_form_is_answered_through_the_full_decoder() -> None:
+    plain = request("get", [GREENS_1])
+    assert plain[1] < 0x80  # short definite length: rewrite it as indefinite (legal BER)
+    indefinite = b"\x30\x80" + plain[2:] + b"\x00\x00"
+    assert answer(responder(), indefinite)[2] == [(GREENS_1, 0b0101)]
