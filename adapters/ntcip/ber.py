@@ -96,8 +96,9 @@ def decode_oid(content: bytes) -> OID:
     return tuple(arcs)
 
 
-def parse_request(data: bytes) -> Request:
-    """Read a GET / GET-NEXT / GET-BULK / SET message; raises :class:`BerError` otherwise."""
+def parse_request(data: bytes, accept: frozenset[int] = REQUESTS) -> Request:
+    """Read a GET / GET-NEXT / GET-BULK / SET message (or the PDUs in ``accept``); raises
+    :class:`BerError` otherwise."""
     tag, start, end = _header(data, 0)
     if tag != SEQUENCE or end != len(data):
         raise BerError("not one SEQUENCE")
@@ -107,7 +108,7 @@ def parse_request(data: bytes) -> Request:
         raise BerError("expected the community")
     community = data[c_start:c_end]
     pdu, p_start, p_end = _header(data, c_end)
-    if pdu not in REQUESTS or p_end != end:
+    if pdu not in accept or p_end != end:
         raise BerError("not a request PDU")
     request_id, at = _integer(data, p_start)
     status, at = _integer(data, at)
@@ -130,6 +131,28 @@ def parse_request(data: bytes) -> Request:
         varbinds.append((decode_oid(data[o_start:o_end]), data[o_end:b_end]))
         at = b_end
     return Request(version, community, pdu, request_id, status, index, tuple(varbinds))
+
+
+def parse_response(data: bytes) -> Request:
+    """Read a Response-PDU message (the same fields as a request)."""
+    return parse_request(data, frozenset({RESPONSE}))
+
+
+def decode_value(tlv: bytes) -> int | bytes | tuple[int, ...] | None:
+    """A variable's value: INTEGER / Counter32 / Gauge32 / TimeTicks as int, OCTET STRING as
+    bytes, OBJECT IDENTIFIER as a tuple; None for NULL and the v2c exceptions (noSuchObject,
+    noSuchInstance, endOfMibView)."""
+    tag, start, end = _header(tlv, 0)
+    content = tlv[start:end]
+    if tag == INTEGER:
+        return int.from_bytes(content, "big", signed=True) if content else 0
+    if tag in (COUNTER32, GAUGE32, TIMETICKS):
+        return int.from_bytes(content, "big")
+    if tag == OCTET_STRING:
+        return bytes(content)
+    if tag == OBJECT_IDENTIFIER:
+        return decode_oid(content)
+    return None
 
 
 def integer_value(tlv: bytes) -> int | None:

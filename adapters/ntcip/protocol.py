@@ -64,6 +64,12 @@ class ErrorStatus(IntEnum):
     INCONSISTENT_VALUE = 12
     NOT_WRITABLE = 17
 
+    @property
+    def label(self) -> str:
+        """The name RFC 3416 gives it (``noAccess``)."""
+        first, *rest = self.name.lower().split("_")
+        return first + "".join(part.title() for part in rest)
+
 
 _V1_EQUIVALENT = {
     ErrorStatus.NO_ACCESS: ErrorStatus.NO_SUCH_NAME,
@@ -360,7 +366,7 @@ class Responder:
         if request.version == 0:
             status = _V1_EQUIVALENT.get(status, status)
         c = self.counters
-        c.errors[status.name] = c.errors.get(status.name, 0) + 1
+        c.errors[status.label] = c.errors.get(status.label, 0) + 1
         if status is ErrorStatus.TOO_BIG:
             c.snmpOutTooBigs += 1
         elif status is ErrorStatus.NO_SUCH_NAME:
