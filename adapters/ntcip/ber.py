@@ -20,6 +20,11 @@ COUNTER32, GAUGE32, TIMETICKS = 0x41, 0x42, 0x43
 NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW = 0x80, 0x81, 0x82
 GET, GET_NEXT, RESPONSE, SET, TRAP_V1, GET_BULK = 0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5
 REQUESTS = frozenset({GET, GET_NEXT, SET, GET_BULK})
+IP_ADDRESS, OPAQUE, COUNTER64 = 0x40, 0x44, 0x46
+VALUE_TAGS = frozenset({INTEGER, OCTET_STRING, NULL, OBJECT_IDENTIFIER, IP_ADDRESS, COUNTER32,
+                        GAUGE32, TIMETICKS, OPAQUE, COUNTER64, NO_SUCH_OBJECT, NO_SUCH_INSTANCE,
+                        END_OF_MIB_VIEW})  # fmt: skip
+"""The values a variable binding may carry (SNMPv2-SMI's ObjectSyntax, and v2c's exceptions)."""
 
 NULL_VALUE = b"\x05\x00"
 
@@ -125,9 +130,10 @@ def parse_request(data: bytes, accept: frozenset[int] = REQUESTS) -> Request:
         tag, o_start, o_end = _header(data, b_start)
         if tag != OBJECT_IDENTIFIER:
             raise BerError("expected an OBJECT IDENTIFIER")
-        _, _, value_end = _header(data, o_end)
+        value_tag, value_start, value_end = _header(data, o_end)
         if value_end != b_end:
             raise BerError("trailing bytes in a variable binding")
+        _check_value(value_tag, data[value_start:value_end])
         varbinds.append((decode_oid(data[o_start:o_end]), data[o_end:b_end]))
         at = b_end
     return Request(version, community, pdu, request_id, status, index, tuple(varbinds))
@@ -153,6 +159,20 @@ def decode_value(tlv: bytes) -> int | bytes | tuple[int, ...] | None:
     if tag == OBJECT_IDENTIFIER:
         return decode_oid(content)
     return None
+
+
+def _check_value(tag: int, content: bytes) -> None:
+    """Only well-formed values pass: an agent echoes them back in its answer."""
+    if tag not in VALUE_TAGS:
+        raise BerError(f"not an SNMP value (tag {tag:#04x})")
+    if tag in (NULL, NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW) and content:
+        raise BerError("a NULL with contents")
+    if tag in (INTEGER, COUNTER32, GAUGE32, TIMETICKS, COUNTER64) and not 1 <= len(content) <= 9:
+        raise BerError("an integer of no or too many bytes")
+    if tag == OBJECT_IDENTIFIER:
+        decode_oid(content)
+    if tag == IP_ADDRESS and len(content) != 4:
+        raise BerError("an IpAddress of other than 4 bytes")
 
 
 def integer_value(tlv: bytes) -> int | None:

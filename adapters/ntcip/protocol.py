@@ -212,6 +212,12 @@ class Responder:
         if request.version not in (0, 1):
             c.snmpInBadVersions += 1
             return None
+        return self.handle(request)
+
+    def handle(self, request: ber.Request) -> bytes | PendingSet | None:
+        """Answer a request already read (SNMPv3 hands its decrypted requests in here, with the
+        community of the user's role)."""
+        c = self.counters
         community = request.community
         if community not in self.communities.read and community not in self.communities.write:
             c.snmpInBadCommunityNames += 1
