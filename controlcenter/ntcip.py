@@ -7,12 +7,14 @@ answered with the guard's verdict.
 
 Access: the agents bind where ``--ntcip`` says (loopback unless told otherwise); the read
 community is ``CCSIM_SNMP_READ_COMMUNITY`` (default ``public``); there is no write access until
-``CCSIM_SNMP_WRITE_COMMUNITY`` is set, and its SETs act with the operator role.
+``CCSIM_SNMP_WRITE_COMMUNITY`` is set (its SETs act with the operator role) or an SNMPv3 user
+with the operator role is declared in ``CCSIM_SNMP_V3_USERS`` (authPriv: SHA and AES-128).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +22,7 @@ from adapters.ntcip.agent import AgentGroup, BindError
 from adapters.ntcip.device import SignalDevice
 from adapters.ntcip.model import DetectorReading, SignalLayout, build_layout
 from adapters.ntcip.protocol import Communities, Verdict, Write
+from adapters.ntcip.usm import V3User
 from controlcenter.auth import Role, User
 from controlcenter.commands import CommandResult, Commands
 from controlcenter.geojson import NetworkMap
@@ -31,6 +34,8 @@ from sim.signals import Action, SignalCommand
 
 READ_COMMUNITY_ENV = "CCSIM_SNMP_READ_COMMUNITY"
 WRITE_COMMUNITY_ENV = "CCSIM_SNMP_WRITE_COMMUNITY"
+V3_USERS_ENV = "CCSIM_SNMP_V3_USERS"
+"""``name:role:auth-passphrase:priv-passphrase`` entries, comma-separated (SHA + AES-128)."""
 PATTERN_STANDBY, PATTERN_FREE, PATTERN_FLASH = 0, 254, 255
 
 
@@ -43,7 +48,24 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def communities_from(env: Mapping[str, str]) -> Communities:
+def v3_users_from(env: Mapping[str, str]) -> list[V3User]:
+    users = []
+    for entry in filter(None, (e.strip() for e in env.get(V3_USERS_ENV, "").split(","))):
+        parts = entry.split(":")
+        if len(parts) != 4:
+            raise CcsimError(
+                f"{V3_USERS_ENV}: '{parts[0]}...': expected name:role:auth-passphrase:priv-passphrase"
+            )
+        try:
+            users.append(V3User(*parts))
+        except ValueError as exc:
+            raise CcsimError(f"{V3_USERS_ENV}: {exc}") from None
+    return users
+
+
+def communities_from(env: Mapping[str, str], v3_writers: bool = False) -> Communities:
+    """The v1/v2c communities; an operator SNMPv3 user without a write community gets an
+    internal one nobody is told (the v3 gateway uses it for that user's requests)."""
     read = env.get(READ_COMMUNITY_ENV, "public")
     write = env.get(WRITE_COMMUNITY_ENV)
     if not read:
@@ -52,6 +74,8 @@ def communities_from(env: Mapping[str, str]) -> Communities:
         raise CcsimError(
             f"{WRITE_COMMUNITY_ENV}: expected at least 8 characters, different from the read community"
         )
+    if write is None and v3_writers:
+        write = "ccsim-v3-" + secrets.token_hex(16)
     return Communities(
         read=frozenset({read.encode()}), write=frozenset({write.encode()}) if write else frozenset()
     )
@@ -88,7 +112,11 @@ class NtcipService:
         network_map: NetworkMap,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.communities = communities_from(os.environ if env is None else env)
+        environment = os.environ if env is None else env
+        self.v3_users = v3_users_from(environment)
+        self.communities = communities_from(
+            environment, v3_writers=any(u.role == "operator" for u in self.v3_users)
+        )
         self.devices = [SignalDevice(layout) for layout in signal_layouts(scenario, network_map)]
         self._by_tls = {d.layout.tls: d for d in self.devices}
         self._by_lane = {lane: d for d in self.devices for lane in d.lanes}
@@ -96,8 +124,9 @@ class NtcipService:
         host, port = address
         try:
             self.group = AgentGroup(
-                self.devices, host, port, self.communities, self._on_set if self.writable else None
-            )
+                self.devices, host, port, self.communities,
+                self._on_set if self.writable else None, v3_users=self.v3_users,
+            )  # fmt: skip
         except BindError as exc:
             raise CcsimError(f"--ntcip {host}:{port}: {exc}") from None
 
@@ -125,8 +154,9 @@ class NtcipService:
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/adapters`` shows of the agents."""
         return {
-            "protocol": "NTCIP 1202 v03 ASC + NTCIP 1209 v02 TSS over SNMP v1/v2c (UDP)",
+            "protocol": "NTCIP 1202 v03 ASC + NTCIP 1209 v02 TSS over SNMP v1/v2c/v3 (UDP)",
             "write": self.writable,
+            "v3_users": [{"name": u.name, "role": u.role} for u in self.v3_users],
             "agents": [
                 {
                     "tls": e.tls, "host": e.host, "port": e.port,
@@ -171,9 +201,9 @@ class NtcipService:
 
     # --- SETs: the operators' path ------------------------------------------------------------------
 
-    async def _on_set(self, device: SignalDevice, writes: tuple[Write, ...], peer: str) -> list[Verdict]:
+    async def _on_set(self, device: SignalDevice, writes: tuple[Write, ...], who: str) -> list[Verdict]:
         verdicts: list[Verdict] = []
-        user = User(f"snmp@{peer}", Role.OPERATOR)
+        user = User(who, Role.OPERATOR)
         for write in writes:
             if verdicts and not verdicts[-1].accepted:
                 verdicts.append(Verdict(False, "not applied: an earlier variable was refused"))

@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from adapters.ntcip import ber
 from adapters.ntcip.device import SignalDevice
 from adapters.ntcip.oids import all_objects
 from adapters.ntcip.protocol import Communities, PendingSet, Responder, Verdict, Write
+from adapters.ntcip.usm import V3Gateway, V3User
 
 log = logging.getLogger("ccsim.ntcip")
 
@@ -27,7 +29,8 @@ REPLAY_S = 30.0
 """How long the answer to a SET is kept for retransmissions of it."""
 
 SetHandler = Callable[[SignalDevice, tuple[Write, ...], str], Awaitable[list[Verdict]]]
-"""Decides a SET: (device, its writes, the manager's address) -> a verdict per write."""
+"""Decides a SET: (device, its writes, who asked: ``snmp@<address>`` or ``snmpv3:<user>``) ->
+a verdict per write."""
 
 
 class BindError(Exception):
@@ -51,6 +54,7 @@ class AgentProtocol(asyncio.DatagramProtocol):
     """One signal's agent on its socket."""
 
     def __init__(self, device: SignalDevice, responder: Responder, on_set: SetHandler | None) -> None:
+        self.v3: V3Gateway | None = None
         self.device = device
         self.responder = responder
         self.on_set = on_set
@@ -63,6 +67,13 @@ class AgentProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if self.v3 is not None and ber.message_version(data) == 3:
+            try:
+                self.v3.receive(data, addr)
+            except Exception:  # a bug in the v3 path must not stop the agent
+                self.responder.counters.snmpInGenErrs += 1
+                log.exception("ntcip agent %s: SNMPv3 request dropped", self.device.layout.tls)
+            return
         key = (addr, data)
         if key in self._in_flight:
             return  # a retransmission of a SET being decided: its answer is on the way
@@ -80,27 +91,39 @@ class AgentProtocol(asyncio.DatagramProtocol):
             self._send(result, addr)
         elif isinstance(result, PendingSet):
             self._in_flight.add(key)
-            task = asyncio.get_running_loop().create_task(self._decide(result, key, addr))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._in_flight.add(key)
 
-    async def _decide(self, pending: PendingSet, key: tuple[object, bytes], addr: Any) -> None:
+            def reply(answer: bytes | None) -> None:
+                self._in_flight.discard(key)
+                if answer is not None:
+                    now = time.monotonic()
+                    self._answered = {k: v for k, v in self._answered.items() if now - v[0] < REPLAY_S}
+                    self._answered[key] = (now, answer)
+                    self._send(answer, addr)
+
+            self.decide(result, reply, f"snmp@{_host(addr)}")
+
+    def decide(self, pending: PendingSet, reply: Callable[[bytes | None], None], who: str) -> None:
+        """Have ``on_set`` decide a SET, then ``reply`` with the answer (None: nothing to send)."""
+        task = asyncio.get_running_loop().create_task(self._decide(pending, reply, who))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decide(
+        self, pending: PendingSet, reply: Callable[[bytes | None], None], who: str
+    ) -> None:
+        answer = None
         try:
             if self.on_set is None:
                 verdicts = [Verdict(False, "this agent is read-only")] * len(pending.writes)
             else:
-                verdicts = await self.on_set(self.device, pending.writes, _host(addr))
+                verdicts = await self.on_set(self.device, pending.writes, who)
             answer = self.responder.complete(pending, verdicts)
         except Exception:
             self.responder.counters.snmpInGenErrs += 1
             log.exception("ntcip agent %s: SET failed", self.device.layout.tls)
-            return
         finally:
-            self._in_flight.discard(key)
-        now = time.monotonic()
-        self._answered = {k: v for k, v in self._answered.items() if now - v[0] < REPLAY_S}
-        self._answered[key] = (now, answer)
-        self._send(answer, addr)
+            reply(answer)
 
     def _send(self, data: bytes, addr: Any) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -131,8 +154,10 @@ class AgentGroup:
         port: int,
         communities: Communities,
         on_set: SetHandler | None,
+        v3_users: Sequence[V3User] = (),
     ) -> None:
         self.devices = list(devices)
+        self.v3_users = list(v3_users)
         self.communities = communities
         self.on_set = on_set
         self.endpoints: list[Endpoint] = []
@@ -154,11 +179,18 @@ class AgentGroup:
         for device, sock in zip(self.devices, self._sockets, strict=True):
             responder = Responder(device.view, objects, self.communities, device.counters)
             protocol = AgentProtocol(device, responder, self.on_set)
-            await loop.create_datagram_endpoint(lambda p=protocol: p, sock=sock)  # type: ignore[misc]
+            transport, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, sock=sock)  # type: ignore[misc]
+            if self.v3_users:
+                read = sorted(self.communities.read)[0]
+                write = sorted(self.communities.write)[0] if self.communities.write else None
+                protocol.v3 = V3Gateway(responder, self.v3_users, read, write, protocol.decide)
+                protocol.v3.attach(transport)
             self._protocols.append(protocol)
 
     def close(self) -> None:
         for protocol in self._protocols:
+            if protocol.v3 is not None:
+                protocol.v3.close()
             if protocol.transport is not None:
                 protocol.transport.close()
             for task in protocol._tasks:

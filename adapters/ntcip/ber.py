@@ -175,6 +175,15 @@ def _check_value(tag: int, content: bytes) -> None:
         raise BerError("an IpAddress of other than 4 bytes")
 
 
+def message_version(data: bytes) -> int | None:
+    """The version field of a message (0: v1, 1: v2c, 3: v3), None if it has none."""
+    try:
+        tag, start, _ = _header(data, 0)
+        return _integer(data, start)[0] if tag == SEQUENCE else None
+    except BerError:
+        return None
+
+
 def integer_value(tlv: bytes) -> int | None:
     """The value of an INTEGER TLV, None if ``tlv`` is something else."""
     try:

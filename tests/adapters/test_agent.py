@@ -15,6 +15,7 @@ from adapters.ntcip.agent import AgentGroup
 from adapters.ntcip.device import SignalDevice
 from adapters.ntcip.model import DetectorReading
 from adapters.ntcip.protocol import Communities, Verdict, Write
+from adapters.ntcip.usm import V3User
 from tests.adapters.snmp_helpers import four_way_layout
 
 pytestmark = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs net-snmp (Debian snmp)")
@@ -36,8 +37,10 @@ class Running:
         device.set_fault("w", "comm_loss")
         self.device = device
         self.group = AgentGroup(
-            [device], "127.0.0.1", 0, Communities(write=frozenset({b"ntcip-write"})), self.decide
-        )
+            [device], "127.0.0.1", 0, Communities(write=frozenset({b"ntcip-write"})), self.decide,
+            v3_users=[V3User("watcher", "viewer", "watcher-auth-1", "watcher-priv-1"),
+                      V3User("op", "operator", "operator-auth-1", "operator-priv-1")],
+        )  # fmt: skip
         self.port = self.group.endpoints[0].port
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -98,13 +101,9 @@ def test_snmpset_with_the_write_community_reaches_the_decision(agent: Running) -
     agent.sets.clear()
     out = snmp("snmpset", agent, HOLD_1, "i", "2", community="ntcip-write")
     assert f"{HOLD_1} = INTEGER: 2" in out
-    ((tls, writes, peer),) = agent.sets
-    assert (tls, writes[0].object.name, writes[0].value, peer) == (
-        "J1",
-        "phaseControlGroupHold",
-        2,
-        "127.0.0.1",
-    )
+    ((tls, writes, who),) = agent.sets
+    assert (tls, writes[0].object.name, writes[0].value) == ("J1", "phaseControlGroupHold", 2)
+    assert who == "snmp@127.0.0.1"
     agent.refuse = True
     try:
         assert "inconsistentValue" in snmp("snmpset", agent, HOLD_1, "i", "1", community="ntcip-write")
@@ -140,3 +139,30 @@ def test_a_wrong_community_gets_no_answer_and_is_counted(agent: Running) -> None
     assert agent.device.counters.snmpInBadCommunityNames == before + 2  # the request and its retry
     counted = snmp("snmpget", agent, ".1.3.6.1.2.1.11.4.0")
     assert f"Counter32: {before + 2}" in counted
+
+
+def v3(tool: str, agent: Running, user: str, auth: str, priv: str, *args: str) -> str:
+    command = [tool, "-v3", "-l", "authPriv", "-u", user, "-a", "SHA", "-A", auth, "-x", "AES",
+               "-X", priv, "-On", "-t", "2", "-r", "1", f"127.0.0.1:{agent.port}", *args]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    return done.stdout + done.stderr
+
+
+def test_snmpv3_authpriv_reads_and_sets_by_role(agent: Running) -> None:
+    out = v3("snmpwalk", agent, "watcher", "watcher-auth-1", "watcher-priv-1", PHASE_STATUS)
+    assert f"{PHASE_STATUS}.1.4.1 = INTEGER: 5" in out
+    # a viewer may not set; an operator may, and its SET reaches the decision as snmpv3:<user>
+    denied = v3("snmpset", agent, "watcher", "watcher-auth-1", "watcher-priv-1", HOLD_1, "i", "1")
+    assert "noAccess" in denied
+    agent.sets.clear()
+    done = v3("snmpset", agent, "op", "operator-auth-1", "operator-priv-1", HOLD_1, "i", "2")
+    assert f"{HOLD_1} = INTEGER: 2" in done
+    assert [(who, writes[0].value) for _, writes, who in agent.sets] == [("snmpv3:op", 2)]
+
+
+def test_snmpv3_with_a_wrong_passphrase_gets_no_data(agent: Running) -> None:
+    out = v3(
+        "snmpget", agent, "watcher", "not-the-passphrase", "watcher-priv-1", f"{PHASE_STATUS}.1.4.1"
+    )
+    assert "INTEGER" not in out
+    assert "Authentication failure" in out or "Timeout" in out

@@ -37,6 +37,7 @@ def test_snmpwalk_reads_a_signal_and_snmpset_holds_a_phase_through_the_audit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CCSIM_SNMP_WRITE_COMMUNITY", WRITE)
+    monkeypatch.setenv("CCSIM_SNMP_V3_USERS", "ops:operator:ops-auth-pass:ops-priv-pass")
     with served(tmp_path, "--ntcip", "127.0.0.1:0", "--speed", "5") as server:
         line = wait_for(
             lambda: next((x for x in server.lines if x.startswith("ntcip: C -> udp ")), None),
@@ -68,9 +69,14 @@ def test_snmpwalk_reads_a_signal_and_snmpset_holds_a_phase_through_the_audit(
         )
         assert integer(snmp("snmpget", port, HOLD_1)) == mask
 
-        release = snmp("snmpset", port, HOLD_1, "i", "0", community=WRITE)
+        # the release through SNMPv3 (authPriv), audited as the v3 user
+        v3 = ["snmpset", "-v3", "-l", "authPriv", "-u", "ops", "-a", "SHA", "-A", "ops-auth-pass",
+              "-x", "AES", "-X", "ops-priv-pass", "-On", "-t", "3", f"127.0.0.1:{port}",
+              HOLD_1, "i", "0"]  # fmt: skip
+        release = subprocess.run(v3, capture_output=True, text=True, timeout=30).stdout
         assert f"{HOLD_1} = INTEGER: 0" in release
-        assert audit(server, action="signal.override")[0]["arguments"]["action"] == "automatic"
+        latest = audit(server, action="signal.override")[0]
+        assert (latest["user"], latest["arguments"]["action"]) == ("snmpv3:ops", "automatic")
 
         # systemPatternControl: 255 flashes the signal, 1 forces its first program, 0 releases it
         assert "INTEGER: 255" in snmp("snmpset", port, PATTERN, "i", "255", community=WRITE)
