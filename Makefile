@@ -45,6 +45,7 @@ bench: setup
 	$(PY) benchmarks/overhead.py --pairs 3 --controller adaptive
 	$(PY) benchmarks/optimizer_speed.py --end 3600
 	$(PY) benchmarks/feed.py
+	$(PY) benchmarks/ntcip.py
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

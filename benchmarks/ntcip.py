@@ -281,6 +281,7 @@ def main() -> int:
                 result["rtf"] = (t1 - t0) / (w1 - w0)
                 return result
 
+            start_t, start_wall = _sim_time(url)
             paced = child(
                 {"mode": "paced", "ports": ports, "rate": args.rate, "duration": args.duration}
             )
@@ -288,6 +289,8 @@ def main() -> int:
                           "duration": args.duration})  # fmt: skip
             hil = child({"mode": "hil", "ports": ports, "duration": args.duration})
             poll = child({"mode": "poll", "ports": ports, "hz": args.poll_hz, "duration": args.duration})
+            end_t, end_wall = _sim_time(url)
+            overall_rtf = (end_t - start_t) / (end_wall - start_wall)
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -314,12 +317,12 @@ def main() -> int:
     paced_rate = paced["answered"] / paced["elapsed_s"]
     paced_p99 = _percentile(paced["latencies_ms"], 0.99)
     top_rate = load["answered"] / load["elapsed_s"]
-    rtf = min(paced["rtf"], load["rtf"])
+    rtf = overall_rtf
     verdicts = (
         f"- agents: {paced_rate:.0f} req/s answered at p99 {paced_p99:.2f} ms (targets >= 2000 "
         f"req/s: {met(paced_rate >= 0.99 * 2000)}, p99 <= 20 ms: {met(paced_p99 <= 20)}); "
-        f"{top_rate:.0f} req/s at saturation; simulation at x{rtf:.2f} or better "
-        f"(target >= 1, within 1 %: {met(rtf >= 0.99)})\n"
+        f"{top_rate:.0f} req/s at saturation; the simulation ran at x{rtf:.3f} over the "
+        f"{end_wall - start_wall:.0f} s of load (target >= 1, within 1 %: {met(rtf >= 0.99)})\n"
         f"- manager: p99 cycle {cycle_p99:.2f} ms at {args.poll_hz:g} Hz over 34 controllers "
         f"(target <= 100 ms: {met(cycle_p99 <= 100)})\n"
         f"- hardware in the loop: p99 {hil_p99:.2f} ms from a poll to the monitor's verdict "
@@ -348,6 +351,10 @@ Agents, GET of 3 phase status objects and GET-NEXT alternately, for {args.durati
 *paced*, {args.rate:g} requests/s sent on a schedule round the 34 agents whatever the answers
 (latency at that load); *saturated*, {args.concurrency} requests in flight per agent, closed
 loop (the most the agents answer; latency is then mostly queueing).
+
+The real-time factor of each window is simulated over wall time from `/api/health`; the
+simulated clock moves in 1 s steps, so over a 20 s window it reads within about +-0.05 (the
+verdict below takes the whole run).
 
 | load | answered | req/s | p50 (ms) | p99 (ms) | max (ms) | lost | simulation real-time factor |
 |---|---|---|---|---|---|---|---|
