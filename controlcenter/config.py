@@ -32,3 +32,5 @@ class ServeConfig:
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
     ntcip: tuple[str, int] | None = None
     """``--ntcip HOST:PORT``: every signal an NTCIP agent, on consecutive UDP ports from PORT."""
+    ntcip_stations: tuple[tuple[str, tuple[str, int]], ...] = ()
+    """``--ntcip-station TLS=HOST:PORT``: external NTCIP 1209 stations on a signal's approaches."""

@@ -13,9 +13,10 @@ with the operator role is declared in ``CCSIM_SNMP_V3_USERS`` (authPriv: SHA and
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.ntcip.agent import AgentGroup, BindError
@@ -107,10 +108,11 @@ class NtcipService:
 
     def __init__(
         self,
-        address: tuple[str, int],
+        address: tuple[str, int] | None,
         scenario: Scenario,
         network_map: NetworkMap,
         env: Mapping[str, str] | None = None,
+        stations: Sequence[tuple[str, tuple[str, int]]] = (),
     ) -> None:
         environment = os.environ if env is None else env
         self.v3_users = v3_users_from(environment)
@@ -121,35 +123,66 @@ class NtcipService:
         self._by_tls = {d.layout.tls: d for d in self.devices}
         self._by_lane = {lane: d for d in self.devices for lane in d.lanes}
         self.commands: Commands | None = None
-        host, port = address
-        try:
-            self.group = AgentGroup(
-                self.devices, host, port, self.communities,
-                self._on_set if self.writable else None, v3_users=self.v3_users,
-            )  # fmt: skip
-        except BindError as exc:
-            raise CcsimError(f"--ntcip {host}:{port}: {exc}") from None
+        self.publish: Callable[[StateChanges], None] | None = None
+        self.stations = list(stations)
+        for tls, _ in self.stations:
+            if tls not in self._by_tls:
+                raise CcsimError(
+                    f"--ntcip-station {tls}=...: no signal '{tls}'; signals: {sorted(self._by_tls)}"
+                )
+        self.station_community = environment.get("CCSIM_SNMP_STATION_COMMUNITY", "public").encode()
+        self.watches: list[Any] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.group: AgentGroup | None = None
+        if address is not None:
+            host, port = address
+            try:
+                self.group = AgentGroup(
+                    self.devices, host, port, self.communities,
+                    self._on_set if self.writable else None, v3_users=self.v3_users,
+                )  # fmt: skip
+            except BindError as exc:
+                raise CcsimError(f"--ntcip {host}:{port}: {exc}") from None
 
     @property
     def writable(self) -> bool:
         return bool(self.communities.write)
 
-    def attach(self, commands: Commands) -> None:
+    def attach(self, commands: Commands, publish: Callable[[StateChanges], None] | None = None) -> None:
+        """The operators' command path, and where external stations' readings go (live state)."""
         self.commands = commands
+        self.publish = publish
 
     async def start(self) -> None:
-        await self.group.start()
+        from controlcenter.ntcip_stations import StationWatch
+
+        if self.group is not None:
+            await self.group.start()
+        for tls, target in self.stations:
+            watch = StationWatch(self._by_tls[tls], target, self.station_community, self._publish)
+            self.watches.append(watch)
+            self._tasks.append(asyncio.create_task(watch.run(), name=f"ccsim-ntcip-station-{tls}"))
+
+    def _publish(self, changes: StateChanges) -> None:
+        if self.publish is not None:
+            self.publish(changes)
 
     def close(self) -> None:
-        self.group.close()
+        for task in self._tasks:
+            task.cancel()
+        if self.group is not None:
+            self.group.close()
 
     def mapping(self) -> list[str]:
-        """One line per agent, for the terminal."""
-        return [
+        """One line per agent and per external station, for the terminal."""
+        endpoints = self.group.endpoints if self.group is not None else []
+        agents = [
             f"ntcip: {e.tls} -> udp {e.host}:{e.port} ({len(d.layout.groups)} phases, "
             f"{len(d.layout.detectors)} detectors)"
-            for e, d in zip(self.group.endpoints, self.devices, strict=True)
+            for e, d in zip(endpoints, self.devices, strict=False)
         ]
+        stations = [f"ntcip station: {tls} <- udp {host}:{port}" for tls, (host, port) in self.stations]
+        return agents + stations
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/adapters`` shows of the agents."""
@@ -171,7 +204,12 @@ class NtcipService:
                     "patterns": [pid for pid, _ in d.layout.programs],
                     "counters": d.counters.as_dict(),
                 }
-                for e, d in zip(self.group.endpoints, self.devices, strict=True)
+                for e, d in zip(self.group.endpoints if self.group else [], self.devices, strict=False)
+            ],
+            "stations": [
+                {"tls": w.tls, "host": w.target[0], "port": w.target[1], "periods": w.periods,
+                 "failures": w.failures}
+                for w in self.watches
             ],
         }  # fmt: skip
 

@@ -102,7 +102,7 @@ class ControlCenter:
         self.commands = Commands(self.recorder, self.simulation, wait_s=config.command_wait_s)
         self.ntcip = ntcip
         if ntcip is not None:
-            ntcip.attach(self.commands)
+            ntcip.attach(self.commands, lambda changes: self.mirror.merge(changes, None))
         self.mirror.merge({"run": {"status": "starting", "id": run_id}}, None)
 
     # --- records from the simulation (pump thread) -----------------------------------------------

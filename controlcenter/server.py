@@ -81,11 +81,12 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
     create_controller(config.controller)
     sock = bind(config.host, config.port)
     ntcip = None
-    if config.ntcip is not None:
+    if config.ntcip is not None or config.ntcip_stations:
         from controlcenter.ntcip import NtcipService
 
         try:
-            ntcip = NtcipService(config.ntcip, scenario, network_map_of(scenario, config.controller))
+            network = network_map_of(scenario, config.controller)
+            ntcip = NtcipService(config.ntcip, scenario, network, stations=config.ntcip_stations)
         except CcsimError:
             sock.close()
             raise

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from adapters.ntcip.model import (
     Controls,
     DetectorReading,
+    Sample,
     Sampler,
     SignalLayout,
     SignalSnapshot,
@@ -82,6 +83,11 @@ class SignalDevice:
             else:
                 self._faults.pop(lane, None)
             self._version += 1
+
+    def last_sample(self, lane: str) -> Sample | None:
+        """The last completed sample period of ``lane`` (None before the first)."""
+        with self._lock:
+            return self._sampler.completed.get(lane)
 
     def snapshot(self) -> SignalSnapshot:
         with self._lock:

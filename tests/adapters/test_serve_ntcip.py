@@ -6,9 +6,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.adapters.test_manager import replay  # noqa: F401 - the snmpsim fixture
 from tests.e2e.serving import REPO, audit, served, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs net-snmp (Debian snmp)")
@@ -108,3 +110,30 @@ def test_a_bad_ntcip_address_is_a_clear_error() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--ntcip 'localhost': expected HOST:PORT" in done.stderr
+
+
+def test_an_external_station_is_shown_beside_the_simulated_detectors(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    replay: int,  # noqa: F811 - the fixture
+) -> None:
+    monkeypatch.setenv("CCSIM_SNMP_STATION_COMMUNITY", "recorded")
+    with served(tmp_path, "--ntcip-station", f"C=127.0.0.1:{replay}", "--speed", "5") as server:
+        wait_for(
+            lambda: any(x.startswith("ntcip station: C <- udp") for x in server.lines),
+            30,
+            "the station line",
+        )
+
+        def zones() -> dict[str, Any] | None:
+            with server.client() as c:
+                section = c.get("/api/state").json()["state"].get("ntcip_stations", {})
+            found = {k: v for k, v in section.items() if v and "zone" in v}
+            return found if len(found) == 6 else None
+
+        found = wait_for(zones, 30, "the station's zones in the live state")
+        assert [found[f"C/{z}"]["volume"] for z in range(1, 7)] == [4, 3, 3, 9, 5, 2]
+        assert found["C/1"]["lane"] and "simulated" in found["C/1"]
+        with server.client() as c:
+            stations = c.get("/api/adapters").json()["ntcip"]["stations"]
+        assert stations[0]["tls"] == "C" and stations[0]["periods"] >= 1
