@@ -3,8 +3,8 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 # Debian packages the project needs: Chromium for the control-room tests (later issues add
-# mosquitto and snmp).
-APT_PACKAGES := chromium
+# mosquitto); net-snmp's snmpget/snmpwalk/snmpset as the independent peer of the NTCIP tests.
+APT_PACKAGES := chromium snmp
 DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test lint bench clean
@@ -45,6 +45,7 @@ bench: setup
 	$(PY) benchmarks/overhead.py --pairs 3 --controller adaptive
 	$(PY) benchmarks/optimizer_speed.py --end 3600
 	$(PY) benchmarks/feed.py
+	$(PY) benchmarks/ntcip.py
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -82,6 +82,12 @@ async def network(center: Center, _user: Caller) -> Response:
     return JSONResponse(center.map.geojson, media_type="application/geo+json")
 
 
+@router.get("/adapters")
+async def adapters(center: Center, _user: Caller) -> dict[str, Any]:
+    """The protocol adapters: each NTCIP agent's signal, address, phases, detectors and counters."""
+    return center.adapters()
+
+
 @router.get("/state")
 async def state(center: Center, _user: Caller) -> dict[str, Any]:
     """The current state snapshot (as the feed's snapshot frames), with the open alarms."""

@@ -170,6 +170,8 @@ def _speed(text: str) -> float | None:
 
 
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from controlcenter.ntcip import parse_address
+    from controlcenter.ntcip_stations import parse_station
     from controlcenter.server import serve  # the web stack loads only for this command
 
     create_controller(args.controller)
@@ -187,6 +189,8 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         feed_rate_hz=args.rate,
         send_timeout_s=args.send_timeout,
         rules=load_rules(args.alarms) if args.alarms else DEFAULT_RULES,
+        ntcip=parse_address(args.ntcip) if args.ntcip else None,
+        ntcip_stations=tuple(parse_station(text) for text in args.ntcip_station),
     )
     return serve(config)
 
@@ -257,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--alarms", type=Path, default=None, help="alarm rules (TOML) instead of the defaults"
     )
+    srv.add_argument(
+        "--ntcip", default=None, metavar="HOST:PORT",
+        help="every signal an NTCIP 1202/1209 SNMP agent, one UDP port each from PORT",
+    )  # fmt: skip
+    srv.add_argument(
+        "--ntcip-station", action="append", default=[], metavar="TLS=HOST:PORT",
+        help="an external NTCIP 1209 detector station on signal TLS's approaches (repeatable)",
+    )  # fmt: skip
     srv.set_defaults(handler=_cmd_serve)
     add_study_parser(sub)
     return parser

@@ -30,3 +30,7 @@ class ServeConfig:
     command_wait_s: float = 2.0
     """How long a command request waits for the simulation's verdict before answering 202."""
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
+    ntcip: tuple[str, int] | None = None
+    """``--ntcip HOST:PORT``: every signal an NTCIP agent, on consecutive UDP ports from PORT."""
+    ntcip_stations: tuple[tuple[str, tuple[str, int]], ...] = ()
+    """``--ntcip-station TLS=HOST:PORT``: external NTCIP 1209 stations on a signal's approaches."""

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlcenter.alarm_book import AlarmBook
 from controlcenter.alarms import Alarm, AlarmEvent
@@ -29,6 +29,9 @@ from sim.programs import add_programs
 from sim.scenario import Scenario, load_scenario
 from sim.study import check_window
 
+if TYPE_CHECKING:
+    from controlcenter.ntcip import NtcipService
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -42,15 +45,20 @@ class ControlCenter:
     """Everything ``ccsim serve`` runs. Build it (validating the inputs), then :meth:`lifespan`."""
 
     def __init__(
-        self, config: ServeConfig, store: Store, *, throttle: LoginThrottle | None = None
+        self,
+        config: ServeConfig,
+        store: Store,
+        *,
+        throttle: LoginThrottle | None = None,
+        ntcip: NtcipService | None = None,
     ) -> None:
         self.config = config
         self.store = store
         scenario = load_scenario(config.scenario)
         self.scenario = scenario
-        controller = create_controller(config.controller)
+        create_controller(config.controller)
         check_window(scenario, config.begin_s, config.end_s)
-        self.map = _map(scenario, uses_detectors=controller.uses_detectors)
+        self.map = network_map_of(scenario, config.controller)
         self.auth = Authenticator(store.token_users(), throttle or LoginThrottle())
         self.mirror = StateMirror()
         self.started_at = time.time()
@@ -93,6 +101,9 @@ class ControlCenter:
             self._on_record,
         )
         self.commands = Commands(self.recorder, self.simulation, wait_s=config.command_wait_s)
+        self.ntcip = ntcip
+        if ntcip is not None:
+            ntcip.attach(self.commands, lambda changes: self.mirror.merge(changes, None))
         self.mirror.merge({"run": {"status": "starting", "id": run_id}}, None)
 
     # --- records from the simulation (pump thread) -----------------------------------------------
@@ -100,6 +111,8 @@ class ControlCenter:
     def _on_record(self, record: Record) -> None:
         if isinstance(record, Batch):
             self.mirror.merge(record.changes, record.t)  # the feed sees it at once...
+            if self.ntcip is not None:
+                self.ntcip.on_changes(record.changes, record.t)  # ...the NTCIP agents too
         elif isinstance(record, RunEnded):
             self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
         self.recorder.put(record)  # ...the store right after
@@ -121,13 +134,21 @@ class ControlCenter:
         self.recorder.start(loop)
         self.simulation.start()
         ticker = asyncio.create_task(self.hub.run_ticker(), name="ccsim-feed-ticker")
+        if self.ntcip is not None:
+            await self.ntcip.start()
         try:
             yield
         finally:
+            if self.ntcip is not None:
+                self.ntcip.close()
             ticker.cancel()
             self.hub.close_all()
             await asyncio.to_thread(self.simulation.stop)
             await asyncio.to_thread(self.recorder.stop)
+
+    def adapters(self) -> dict[str, Any]:
+        """The protocol adapters this server runs (``GET /api/adapters``)."""
+        return {"ntcip": self.ntcip.describe() if self.ntcip is not None else None}
 
     def health(self) -> dict[str, Any]:
         ended = self.simulation.ended
@@ -153,11 +174,12 @@ class ControlCenter:
         return await asyncio.to_thread(self.store.retention)
 
 
-def _map(scenario: Scenario, *, uses_detectors: bool) -> NetworkMap:
+def network_map_of(scenario: Scenario, controller: str) -> NetworkMap:
+    """The map ``/api/network`` serves (detectors only where the controller places them)."""
     network = read_network(scenario.net_file)
     add_programs(network, scenario.additional_files)
     detectors = []
-    if uses_detectors:
+    if create_controller(controller).uses_detectors:
         types = priority_types([*scenario.route_files, *scenario.additional_files])
         detectors = place_detectors(network, scenario.detectors, priority=sorted(types, key=str))
     return network_map(scenario, network, detectors)

@@ -13,7 +13,7 @@ import uvicorn
 from controlcenter.app import create_app
 from controlcenter.auth import ADMIN, ADMIN_TOKEN_ENV, Role, check_token_text, new_token, token_hash
 from controlcenter.config import ServeConfig
-from controlcenter.runtime import ControlCenter
+from controlcenter.runtime import ControlCenter, network_map_of
 from controlcenter.store import Store
 from sim.controllers import create_controller
 from sim.errors import CcsimError
@@ -76,15 +76,28 @@ def _say(text: str) -> None:
 
 def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
     # Whatever can fail on bad input fails before an admin token is made: it is shown only once.
-    check_window(load_scenario(config.scenario), config.begin_s, config.end_s)
+    scenario = load_scenario(config.scenario)
+    check_window(scenario, config.begin_s, config.end_s)
     create_controller(config.controller)
     sock = bind(config.host, config.port)
+    ntcip = None
+    if config.ntcip is not None or config.ntcip_stations:
+        from controlcenter.ntcip import NtcipService
+
+        try:
+            network = network_map_of(scenario, config.controller)
+            ntcip = NtcipService(config.ntcip, scenario, network, stations=config.ntcip_stations)
+        except CcsimError:
+            sock.close()
+            raise
     store = Store(config.db_url)
     token = bootstrap_admin(store, os.environ.get(ADMIN_TOKEN_ENV))
     if token is not None:
         say(f"admin token: {token}")
-    center = ControlCenter(config, store)
+    center = ControlCenter(config, store, ntcip=ntcip)
     say(f"control room: {url_of(config.host, sock.getsockname()[1])}")
+    for line in ntcip.mapping() if ntcip else []:
+        say(line)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(center),
