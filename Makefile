@@ -2,9 +2,9 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-# Debian packages the project needs: Chromium for the control-room tests (later issues add
-# mosquitto and snmp).
-APT_PACKAGES := chromium
+# Debian packages the project needs: Chromium for the control-room tests, Mosquitto (the MQTT
+# broker `ccsim serve --mqtt` starts, and mosquitto_sub/pub as independent clients in tests).
+APT_PACKAGES := chromium mosquitto mosquitto-clients
 DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test lint bench clean
