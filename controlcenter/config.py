@@ -11,11 +11,31 @@ DEFAULT_DB = "sqlite:///out/control-center.db"
 
 
 @dataclass(frozen=True)
+class MqttOptions:
+    """``--mqtt`` and its companions: the bay sensors' LoRaWAN network (see controlcenter/lorawan)."""
+
+    url: str | None = None
+    """``mqtt://[user:password@]host:port`` (or ``mqtts://``) of an existing broker; None: start
+    a Mosquitto child on a free loopback port."""
+    ca_file: Path | None = None
+    fmt: str = "tts"
+    """Which network server's JSON the simulated sensors' uplinks come in: ``tts`` or ``chirpstack``."""
+    link: str = "ideal"
+    """The simulated radio link's profile (``ideal``, ``urban``, ``poor``)."""
+    heartbeat_s: float | None = None
+    """Heartbeat period of every simulated sensor; None: each vendor's."""
+    registry: Path | None = None
+    """Real devices: their registry file (CSV); then nothing simulated is published."""
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     """A live run and its server. Times in s, rates in Hz; ``speed`` None runs unpaced."""
 
     scenario: str
     controller: str = "adaptive"
+    variant: str | None = None
+    """A scenario variant (``[variants.<name>]`` or ``key=value``), as ``ccsim run --variant``."""
     seed: int = 1
     speed: float | None = 1.0
     begin_s: float | None = None
@@ -30,3 +50,5 @@ class ServeConfig:
     command_wait_s: float = 2.0
     """How long a command request waits for the simulation's verdict before answering 202."""
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
+    mqtt: MqttOptions | None = None
+    """The bay sensors' LoRaWAN network over MQTT (``--mqtt``); None: none."""

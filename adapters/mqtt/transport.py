@@ -20,7 +20,7 @@ def connect(url: BrokerUrl, identifier: str) -> aiomqtt.Client:
     context = None
     if url.tls:
         context = ssl.create_default_context(cafile=str(url.ca_file) if url.ca_file else None)
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         url.host,
         url.port,
         username=url.username,
@@ -30,6 +30,9 @@ def connect(url: BrokerUrl, identifier: str) -> aiomqtt.Client:
         max_inflight_messages=PUBLISH_WINDOW,
         timeout=10.0,
     )
+    # aiomqtt warns past 10 calls awaiting their acknowledgement; we keep a window of them on purpose.
+    client.pending_calls_threshold = PUBLISH_WINDOW + 1
+    return client
 
 
 class Publisher:
