@@ -185,11 +185,12 @@ class LoRaWANLink:
     async def _subscribe(self) -> None:
         while True:
             try:
-                async with connect(self.url, f"ccsim-ingest-{os.getpid()}") as client:
+                identifier = f"ccsim-ingest-{os.getpid()}"
+                async with connect(self.url, identifier, self._on_uplink) as client:
                     await subscribe(client, SUBSCRIPTIONS.values())
                     self.connected = True
                     self._subscribed.set()
-                    await deliver(client, self._on_uplink)
+                    await deliver(client)
             except aiomqtt.MqttError as exc:
                 self.connected = False
                 log.warning("mqtt: subscription to %s lost (%s); reconnecting", self.url, exc)

@@ -49,9 +49,9 @@ async def _publish_and_ingest(url: BrokerUrl, messages: list[tuple[str, bytes]])
         if seen == len(messages):
             done.set()
 
-    async with connect(url, "test-ingest") as sub, connect(url, "test-ns") as pub:
+    async with connect(url, "test-ingest", on_message) as sub, connect(url, "test-ns") as pub:
         await subscribe(sub, SUBSCRIPTIONS.values())
-        listener = asyncio.create_task(deliver(sub, on_message))
+        listener = asyncio.create_task(deliver(sub))
         publisher = Publisher(pub)
         for topic, body in messages:
             await publisher.publish(topic, body)
