@@ -11,12 +11,16 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters.lorawan.codecs import Frame, SensorState, codec_for
+from adapters.lorawan.registry import Device, Registry
+from adapters.lorawan.uplink import Application, Format, Uplink, topic_and_json
 from tests.e2e.serving import REPO, Server, start_server, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -125,3 +129,77 @@ def test_uplink_guidance_without_a_broker_is_refused() -> None:
     assert result.returncode == 2
     assert "parking.bay_sensor_source = 'uplinks' needs" in result.stderr
     assert "--mqtt" in result.stderr
+
+
+def test_real_sensors_drive_the_parking_zone_and_bad_input_is_counted(tmp_path: Path) -> None:
+    """--lorawan-registry: nothing simulated is published; uplinks sent by an independent client
+    (mosquitto_pub) in The Things Stack's format set the zone's sensed occupancy, and malformed
+    messages of each kind are counted under their reason while the server carries on."""
+    zone = "pa_rotating_A1_A0"
+    devices = [
+        Device(f"real-{bay}", f"A84041000000000{bay}", "nwave/nps405", zone, bay) for bay in range(3)
+    ]
+    registry = tmp_path / "sensors.csv"
+    Registry(devices).write(registry)
+    running = start_server(
+        tmp_path,
+        "--controller", "fixed", "--variant", "guidance-uplinks", "--speed", "10", "--end", "900",
+        "--mqtt", "--lorawan-registry", str(registry),
+        scenario="district",
+        timeout_s=120.0,
+    )  # fmt: skip
+    try:
+        running.wait_running(120.0)
+        host, port = _broker(running)
+
+        def publish(topic: str, body: bytes) -> None:
+            subprocess.run(
+                ["mosquitto_pub", "-h", host, "-p", str(port), "-q", "1", "-t", topic, "-s"],
+                input=body, check=True, timeout=30,
+            )  # fmt: skip
+
+        for device in devices:
+            publish(*topic_and_json(Format.TTS, Application(), _real_uplink(device, 1, True)))
+        bad = {
+            "malformed_json": ("v3/ccsim-parking@ccsim/devices/real-0/up", b"{oops"),
+            "unknown_device": topic_and_json(
+                Format.TTS,
+                Application(),
+                _real_uplink(Device("stranger", "0000000000000009", "nwave/nps405", zone, 9), 1, True),
+            ),
+            "duplicate": topic_and_json(Format.TTS, Application(), _real_uplink(devices[0], 1, True)),
+        }
+        for topic, body in bad.values():
+            publish(topic, body)
+        lorawan = wait_for(
+            lambda: (
+                (h := _lorawan(running))["counters"].get("applied", 0) >= 3
+                and sum(h["counters"].values()) >= 6
+                and h
+            ),
+            60,
+            "the real sensors' uplinks ingested",
+        )
+        assert lorawan["simulated"] is False and lorawan["devices"] == 3
+        assert {k: lorawan["counters"].get(k) for k in bad} == dict.fromkeys(bad, 1)
+        with running.client() as c:
+            taken = wait_for(
+                lambda: (
+                    (z := c.get("/api/state").json()["state"].get("zones", {}).get(zone))
+                    and z["sensed_occupied"] == 3
+                    and z
+                ),
+                120,
+                f"{zone} showing the 3 bays the uplinks report taken",
+            )
+            assert taken["sensed_occupied"] == 3
+            others = c.get("/api/state").json()["state"]["zones"]
+            # Nothing simulated was published: the other zones' sensors report nothing.
+            assert sum(z["sensed_occupied"] for k, z in others.items() if k != zone) == 0
+    finally:
+        assert running.stop() == 0, running.lines
+
+
+def _real_uplink(device: Device, f_cnt: int, occupied: bool) -> Uplink:
+    f_port, payload = codec_for(device.model).encode(Frame.STATUS, SensorState(occupied))
+    return Uplink(device.device_id, device.dev_eui, f_port, f_cnt, payload, time.time())
