@@ -52,6 +52,7 @@ from sim.messages import (
 
 log = logging.getLogger("ccsim.lorawan")
 REGISTRY_FILE = "lorawan-devices.csv"
+INGEST_FILE = "lorawan-ingest.json"
 RECONNECT_S = 1.0
 STATE_PERIOD_S = 0.5
 LOG_FIRST = 5
@@ -252,8 +253,23 @@ class LoRaWANLink:
         self.mirror.merge({"lorawan": {"ingest": self.health()}}, None)
 
     async def stop(self) -> None:
+        """Stop both halves; the ingest's figures go to ``OUT/lorawan-ingest.json`` and, if any
+        uplink was not applied, to the terminal (a degraded run says so)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        figures = self.health()
+        try:
+            (self.out / INGEST_FILE).write_text(json.dumps(figures, indent=2) + "\n")
+        except OSError as exc:
+            log.warning("lorawan: cannot write %s (%s)", self.out / INGEST_FILE, exc.strerror)
+        counters = figures["counters"]
+        missed = {k: v for k, v in counters.items() if k != "applied" and v}
+        if missed:
+            log.warning(
+                "lorawan: %d uplinks applied; not applied: %s",
+                counters.get("applied", 0),
+                ", ".join(f"{k} {v}" for k, v in sorted(missed.items())),
+            )

@@ -198,6 +198,12 @@ def test_real_sensors_drive_the_parking_zone_and_bad_input_is_counted(tmp_path: 
             assert sum(z["sensed_occupied"] for k, z in others.items() if k != zone) == 0
     finally:
         assert running.stop() == 0, running.lines
+    # The run's record and the terminal say what was not applied.
+    record = json.loads((tmp_path / "run" / "lorawan-ingest.json").read_text())
+    assert record["counters"]["unknown_device"] == 1
+    assert any(
+        "not applied: duplicate 1, malformed_json 1, unknown_device 1" in x for x in running.lines
+    )
 
 
 def _real_uplink(device: Device, f_cnt: int, occupied: bool) -> Uplink:
