@@ -21,6 +21,7 @@ import pytest
 from adapters.lorawan.codecs import Frame, SensorState, codec_for
 from adapters.lorawan.registry import Device, Registry
 from adapters.lorawan.uplink import Application, Format, Uplink, topic_and_json
+from adapters.mqtt.broker import MosquittoBroker, reachable
 from tests.e2e.serving import REPO, Server, start_server, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -209,3 +210,50 @@ def test_real_sensors_drive_the_parking_zone_and_bad_input_is_counted(tmp_path: 
 def _real_uplink(device: Device, f_cnt: int, occupied: bool) -> Uplink:
     f_port, payload = codec_for(device.model).encode(Frame.STATUS, SensorState(occupied))
     return Uplink(device.device_id, device.dev_eui, f_port, f_cnt, payload, time.time())
+
+
+def test_an_existing_broker_with_chirpstack_uplinks_over_a_poor_link(tmp_path: Path) -> None:
+    with MosquittoBroker() as url:
+        running = start_server(
+            tmp_path,
+            "--controller", "fixed", "--speed", "20", "--end", "900", "--mqtt", str(url),
+            "--lorawan-format", "chirpstack", "--lorawan-link", "poor", "--lorawan-heartbeat", "60",
+            scenario="district",
+            timeout_s=120.0,
+        )  # fmt: skip
+        try:
+            running.wait_running(120.0)
+            assert f"mqtt: {url}" in running.lines
+            out = subprocess.run(
+                ["mosquitto_sub", "-h", url.host, "-p", str(url.port), "-q", "1", "-v",
+                 "-t", "application/+/device/+/event/up", "-C", "2", "-W", "60"],
+                capture_output=True, text=True, timeout=90, check=True,
+            ).stdout  # fmt: skip
+            for line in out.strip().splitlines():
+                topic, _, body = line.partition(" ")
+                event = json.loads(body)
+                assert topic.endswith(f"/device/{event['deviceInfo']['devEui']}/event/up")
+                assert event["fPort"] and event["data"] and event["rxInfo"][0]["rssi"] < 0
+            # The link's faults reach the ingest: duplicates dropped, gaps counted.
+            counters = wait_for(
+                lambda: (
+                    (c := _lorawan(running)["counters"]).get("duplicate", 0) and c.get("gaps", 0) and c
+                ),
+                120,
+                "duplicates and gaps from the poor link",
+            )
+            assert counters["applied"] > counters["duplicate"]
+        finally:
+            assert running.stop() == 0, running.lines
+        assert reachable(url)  # serve leaves a broker it did not start alone
+
+
+def test_an_unreachable_broker_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "controlcenter.cli", "serve", "single", "--port", "0",
+         "--db", f"sqlite:///{tmp_path / 'c.db'}", "--mqtt", "mqtt://127.0.0.1:1"],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--mqtt mqtt://127.0.0.1:1: no broker answers there" in result.stderr
+    assert "admin token" not in result.stdout
