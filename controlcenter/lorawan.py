@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -167,18 +167,34 @@ class LoRaWANLink:
     async def _publish(self) -> None:
         assert self._outbox is not None
         await self._subscribed.wait()  # at QoS 1 with nobody subscribed, the broker keeps nothing
-        pending: tuple[str, bytes] | None = None
+        # What a broken connection left unacknowledged goes first on the next one (at least once;
+        # the ingest's frame counters drop what arrives twice or late).
+        backlog: deque[tuple[str, bytes]] = deque()
+        before = 0
         while True:
+            publisher: Publisher | None = None
             try:
                 async with connect(self.url, f"ccsim-ns-{os.getpid()}") as client:
                     publisher = Publisher(client)
                     while True:
-                        pending = pending or await self._outbox.get()
-                        await publisher.publish(*pending)
-                        pending = None
-                        self.published = publisher.published
+                        item = backlog.popleft() if backlog else await self._outbox.get()
+                        try:
+                            await publisher.publish(*item)
+                        except aiomqtt.MqttError:
+                            backlog.appendleft(item)
+                            raise
+                        self.published = before + publisher.published
             except aiomqtt.MqttError as exc:
-                log.warning("mqtt: publishing to %s failed (%s); reconnecting", self.url, exc)
+                if publisher is not None:
+                    await publisher.settle()
+                    before += publisher.published
+                    backlog.extendleft(reversed(publisher.unsent))
+                log.warning(
+                    "mqtt: publishing to %s failed (%s); %d uplinks to send again; reconnecting",
+                    self.url,
+                    exc,
+                    len(backlog),
+                )
                 await asyncio.sleep(RECONNECT_S)
 
     # --- the control center side (event loop) -----------------------------------------------------

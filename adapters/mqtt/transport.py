@@ -49,8 +49,9 @@ def connect(
 
 
 class Publisher:
-    """Publishes what is :meth:`put` (from any thread, via the loop) in order of submission, at
-    QoS 1, up to :data:`PUBLISH_WINDOW` in flight; ``published`` counts acknowledged ones."""
+    """Publishes in order of submission at QoS 1, up to :data:`PUBLISH_WINDOW` in flight;
+    ``published`` counts acknowledged messages, ``unsent`` keeps those whose publishing failed
+    (the connection broke), for the next connection to send again."""
 
     def __init__(self, client: aiomqtt.Client, qos: int = 1) -> None:
         self.client = client
@@ -59,6 +60,7 @@ class Publisher:
         self._window = asyncio.Semaphore(PUBLISH_WINDOW)
         self._tasks: set[asyncio.Task[None]] = set()
         self.failed: BaseException | None = None
+        self.unsent: list[tuple[str, bytes]] = []
         _buffer_reads(client)
 
     async def publish(self, topic: str, payload: bytes) -> None:
@@ -76,8 +78,14 @@ class Publisher:
             self.published += 1
         except aiomqtt.MqttError as exc:
             self.failed = exc
+            self.unsent.append((topic, payload))
         finally:
             self._window.release()
+
+    async def settle(self) -> None:
+        """Wait until every submitted message is acknowledged or in ``unsent``; never raises."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is acknowledged (or failed)."""

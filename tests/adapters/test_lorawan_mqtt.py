@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
+import aiomqtt
 import pytest
 
 from adapters.lorawan.ingest import Ingest
@@ -120,3 +121,31 @@ def test_broker_urls() -> None:
 def test_observation_type_is_the_simulations() -> None:
     ingest = Ingest(registry())
     assert isinstance(ingest.handle(*message(DEVICES[0], 1, True), now=1.0e9), BayObserved)
+
+
+def test_a_broken_connection_leaves_every_unacknowledged_uplink_to_send_again() -> None:
+    broker = MosquittoBroker()
+    url = broker.start()
+    messages = [message(DEVICES[n % 3], n // 3 + 1, True) for n in range(3000)]
+
+    async def publish_while_the_broker_dies() -> tuple[int, int, int]:
+        submitted = 0
+        async with connect(url, "test-ns-3") as pub:
+            publisher = Publisher(pub)
+            try:
+                for n, (topic, body) in enumerate(messages):
+                    if n == 1000:
+                        broker.stop()  # the broker goes away with messages in flight
+                    await publisher.publish(topic, body)
+                    submitted += 1
+            except aiomqtt.MqttError:
+                pass
+            await publisher.settle()
+            return submitted, publisher.published, len(publisher.unsent)
+
+    try:
+        submitted, acknowledged, unsent = asyncio.run(publish_while_the_broker_dies())
+    finally:
+        broker.stop()
+    assert submitted >= 1000
+    assert acknowledged + unsent == submitted  # nothing silently dropped
