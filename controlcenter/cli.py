@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from adapters.lorawan.devices import LINK_PROFILES
+from adapters.lorawan.link import LINK_PROFILES
 from controlcenter.config import DEFAULT_DB, MqttOptions, ServeConfig
 from controlcenter.rules import DEFAULT_RULES, load_rules
 from sim.controllers import controller_names, create_controller

@@ -30,8 +30,9 @@ from typing import Any
 
 import aiomqtt
 
-from adapters.lorawan.devices import BayDevices, link_profile
+from adapters.lorawan.devices import BayDevices
 from adapters.lorawan.ingest import Ingest, Rejected
+from adapters.lorawan.link import link_profile
 from adapters.lorawan.registry import Registry, RegistryError, read_registry
 from adapters.lorawan.uplink import SUBSCRIPTIONS, Format
 from adapters.mqtt.broker import BrokerError, BrokerUrl, MosquittoBroker, parse_broker_url, reachable

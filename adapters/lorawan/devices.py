@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adapters.lorawan.codecs import Frame, SensorState, codec_for
+from adapters.lorawan.link import LINK_PROFILES, LinkProfile
 from adapters.lorawan.registry import Device, Registry
 from adapters.lorawan.uplink import Application, Format, Uplink, topic_and_json
 from sim.messages import Message, ParkingArrival, ParkingDeparture, ParkingOccupancy
@@ -32,43 +33,6 @@ from sim.messages import Message, ParkingArrival, ParkingDeparture, ParkingOccup
 DEFAULT_MODELS = ("nwave/nps405", "bosch/tps110", "dingtek/do201")
 CRITICAL_BATTERY_V = 2.75
 WARNING_BEFORE_DEATH_S = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class LinkProfile:
-    """What happens to uplinks between a bay sensor and the broker. Shares 0..1 of uplinks."""
-
-    name: str
-    loss: float = 0.0
-    """Heard by no gateway; the device's frame counter still advances."""
-    duplicate: float = 0.0
-    """Delivered twice (two gateways, or a retried delivery)."""
-    late: float = 0.0
-    """Delivered ``late_s`` later (a backhaul outage; store and forward)."""
-    late_s: float = 60.0
-    dead_battery_per_h: float = 0.0
-    """Per device and hour of simulation."""
-
-
-LINK_PROFILES = {
-    p.name: p
-    for p in (
-        LinkProfile("ideal"),
-        LinkProfile(
-            "urban", loss=0.02, duplicate=0.02, late=0.005, late_s=60.0, dead_battery_per_h=2e-4
-        ),
-        LinkProfile("poor", loss=0.10, duplicate=0.05, late=0.03, late_s=120.0, dead_battery_per_h=2e-3),
-    )
-}
-
-
-def link_profile(name: str) -> LinkProfile:
-    try:
-        return LINK_PROFILES[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown link profile '{name}'; expected one of {', '.join(LINK_PROFILES)}"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True, order=True)

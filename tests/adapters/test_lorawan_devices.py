@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.lorawan.devices import BayDevices, LinkProfile, device_id, link_profile
+from adapters.lorawan.devices import BayDevices, device_id
 from adapters.lorawan.ingest import Ingest, Rejected
+from adapters.lorawan.link import LinkProfile, link_profile
 from adapters.lorawan.uplink import Format, parse
 from sim.messages import (
     BayObserved,
