@@ -34,7 +34,7 @@ demo: setup
 # The same with the bay sensors as LoRaWAN devices through a Mosquitto child: parking guidance
 # follows the uplinks ingested back from the broker (serve prints "mqtt: mqtt://HOST:PORT").
 demo-lorawan:
-	$(MAKE) demo DEMO_ARGS="--variant guidance-uplinks --mqtt --lorawan-link urban"
+	$(MAKE) demo DEMO_ARGS="--variant guidance-uplinks --mqtt --lorawan-link urban --lorawan-heartbeat 300"
 
 lint: setup
 	$(VENV)/bin/ruff check sim controlcenter adapters tests benchmarks scenarios
