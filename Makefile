@@ -2,12 +2,14 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-# Debian packages the project needs: Chromium for the control-room tests (later issues add
-# mosquitto); net-snmp's snmpget/snmpwalk/snmpset as the independent peer of the NTCIP tests.
-APT_PACKAGES := chromium snmp
+# Debian packages the project needs: Chromium for the control-room tests, net-snmp's
+# snmpget/snmpwalk/snmpset as the independent peer of the NTCIP tests, Mosquitto (the MQTT broker
+# `ccsim serve --mqtt` starts, and mosquitto_sub/pub as independent clients in tests).
+APT_PACKAGES := chromium snmp mosquitto mosquitto-clients
 DEMO_OUT ?= out/demo
+DEMO_ARGS ?=
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-lorawan test lint bench clean
 
 setup: $(STAMP)
 
@@ -28,7 +30,12 @@ demo: setup
 	@echo "token: $$(cat $(DEMO_OUT)/admin-token)"
 	@echo "open http://127.0.0.1:8000/#token=$$(cat $(DEMO_OUT)/admin-token)  (Ctrl-C stops it)"
 	CCSIM_ADMIN_TOKEN="$$(cat $(DEMO_OUT)/admin-token)" $(VENV)/bin/ccsim serve district \
-		--db sqlite:///$(DEMO_OUT)/control-center.db --out $(DEMO_OUT)/run
+		--db sqlite:///$(DEMO_OUT)/control-center.db --out $(DEMO_OUT)/run $(DEMO_ARGS)
+
+# The same with the bay sensors as LoRaWAN devices through a Mosquitto child: parking guidance
+# follows the uplinks ingested back from the broker (serve prints "mqtt: mqtt://HOST:PORT").
+demo-lorawan:
+	$(MAKE) demo DEMO_ARGS="--variant guidance-uplinks --mqtt --lorawan-link urban --lorawan-heartbeat 300"
 
 lint: setup
 	$(VENV)/bin/ruff check sim controlcenter adapters tests benchmarks scenarios

@@ -17,7 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from controlcenter.config import DEFAULT_DB, ServeConfig
+from adapters.lorawan.link import LINK_PROFILES
+from controlcenter.config import DEFAULT_DB, MqttOptions, ServeConfig
 from controlcenter.rules import DEFAULT_RULES, load_rules
 from controlcenter.study_cmd import StudyBar, add_study_parser
 from sim.check import check_network
@@ -178,6 +179,7 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     config = ServeConfig(
         scenario=args.scenario,
         controller=args.controller,
+        variant=args.variant,
         seed=args.seed,
         speed=args.speed,
         begin_s=args.begin,
@@ -191,8 +193,52 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         rules=load_rules(args.alarms) if args.alarms else DEFAULT_RULES,
         ntcip=parse_address(args.ntcip) if args.ntcip else None,
         ntcip_stations=tuple(parse_station(text) for text in args.ntcip_station),
+        mqtt=_mqtt_options(args),
     )
     return serve(config)
+
+
+def _mqtt_options(args: argparse.Namespace) -> MqttOptions | None:
+    if args.mqtt is None:
+        return None
+    return MqttOptions(
+        url=None if args.mqtt == _MQTT_CHILD else args.mqtt,
+        ca_file=args.mqtt_ca,
+        fmt=args.lorawan_format,
+        link=args.lorawan_link,
+        heartbeat_s=args.lorawan_heartbeat,
+        registry=args.lorawan_registry,
+    )
+
+
+_MQTT_CHILD = "child"
+
+
+def _mqtt_arguments(srv: argparse.ArgumentParser) -> None:
+    """``--mqtt [URL]``: the bay sensors as LoRaWAN devices through an MQTT broker."""
+    group = srv.add_argument_group("LoRaWAN bay sensors over MQTT")
+    group.add_argument("--mqtt", nargs="?", const=_MQTT_CHILD, default=None, metavar="URL",
+                       help="publish the bay sensors' uplinks and ingest them through a broker: "
+                       "alone, a Mosquitto child on a free loopback port; or "
+                       "mqtt[s]://[user:password@]host[:port] of an existing one")  # fmt: skip
+    group.add_argument("--mqtt-ca", type=Path, default=None, help="CA file for mqtts:// (TLS)")
+    group.add_argument("--lorawan-format", choices=("tts", "chirpstack"), default="tts",
+                       help="network server JSON: The Things Stack v3 or ChirpStack v4")  # fmt: skip
+    group.add_argument(
+        "--lorawan-link",
+        choices=tuple(LINK_PROFILES),
+        default="ideal",
+        help="radio link faults: lost, duplicate, late uplinks, dead batteries",
+    )
+    group.add_argument(
+        "--lorawan-heartbeat",
+        type=_positive,
+        default=None,
+        help="heartbeat of every simulated sensor, s (default: the vendor's)",
+    )
+    group.add_argument("--lorawan-registry", type=Path, default=None,
+                       help="real sensors: their registry CSV (device_id,dev_eui,model,zone,bay); "
+                       "nothing simulated is published")  # fmt: skip
 
 
 def _positive(text: str) -> float:
@@ -246,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="run a scenario live, with the control room (REST + websocket)")
     srv.add_argument("scenario", help="bundled name, scenario folder or .sumocfg file")
     srv.add_argument("--controller", default="adaptive", help=f"one of: {controllers}")
+    srv.add_argument("--variant", default=None, help="a scenario variant (name or key=value)")
     srv.add_argument("--seed", type=int, default=1)
     srv.add_argument("--speed", type=_speed, default=1.0,
                      help="simulated seconds per wall second, or max (default 1)")  # fmt: skip
@@ -269,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ntcip-station", action="append", default=[], metavar="TLS=HOST:PORT",
         help="an external NTCIP 1209 detector station on signal TLS's approaches (repeatable)",
     )  # fmt: skip
+    _mqtt_arguments(srv)
     srv.set_defaults(handler=_cmd_serve)
     add_study_parser(sub)
     return parser

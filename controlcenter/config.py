@@ -11,11 +11,31 @@ DEFAULT_DB = "sqlite:///out/control-center.db"
 
 
 @dataclass(frozen=True)
+class MqttOptions:
+    """``--mqtt`` and its companions: the bay sensors' LoRaWAN network (see controlcenter/lorawan)."""
+
+    url: str | None = None
+    """``mqtt://[user:password@]host:port`` (or ``mqtts://``) of an existing broker; None: start
+    a Mosquitto child on a free loopback port."""
+    ca_file: Path | None = None
+    fmt: str = "tts"
+    """Which network server's JSON the simulated sensors' uplinks come in: ``tts`` or ``chirpstack``."""
+    link: str = "ideal"
+    """The simulated radio link's profile (``ideal``, ``urban``, ``poor``)."""
+    heartbeat_s: float | None = None
+    """Heartbeat period of every simulated sensor; None: each vendor's."""
+    registry: Path | None = None
+    """Real devices: their registry file (CSV); then nothing simulated is published."""
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     """A live run and its server. Times in s, rates in Hz; ``speed`` None runs unpaced."""
 
     scenario: str
     controller: str = "adaptive"
+    variant: str | None = None
+    """A scenario variant (``[variants.<name>]`` or ``key=value``), as ``ccsim run --variant``."""
     seed: int = 1
     speed: float | None = 1.0
     begin_s: float | None = None
@@ -34,3 +54,5 @@ class ServeConfig:
     """``--ntcip HOST:PORT``: every signal an NTCIP agent, on consecutive UDP ports from PORT."""
     ntcip_stations: tuple[tuple[str, tuple[str, int]], ...] = ()
     """``--ntcip-station TLS=HOST:PORT``: external NTCIP 1209 stations on a signal's approaches."""
+    mqtt: MqttOptions | None = None
+    """The bay sensors' LoRaWAN network over MQTT (``--mqtt``); None: none."""

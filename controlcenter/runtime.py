@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.mqtt.broker import BrokerUrl
 from controlcenter.alarm_book import AlarmBook
 from controlcenter.alarms import Alarm, AlarmEvent
 from controlcenter.auth import Authenticator, LoginThrottle
@@ -18,12 +19,14 @@ from controlcenter.commands import Commands
 from controlcenter.config import ServeConfig
 from controlcenter.feed import FeedHub, StateMirror
 from controlcenter.geojson import NetworkMap, network_map
+from controlcenter.lorawan import LoRaWANLink
 from controlcenter.recorder import Recorder, Session
-from controlcenter.simproc import Batch, ChildSpec, Record, RunEnded, SimProcess
+from controlcenter.simproc import Batch, ChildSpec, Control, Record, RunEnded, SimProcess
 from controlcenter.store import Store
 from sim.controllers import create_controller
 from sim.detectors import place_detectors, priority_types
 from sim.live import Outcome
+from sim.messages import BayObserved
 from sim.network import read_network
 from sim.programs import add_programs
 from sim.scenario import Scenario, load_scenario
@@ -51,10 +54,11 @@ class ControlCenter:
         *,
         throttle: LoginThrottle | None = None,
         ntcip: NtcipService | None = None,
+        mqtt_url: BrokerUrl | None = None,
     ) -> None:
         self.config = config
         self.store = store
-        scenario = load_scenario(config.scenario)
+        scenario = load_scenario(config.scenario, config.variant)
         self.scenario = scenario
         create_controller(config.controller)
         check_window(scenario, config.begin_s, config.end_s)
@@ -90,6 +94,7 @@ class ControlCenter:
         self.simulation = SimProcess(
             ChildSpec(
                 scenario=config.scenario,
+                variant=config.variant,
                 controller=config.controller,
                 seed=config.seed,
                 speed=config.speed,
@@ -97,9 +102,23 @@ class ControlCenter:
                 rules=config.rules,
                 begin_s=config.begin_s,
                 end_s=config.end_s,
+                bay_reports=config.mqtt is not None,
             ),
             self._on_record,
         )
+        self.lorawan: LoRaWANLink | None = None
+        if config.mqtt is not None and mqtt_url is not None:
+            uses_uplinks = scenario.parking is not None and (
+                scenario.parking.bay_sensor_source == "uplinks"
+            )
+            self.lorawan = LoRaWANLink(
+                config.mqtt,
+                mqtt_url,
+                seed=config.seed,
+                out=out,
+                mirror=self.mirror,
+                report=self._report_bays if uses_uplinks else None,
+            )
         self.commands = Commands(self.recorder, self.simulation, wait_s=config.command_wait_s)
         self.ntcip = ntcip
         if ntcip is not None:
@@ -113,9 +132,14 @@ class ControlCenter:
             self.mirror.merge(record.changes, record.t)  # the feed sees it at once...
             if self.ntcip is not None:
                 self.ntcip.on_changes(record.changes, record.t)  # ...the NTCIP agents too
+            if self.lorawan is not None:
+                self.lorawan.on_batch(record)
         elif isinstance(record, RunEnded):
             self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
         self.recorder.put(record)  # ...the store right after
+
+    def _report_bays(self, observed: tuple[BayObserved, ...]) -> None:
+        self.simulation.send(Control("report", observed=observed))
 
     def _on_outcome(self, outcome: Outcome, entry: dict[str, Any]) -> None:
         self.commands.on_outcome(outcome, entry)
@@ -132,6 +156,8 @@ class ControlCenter:
     async def lifespan(self, _app: object) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         self.recorder.start(loop)
+        if self.lorawan is not None:
+            await self.lorawan.start()
         self.simulation.start()
         ticker = asyncio.create_task(self.hub.run_ticker(), name="ccsim-feed-ticker")
         if self.ntcip is not None:
@@ -142,6 +168,8 @@ class ControlCenter:
             if self.ntcip is not None:
                 self.ntcip.close()
             ticker.cancel()
+            if self.lorawan is not None:
+                await self.lorawan.stop()
             self.hub.close_all()
             await asyncio.to_thread(self.simulation.stop)
             await asyncio.to_thread(self.recorder.stop)
@@ -164,6 +192,7 @@ class ControlCenter:
             "store": {"url": self.store.url, "commits": self.recorder.stats.commits,
                       "events": self.recorder.stats.events, "error": self.recorder.stats.last_error},
             "alarms": {"open": len(self.hub.open_alarms), "seq": self.hub.alarm_seq},
+            **({"lorawan": self.lorawan.health()} if self.lorawan is not None else {}),
         }  # fmt: skip
 
     async def set_retention(self, settings: dict[str, float]) -> dict[str, float]:

@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 import uvicorn
 
+from adapters.mqtt.broker import MosquittoBroker
 from controlcenter.app import create_app
 from controlcenter.auth import ADMIN, ADMIN_TOKEN_ENV, Role, check_token_text, new_token, token_hash
 from controlcenter.config import ServeConfig
+from controlcenter.lorawan import load_registry, open_broker
 from controlcenter.runtime import ControlCenter, network_map_of
 from controlcenter.store import Store
 from sim.controllers import create_controller
@@ -76,9 +78,17 @@ def _say(text: str) -> None:
 
 def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
     # Whatever can fail on bad input fails before an admin token is made: it is shown only once.
-    scenario = load_scenario(config.scenario)
+    scenario = load_scenario(config.scenario, config.variant)
     check_window(scenario, config.begin_s, config.end_s)
     create_controller(config.controller)
+    uplinks = scenario.parking is not None and scenario.parking.bay_sensor_source == "uplinks"
+    if uplinks and config.mqtt is None:
+        raise CcsimError(
+            f"{config.scenario}: parking.bay_sensor_source = 'uplinks' needs the sensors' "
+            "network: add --mqtt"
+        )
+    if config.mqtt is not None:
+        load_registry(config.mqtt)  # a bad registry file fails before anything starts
     sock = bind(config.host, config.port)
     ntcip = None
     if config.ntcip is not None or config.ntcip_stations:
@@ -90,14 +100,29 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
         except CcsimError:
             sock.close()
             raise
-    store = Store(config.db_url)
-    token = bootstrap_admin(store, os.environ.get(ADMIN_TOKEN_ENV))
-    if token is not None:
-        say(f"admin token: {token}")
-    center = ControlCenter(config, store, ntcip=ntcip)
-    say(f"control room: {url_of(config.host, sock.getsockname()[1])}")
-    for line in ntcip.mapping() if ntcip else []:
-        say(line)
+    broker: MosquittoBroker | None = None
+    mqtt_url = None
+    if config.mqtt is not None:  # an unreachable broker fails before the token is made, too
+        mqtt_url, broker = open_broker(config.mqtt)
+    try:
+        store = Store(config.db_url)
+        token = bootstrap_admin(store, os.environ.get(ADMIN_TOKEN_ENV))
+        if token is not None:
+            say(f"admin token: {token}")
+        if mqtt_url is not None:
+            say(f"mqtt: {mqtt_url}")
+        center = ControlCenter(config, store, ntcip=ntcip, mqtt_url=mqtt_url)
+        say(f"control room: {url_of(config.host, sock.getsockname()[1])}")
+        for line in ntcip.mapping() if ntcip else []:
+            say(line)
+        _run(center, sock)
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def _run(center: ControlCenter, sock: socket.socket) -> None:
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(center),
@@ -112,4 +137,3 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
         server.run(sockets=[sock])
-    return 0

@@ -31,6 +31,7 @@ from typing import Any
 from controlcenter.rules import ConditionChange, Rule, RuleEngine
 from sim.errors import CcsimError
 from sim.live import Flush, LiveCommand, LiveRun, Outcome, StateChanges
+from sim.messages import BayObserved
 from sim.outputs import payload_json, prepare_out_dir, write_run
 from sim.scenario import load_scenario
 
@@ -48,6 +49,9 @@ class ChildSpec:
     begin_s: float | None = None
     end_s: float | None = None
     flush_period_s: float = 0.05
+    bay_reports: bool = False
+    variant: str | None = None
+    """Bay reports ingested from the sensors' network come in (``ccsim serve --mqtt``)."""
 
 
 @dataclass
@@ -70,12 +74,14 @@ class RunEnded:
 
 @dataclass(frozen=True)
 class Control:
-    """pause, resume, speed (``value``), submit (``command_id``, ``command``), stop."""
+    """pause, resume, speed (``value``), submit (``command_id``, ``command``), report
+    (``observed``: bay reports ingested from the network), stop."""
 
     action: str
     value: float | None = None
     command_id: int = 0
     command: LiveCommand | None = None
+    observed: tuple[BayObserved, ...] = ()
 
 
 Record = Batch | Outcome | RunEnded
@@ -95,7 +101,7 @@ def child_main(spec: ChildSpec, control: Connection, out: multiprocessing.queues
 
     try:
         live = LiveRun(
-            load_scenario(spec.scenario),
+            load_scenario(spec.scenario, spec.variant),
             spec.controller,
             seed=spec.seed,
             workdir=prepare_out_dir(spec.out) / "sumo",
@@ -105,6 +111,7 @@ def child_main(spec: ChildSpec, control: Connection, out: multiprocessing.queues
             on_flush=on_flush,
             on_outcome=out.put,
             flush_period_s=spec.flush_period_s,
+            bay_reports=spec.bay_reports,
         )
         live.simulation.bus.subscribe(rules)
         stopped = threading.Event()
@@ -134,6 +141,8 @@ def _obey(control: Connection, live: LiveRun, stopped: threading.Event) -> None:
             return
         if order.action == "submit" and order.command is not None:
             live.submit(order.command_id, order.command)
+        elif order.action == "report":
+            live.report(order.observed)
         elif order.action == "pause":
             live.pause()
         elif order.action == "resume":

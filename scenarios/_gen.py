@@ -279,6 +279,10 @@ bay_sensor_profile = "ideal"
 
 [variants.bay-magnetometer]
 "parking.bay_sensor_profile" = "cheap-magnetometer"
+
+[variants.guidance-uplinks]  # guidance and pricing from the bay sensors' LoRaWAN uplinks (serve --mqtt)
+"parking.guidance" = true
+"parking.bay_sensor_source" = "uplinks"
 """
 
 

@@ -21,8 +21,10 @@ from simpy.events import URGENT
 from sim.controllers import ControlContext, Controller
 from sim.detectors import Detector, place_detectors, priority_types, write_detectors
 from sim.devices import DeviceContext, FieldDevices
+from sim.errors import ScenarioError
 from sim.kpi import KpiCollector
 from sim.messages import (
+    BayObserved,
     LaneStatus,
     Message,
     MessageBus,
@@ -102,6 +104,10 @@ class Simulation:
         self.detectors: list[Detector] = []
         # A deque: commands may come from another thread (the control center's event loop).
         self._commands: deque[Command] = deque()
+        self._bay_reports: deque[BayObserved] = deque()
+        self.bay_reports_fed = False
+        """Set by a caller that feeds :meth:`report` (``ccsim serve --mqtt``): only then may a
+        scenario's parking guidance use ingested uplinks."""
         self._stopping = False
         self.pace = pace
         self.signals: SignalControl | None = None
@@ -112,6 +118,11 @@ class Simulation:
     def submit(self, command: Command) -> None:
         """Queue an operator command (thread-safe); it is applied at the next step boundary."""
         self._commands.append(command)
+
+    def report(self, observed: BayObserved) -> None:
+        """Queue a bay report ingested from the network (thread-safe); applied at the next step
+        boundary."""
+        self._bay_reports.append(observed)
 
     def stop(self) -> None:
         """End the run after the current step (thread-safe); outputs cover the time run."""
@@ -299,6 +310,10 @@ class Simulation:
                     signals.check_degraded(t)
                 while self._commands:
                     self._apply(t, self._commands.popleft(), world, signals)
+                while self._bay_reports:
+                    report = self._bay_reports.popleft()
+                    if self.parking is not None:
+                        self.parking.observe(t, report)
                 if progress is not None and (k % report_every == 0 or last):
                     progress(t - self.begin_s, total)
                 if self.pace is not None:
@@ -348,6 +363,14 @@ class Simulation:
         zones = read_zones(list(self.scenario.additional_files), network)
         if not zones:
             return None
+        if config.bay_sensor_source == "uplinks" and not self.bay_reports_fed:
+            raise ScenarioError(
+                self.scenario.source or self.scenario.root,
+                "guidance from ingested uplinks needs the sensors' network: run it with "
+                "ccsim serve --mqtt",
+                field="parking.bay_sensor_source",
+                value="uplinks",
+            )
         manager = ParkingManager(config, zones, world, self.bus, self.seed)
         manager.bind_network(network)
         arrived: list[str] = []

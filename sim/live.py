@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from sim.engine import RunResult, Simulation
 from sim.errors import CcsimError
 from sim.kpi import INTERVAL
 from sim.messages import (
+    BayObserved,
     ControllerChanged,
     IntersectionInterval,
     LaneStatus,
@@ -440,6 +441,7 @@ class LiveRun:
         on_outcome: Callable[[Outcome], None],
         flush_period_s: float = 0.05,
         clock: Clock = time.monotonic,
+        bay_reports: bool = False,
     ) -> None:
         self.pacer = Pacer(speed, clock=clock)
         self.controller = LiveController(create_controller(controller))
@@ -452,6 +454,7 @@ class LiveRun:
             end_s=end_s,
             pace=self._pace,
         )
+        self.simulation.bay_reports_fed = bay_reports
         self.state = LiveState()
         self.state.set("run", "status", "starting")
         self.state.set("run", "speed", speed)
@@ -487,6 +490,11 @@ class LiveRun:
                 self.simulation.submit(command)
                 return
         self._on_outcome(refused)
+
+    def report(self, observed: Sequence[BayObserved]) -> None:
+        """Bay reports ingested from the sensors' network, for the next step boundary."""
+        for one in observed:
+            self.simulation.report(one)
 
     def pause(self) -> None:
         self.pacer.pause()

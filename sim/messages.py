@@ -240,6 +240,24 @@ class ParkingMisuse(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class BayObserved(Payload):
+    """A bay sensor's uplink reached the control center through the network (LoRaWAN, MQTT):
+    ``device`` (registry id) reports ``bay`` of ``zone`` ``occupied``. ``f_cnt`` is its frame
+    counter, ``lost`` the frames missing just before it, ``battery_v`` its last battery reading
+    (None if its model reports none). With ``bay_sensor_source = "uplinks"`` these, not the
+    simulated sensors, are what parking guidance and pricing see."""
+
+    kind: ClassVar[str] = "parking.observed"
+    zone: str
+    bay: int
+    occupied: bool
+    device: str
+    f_cnt: int
+    lost: int = 0
+    battery_v: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ZoneOccupancy:
     """One zone's bays, true and sensed occupied bays, and current price."""
 

@@ -15,10 +15,13 @@ distributed dwell (``dwell_mean_s``), then drive on to their destination.
 
 Every bay has an in-ground sensor whose reports pass through a sensor profile (missed and false
 detections, latency, faults), giving ``parking.arrival`` / ``parking.departure`` messages; time-limit
-enforcement (``parking.overstay``), guidance and pricing use the *sensed* state. Dynamic pricing
-moves each zone's price by ``price_step`` every ``price_period_s`` toward its target occupancy
-band (``target_occupancy``, 60-85% by default); the demand response is the price term of the
-utility above.
+enforcement (``parking.overstay``), guidance and pricing use the *sensed* state. With
+``bay_sensor_source = "uplinks"`` guidance, pricing and the sensed occupancy use instead what the
+control center ingested from the sensors' LoRaWAN uplinks (``parking.observed``, fed in with
+:meth:`ParkingManager.observe` at step boundaries): the whole loop runs through the network.
+Dynamic pricing moves each zone's price by ``price_step`` every ``price_period_s`` toward its
+target occupancy band (``target_occupancy``, 60-85% by default); the demand response is the price
+term of the utility above.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 
 from sim.errors import ScenarioError
 from sim.messages import (
+    BayObserved,
     MessageBus,
     ParkingArrival,
     ParkingDeparture,
@@ -75,6 +79,12 @@ class ParkingConfig:
     disabled_misuse_share: float = 0.03
     permit_share: float = 0.03
     bay_sensor_profile: str = "ideal"
+    bay_sensor_source: str = "simulated"
+    """``simulated``: guidance sees the simulated sensors directly; ``uplinks``: what arrived
+    through the network (needs ``ccsim serve --mqtt``)."""
+
+
+SENSOR_SOURCES = ("simulated", "uplinks")
 
 
 _FLOAT_KEYS = {
@@ -113,6 +123,11 @@ def parking_config(path: Path, table: dict[str, Any]) -> ParkingConfig:
                 raise ScenarioError(path, "wrong value", field=field_name, value=value,
                                     expected="[low, high] with low <= high")  # fmt: skip
             values[key] = (float(value[0]), float(value[1]))
+        elif key == "bay_sensor_source":
+            if value not in SENSOR_SOURCES:
+                raise ScenarioError(path, "wrong value", field=field_name, value=value,
+                                    expected=" or ".join(f"'{v}'" for v in SENSOR_SOURCES))  # fmt: skip
+            values[key] = value
         elif key == "bay_sensor_profile":
             if not isinstance(value, str):
                 raise ScenarioError(
@@ -121,7 +136,7 @@ def parking_config(path: Path, table: dict[str, Any]) -> ParkingConfig:
             values[key] = value
         else:
             known = sorted([*_FLOAT_KEYS, "guidance", "pricing", "loading_hours", "target_occupancy",
-                            "bay_sensor_profile"])  # fmt: skip
+                            "bay_sensor_profile", "bay_sensor_source"])  # fmt: skip
             raise ScenarioError(
                 path, "unknown field", field=field_name, expected="one of " + ", ".join(known)
             )
@@ -142,6 +157,8 @@ class Zone:
     """True occupant of each bay (vehicle id) or None."""
     sensed: list[bool] = field(default_factory=list)
     sensed_since: list[float] = field(default_factory=list)
+    reported: list[bool] = field(default_factory=list)
+    """Each bay as its uplinks reported it (``bay_sensor_source = "uplinks"``)."""
     occupied: int = 0
     legitimate: int = 0
     """Bays occupied now, and by users allowed there."""
@@ -159,6 +176,9 @@ class Zone:
 
     def free_sensed(self) -> int:
         return sum(1 for s in self.sensed if not s)
+
+    def free_reported(self) -> int:
+        return sum(1 for s in self.reported if not s)
 
 
 def read_zones(files: list[Path], network: Network) -> list[Zone]:
@@ -231,6 +251,7 @@ class ParkingManager:
             z.occupant = [None] * z.bays
             z.sensed = [False] * z.bays
             z.sensed_since = [0.0] * z.bays
+            z.reported = [False] * z.bays
             z.price = config.base_price if config.pricing else 0.0
         self._bay_fault: dict[tuple[str, int], tuple[Fault, float]] = {}
         self._pending: list[tuple[float, str, int, bool]] = []
@@ -282,7 +303,7 @@ class ParkingManager:
                 distance = math.dist((x, y), zone.xy)
                 if distance > SEARCH_RADIUS_M * (2.0 if kind == "lot" else 1.0):
                     continue
-                if parker.informed and zone.free_sensed() == 0:
+                if parker.informed and self.free_seen(zone) == 0:
                     continue
                 utility = -distance / 100.0 - self.config.price_sensitivity * zone.price
                 utility += float(self.rng.gumbel(0.0, 0.5))
@@ -401,6 +422,22 @@ class ParkingManager:
 
     # --- bay sensors ---------------------------------------------------------------------------
 
+    def free_seen(self, zone: Zone) -> int:
+        """Free bays as guidance and pricing see them: the sensors, or their ingested uplinks."""
+        if self.config.bay_sensor_source == "uplinks":
+            return zone.free_reported()
+        return zone.free_sensed()
+
+    def observe(self, t: float, observed: BayObserved) -> bool:
+        """An ingested uplink's report of a bay; published on the stream. False (and ignored) for
+        a bay this scenario does not have."""
+        zone = self.zones.get(observed.zone)
+        if zone is None or not 0 <= observed.bay < zone.bays:
+            return False
+        zone.reported[observed.bay] = observed.occupied
+        self.bus.publish(t, f"lorawan:{observed.device}", observed)
+        return True
+
     def _true_change(self, t: float, zone: Zone, bay: int, occupied: bool) -> None:
         spec = self.spec
         fault = self._bay_fault.get((zone.id, bay))
@@ -453,7 +490,7 @@ class ParkingManager:
                 self._enforce(t, zone, bay)
         occupancy = tuple(
             ZoneOccupancy(
-                z.id, z.kind, z.bays, z.bays - z.free_true(), z.bays - z.free_sensed(), z.price
+                z.id, z.kind, z.bays, z.bays - z.free_true(), z.bays - self.free_seen(z), z.price
             )
             for z in self.zones.values()
         )
@@ -507,7 +544,7 @@ class ParkingManager:
         for zone in self.zones.values():
             if zone.kind == "disabled":
                 continue
-            occupancy = 1.0 - zone.free_sensed() / zone.bays
+            occupancy = 1.0 - self.free_seen(zone) / zone.bays
             if occupancy > high:
                 zone.price += self.config.price_step
             elif occupancy < low:

@@ -9,7 +9,7 @@ import pytest
 from sim.controllers import create_controller
 from sim.engine import Simulation
 from sim.errors import ScenarioError
-from sim.messages import MessageBus, MessageLog
+from sim.messages import BayObserved, MessageBus, MessageLog
 from sim.network import read_network
 from sim.parking import ParkingConfig, ParkingManager, Zone, _Parker, parking_config, read_zones
 from sim.scenario import load_scenario
@@ -121,6 +121,24 @@ def test_pricing_moves_prices_toward_the_target_band() -> None:
     assert busy.price == 2.5 and quiet.price == 1.5
 
 
+def test_with_uplinks_guidance_and_occupancy_follow_the_reports_not_the_sensors() -> None:
+    zone = Zone("rot", "rotating", "b", 2)
+    m, log = manager(ParkingConfig(bay_sensor_source="uplinks"), [zone])
+    park(m, 1.0, "car", "rot")
+    m._sensors(1.0)
+    assert zone.free_sensed() == 1  # the simulated sensor saw it...
+    assert m.free_seen(zone) == 2  # ...but nothing has come through the network yet
+    report = BayObserved("rot", 1, True, "bay-rot-1", 7)
+    assert m.observe(5.0, report)
+    assert not m.observe(5.0, BayObserved("rot", 9, True, "bay-rot-9", 1))  # no such bay
+    assert not m.observe(5.0, BayObserved("elsewhere", 0, True, "x", 1))
+    assert m.free_seen(zone) == 1
+    m._sample(60.0)
+    (occupancy,) = log.of_kind("parking.occupancy")
+    assert occupancy.payload.to_dict()["zones"][0]["sensed_occupied"] == 1
+    assert [x.payload for x in log.of_kind("parking.observed")] == [report]
+
+
 def test_bad_parking_settings_are_named(tmp_path: Path) -> None:
     path = tmp_path / "scenario.toml"
     with pytest.raises(ScenarioError, match=r"'parking.share'.*1.5.*0..1"):
@@ -129,6 +147,9 @@ def test_bad_parking_settings_are_named(tmp_path: Path) -> None:
         parking_config(path, {"guidance": "yes"})
     with pytest.raises(ScenarioError, match=r"'parking.target_occupancy'"):
         parking_config(path, {"target_occupancy": [0.9, 0.5]})
+    with pytest.raises(ScenarioError, match=r"'parking.bay_sensor_source'.*'simulated' or 'uplinks'"):
+        parking_config(path, {"bay_sensor_source": "radio"})
+    assert parking_config(path, {"bay_sensor_source": "uplinks"}).bay_sensor_source == "uplinks"
     with pytest.raises(ScenarioError, match=r"'parking.valet'.*unknown field"):
         parking_config(path, {"valet": True})
 

@@ -1,0 +1,1 @@
+"""MQTT: the broker URL, a Mosquitto child broker, and a thin aiomqtt transport."""
