@@ -1,9 +1,10 @@
 """The control room in real headless Chromium (Debian's, through Playwright) against a real
 ``ccsim serve`` process running the district in SUMO: what an operator sees and does.
 
-The district server runs with the alarm rules of ``ui_alarms.toml``, which make detector faults
-critical so that the simulation raises a critical alarm early in the run (a sensor fault shows
-at the first 5-minute check, t = 300 s: 15 s of wall time at x20).
+The district server runs its ``degraded-radar`` variant (detectors that stick and chatter) with
+the alarm rules of ``ui_alarms.toml``, which make detector faults critical, so that the
+simulation raises a critical alarm early in the run (a sensor fault shows at the first 5-minute
+check, t = 300 s: 15 s of wall time at x20). With ideal detectors no fault is ever reported.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def district(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(
-        tmp_path_factory.mktemp("ui"), "--speed", "20", "--alarms", str(RULES), scenario="district",
-        timeout_s=120,
+        tmp_path_factory.mktemp("ui"), "--speed", "20", "--alarms", str(RULES),
+        "--variant", "degraded-radar", scenario="district", timeout_s=120,
     )  # fmt: skip
     try:
         server.wait_running(120)
