@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from sim.network import read_network
 from sim.outputs import prepare_out_dir
 from sim.programs import add_programs
 from sim.report import write_comparison
+from sim.retime import CYCLES, plans_xml, read_demand, retime
+from sim.retime import PROGRAM_ID as RETIME_PROGRAM
 from sim.scenario import load_scenario
 from sim.study import RunSpec, default_jobs, parse_seeds, run_to_folder
 from sim.study_file import Study, plan_runs
@@ -112,6 +115,45 @@ def _cmd_check(args: argparse.Namespace, console: Console) -> int:
         + (f"; keep their own program: {', '.join(bad)}" if bad else "")
     )
     return 1 if args.strict and bad else 0
+
+
+def _cmd_retime(args: argparse.Namespace, console: Console) -> int:
+    scenario = load_scenario(args.scenario, args.variant)
+    network = read_network(scenario.net_file)
+    # Time the net's (or the city's) own programs, not an earlier retiming of them.
+    base_files = [p for p in scenario.additional_files if p != scenario.signal_plans]
+    add_programs(network, base_files)
+    begin = scenario.begin_s if args.begin is None else args.begin
+    end = scenario.end_s if args.end is None else args.end
+    demand = read_demand(network, scenario.route_files, begin, end)
+    timings = retime(network, demand, scenario.step_length_s, scenario.clearance, args.cycle)
+    for t in timings:
+        if t.program.id != RETIME_PROGRAM:
+            console.print(f"  {t.tls:<12} {t.note}", highlight=False)
+            continue
+        before = network.traffic_lights[t.tls].programs[0].cycle_s
+        greens = " ".join(f"{g:.0f}" for g in t.greens_s)
+        ratios = " ".join(f"{y:.2f}" for y in t.flow_ratios)
+        console.print(
+            f"  {t.tls:<12} cycle {before:g} -> {t.cycle_s:g} s  greens {greens}  y {ratios}"
+            + (f"  ({t.note})" if t.note else ""),
+            highlight=False,
+        )
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(plans_xml(timings, f"{scenario.name}, {begin:g}-{end:g} s")).write(
+        out, encoding="utf-8", xml_declaration=True
+    )
+    timed = sum(t.program.id == RETIME_PROGRAM for t in timings)
+    console.print(
+        f"{timed} of {len(timings)} signals timed from {demand.vehicles:.0f} vehicles"
+        + (f" ({demand.unrouted:.0f} without routes not counted)" if demand.unrouted else "")
+        + f"; written to {out}"
+    )
+    console.print(
+        f'use it with [signals] plans = "{out}" in the scenario.toml', highlight=False, markup=False
+    )
+    return 0
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
@@ -288,6 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("scenario", help="bundled name, folder with scenario.toml, or a .sumocfg")
     chk.add_argument("--strict", action="store_true", help="exit 1 if any signal is not supported")
     chk.set_defaults(handler=_cmd_check)
+
+    ret = sub.add_parser(
+        "retime", help="Webster-time the signals' fixed programs from the scenario's demand"
+    )
+    ret.add_argument("scenario", help="bundled name, folder with scenario.toml, or a .sumocfg")
+    ret.add_argument("--out", type=Path, required=True, help="the additional file to write")
+    ret.add_argument("--cycle", choices=CYCLES, default="own",
+                     help="own: each signal its Webster cycle; keep: each program's cycle and "
+                     "offset (coordinated arterials), greens re-split")  # fmt: skip
+    ret.add_argument("--variant", default=None, help="a scenario variant (name or key=value)")
+    ret.add_argument("--begin", type=float, default=None, help="demand window begin (s)")
+    ret.add_argument("--end", type=float, default=None, help="demand window end (s)")
+    ret.set_defaults(handler=_cmd_retime)
 
     srv = sub.add_parser("serve", help="run a scenario live, with the control room (REST + websocket)")
     srv.add_argument("scenario", help="bundled name, scenario folder or .sumocfg file")

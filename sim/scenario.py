@@ -48,6 +48,9 @@ class Scenario:
     clearance: str = "net"
     """Where the guard's yellow and all-red times come from: ``net`` (the net's own programs,
     ITE where they give none) or ``ite`` (the ITE formula for every link)."""
+    signal_plans: Path | None = None
+    """``[signals] plans``: an additional file of fixed-time programs (``ccsim retime``) that the
+    signals run instead of the net's own; also in :attr:`additional_files`, last."""
     sensor_profile: str = "ideal"
     variant: str = ""
     parking: ParkingConfig | None = None
@@ -116,7 +119,7 @@ _TOP_KEYS = {
     "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
     "variants", "parking", "devices", "signals",
 }  # fmt: skip
-_SIGNAL_KEYS = {"clearance"}
+_SIGNAL_KEYS = {"clearance", "plans"}
 CLEARANCES = ("net", "ite")
 _DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
 _RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
@@ -132,6 +135,22 @@ def _from_toml(toml_path: Path, variant: str | None) -> Scenario:
     return _from_doc(doc, toml_path, toml_path.parent, variant)
 
 
+def _variant_overrides(variants: dict[str, Any], source: Path, variant: str) -> dict[str, Any]:
+    """The overrides of one variant: a ``[variants.<name>]`` table, or ``key=value``."""
+    if variant in variants:
+        return dict(variants[variant])
+    if "=" in variant:
+        key, raw = (part.strip() for part in variant.split("=", 1))
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word: a string
+        return {key: value}
+    known = ", ".join(sorted(variants)) or "none"
+    raise ScenarioError(source, f"unknown variant '{variant}'", field="variants",
+                        expected=f"one of: {known}, or key=value; several joined by ';'")  # fmt: skip
+
+
 def _apply_variant(doc: dict[str, Any], source: Path, variant: str | None) -> None:
     variants = doc.pop("variants", {})
     if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
@@ -140,19 +159,9 @@ def _apply_variant(doc: dict[str, Any], source: Path, variant: str | None) -> No
         )
     if variant is None:
         return
-    if variant in variants:
-        overrides = variants[variant]
-    elif "=" in variant:
-        key, raw = (part.strip() for part in variant.split("=", 1))
-        try:
-            value: Any = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw  # a bare word: a string
-        overrides = {key: value}
-    else:
-        known = ", ".join(sorted(variants)) or "none"
-        raise ScenarioError(source, f"unknown variant '{variant}'", field="variants",
-                            expected=f"one of: {known}, or key=value")  # fmt: skip
+    overrides: dict[str, Any] = {}
+    for part in (p.strip() for p in variant.split(";")):  # "a;b=1": several, applied in order
+        overrides |= _variant_overrides(variants, source, part)
     for dotted, value in overrides.items():
         table = doc
         *parents, leaf = dotted.split(".")
@@ -200,6 +209,10 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         raise ScenarioError(
             toml_path, "no SUMO files named", field="sumocfg", expected="'sumocfg' or 'net'"
         )
+    plans_name = _string(toml_path, signals, "plans", default="")
+    plans = _existing(toml_path, "signals.plans", root, plans_name) if plans_name else None
+    if plans is not None:
+        additional = (*additional, plans)  # loaded last: SUMO runs these programs
 
     begin = _number(toml_path, run, "run.begin_s", begin, minimum=0.0)
     end = _number(toml_path, run, "run.end_s", end, minimum=begin, strict=True)
@@ -243,6 +256,7 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         devices=devices,
         source=toml_path if toml_path.name == "scenario.toml" else None,
         clearance=clearance,
+        signal_plans=plans,
     )
 
 

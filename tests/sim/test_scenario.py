@@ -94,3 +94,12 @@ def test_sumocfg_pointing_at_missing_route_file(tmp_path: Path, grid_cfg: Path) 
     )
     with pytest.raises(ScenarioError, match=r"'route-files'.*gone.rou.xml"):
         load_scenario(cfg)
+
+
+def test_variants_combine_with_a_semicolon_and_apply_in_order() -> None:
+    both = load_scenario("district", "net-plans;detectors.profile=good-loop")
+    assert both.signal_plans is None and both.sensor_profile == "good-loop"
+    last = load_scenario("district", "detectors.profile=good-loop;cheap-magnetometer")
+    assert last.sensor_profile == "cheap-magnetometer"
+    with pytest.raises(ScenarioError, match=r"unknown variant 'nope'.*joined by ';'"):
+        load_scenario("district", "net-plans;nope")
