@@ -20,6 +20,7 @@ from typing import Any
 from results_md import replace_section
 
 from sim.report import write_comparison
+from sim.scenario import load_scenario
 from sim.study import RunSpec, default_jobs, parse_seeds, run_many
 
 CONTROLLERS = "fixed,webster,sumo-actuated,actuated,maxpressure,adaptive"
@@ -31,6 +32,10 @@ def mean_of(rows: list[dict[str, Any]], group: str, key: str) -> float:
 
 def change(rows: list[dict[str, Any]], controller: str, base: str, key: str) -> float:
     return 100.0 * (mean_of(rows, controller, key) / mean_of(rows, base, key) - 1.0)
+
+
+def _group(spec: RunSpec) -> str:
+    return f"{spec.controller} {spec.variant}" if spec.variant else spec.controller
 
 
 def main() -> int:
@@ -55,10 +60,19 @@ def main() -> int:
         for v in variants
         for s in seeds
     ]
+    plans = load_scenario(args.scenario).signal_plans
+    net_plans = plans is not None and "fixed" in controllers and not args.variants
+    if net_plans:  # the net's own programs too, beside the Webster-timed plans `fixed` runs
+        specs += [
+            RunSpec(
+                args.scenario, "fixed", s, out / "runs" / f"fixed-net-plans-seed{s}", variant="net-plans"
+            )
+            for s in seeds
+        ]
     start = time.perf_counter()
     summaries = run_many(specs, jobs=args.jobs)
     rows = [
-        {"group": spec.variant or spec.controller, **summary}
+        {"group": (spec.variant and not net_plans and spec.variant) or _group(spec), **summary}
         for spec, summary in zip(specs, summaries, strict=True)
     ]
     minutes = (time.perf_counter() - start) / 60
@@ -79,6 +93,11 @@ def main() -> int:
             if all(r[key] is not None for r in rows):
                 versus = change(rows, "adaptive", "fixed", key)
                 lines.append(f"- {key}, adaptive vs fixed: {versus:+.1f}% (target <= +5%)")
+        if net_plans:
+            lines.append(
+                "- mean delay, adaptive vs the net's own programs (fixed net-plans): "
+                f"{change(rows, 'adaptive', 'fixed net-plans', 'mean_delay_s'):+.1f}%"
+            )
         violations = sum(int(r["guard_violations"]) for r in rows)
         lines.append(f"- guard violations over all {len(rows)} runs: {violations}")
         standing = "\n".join(lines)
@@ -87,11 +106,19 @@ def main() -> int:
     if args.variants:
         command += f" --controllers {args.controllers} --variants {args.variants} --name {name}"
         same += f" --variants {args.variants}"
+    baselines = ""
+    if net_plans and plans is not None:
+        baselines = (
+            f"\nBaselines: `fixed` runs the scenario's Webster-timed plans (`{plans.name}`, made "
+            "once from the demand with `ccsim retime`); `fixed net-plans` the programs netconvert "
+            "wrote; `webster` retimes every 5 minutes from its detectors; `sumo-actuated` is "
+            "SUMO's gap actuation on the same phases.\n"
+        )
     body = f"""## {"Variants" if args.variants else "Control quality"}: {name}
 
 `{command}` (the same runs as `{same}`), {dt.date.today().isoformat()}, {platform.machine()},
 {len(rows)} runs in {minutes:.1f} min on {args.jobs} processes.
-
+{baselines}
 {standing}
 
 {table.split(chr(10), 1)[1].strip()}
