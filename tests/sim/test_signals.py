@@ -19,6 +19,7 @@ from sim.engine import RunResult, Simulation
 from sim.guard import IntersectionGuard, green_phases
 from sim.messages import SignalOverride, SignalPhase
 from sim.network import Network, TrafficLight, read_network
+from sim.programs import add_programs
 from sim.scenario import load_scenario
 from sim.signals import Action, SignalCommand
 
@@ -282,7 +283,11 @@ def test_an_override_is_refused_with_a_reason_while_sumo_runs_its_own_programs(t
     assert t <= 1.0
     assert not override.accepted
     assert "own programs" in override.detail
-    # SUMO's program carried on regardless.
-    tls = read_network(load_scenario("single").net_file).traffic_lights["C"]
+    # SUMO's program (the scenario's Webster-timed plan, a 49 s cycle) carried on regardless.
+    scenario = load_scenario("single")
+    network = read_network(scenario.net_file)
+    add_programs(network, scenario.additional_files)
+    program = [p.state for p in network.traffic_lights["C"].programs[0].phases]
     shown = [p.state for _, p in phases_shown(result, "C")]
-    assert shown == [p.state for p in tls.programs[0].phases][: len(shown)]
+    assert len(shown) > len(program)  # more than a cycle in the minute
+    assert shown == [program[k % len(program)] for k in range(len(shown))]
