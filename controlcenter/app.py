@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from controlcenter import api, ws
+from controlcenter import accounts, api, ws
 from controlcenter.auth import AuthError
 from controlcenter.commands import Forbidden
 from controlcenter.runtime import ControlCenter
@@ -32,6 +32,7 @@ def create_app(center: ControlCenter) -> FastAPI:
     )
     app.state.center = center
     app.include_router(api.router)
+    app.include_router(accounts.router)
     app.add_api_websocket_route("/ws", ws.feed)
     # The control room's scripts, styles and vendored map library (no build step, no CDN).
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -138,9 +138,19 @@ class Store:
         return {r["hash"]: User(r["name"], Role.parse(r["role"])) for r in rows}
 
     def users(self) -> list[dict[str, Any]]:
+        """Every account: name, role, when it was created, how many valid tokens it has and
+        when the newest was issued (no token: the account can no longer sign in)."""
         with self.reading() as c:
-            rows = c.execute("SELECT name, role, created_at FROM users ORDER BY name").fetchall()
-        return [{"name": r["name"], "role": r["role"], "created": iso(r["created_at"])} for r in rows]
+            rows = c.execute(
+                "SELECT users.name, users.role, users.created_at, COUNT(tokens.hash) AS tokens, "
+                "MAX(tokens.created_at) AS issued FROM users "
+                "LEFT JOIN tokens ON tokens.user = users.name GROUP BY users.name ORDER BY users.name"
+            ).fetchall()
+        return [
+            {"name": r["name"], "role": r["role"], "created": iso(r["created_at"]),
+             "tokens": r["tokens"], "token_issued": iso(r["issued"])}
+            for r in rows
+        ]  # fmt: skip
 
     def user_count(self) -> int:
         with self.reading() as c:
@@ -495,6 +505,35 @@ class Writer:
             "INSERT OR IGNORE INTO tokens (hash, user, created_at) VALUES (?, ?, ?)",
             (hashed, user, time.time()),
         )
+
+    def user_role(self, name: str) -> str | None:
+        """The role of account ``name`` (None: no such account), read inside the transaction."""
+        row = self.c.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row["role"])
+
+    def token_owner(self, hashed: str) -> str | None:
+        row = self.c.execute("SELECT user FROM tokens WHERE hash = ?", (hashed,)).fetchone()
+        return None if row is None else str(row["user"])
+
+    def count_role(self, role: str) -> int:
+        return int(self.c.execute("SELECT COUNT(*) FROM users WHERE role = ?", (role,)).fetchone()[0])
+
+    def set_role(self, name: str, role: str) -> None:
+        self.c.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
+
+    def revoke_tokens(self, user: str, keep: str | None = None) -> list[str]:
+        """Delete every token of ``user`` but ``keep`` (a hash); returns the hashes revoked."""
+        rows = self.c.execute(
+            "SELECT hash FROM tokens WHERE user = ? AND hash IS NOT ?", (user, keep)
+        ).fetchall()
+        self.c.execute("DELETE FROM tokens WHERE user = ? AND hash IS NOT ?", (user, keep))
+        return [str(r["hash"]) for r in rows]
+
+    def delete_user(self, name: str) -> list[str]:
+        """Remove an account and revoke its tokens; returns the hashes revoked."""
+        revoked = self.revoke_tokens(name)
+        self.c.execute("DELETE FROM users WHERE name = ?", (name,))
+        return revoked
 
     def set_retention(self, settings: dict[str, float]) -> None:
         self.c.executemany(
