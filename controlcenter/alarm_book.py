@@ -9,6 +9,7 @@ The book is not thread-safe: the recorder thread owns it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from controlcenter.alarms import Alarm, AlarmAction, AlarmEvent, AlarmState, IllegalTransition
@@ -29,6 +30,15 @@ class AlarmBook:
         self._next_id = next_id
         self.run_id = run_id
         self._locate = locate
+
+    def checkpoint(self) -> tuple[dict[int, Alarm], int]:
+        """The book as it is now, to :meth:`restore` if the store does not take what follows."""
+        return {i: replace(a) for i, a in self.alarms.items()}, self._next_id
+
+    def restore(self, checkpoint: tuple[dict[int, Alarm], int]) -> None:
+        """Back to a :meth:`checkpoint`: the book says what the store has, no more."""
+        alarms, self._next_id = checkpoint
+        self.alarms = {i: replace(a) for i, a in alarms.items()}
 
     def get(self, alarm_id: int) -> Alarm | None:
         return self.alarms.get(alarm_id)

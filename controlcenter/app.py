@@ -13,6 +13,7 @@ from controlcenter import accounts, api, ws
 from controlcenter.auth import AuthError
 from controlcenter.commands import Forbidden
 from controlcenter.runtime import ControlCenter
+from controlcenter.store import StoreError
 
 STATIC = resources.files("controlcenter").joinpath("static")
 
@@ -48,6 +49,10 @@ def create_app(center: ControlCenter) -> FastAPI:
         if exc.retry_after_s:
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StoreError)
+    async def store_failed(_request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(Forbidden)
     async def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:

@@ -68,6 +68,11 @@ RETENTION_DEFAULTS: dict[str, float] = {
 """How long each kind of record is kept (days; 0 keeps it for ever). Open alarms are never
 deleted, whatever their age."""
 
+
+class StoreError(CcsimError):
+    """The store did not take a write (disk full, a broken file...): nothing of it was kept."""
+
+
 EventRow = tuple[int, float, str, str, str]
 """(seq, t, source, kind, payload JSON) of one message."""
 
