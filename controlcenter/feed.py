@@ -35,7 +35,8 @@ from sim.live import StateChanges
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
 LoadAlarmEvents = Callable[[int], Awaitable[list[tuple[AlarmEvent, Alarm]] | None]]
-"""Alarm events after a sequence number from the store, or None if some are no longer kept."""
+"""A page of the alarm events after a sequence number from the store (in order; empty once
+there are no more), or None if some are no longer kept."""
 
 CLOSE_TOO_SLOW = 1013  # "try again later"
 CLOSE_POLICY = 1008  # the token was revoked: do not come back with it
@@ -257,12 +258,8 @@ class FeedHub:
         self.stats.connected += 1
         try:
             await client.send(dumps({"type": "hello", "rate_hz": self.rate_hz, **hello}))
-            replay = None if since is None else await self._load_alarm_events(since)
-            if replay is None or since is None or since > self.alarm_seq:
+            if since is None or since > self.alarm_seq or not await self._replay(client, since):
                 client.resume_from(-1, [self._alarm_list_frame()])  # even at seq 0
-            else:
-                frames = [(e.seq, dumps(_alarm_frame(e, a.to_dict()))) for e, a in replay]
-                client.resume_from(since, frames)
             await client.run()  # its first state frame is a snapshot
         except ClientGone:
             if client.close_code == CLOSE_TOO_SLOW:
@@ -273,6 +270,24 @@ class FeedHub:
         finally:
             self.clients.discard(client)
             self.stats.connected -= 1
+
+    async def _replay(self, client: FeedClient, since: int) -> bool:
+        """Send the alarm events after ``since`` from the store, page by page, however many
+        there are (live events queued meanwhile follow, duplicates skipped). False if some of
+        them are no longer kept: the client needs the list of open alarms instead."""
+        seq = since
+        while True:
+            page = await self._load_alarm_events(seq)
+            if page is None:
+                return False
+            if not page:
+                client.resume_from(seq, [])
+                return True
+            for event, alarm in page:
+                if client.dropped_reason:
+                    raise ClientGone(client.dropped_reason)
+                await client.send(dumps(_alarm_frame(event, alarm.to_dict())))
+                seq = client.alarm_seq = event.seq
 
     def close_all(self) -> None:
         for client in self.clients:

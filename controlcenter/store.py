@@ -220,8 +220,9 @@ class Store:
             ).fetchall()
         return [_alarm_event(r).to_dict() for r in rows]
 
-    def alarm_events_since(self, seq: int, limit: int = 10_000) -> list[tuple[AlarmEvent, Alarm]]:
-        """Alarm events after ``seq`` in order, each with its alarm as it is now."""
+    def alarm_events_since(self, seq: int, limit: int = 1000) -> list[tuple[AlarmEvent, Alarm]]:
+        """A page of the alarm events after ``seq`` (at most ``limit``), in order, each with its
+        alarm as it is now; page on from the last one's ``seq``."""
         with self.reading() as c:
             rows = c.execute(
                 "SELECT e.*, a.id AS a_id FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id "

@@ -4,14 +4,20 @@ is still what the store has."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.sync.client import connect
 
-from tests.e2e.serving import Server, start_server, wait_for
+from controlcenter.alarms import Alarm, AlarmAction, AlarmEvent, AlarmState, Severity
+from controlcenter.store import Store
+from tests.e2e.serving import TOKEN, Server, start_server, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +94,40 @@ def test_an_alarm_the_store_did_not_take_is_not_kept_in_memory(server: Server) -
             first = c.get(f"/api/alarms/{each['id']}").json()["history"][0]
             assert first["action"] == "raise", each
         c.post("/api/signals/C/override", json={"action": "automatic"})
+
+
+def test_a_client_reconnecting_far_behind_gets_every_alarm_event(tmp_path: Path) -> None:
+    """More alarm events than any one page (there was a silent cap at 10,000)."""
+    db = tmp_path / "control.db"
+    store = Store(f"sqlite:///{db}")
+    writer = store.writer()
+    missed = 12_500
+    now = time.time()  # (recent: the retention keeps a cleared alarm's history for a year)
+    cleared = Alarm(1, "queue", "C", 1, Severity.LOW, "traffic", "trafficJam", "jam", "tls:C",
+                    state=AlarmState.CLEARED, active=False, raised_at=now, updated_at=now)  # fmt: skip
+    comment = AlarmEvent(1, AlarmAction.COMMENT, AlarmState.CLEARED, AlarmState.CLEARED, "ana", now)
+    with writer.transaction():
+        writer.save_alarm(cleared)
+        for n in range(missed):
+            writer.add_alarm_event(replace(comment, note=f"note {n}"))
+    writer.close()
+    server = start_server(tmp_path, "--speed", "20", db=db)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with connect(f"{server.ws_url}?since=0", additional_headers=headers, compression=None) as ws:
+            seqs: list[int] = []
+
+            def all_there() -> bool:
+                frame = json.loads(ws.recv(timeout=20))
+                assert frame["type"] != "alarms", "the full list instead of the events"
+                if frame["type"] == "alarm":
+                    seqs.append(frame["seq"])
+                return len(seqs) == missed
+
+            try:
+                wait_for(all_there, 60, f"{missed} alarm frames", every_s=0)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: got {len(seqs)}, the last {seqs[-1:]}") from None
+        assert seqs == list(range(1, missed + 1))
+    finally:
+        server.stop()
