@@ -239,6 +239,31 @@ async def unshelve(center: Center, user: Caller, alarm_id: int, body: Note) -> J
     )
 
 
+@router.post("/alarms/{alarm_id}/out-of-service")
+async def remove_from_service(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    """Take an open alarm out of service (a device in maintenance, an alarm of a run that ended):
+    it stays recorded, apart, until returned to service or cleared."""
+    return await _alarm_command(
+        center, user, AlarmAction.REMOVE_FROM_SERVICE, alarm_id, body.model_dump(), note=body.note
+    )
+
+
+@router.post("/alarms/{alarm_id}/return-to-service")
+async def return_to_service(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    return await _alarm_command(
+        center, user, AlarmAction.RETURN_TO_SERVICE, alarm_id, body.model_dump(), note=body.note
+    )
+
+
+@router.post("/alarms/{alarm_id}/clear")
+async def clear(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    """Clear an open alarm of a run that has ended (its condition can no longer return to
+    normal); refused (409) for an alarm of the run in progress."""
+    return await _alarm_command(
+        center, user, AlarmAction.CLEAR, alarm_id, body.model_dump(), note=body.note
+    )
+
+
 @router.post("/alarms/{alarm_id}/comment")
 async def comment(center: Center, user: Caller, alarm_id: int, body: Comment) -> JSONResponse:
     return await _alarm_command(

@@ -185,8 +185,12 @@ class Recorder:
     def _handle(self, session: Session, record: Record, after: list[Callable[[], None]]) -> None:
         writer = session.writer
         if isinstance(record, Batch):
-            if record.changes.get("run", {}).get("status") == "running":
+            status = record.changes.get("run", {}).get("status")
+            if status == "running":
                 writer.set_run_status(self.run_id, "running")
+            elif status in ("finished", "stopped", "failed"):
+                # The last batch: no condition is evaluated any more, operators may clear.
+                self.book.run_ended = True
             self._t = record.t
             writer.add_events(self.run_id, record.events, session.now)
             writer.add_kpis(self.run_id, record.kpis, session.now)
@@ -200,6 +204,7 @@ class Recorder:
             self._decide(writer, record, after)
         elif isinstance(record, RunEnded):
             writer.set_run_status(self.run_id, record.status, record.detail, ended=True)
+            self.book.run_ended = True
             if record.status == "failed":
                 change = ConditionChange(
                     rule="simulation-failed", key="", active=True, t=self._t, source="engine",
