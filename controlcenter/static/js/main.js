@@ -257,6 +257,7 @@ function render(sections) {
   map.update(page.state, sections, page.t);
   kpis.sample(page.state, page.t);
   kpis.showRun(run, isLive());
+  alarms.setRunEnded(["finished", "stopped", "failed"].includes(run.status));
   panel.update(context());
   showLiveness();
   if (sections === null && page.runId !== null && !page.backfilled) {
