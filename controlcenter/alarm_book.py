@@ -9,6 +9,7 @@ The book is not thread-safe: the recorder thread owns it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from controlcenter.alarms import Alarm, AlarmAction, AlarmEvent, AlarmState, IllegalTransition
@@ -16,6 +17,9 @@ from controlcenter.rules import ConditionChange
 
 SYSTEM = "system"
 """Who makes the transitions that conditions and timers cause."""
+
+Checkpoint = tuple[dict[int, Alarm], int, bool]
+"""Copies of the open alarms, the next alarm id, whether the run has ended."""
 
 Locate = Callable[[str, str], dict[str, Any] | None]
 """(alarm source, key) -> a GeoJSON geometry for the alarm, if the network knows one."""
@@ -28,7 +32,18 @@ class AlarmBook:
         self.alarms = {a.id: a for a in open_alarms if a.open}
         self._next_id = next_id
         self.run_id = run_id
+        self.run_ended = False
+        """Set when the run in progress ends: its alarms can then be cleared by hand."""
         self._locate = locate
+
+    def checkpoint(self) -> Checkpoint:
+        """The book as it is now, to :meth:`restore` if the store does not take what follows."""
+        return {i: replace(a) for i, a in self.alarms.items()}, self._next_id, self.run_ended
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Back to a :meth:`checkpoint`: the book says what the store has, no more."""
+        alarms, self._next_id, self.run_ended = checkpoint
+        self.alarms = {i: replace(a) for i, a in alarms.items()}
 
     def get(self, alarm_id: int) -> Alarm | None:
         return self.alarms.get(alarm_id)
@@ -92,6 +107,11 @@ class AlarmBook:
             raise IllegalTransition(f"alarm {alarm_id} is not open (cleared, or no such alarm)")
         if action in (AlarmAction.RAISE, AlarmAction.RETURN_TO_NORMAL, AlarmAction.REALARM):
             raise IllegalTransition(f"'{action.value}' follows the alarm's condition, not an operator")
+        if action is AlarmAction.CLEAR and alarm.run_id == self.run_id and not self.run_ended:
+            raise IllegalTransition(
+                f"alarm {alarm_id} belongs to the run in progress: it clears when its condition "
+                "returns to normal (clear is for alarms of ended runs)"
+            )
         event = alarm.apply(action, user=user, at=at, note=note, shelve_until=shelve_until)
         self._settle(alarm)
         return alarm, event

@@ -10,6 +10,12 @@
 
     shelve (from any open state) ──> SHELVED ──unshelve / shelf time over──> ACTIVE_UNACKNOWLEDGED
                                                                         (or CLEARED if normal)
+    out-of-service (from any open state) ──> OUT_OF_SERVICE ──return-to-service──> (as unshelve)
+    clear (any open alarm whose run has ended) ──> CLEARED
+
+An alarm whose run has ended can no longer return to normal - its condition is no longer
+evaluated - so an operator clears it (or takes it out of service) by hand, audited like every
+operator action. The book refuses ``clear`` for an alarm of the run in progress.
 
 The condition behind an alarm (``active``) is tracked apart from the state: a shelved alarm
 still notes when its condition returns to normal or comes back. ``CLEARED`` is final; the next
@@ -79,6 +85,7 @@ class AlarmState(Enum):
     RETURN_TO_NORMAL_UNACKNOWLEDGED = "return-to-normal-unacknowledged"
     CLEARED = "cleared"
     SHELVED = "shelved"
+    OUT_OF_SERVICE = "out-of-service"
 
 
 class AlarmAction(Enum):
@@ -88,10 +95,16 @@ class AlarmAction(Enum):
     REALARM = "re-alarm"
     SHELVE = "shelve"
     UNSHELVE = "unshelve"
+    REMOVE_FROM_SERVICE = "out-of-service"
+    RETURN_TO_SERVICE = "return-to-service"
+    CLEAR = "clear"
     COMMENT = "comment"
 
 
 _S, _A = AlarmState, AlarmAction
+_OPEN_IN_SERVICE = (
+    _S.ACTIVE_UNACKNOWLEDGED, _S.ACKNOWLEDGED, _S.RETURN_TO_NORMAL_UNACKNOWLEDGED, _S.SHELVED
+)  # fmt: skip
 TRANSITIONS: dict[tuple[AlarmState, AlarmAction], AlarmState] = {
     (_S.ACTIVE_UNACKNOWLEDGED, _A.ACKNOWLEDGE): _S.ACKNOWLEDGED,
     (_S.ACTIVE_UNACKNOWLEDGED, _A.RETURN_TO_NORMAL): _S.RETURN_TO_NORMAL_UNACKNOWLEDGED,
@@ -103,9 +116,14 @@ TRANSITIONS: dict[tuple[AlarmState, AlarmAction], AlarmState] = {
     (_S.RETURN_TO_NORMAL_UNACKNOWLEDGED, _A.SHELVE): _S.SHELVED,
     (_S.SHELVED, _A.RETURN_TO_NORMAL): _S.SHELVED,
     (_S.SHELVED, _A.REALARM): _S.SHELVED,
-    # (SHELVED, UNSHELVE) depends on the condition: see Alarm.next_state.
+    (_S.OUT_OF_SERVICE, _A.RETURN_TO_NORMAL): _S.OUT_OF_SERVICE,
+    (_S.OUT_OF_SERVICE, _A.REALARM): _S.OUT_OF_SERVICE,
+    **{(state, _A.REMOVE_FROM_SERVICE): _S.OUT_OF_SERVICE for state in _OPEN_IN_SERVICE},
+    **{(state, _A.CLEAR): _S.CLEARED for state in (*_OPEN_IN_SERVICE, _S.OUT_OF_SERVICE)},
+    # (SHELVED, UNSHELVE) and (OUT_OF_SERVICE, RETURN_TO_SERVICE) depend on the condition: see
+    # Alarm.next_state.
 }
-"""Every legal transition but unshelving; anything else raises."""
+"""Every legal transition but unshelving and returning to service; anything else raises."""
 
 
 class IllegalTransition(CcsimError):
@@ -178,7 +196,10 @@ class Alarm:
         """The state ``action`` leads to, or :class:`IllegalTransition`."""
         if action is AlarmAction.COMMENT:
             return self.state
-        if action is AlarmAction.UNSHELVE and self.state is AlarmState.SHELVED:
+        if (action, self.state) in (
+            (AlarmAction.UNSHELVE, AlarmState.SHELVED),
+            (AlarmAction.RETURN_TO_SERVICE, AlarmState.OUT_OF_SERVICE),
+        ):
             return AlarmState.ACTIVE_UNACKNOWLEDGED if self.active else AlarmState.CLEARED
         if action is AlarmAction.RETURN_TO_NORMAL and not self.active:
             raise IllegalTransition(f"alarm {self.id}: its condition is already normal")
@@ -215,7 +236,7 @@ class Alarm:
             self.occurrences += 1
         elif action is AlarmAction.SHELVE:
             self.shelved_until = shelve_until
-        elif action is AlarmAction.UNSHELVE:
+        elif action in (AlarmAction.UNSHELVE, AlarmAction.REMOVE_FROM_SERVICE, AlarmAction.CLEAR):
             self.shelved_until = None
         return event
 

@@ -1,7 +1,8 @@
 """The REST API under ``/api`` (OpenAPI at ``/openapi.json``, browsable at ``/docs``).
 
 Every call needs ``Authorization: Bearer <token>``; reads need the viewer role, commands the
-operator role, the controller, retention and users the engineer role. Command answers carry the
+operator role, the controller and the retention settings the engineer role, and the accounts
+(:mod:`controlcenter.accounts`) the admin role. Command answers carry the
 audit entry's id and the result: 200 accepted, 202 pending (the simulation has not applied it
 yet), 409 refused (and why), 403 when the role does not allow it - audited all the same.
 """
@@ -17,9 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from controlcenter.alarms import AlarmAction, AlarmState, Severity
-from controlcenter.auth import USER_NAME, AuthError, Role, User, new_token, token_hash
+from controlcenter.auth import AuthError, Role, User
 from controlcenter.commands import CommandResult
-from controlcenter.recorder import Session
 from controlcenter.runtime import ControlCenter
 from controlcenter.simproc import Control
 from controlcenter.store import RETENTION_DEFAULTS
@@ -239,6 +239,31 @@ async def unshelve(center: Center, user: Caller, alarm_id: int, body: Note) -> J
     )
 
 
+@router.post("/alarms/{alarm_id}/out-of-service")
+async def remove_from_service(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    """Take an open alarm out of service (a device in maintenance, an alarm of a run that ended):
+    it stays recorded, apart, until returned to service or cleared."""
+    return await _alarm_command(
+        center, user, AlarmAction.REMOVE_FROM_SERVICE, alarm_id, body.model_dump(), note=body.note
+    )
+
+
+@router.post("/alarms/{alarm_id}/return-to-service")
+async def return_to_service(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    return await _alarm_command(
+        center, user, AlarmAction.RETURN_TO_SERVICE, alarm_id, body.model_dump(), note=body.note
+    )
+
+
+@router.post("/alarms/{alarm_id}/clear")
+async def clear(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+    """Clear an open alarm of a run that has ended (its condition can no longer return to
+    normal); refused (409) for an alarm of the run in progress."""
+    return await _alarm_command(
+        center, user, AlarmAction.CLEAR, alarm_id, body.model_dump(), note=body.note
+    )
+
+
 @router.post("/alarms/{alarm_id}/comment")
 async def comment(center: Center, user: Caller, alarm_id: int, body: Comment) -> JSONResponse:
     return await _alarm_command(
@@ -333,45 +358,6 @@ async def controller(center: Center, user: Caller, body: ControllerChoice) -> JS
 
 
 # --- users and settings --------------------------------------------------------------------------
-
-
-class NewUser(BaseModel):
-    name: str = Field(pattern=USER_NAME.pattern)
-    role: Literal["viewer", "operator", "engineer"]
-
-
-@router.get("/users")
-def users(center: Center, user: Caller) -> dict[str, Any]:
-    need(user, Role.ENGINEER)
-    return {"items": center.store.users()}
-
-
-@router.post("/users", status_code=201)
-async def create_user(center: Center, user: Caller, body: NewUser) -> JSONResponse:
-    """Create a user; the answer holds its token, shown this once and stored only as a hash."""
-    arguments = body.model_dump()
-    await center.commands.require(user, Role.ENGINEER, "user.create", f"user:{body.name}", arguments)
-    token = new_token()
-    role = Role.parse(body.role)
-
-    def write(session: Session) -> None:
-        session.writer.add_user(body.name, role.label)
-        session.writer.add_token(token_hash(token), body.name)
-
-    try:
-        await center.commands.recorder.call(write)
-    except CcsimError as exc:
-        refused = await center.commands.audit(
-            user, "user.create", f"user:{body.name}", arguments, "refused", str(exc)
-        )
-        return answer(refused)
-    center.auth.remember(token_hash(token), User(body.name, role))
-    done = await center.commands.audit(
-        user, "user.create", f"user:{body.name}", arguments, "accepted", "created"
-    )
-    return JSONResponse(
-        {**done.to_dict(), "name": body.name, "role": role.label, "token": token}, status_code=201
-    )
 
 
 class Retention(BaseModel):

@@ -9,10 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from controlcenter import api, ws
+from controlcenter import accounts, api, ws
 from controlcenter.auth import AuthError
 from controlcenter.commands import Forbidden
 from controlcenter.runtime import ControlCenter
+from controlcenter.store import StoreError
 
 STATIC = resources.files("controlcenter").joinpath("static")
 
@@ -32,6 +33,7 @@ def create_app(center: ControlCenter) -> FastAPI:
     )
     app.state.center = center
     app.include_router(api.router)
+    app.include_router(accounts.router)
     app.add_api_websocket_route("/ws", ws.feed)
     # The control room's scripts, styles and vendored map library (no build step, no CDN).
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
@@ -47,6 +49,10 @@ def create_app(center: ControlCenter) -> FastAPI:
         if exc.retry_after_s:
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StoreError)
+    async def store_failed(_request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(Forbidden)
     async def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:

@@ -35,9 +35,12 @@ from sim.live import StateChanges
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
 LoadAlarmEvents = Callable[[int], Awaitable[list[tuple[AlarmEvent, Alarm]] | None]]
-"""Alarm events after a sequence number from the store, or None if some are no longer kept."""
+"""A page of the alarm events after a sequence number from the store (in order; empty once
+there are no more), or None if some are no longer kept."""
 
 CLOSE_TOO_SLOW = 1013  # "try again later"
+CLOSE_POLICY = 1008  # the token was revoked: do not come back with it
+CLOSE_RECONNECT = 4001  # the account changed (its role): reconnect to get the new hello
 
 
 def dumps(frame: dict[str, Any]) -> str:
@@ -87,9 +90,11 @@ class ClientLeft(Exception):
 class FeedClient:
     """One connected websocket: its state slot, its alarm queue and its sender."""
 
-    def __init__(self, hub: FeedHub, name: str, send: Send, close: Close) -> None:
+    def __init__(self, hub: FeedHub, name: str, send: Send, close: Close, token: str = "") -> None:
         self.hub = hub
         self.name = name
+        self.token = token
+        """The hash of the token it signed in with (its session ends when that is revoked)."""
         self._send_fn = send
         self._close_fn = close
         self._wake = asyncio.Event()
@@ -100,6 +105,7 @@ class FeedClient:
         self.alarm_seq = 0
         """The last alarm event sent."""
         self.dropped_reason = ""
+        self.close_code = CLOSE_TOO_SLOW
 
     def offer_state(self, seq: int, text: str) -> None:
         self._state = (seq, text)
@@ -111,9 +117,10 @@ class FeedClient:
         self._alarms.append((seq, text))
         self._wake.set()
 
-    def drop(self, reason: str) -> None:
+    def drop(self, reason: str, code: int = CLOSE_TOO_SLOW) -> None:
         """Drop the client at its next frame (or when its current send times out)."""
-        self.dropped_reason = self.dropped_reason or reason
+        if not self.dropped_reason:
+            self.dropped_reason, self.close_code = reason, code
         self._wake.set()
 
     def resume_from(self, seq: int, frames: list[tuple[int, str]]) -> None:
@@ -251,25 +258,47 @@ class FeedHub:
         self.stats.connected += 1
         try:
             await client.send(dumps({"type": "hello", "rate_hz": self.rate_hz, **hello}))
-            replay = None if since is None else await self._load_alarm_events(since)
-            if replay is None or since is None or since > self.alarm_seq:
+            if since is None or since > self.alarm_seq or not await self._replay(client, since):
                 client.resume_from(-1, [self._alarm_list_frame()])  # even at seq 0
-            else:
-                frames = [(e.seq, dumps(_alarm_frame(e, a.to_dict()))) for e, a in replay]
-                client.resume_from(since, frames)
             await client.run()  # its first state frame is a snapshot
         except ClientGone:
-            self.stats.dropped += 1
-            await client.close(CLOSE_TOO_SLOW, client.dropped_reason)
+            if client.close_code == CLOSE_TOO_SLOW:
+                self.stats.dropped += 1
+            await client.close(client.close_code, client.dropped_reason)
         except ClientLeft:
             return
         finally:
             self.clients.discard(client)
             self.stats.connected -= 1
 
+    async def _replay(self, client: FeedClient, since: int) -> bool:
+        """Send the alarm events after ``since`` from the store, page by page, however many
+        there are (live events queued meanwhile follow, duplicates skipped). False if some of
+        them are no longer kept: the client needs the list of open alarms instead."""
+        seq = since
+        while True:
+            page = await self._load_alarm_events(seq)
+            if page is None:
+                return False
+            if not page:
+                client.resume_from(seq, [])
+                return True
+            for event, alarm in page:
+                if client.dropped_reason:
+                    raise ClientGone(client.dropped_reason)
+                await client.send(dumps(_alarm_frame(event, alarm.to_dict())))
+                seq = client.alarm_seq = event.seq
+
     def close_all(self) -> None:
         for client in self.clients:
             client.drop("server shutting down")
+
+    def close_sessions(self, tokens: set[str], code: int, reason: str) -> int:
+        """End the sessions signed in with any of ``tokens`` (hashes); returns how many."""
+        ended = [client for client in self.clients if client.token in tokens]
+        for client in ended:
+            client.drop(reason, code)
+        return len(ended)
 
 
 def _alarm_frame(event: AlarmEvent, alarm: dict[str, Any]) -> dict[str, Any]:

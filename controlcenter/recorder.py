@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from controlcenter.alarm_book import AlarmBook
 from controlcenter.alarms import Alarm, AlarmEvent, Severity
 from controlcenter.rules import ConditionChange
 from controlcenter.simproc import Batch, Record, RunEnded
-from controlcenter.store import Store, Writer
+from controlcenter.store import Store, StoreError, Writer
 from sim.live import Outcome
 
 T = TypeVar("T")
@@ -137,6 +138,7 @@ class Recorder:
 
     def _commit(self, writer: Writer, items: list[Record | _Job[Any]]) -> None:
         session = Session(writer, self.book, self.run_id, self.store, time.time())
+        before = self.book.checkpoint()
         done: list[tuple[_Job[Any], Any, BaseException | None]] = []
         after: list[Callable[[], None]] = []
         try:
@@ -151,11 +153,13 @@ class Recorder:
                 if session.now >= self._next_retention:
                     self._next_retention = session.now + RETENTION_EVERY_S
                     writer.apply_retention(self.store.retention(), session.now)
-        except Exception as exc:  # the store failed: nothing of this batch is durable
+        except Exception as exc:  # the store failed: nothing of this batch is durable...
+            self.book.restore(before)  # ...so nothing of it stays in the book either
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             print(f"ccsim: store error, batch of {len(items)} not recorded: {exc}", file=sys.stderr)
+            failed = StoreError(f"the store failed, nothing of this was recorded: {exc}")
             for job, _value, _error in done:
-                self._resolve(job, None, exc)
+                self._resolve(job, None, failed)
             return
         self.stats.commits += 1
         if session.published:
@@ -167,18 +171,26 @@ class Recorder:
 
     def _run_job(self, session: Session, job: _Job[Any]) -> tuple[_Job[Any], Any, BaseException | None]:
         published = len(session.published)
+        before = session.book.checkpoint()
         try:
             with session.writer.savepoint():
                 return job, job.work(session), None
         except Exception as exc:  # handed back to the waiting request (e.g. an illegal transition)
             del session.published[published:]
+            session.book.restore(before)  # the store rolled the job back: so does the book
+            if isinstance(exc, sqlite3.Error):
+                exc = StoreError(f"the store failed, nothing of this was recorded: {exc}")
             return job, None, exc
 
     def _handle(self, session: Session, record: Record, after: list[Callable[[], None]]) -> None:
         writer = session.writer
         if isinstance(record, Batch):
-            if record.changes.get("run", {}).get("status") == "running":
+            status = record.changes.get("run", {}).get("status")
+            if status == "running":
                 writer.set_run_status(self.run_id, "running")
+            elif status in ("finished", "stopped", "failed"):
+                # The last batch: no condition is evaluated any more, operators may clear.
+                self.book.run_ended = True
             self._t = record.t
             writer.add_events(self.run_id, record.events, session.now)
             writer.add_kpis(self.run_id, record.kpis, session.now)
@@ -192,6 +204,7 @@ class Recorder:
             self._decide(writer, record, after)
         elif isinstance(record, RunEnded):
             writer.set_run_status(self.run_id, record.status, record.detail, ended=True)
+            self.book.run_ended = True
             if record.status == "failed":
                 change = ConditionChange(
                     rule="simulation-failed", key="", active=True, t=self._t, source="engine",

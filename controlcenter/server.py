@@ -24,23 +24,33 @@ from sim.study import check_window
 
 
 def bootstrap_admin(store: Store, env_token: str | None) -> str | None:
-    """Create the ``admin`` engineer on an empty store; returns its token if one was made here.
+    """Make sure an account can manage the others; returns its token if one was made here.
 
-    With ``CCSIM_ADMIN_TOKEN`` set, that token is the admin's (on this and every later start);
-    without it, a first start makes a random token and returns it to be shown once.
+    Without ``CCSIM_ADMIN_TOKEN``, a first start (empty store) creates the ``admin`` account with
+    a random token, returned to be shown once. With it, ``admin`` is an admin account whose one
+    token is that one, at every start: a changed variable retires the previous token (and any
+    other token of ``admin``). A store from before the admin role has its ``admin`` promoted.
     """
     if env_token is not None:
         check_token_text(env_token, ADMIN_TOKEN_ENV)
-    empty = store.user_count() == 0
-    if not empty and env_token is None:
-        return None
-    token = env_token or new_token()
+    token = env_token or (new_token() if store.user_count() == 0 else None)
     writer = store.writer()
     try:
         with writer.transaction():
-            if ADMIN not in {u["name"] for u in store.users()}:
-                writer.add_user(ADMIN, Role.ENGINEER.label)
-            writer.add_token(token_hash(token), ADMIN)
+            role = writer.user_role(ADMIN)
+            if role is None and token is not None:
+                writer.add_user(ADMIN, Role.ADMIN.label)
+            elif role is not None and (
+                env_token is not None or writer.count_role(Role.ADMIN.label) == 0
+            ):
+                writer.set_role(ADMIN, Role.ADMIN.label)
+            if token is not None:
+                hashed = token_hash(token)
+                owner = writer.token_owner(hashed)
+                if owner not in (None, ADMIN):
+                    raise CcsimError(f"{ADMIN_TOKEN_ENV}: that token is the token of user '{owner}'")
+                writer.revoke_tokens(ADMIN, keep=hashed)
+                writer.add_token(hashed, ADMIN)
     finally:
         writer.close()
     return None if env_token else token

@@ -68,6 +68,11 @@ RETENTION_DEFAULTS: dict[str, float] = {
 """How long each kind of record is kept (days; 0 keeps it for ever). Open alarms are never
 deleted, whatever their age."""
 
+
+class StoreError(CcsimError):
+    """The store did not take a write (disk full, a broken file...): nothing of it was kept."""
+
+
 EventRow = tuple[int, float, str, str, str]
 """(seq, t, source, kind, payload JSON) of one message."""
 
@@ -138,9 +143,19 @@ class Store:
         return {r["hash"]: User(r["name"], Role.parse(r["role"])) for r in rows}
 
     def users(self) -> list[dict[str, Any]]:
+        """Every account: name, role, when it was created, how many valid tokens it has and
+        when the newest was issued (no token: the account can no longer sign in)."""
         with self.reading() as c:
-            rows = c.execute("SELECT name, role, created_at FROM users ORDER BY name").fetchall()
-        return [{"name": r["name"], "role": r["role"], "created": iso(r["created_at"])} for r in rows]
+            rows = c.execute(
+                "SELECT users.name, users.role, users.created_at, COUNT(tokens.hash) AS tokens, "
+                "MAX(tokens.created_at) AS issued FROM users "
+                "LEFT JOIN tokens ON tokens.user = users.name GROUP BY users.name ORDER BY users.name"
+            ).fetchall()
+        return [
+            {"name": r["name"], "role": r["role"], "created": iso(r["created_at"]),
+             "tokens": r["tokens"], "token_issued": iso(r["issued"])}
+            for r in rows
+        ]  # fmt: skip
 
     def user_count(self) -> int:
         with self.reading() as c:
@@ -205,8 +220,9 @@ class Store:
             ).fetchall()
         return [_alarm_event(r).to_dict() for r in rows]
 
-    def alarm_events_since(self, seq: int, limit: int = 10_000) -> list[tuple[AlarmEvent, Alarm]]:
-        """Alarm events after ``seq`` in order, each with its alarm as it is now."""
+    def alarm_events_since(self, seq: int, limit: int = 1000) -> list[tuple[AlarmEvent, Alarm]]:
+        """A page of the alarm events after ``seq`` (at most ``limit``), in order, each with its
+        alarm as it is now; page on from the last one's ``seq``."""
         with self.reading() as c:
             rows = c.execute(
                 "SELECT e.*, a.id AS a_id FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id "
@@ -495,6 +511,35 @@ class Writer:
             "INSERT OR IGNORE INTO tokens (hash, user, created_at) VALUES (?, ?, ?)",
             (hashed, user, time.time()),
         )
+
+    def user_role(self, name: str) -> str | None:
+        """The role of account ``name`` (None: no such account), read inside the transaction."""
+        row = self.c.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row["role"])
+
+    def token_owner(self, hashed: str) -> str | None:
+        row = self.c.execute("SELECT user FROM tokens WHERE hash = ?", (hashed,)).fetchone()
+        return None if row is None else str(row["user"])
+
+    def count_role(self, role: str) -> int:
+        return int(self.c.execute("SELECT COUNT(*) FROM users WHERE role = ?", (role,)).fetchone()[0])
+
+    def set_role(self, name: str, role: str) -> None:
+        self.c.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
+
+    def revoke_tokens(self, user: str, keep: str | None = None) -> list[str]:
+        """Delete every token of ``user`` but ``keep`` (a hash); returns the hashes revoked."""
+        rows = self.c.execute(
+            "SELECT hash FROM tokens WHERE user = ? AND hash IS NOT ?", (user, keep)
+        ).fetchall()
+        self.c.execute("DELETE FROM tokens WHERE user = ? AND hash IS NOT ?", (user, keep))
+        return [str(r["hash"]) for r in rows]
+
+    def delete_user(self, name: str) -> list[str]:
+        """Remove an account and revoke its tokens; returns the hashes revoked."""
+        revoked = self.revoke_tokens(name)
+        self.c.execute("DELETE FROM users WHERE name = ?", (name,))
+        return revoked
 
     def set_retention(self, settings: dict[str, float]) -> None:
         self.c.executemany(

@@ -87,9 +87,18 @@ async def feed(websocket: WebSocket) -> None:
         except (WebSocketDisconnect, RuntimeError) as exc:  # RuntimeError: sent after close
             raise ClientLeft(str(exc)) from exc
 
-    subscriber = FeedClient(center.hub, user.name, send, close)
+    subscriber = FeedClient(center.hub, user.name, send, close, token=user.token)
     hello = {"user": user.name, "role": user.role.label, "run": center.run.id}
-    serving = asyncio.create_task(center.hub.serve(subscriber, hello, since))
+
+    async def serve() -> None:
+        # Nothing awaits between this check and serve() registering the client: a revocation
+        # lands either before it (refused here) or after (and closes this session).
+        if not center.auth.knows(user.token):
+            await close(CLOSE_POLICY, "token revoked")
+            return
+        await center.hub.serve(subscriber, hello, since)
+
+    serving = asyncio.create_task(serve())
     listening = asyncio.create_task(_until_disconnect(websocket))
     done, pending = await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:

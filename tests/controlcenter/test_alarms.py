@@ -61,6 +61,12 @@ def test_return_to_normal_before_acknowledgement_waits_for_it() -> None:
         (S.SHELVED, True, A.ACKNOWLEDGE),
         (S.SHELVED, True, A.SHELVE),
         (S.ACTIVE_UNACKNOWLEDGED, True, A.RAISE),
+        (S.CLEARED, False, A.CLEAR),
+        (S.CLEARED, False, A.REMOVE_FROM_SERVICE),
+        (S.OUT_OF_SERVICE, True, A.REMOVE_FROM_SERVICE),
+        (S.OUT_OF_SERVICE, True, A.ACKNOWLEDGE),
+        (S.OUT_OF_SERVICE, True, A.SHELVE),
+        (S.ACKNOWLEDGED, True, A.RETURN_TO_SERVICE),
     ],
 )
 def test_illegal_transitions_raise_and_change_nothing(
@@ -85,6 +91,7 @@ def test_every_state_and_action_is_either_in_the_table_or_refused() -> None:
                     action is A.COMMENT
                     or (state, action) in TRANSITIONS
                     or (state is S.SHELVED and action is A.UNSHELVE)
+                    or (state is S.OUT_OF_SERVICE and action is A.RETURN_TO_SERVICE)
                 )
                 assert legal, (state, action, active)
 
@@ -151,3 +158,31 @@ def test_alarms_of_an_earlier_run_stay_open_but_apart() -> None:
     book = AlarmBook([old], next_id=8, run_id=2)
     [(new, _)] = book.on_condition(change(True), at=1.0)
     assert new.id == 8 and set(book.alarms) == {7, 8}
+
+
+def test_out_of_service_keeps_the_alarm_apart_and_remembers_the_condition() -> None:
+    a = alarm()
+    a.apply(A.SHELVE, user="ana", at=1.0, shelve_until=50.0)
+    assert a.apply(A.REMOVE_FROM_SERVICE, user="ana", at=2.0).to_state is S.OUT_OF_SERVICE
+    assert a.open and a.shelved_until is None  # no shelf timer brings it back
+    a.apply(A.RETURN_TO_NORMAL, user=SYSTEM, at=3.0)
+    assert a.state is S.OUT_OF_SERVICE and not a.active
+    assert a.apply(A.RETURN_TO_SERVICE, user="ana", at=4.0).to_state is S.CLEARED
+    b = alarm()
+    b.apply(A.REMOVE_FROM_SERVICE, user="ana", at=1.0)
+    assert b.apply(A.RETURN_TO_SERVICE, user="ana", at=2.0).to_state is S.ACTIVE_UNACKNOWLEDGED
+
+
+def test_only_alarms_of_ended_runs_are_cleared_by_hand() -> None:
+    earlier = alarm()  # run 1
+    book = AlarmBook([earlier], next_id=8, run_id=2)
+    book.on_condition(change(True), at=1.0)  # alarm 8, of the run in progress
+    with pytest.raises(IllegalTransition, match="belongs to the run in progress"):
+        book.act(8, A.CLEAR, user="ana", at=2.0)
+    assert book.alarms[8].state is S.ACTIVE_UNACKNOWLEDGED
+    book.act(7, A.REMOVE_FROM_SERVICE, user="ana", at=3.0)
+    _, event = book.act(7, A.CLEAR, user="ana", at=4.0, note="run 1 is over")
+    assert (event.from_state, event.to_state, event.user) == (S.OUT_OF_SERVICE, S.CLEARED, "ana")
+    assert 7 not in book.alarms
+    book.run_ended = True  # the run in progress has ended too
+    assert book.act(8, A.CLEAR, user="ana", at=5.0)[1].to_state is S.CLEARED

@@ -195,3 +195,31 @@ def test_a_client_whose_alarm_queue_overflows_is_dropped() -> None:
         assert peer.closed == (1013, "alarm queue overflow")
 
     asyncio.run(scenario())
+
+
+def test_a_reconnecting_client_gets_every_missed_event_page_by_page_however_many() -> None:
+    stored = [(event(seq), alarm(1)) for seq in range(1, 25_001)]
+    pages: list[int] = []
+
+    async def replay(since: int) -> list[tuple[AlarmEvent, Alarm]] | None:
+        pages.append(since)
+        await asyncio.sleep(0)
+        return stored[since : since + 1000]  # as the store pages: at most 1000 after ``since``
+
+    async def scenario() -> None:
+        hub = hub_with(replay)
+        hub.alarm_seq = 25_000
+        peer = Peer()
+        _client, task = connect(hub, peer, since=10)
+        await asyncio.sleep(0)
+        hub.publish_alarms([(event(25_001), alarm(1))])  # live, while the replay goes on
+        for _ in range(200):
+            if sum(t.startswith('{"type":"alarm",') for t in peer.sent) == 24_991:
+                break
+            await asyncio.sleep(0.01)
+        assert [f["seq"] for f in peer.frames("alarm")] == list(range(11, 25_002))
+        assert peer.frames("alarms") == []
+        assert len(pages) == 26 and pages[-1] == 25_000  # the last page came back empty
+        task.cancel()
+
+    asyncio.run(scenario())

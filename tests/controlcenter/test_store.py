@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controlcenter.alarms import Alarm, AlarmAction, AlarmState, Severity
-from controlcenter.auth import ADMIN, Role, token_hash
+from controlcenter.auth import ADMIN, Role, User, token_hash
 from controlcenter.server import bootstrap_admin
 from controlcenter.store import Store, sqlite_path
 from sim.errors import CcsimError
@@ -116,7 +116,7 @@ def test_first_start_creates_the_admin_once(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path}/control.db")
     token = bootstrap_admin(store, None)
     assert token is not None
-    assert store.token_users()[token_hash(token)].role is Role.ENGINEER
+    assert store.token_users()[token_hash(token)].role is Role.ADMIN
     assert bootstrap_admin(store, None) is None  # shown once, never again
     with store.reading() as c:
         stored = [r[0] for r in c.execute("SELECT hash FROM tokens")]
@@ -126,9 +126,66 @@ def test_first_start_creates_the_admin_once(tmp_path: Path) -> None:
 def test_admin_token_from_the_environment(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path}/control.db")
     assert bootstrap_admin(store, "a-long-enough-admin-token") is None
-    assert store.token_users()[token_hash("a-long-enough-admin-token")].name == ADMIN
+    assert store.token_users()[token_hash("a-long-enough-admin-token")] == User(ADMIN, Role.ADMIN)
     with pytest.raises(CcsimError, match="CCSIM_ADMIN_TOKEN: the token must be at least 16 characters"):
         bootstrap_admin(store, "short")
+
+
+def test_a_changed_environment_token_replaces_the_previous_one(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/control.db")
+    bootstrap_admin(store, "the-first-admin-token")
+    bootstrap_admin(store, "the-first-admin-token")  # the same again: nothing changes
+    assert set(store.token_users()) == {token_hash("the-first-admin-token")}
+    bootstrap_admin(store, "the-second-admin-token")
+    assert set(store.token_users()) == {token_hash("the-second-admin-token")}
+    bootstrap_admin(store, None)  # unset: the last one stays the admin's token
+    assert set(store.token_users()) == {token_hash("the-second-admin-token")}
+    [admin] = store.users()
+    assert admin["name"] == ADMIN and admin["role"] == "admin" and admin["tokens"] == 1
+
+
+def test_the_environment_token_cannot_be_another_users_token(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/control.db")
+    bootstrap_admin(store, "the-first-admin-token")
+    writer = store.writer()
+    with writer.transaction():
+        writer.add_user("ana", "viewer")
+        writer.add_token(token_hash("ana-has-this-token-0"), "ana")
+    with pytest.raises(CcsimError, match="CCSIM_ADMIN_TOKEN: that token is the token of user 'ana'"):
+        bootstrap_admin(store, "ana-has-this-token-0")
+    assert store.token_users()[token_hash("the-first-admin-token")].name == ADMIN
+
+
+def test_a_store_from_before_the_admin_role_gets_its_admin_promoted(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/control.db")
+    writer = store.writer()
+    with writer.transaction():
+        writer.add_user(ADMIN, "engineer")
+        writer.add_token(token_hash("an-old-admin-token-0"), ADMIN)
+        writer.add_user("eve", "engineer")
+    assert bootstrap_admin(store, None) is None
+    roles = {u["name"]: u["role"] for u in store.users()}
+    assert roles == {ADMIN: "admin", "eve": "engineer"}
+    assert store.token_users()[token_hash("an-old-admin-token-0")].role is Role.ADMIN
+
+
+def test_revoking_and_removing_accounts(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/control.db")
+    writer = store.writer()
+    with writer.transaction():
+        writer.add_user("ana", "operator")
+        writer.add_token(token_hash("ana-token-one-00000"), "ana")
+        writer.add_token(token_hash("ana-token-two-00000"), "ana")
+    [ana] = store.users()
+    assert ana["tokens"] == 2 and ana["token_issued"] is not None
+    with writer.transaction():
+        revoked = writer.revoke_tokens("ana", keep=token_hash("ana-token-two-00000"))
+    assert revoked == [token_hash("ana-token-one-00000")]
+    assert set(store.token_users()) == {token_hash("ana-token-two-00000")}
+    with writer.transaction():
+        assert writer.delete_user("ana") == [token_hash("ana-token-two-00000")]
+        assert writer.user_role("ana") is None
+    assert store.users() == [] and store.token_users() == {}
 
 
 def test_a_second_user_with_the_same_name_is_refused(tmp_path: Path) -> None:

@@ -58,12 +58,14 @@ def test_every_api_route_needs_a_valid_token(server: Server) -> None:
     with server.client(None) as c:
         paths = [p for p in c.get("/openapi.json").json()["paths"] if p.startswith("/api/")]
         assert {"/api/network", "/api/state", "/api/alarms", "/api/events", "/api/kpis", "/api/audit",
-                "/api/health"} <= set(paths)  # fmt: skip
+                "/api/health", "/api/users", "/api/users/{name}",
+                "/api/users/{name}/rotate"} <= set(paths)  # fmt: skip
         for path in paths:
             concrete = (
                 path.replace("{alarm_id}", "1").replace("{tls}", "C").replace("{lane}", "nowhere_0")
-            )
-            for method in ("get", "post", "put"):
+                .replace("{name}", "admin")
+            )  # fmt: skip
+            for method in ("get", "post", "put", "patch", "delete"):
                 response = c.request(method, concrete)
                 assert response.status_code in (401, 405), (method, path, response.status_code)
                 if response.status_code == 401:
@@ -83,7 +85,7 @@ def test_feed_refuses_without_the_token_and_streams_with_it(server: Server) -> N
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     with feed(server) as ws:
         hello, alarms, snapshot, *deltas = frames(ws, 6)
-    assert hello["type"] == "hello" and hello["user"] == "admin" and hello["role"] == "engineer"
+    assert hello["type"] == "hello" and hello["user"] == "admin" and hello["role"] == "admin"
     assert alarms["type"] == "alarms"
     assert snapshot["type"] == "snapshot"
     state = snapshot["state"]
@@ -107,23 +109,38 @@ def test_a_browser_authenticates_with_its_first_message(server: Server) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
-def test_repeated_bad_tokens_lock_the_address_out(server: Server) -> None:
+def test_bad_tokens_lock_out_that_token_and_a_flood_the_address(server: Server) -> None:
+    viewer = make_user(server, "vic", "viewer")
+    with from_address(server, "127.0.0.9", TOKEN) as good:
+        assert good.get("/api/state").status_code == 200  # the admin works from there
     with from_address(server, "127.0.0.9", "wrong-token-000000000") as bad:
         statuses = [bad.get("/api/state").status_code for _ in range(6)]
     assert statuses == [401] * 5 + [429]
-    with from_address(server, "127.0.0.9", TOKEN) as good_token_same_address:
-        locked = good_token_same_address.get("/api/state")
+    # That token is locked out; a good token from the same address is not.
+    with from_address(server, "127.0.0.9", viewer) as good_token_same_address:
+        assert good_token_same_address.get("/api/state").status_code == 200
+    # A flood of guesses (a new token each time) locks the address out...
+    with from_address(server, "127.0.0.10", None) as guessing:
+        flood = [
+            guessing.get("/api/state", headers={"Authorization": f"Bearer guess-{n:016d}"}).status_code
+            for n in range(30)
+        ]
+    assert flood[:20] == [401] * 20 and set(flood[20:]) == {429}
+    # ...but not for a token that has signed in from there: the operators behind it keep working.
+    with from_address(server, "127.0.0.10", viewer) as new_there, server.client() as signed_in:
+        assert signed_in.get("/api/state").status_code == 200  # (from 127.0.0.1)
+        locked = new_there.get("/api/state")  # a token new to that address waits
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     with pytest.raises(InvalidStatus):
-        feed(server, source_address=("127.0.0.9", 0))
+        feed(server, viewer, source_address=("127.0.0.10", 0))
     # A browser (token in its first message) is told to try again later, and when.
-    with feed(server, None, source_address=("127.0.0.9", 0)) as ws:
-        ws.send(json.dumps({"type": "auth", "token": TOKEN}))
+    with feed(server, None, source_address=("127.0.0.10", 0)) as ws:
+        ws.send(json.dumps({"type": "auth", "token": viewer}))
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     assert re.search(r"try again later \(in \d+ s\)", closed.value.rcvd.reason)
-    with server.client() as elsewhere:
+    with from_address(server, "127.0.0.11", viewer) as elsewhere:
         assert elsewhere.get("/api/state").status_code == 200
 
 

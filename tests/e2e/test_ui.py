@@ -275,8 +275,8 @@ def test_a_viewer_sees_no_override_buttons(district: Server, page: Page) -> None
     expect(panel).to_contain_text("Signal C3")
 
 
-def test_an_engineer_pauses_and_resumes_the_simulation(district: Server, page: Page) -> None:
-    sign_in(page, district, TOKEN)
+def test_an_operator_pauses_and_resumes_the_simulation(district: Server, page: Page) -> None:
+    sign_in(page, district, make_user(district, "opal", "operator"))  # as the server allows it
     page.get_by_test_id("sim-pause").click()
     expect(page.get_by_test_id("run-info")).to_contain_text("(paused)", timeout=10_000)
     paused_at = sim_seconds(page)

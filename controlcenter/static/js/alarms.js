@@ -18,13 +18,15 @@ const STATE_TEXT = {
   "acknowledged": "active, acknowledged",
   "return-to-normal-unacknowledged": "returned to normal, UNACK",
   "shelved": "shelved",
+  "out-of-service": "out of service",
   "cleared": "cleared",
 };
+const SET_APART = new Set(["shelved", "out-of-service"]);
 
 // Severity first, then newest first (by when it was raised: alarms outlive runs, and a new run's
-// simulation clock starts again at zero), shelved ones last.
+// simulation clock starts again at zero), shelved and out-of-service ones last.
 export function sortAlarms(alarms) {
-  const shelvedLast = (a) => (a.state === "shelved" ? 1 : 0);
+  const shelvedLast = (a) => (SET_APART.has(a.state) ? 1 : 0);
   return [...alarms].sort((a, b) => shelvedLast(a) - shelvedLast(b)
     || (RANK[b.severity] || 0) - (RANK[a.severity] || 0)
     || String(b.dateIssued || "").localeCompare(String(a.dateIssued || ""))
@@ -48,6 +50,7 @@ export class AlarmList {
     this.focusComment = false;
     this.answers = new Map();
     this.runId = null;
+    this.runEnded = false;       // the run in progress has ended: its alarms may be cleared by hand
     this.pointerInside = false;
     this.scheduled = false;
     this.newButton = testid(document.createElement("button"), "alarm-new");
@@ -74,6 +77,12 @@ export class AlarmList {
       const top = this.topCritical();
       if (top) this.choose(top);
     });
+  }
+
+  setRunEnded(ended) {
+    if (ended === this.runEnded) return;
+    this.runEnded = ended;
+    this.schedule();
   }
 
   setRole(role) {
@@ -166,7 +175,8 @@ export class AlarmList {
   rowFor(id, operator) {
     const alarm = this.alarms.get(id) || { ...this.rows.get(id).alarm, state: "cleared" };
     const answer = this.answers.get(id);
-    const signature = JSON.stringify([alarm, operator, this.selected === id, this.commenting === id, answer]);
+    const signature = JSON.stringify([alarm, operator, this.selected === id, this.commenting === id, answer,
+      this.runEnded, this.runId]);
     let row = this.rows.get(id);
     if (!row) {
       row = { li: document.createElement("li"), signature: "" };
@@ -198,7 +208,7 @@ export class AlarmList {
 
   fill(li, alarm, operator, answer) {
     const unack = UNACKNOWLEDGED.has(alarm.state);
-    li.className = `alarm-row${unack ? " unack" : ""}${alarm.state === "shelved" ? " shelved" : ""}` +
+    li.className = `alarm-row${unack ? " unack" : ""}${SET_APART.has(alarm.state) ? " shelved" : ""}` +
       `${alarm.state === "cleared" ? " gone" : ""}${this.selected === alarm.id ? " selected" : ""}`;
     li.dataset.alarmId = alarm.id;
     li.dataset.severity = alarm.severity;
@@ -246,8 +256,17 @@ export class AlarmList {
       return b;
     };
     if (unack) button("Acknowledge", "alarm-ack", () => this.act(alarm.id, "acknowledge", { note: "" }));
-    if (alarm.state === "shelved") button("Unshelve", "alarm-unshelve", () => this.act(alarm.id, "unshelve", { note: "" }));
-    else button("Shelve 1 h", "alarm-shelve", () => this.act(alarm.id, "shelve", { duration_s: 3600, note: "" }));
+    if (alarm.state === "out-of-service") {
+      button("Return to service", "alarm-return-to-service", () => this.act(alarm.id, "return-to-service", { note: "" }));
+    } else {
+      if (alarm.state === "shelved") button("Unshelve", "alarm-unshelve", () => this.act(alarm.id, "unshelve", { note: "" }));
+      else button("Shelve 1 h", "alarm-shelve", () => this.act(alarm.id, "shelve", { duration_s: 3600, note: "" }));
+      button("Out of service", "alarm-out-of-service", () => this.act(alarm.id, "out-of-service", { note: "" }));
+    }
+    // An alarm whose run has ended can no longer return to normal: an operator clears it.
+    if (alarm.run !== this.runId || this.runEnded) {
+      button("Clear", "alarm-clear", () => this.act(alarm.id, "clear", { note: "" }));
+    }
     if (this.commenting === alarm.id) {
       const input = testid(document.createElement("input"), "alarm-comment-text");
       input.placeholder = "comment";

@@ -44,7 +44,7 @@ export function describeAnswer(answer) {
   return { refused: true, text: `refused (${answer.status || "offline"}): ${data.detail || "no reason given"}` };
 }
 
-export const ROLE_RANK = { viewer: 1, operator: 2, engineer: 3 };
+export const ROLE_RANK = { viewer: 1, operator: 2, engineer: 3, admin: 4 };
 
 export function may(role, needed) {
   return (ROLE_RANK[role] || 0) >= ROLE_RANK[needed];

@@ -127,10 +127,10 @@ export class KpiPanel {
     }
   }
 
-  // --- simulation controls (engineers) ---------------------------------------------------------
+  // --- simulation controls (operators: the server's rule) ---------------------------------------
 
   setRole(role) {
-    this.controls.hidden = !may(role, "engineer");
+    this.controls.hidden = !may(role, "operator");
   }
 
   showRun(run, live) {

@@ -2,6 +2,7 @@
 // panel, all fed by one websocket. After a dropped connection (or a server restart) the feed
 // reconnects and the page resyncs from the snapshot and the alarm events it missed - no reload.
 
+import { Accounts } from "./accounts.js";
 import { AlarmList } from "./alarms.js";
 import { Api } from "./api.js";
 import { Feed } from "./feed.js";
@@ -85,6 +86,7 @@ function setRole(role) {
   $("who").textContent = `${page.user} \u00b7 ${role}`;
   alarms.setRole(role);
   kpis.setRole(role);
+  accounts.setUser(page.user, role);
   panel.update(context());
 }
 
@@ -110,6 +112,15 @@ const alarms = new AlarmList({
 const panel = new IntersectionPanel({ element: $("intersection-panel"), api: null, onClose: () => map.select(null) });
 
 const kpis = new KpiPanel({ charts: $("kpi-charts"), controls: $("sim-controls"), api: null });
+
+const accounts = new Accounts({
+  dialog: $("accounts"), opener: $("accounts-open"), api: null,
+  // An admin who rotated their own token carries on with the new one.
+  onOwnToken: (token) => signIn(token),
+  pauseFeed: () => page.feed && page.feed.stop(),
+  resumeFeed: () => page.feed && page.feed.start(),
+});
+page.accounts = accounts;
 
 // Live: the feed is connected and the run is going. Otherwise the picture is the last one
 // received: it is greyed out and says so, and no command can be sent from it.
@@ -149,7 +160,7 @@ document.addEventListener("keydown", (event) => {
 
 async function start(token) {
   if (page.feed) page.feed.stop();  // signed in again (the feed refused the previous token)
-  alarms.api = panel.api = kpis.api = page.api;
+  alarms.api = panel.api = kpis.api = accounts.api = page.api;
   await loadNetwork();
   page.feed = new Feed({
     token,
@@ -246,6 +257,7 @@ function render(sections) {
   map.update(page.state, sections, page.t);
   kpis.sample(page.state, page.t);
   kpis.showRun(run, isLive());
+  alarms.setRunEnded(["finished", "stopped", "failed"].includes(run.status));
   panel.update(context());
   showLiveness();
   if (sections === null && page.runId !== null && !page.backfilled) {
