@@ -36,6 +36,7 @@ from adapters.conformance import accuracy, report
 from adapters.conformance.cases import CASES, CaseResult, Outcome, not_applicable, selected
 from adapters.conformance.emulator import WRITE_COMMUNITY_ENV
 from adapters.conformance.plan import Plan, PlanError
+from adapters.conformance.profile import fitted_profile
 from adapters.conformance.protocol_cases import (
     SAMPLE_COLUMNS,
     RunObservations,
@@ -406,6 +407,7 @@ async def run_plan(
             "vehicles": accuracy.vehicles_to_distinguish(0.05, 0.10),
         },
     }  # fmt: skip
+    doc["fitted_profile"] = fitted_profile(doc)
     report.write_all(doc, out)
     return doc
 

@@ -11,15 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.conformance.profile import profile_toml
+
 MARK = {"pass": "PASS", "fail": "FAIL", "not-applicable": "n/a"}
 COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "not-applicable": "#6e7781"}
 
 
 def write_all(results: dict[str, Any], out: Path) -> None:
-    """results.json, report.md and report.html in ``out``."""
+    """results.json, report.md, report.html and (after an accuracy run) the fitted sensor profile
+    profile.toml in ``out``."""
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     (out / "report.md").write_text(markdown(results), encoding="utf-8")
     (out / "report.html").write_text(html_report(results), encoding="utf-8")
+    profile = profile_toml(results)
+    if profile is not None:
+        (out / "profile.toml").write_text(profile, encoding="utf-8")
 
 
 def _pct(v: Any, sign: bool = True) -> str:
@@ -93,9 +99,21 @@ def markdown(results: dict[str, Any]) -> str:
         f"{size['power']:g}, each vehicle missed independently) a test needs "
         f"**{size['vehicles']} vehicles per lane**.",
         "",
-        "## Inputs (sha256)",
-        "",
     ]
+    fit = results.get("fitted_profile")
+    if fit:
+        low, high = fit["detection_probability_ci"]
+        ci = "n/a" if low is None else f"{low:.3f} .. {high:.3f}"
+        lines += [
+            "## Fitted sensor profile (profile.toml)",
+            "",
+            f"detection probability {fit['detection_probability']:.3f} (95 % CI {ci}), false "
+            f"detections {fit['false_detections_per_h']:g} per detector-hour, occupancy noise sd "
+            f"{fit['occupancy_noise_sd']:.4f}, from {fit['vehicles']} vehicles; latency and faults "
+            "not fitted.",
+            "",
+        ]
+    lines += ["## Inputs (sha256)", ""]
     lines += [f"- `{i['sha256']}` {i['path']}" for i in results["inputs"]]
     return "\n".join(lines) + "\n"
 
@@ -251,6 +269,17 @@ def html_report(results: dict[str, Any]) -> str:
         f"(two-sided alpha {size['alpha']:g}, power {size['power']:g}): "
         f"<b>{size['vehicles']} vehicles per lane</b>.</p>"
     )
+    fit = results.get("fitted_profile")
+    if fit:
+        low, high = fit["detection_probability_ci"]
+        ci = "n/a" if low is None else f"{low:.3f} .. {high:.3f}"
+        parts.append(
+            f"<h2>Fitted sensor profile (profile.toml)</h2><p>detection probability "
+            f"{fit['detection_probability']:.3f} (95 % CI {ci}), false detections "
+            f"{fit['false_detections_per_h']:g} per detector-hour, occupancy noise sd "
+            f"{fit['occupancy_noise_sd']:.4f}, from {fit['vehicles']} vehicles; latency and faults "
+            "not fitted.</p>"
+        )
     parts.append("<h2>Inputs (sha256)</h2><ul>")
     parts += [f"<li><code>{i['sha256']}</code> {html.escape(i['path'])}</li>" for i in results["inputs"]]
     parts.append("</ul></body></html>")
