@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.conformance.plan import bundled_plans, find_plan, load_plan
+from adapters.conformance.report import write_all
 from controlcenter.conformance import run_plan
+from controlcenter.conformance_impact import price
 from sim.errors import CcsimError
 
 STYLE = {"pass": "green", "fail": "bold red", "not-applicable": "dim"}
@@ -32,6 +34,12 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
         run_plan(plan, out, end_s=args.end, say=lambda s: console.print(s, highlight=False))
     )
     _print(console, results)
+    if args.impact:
+        results["impact"] = price(
+            plan, results, out, jobs=args.jobs, say=lambda s: console.print(s, highlight=False)
+        )
+        write_all(results, out)
+        _print_impact(console, results["impact"])
     console.print(f"wrote {out}/results.json, report.md, report.html", highlight=False)
     return 1 if results["verdict"] == "fail" else 0
 
@@ -56,6 +64,24 @@ def _print(console: Console, results: dict[str, Any]) -> None:
     )
 
 
+def _print_impact(console: Console, impact: dict[str, Any]) -> None:
+    d = impact["mean_delay_s"]["difference"]
+    y = impact["vehicle_hours_per_year"]
+    console.print(
+        f"impact ({impact['controller']}, {len(impact['seeds'])} paired seeds): mean delay "
+        f"{impact['mean_delay_s']['ideal']:.2f} s with ideal detectors, {d['mean']:+.2f} s "
+        f"({_interval(d, '.2f')}) with the measured ones; {y['mean']:+.0f} vehicle-hours a year "
+        f"({_interval(y, '.0f')}) at {impact['hours_per_year']:g} h/year",
+        highlight=False,
+    )
+
+
+def _interval(e: dict[str, Any], spec: str) -> str:
+    if e["low"] is None:
+        return "one seed: no interval"
+    return f"95 % CI {e['low']:{spec}} .. {e['high']:{spec}}"
+
+
 def add_conformance_parser(sub: Any) -> None:
     con = sub.add_parser(
         "conformance", help="score a device under test against NTCIP 1209 and the ground truth"
@@ -68,4 +94,9 @@ def add_conformance_parser(sub: Any) -> None:
     con.add_argument(
         "--end", type=float, default=None, help="end the run here (s) instead of the plan's end"
     )
+    con.add_argument(
+        "--impact", action="store_true",
+        help="then price the measured accuracy in delay: the plan's [impact] runs, paired seeds",
+    )  # fmt: skip
+    con.add_argument("--jobs", type=int, default=2, help="parallel runs for --impact (default 2)")
     con.set_defaults(handler=_cmd_conformance)

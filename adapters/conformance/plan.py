@@ -121,6 +121,21 @@ class ThresholdsDoc(BaseModel):
     timing_requests: int = Field(default=30, ge=5, le=10_000)
 
 
+class ImpactDoc(BaseModel):
+    """``--impact``: the scenario with this controller, ideal against measured detectors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scenario: str | None = None
+    """Another scenario to price the accuracy on (e.g. ``district``); none: the plan's."""
+    controller: str = "adaptive"
+    seeds: list[int] = Field(default=[1, 2, 3], min_length=1)
+    hours_per_year: float = Field(default=3650.0, gt=0, le=8784)
+    """How many hours a year the run's traffic stands for (3650: ten such hours a day)."""
+    end_s: float | None = Field(default=None, gt=0)
+    """End of the impact runs (default: the conformance run's end)."""
+
+
 class PlanDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -130,6 +145,7 @@ class PlanDoc(BaseModel):
     scenario: ScenarioDoc
     cases: CasesDoc = Field(default_factory=CasesDoc)
     thresholds: ThresholdsDoc = Field(default_factory=ThresholdsDoc)
+    impact: ImpactDoc = Field(default_factory=ImpactDoc)
 
 
 @dataclass(frozen=True)
@@ -231,7 +247,7 @@ def load_plan(path: Path) -> Plan:
 
 _FIELDS: dict[str, type[BaseModel]] = {
     "": PlanDoc, "device": DeviceDoc, "device.emulator": EmulatorDoc, "scenario": ScenarioDoc,
-    "cases": CasesDoc, "thresholds": ThresholdsDoc,
+    "cases": CasesDoc, "thresholds": ThresholdsDoc, "impact": ImpactDoc,
 }  # fmt: skip
 
 

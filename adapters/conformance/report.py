@@ -113,9 +113,40 @@ def markdown(results: dict[str, Any]) -> str:
             "not fitted.",
             "",
         ]
+    lines += impact_lines(results)
     lines += ["## Inputs (sha256)", ""]
     lines += [f"- `{i['sha256']}` {i['path']}" for i in results["inputs"]]
     return "\n".join(lines) + "\n"
+
+
+def impact_lines(results: dict[str, Any]) -> list[str]:
+    """The cost of the measured accuracy (``--impact``), if it was priced."""
+    impact = results.get("impact")
+    if not impact:
+        return []
+
+    def est(e: dict[str, Any], spec: str) -> str:
+        ci = "" if e["low"] is None else f" (95 % CI {e['low']:{spec}} .. {e['high']:{spec}})"
+        return f"{e['mean']:+{spec}}{ci}"
+
+    d, t, y = (impact["mean_delay_s"], impact["vehicle_hours_per_run"],
+               impact["vehicle_hours_per_year"])  # fmt: skip
+    lines = [
+        "## What the measured accuracy costs",
+        "",
+        f"{impact['controller']} on {impact['scenario']}, detectors under the fitted profile against "
+        f"ideal ones, {len(impact['seeds'])} paired seeds ({impact['run_h']:g} h runs):",
+        "",
+        f"- mean delay per vehicle: {d['ideal']:.2f} s with ideal detectors, "
+        f"{est(d['difference'], '.2f')} s with the measured ones",
+        f"- total vehicle delay: {est(t['difference'], '.2f')} vehicle-hours per run, "
+        f"{est(y, '.0f')} vehicle-hours a year at {impact['hours_per_year']:g} such hours a year",
+    ]
+    space = impact.get("public_space_efficiency")
+    if space:
+        lines.append(f"- public space efficiency: {space['ideal']:.3f} with ideal detectors, "
+                     f"{est(space['difference'], '.4f')} with the measured ones")  # fmt: skip
+    return [*lines, ""]
 
 
 def _md(text: str) -> str:
@@ -227,8 +258,8 @@ def occupancy_chart(results: dict[str, Any]) -> str:
 def html_report(results: dict[str, Any]) -> str:
     plan = results["plan"]
     verdict = results["verdict"]
-    md_lines = markdown(results).splitlines()
-    summary = [line[2:] for line in md_lines if line.startswith("- ") and "`" not in line]
+    head = markdown(results).split("## Cases")[0].splitlines()
+    summary = [line[2:] for line in head if line.startswith("- ")]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>Conformance {html.escape(plan['name'])}</title>",
@@ -280,6 +311,12 @@ def html_report(results: dict[str, Any]) -> str:
             f"{fit['occupancy_noise_sd']:.4f}, from {fit['vehicles']} vehicles; latency and faults "
             "not fitted.</p>"
         )
+    impact = impact_lines(results)
+    if impact:
+        parts.append("<h2>" + html.escape(impact[0].removeprefix("## ")) + "</h2><p>"
+                     + html.escape(impact[2]) + "</p><ul>")  # fmt: skip
+        parts += [f"<li>{html.escape(line[2:])}</li>" for line in impact[4:] if line]
+        parts.append("</ul>")
     parts.append("<h2>Inputs (sha256)</h2><ul>")
     parts += [f"<li><code>{i['sha256']}</code> {html.escape(i['path'])}</li>" for i in results["inputs"]]
     parts.append("</ul></body></html>")

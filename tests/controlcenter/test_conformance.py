@@ -187,3 +187,22 @@ def test_a_slow_station_fails_the_timing_case(tmp_path: Path) -> None:
     assert outcomes(results) == {"TSS-ID-1": "pass", "TSS-TIM-1": "fail"}
     timing = next(c for c in results["cases"] if c["id"] == "TSS-TIM-1")
     assert timing["metrics"]["p95_ms"] > 500
+
+
+def test_impact_prices_the_measured_profile_against_ideal_detectors(tmp_path: Path) -> None:
+    text = bundled_plans()["detector-undercount"].read_text()
+    path = tmp_path / "impact.toml"
+    path.write_text(text + "\n[impact]\nseeds = [1, 2]\nend_s = 300\n")
+    out = tmp_path / "out"
+    done = subprocess.run([*CCSIM, str(path), "--end", "600", "--impact", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 1, done.stderr  # the undercount still fails its volume cases
+    results = json.loads((out / "results.json").read_text())
+    impact = results["impact"]
+    assert impact["controller"] == "adaptive" and impact["seeds"] == [1, 2]
+    assert set(impact["runs"]["ideal"]) == set(impact["runs"]["measured"]) == {"1", "2"}
+    assert impact["mean_delay_s"]["difference"]["n"] == 2
+    assert impact["vehicle_hours_per_year"]["low"] is not None
+    assert "What the measured accuracy costs" in (out / "report.md").read_text()
+    assert (out / "report.html").read_text() == html_report(results)
+    assert "vehicle-hours a year" in " ".join(done.stdout.split())  # rich wraps lines
