@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +79,8 @@ def test_good_station_passes_and_undercounting_one_fails_exactly_the_volume_case
     page = (out / "report.html").read_text()
     assert page == html_report(under) and page.count("<svg") == 2 + len(under["scenario"]["zones"])
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing from the network
+    for chunk in page.split("<svg")[1:]:  # every plot is well-formed SVG
+        ET.fromstring("<svg" + chunk.split("</svg>")[0] + "</svg>")
     assert "185 vehicles per lane" in (out / "report.md").read_text()
 
     # the fitted profile recovers the emulator's undercount within its interval
