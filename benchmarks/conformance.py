@@ -54,12 +54,14 @@ def main() -> None:
     first, _, last = args.impact_seeds.partition("-")
     seeds = list(range(int(first), int(last or first) + 1))
     rows = []
+    fits: dict[str, Any] = {}
     impact: dict[str, Any] | None = None
     impact_wall = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name in ("detector-good", "detector-undercount"):
             code, wall, results, _ = run(name, folder / name)
+            fits[name] = results["fitted_profile"]
             lanes = results["accuracy"]["lanes"]
             errors = [s["volume"]["error_pct"] for s in lanes.values()]
             failed = [c["id"] for c in results["cases"] if c["outcome"] == "fail"]
@@ -98,14 +100,17 @@ def main() -> None:
     if impact is not None:
         d, y = impact["mean_delay_s"], impact["vehicle_hours_per_year"]
         low, high = fit["detection_probability_ci"]
+        good = fits["detector-good"]
         lines += [
             "",
             f"Priced on `{impact['scenario']}` (`--impact`, {impact['controller']}, seeds "
             f"{args.impact_seeds}, {impact['run_h']:g} h runs, {impact_wall / 60:.1f} min with 2 jobs): "
             f"the undercounting station's fitted profile (detection probability "
             f"{fit['detection_probability']:.3f}, 95% CI {low:.3f} .. {high:.3f}) against ideal "
-            f"detectors - the good station's profile is ideal (detection 1.000, no false counts, no "
-            f"occupancy noise), so this is the difference between the two stations:",
+            f"detectors. The good station's fitted profile is ideal in effect (detection "
+            f"{good['detection_probability']:.3f}, {good['false_detections_per_h']:g} false counts/h, "
+            f"occupancy noise sd {good['occupancy_noise_sd']:g}: the 0.1 % resolution of "
+            "samplePercentOccupancy), so this is the difference between the two stations:",
             "",
             f"- mean delay per vehicle: {d['ideal']:.2f} s ideal, {est(d['difference'], '.2f')} s "
             "with the undercounting station",

@@ -23,6 +23,7 @@ from adapters.conformance.plan import bundled_plans, load_plan
 from adapters.conformance.report import html_report, markdown
 from controlcenter.conformance import run_plan
 from sim.sensor_profiles import read_profile
+from tests.adapters.test_manager import replay  # noqa: F401 - the snmpsim fixture
 
 CCSIM = [sys.executable, "-m", "controlcenter.cli", "conformance"]
 SAMPLE_VOLUME = ".1.3.6.1.4.1.1206.4.2.4.3.4.1.4"  # sampleVolumeData
@@ -209,3 +210,32 @@ def test_impact_prices_the_measured_profile_against_ideal_detectors(tmp_path: Pa
     assert "What the measured accuracy costs" in (out / "report.md").read_text()
     assert (out / "report.html").read_text() == html_report(results)
     assert "vehicle-hours a year" in " ".join(done.stdout.split())  # rich wraps lines
+
+
+@needs_net_snmp
+def test_the_protocol_cases_read_a_recorded_station_replayed_by_snmpsim(
+    tmp_path: Path,
+    replay: int,  # noqa: F811 - the fixture
+) -> None:
+    """snmpsim (pysnmp's agent, not ccsim's responder) replaying a walk of ccsim's own 1209
+    station: the read cases pass against an SNMP implementation the harness did not come with."""
+    path = plan_variant(
+        tmp_path, "replayed",
+        ('address = "emulated"\ncommunity = "public"',
+         f'address = "127.0.0.1:{replay}"\ncommunity = "recorded"'),
+        ('include = ["protocol", "accuracy"]',
+         'include = ["TSS-ID-1", "TSS-OBJ-1", "TSS-OBJ-2", "TSS-OBJ-3", "TSS-TBL-1", "TSS-TBL-2", '
+         '"TSS-SET-2", "TSS-TIM-1"]'),
+        ('preset = "cdot"', 'preset = "cdot"\ntiming_requests = 5'),
+    )  # fmt: skip
+    text = path.read_text()
+    path.write_text(text[: text.index("[device.emulator]")] + text[text.index("[scenario]") :])
+    results = asyncio.run(run_plan(load_plan(path), tmp_path / "out", say=lambda _: None))
+    assert results["device"]["identity"]["sysName"] == "C"
+    seen = outcomes(results)
+    assert {c for c, o in seen.items() if o == "pass"} == {
+        "TSS-ID-1", "TSS-OBJ-1", "TSS-OBJ-2", "TSS-OBJ-3", "TSS-TBL-1", "TSS-TBL-2", "TSS-TIM-1"
+    }  # fmt: skip
+    # a simulator that takes a SET with the read community is caught doing it
+    set2 = next(c for c in results["cases"] if c["id"] == "TSS-SET-2")
+    assert set2["outcome"] == "fail" and "accepted" in set2["evidence"][0]
