@@ -164,6 +164,7 @@ async def run_plan(
             "period_s": truth.period_s,
             "intervals": {lane: [r.__dict__ for r in rows] for lane, rows in aligned.items()},
             "lanes": lanes,
+            "conditions": accuracy.by_condition(aligned),
             "unread_periods": poller.unreadable,
         }
     else:

@@ -128,6 +128,22 @@ def vehicles_to_distinguish(
     return math.ceil((spread / abs(miss_bad - miss_good)) ** 2)
 
 
+CONDITIONS = (("light", 0.0, 15.0), ("busy", 15.0, 40.0), ("queued", 40.0, 101.0))
+"""Traffic conditions by the zone's true occupancy in the period (%). At a stop line occupancy
+says how long vehicles stood in the zone: a proxy, not the free-flow / congestion / stop-and-go
+of a speed-measuring station (the emulated zones measure no speed)."""
+
+
+def by_condition(aligned: Mapping[str, Sequence[LaneInterval]]) -> dict[str, dict[str, Any]]:
+    """Volume error pooled over every lane's periods of each condition (:data:`CONDITIONS`)."""
+    out = {}
+    for name, low, high in CONDITIONS:
+        rows = [r for lane in aligned.values() for r in lane if low <= r.true_occupancy_pct < high]
+        out[name] = {"occupancy_pct": [low, min(high, 100.0)], "periods": len(rows),
+                     **volume_error(rows).to_dict()}  # fmt: skip
+    return out
+
+
 @dataclass(frozen=True)
 class AccuracyThresholds:
     volume_error_pct: float

@@ -50,6 +50,24 @@ def lane_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+CONDITION_HEADER = ["condition (true zone occupancy)", "periods", "true vehicles", "counted",
+                    "volume error", "95 % CI"]  # fmt: skip
+
+
+def condition_rows(results: dict[str, Any]) -> list[list[str]]:
+    """Volume error by traffic condition, pooled over the lanes."""
+    acc = results.get("accuracy")
+    if not acc or "conditions" not in acc:
+        return []
+    rows = []
+    for name, c in acc["conditions"].items():
+        low, high = c["occupancy_pct"]
+        ci = "n/a" if c["low_pct"] is None else f"{c['low_pct']:+.1f} .. {c['high_pct']:+.1f} %"
+        rows.append([f"{name} ({low:g}-{high:g} %)", str(c["periods"]), str(c["true"]),
+                     str(c["device"]), _pct(c["error_pct"]), ci])  # fmt: skip
+    return rows
+
+
 LANE_HEADER = ["lane", "true vehicles", "counted", "volume error", "95 % CI", "blocks within",
                "occupancy MAE (points)"]  # fmt: skip
 
@@ -89,6 +107,10 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", "## Accuracy per lane", "", "| " + " | ".join(LANE_HEADER) + " |",
                   "|" + "---|" * len(LANE_HEADER)]  # fmt: skip
         lines += ["| " + " | ".join(r) + " |" for r in rows]
+    conditions = condition_rows(results)
+    if conditions:
+        lines += ["", "## Volume error by condition (all lanes)", "",
+                  *_md_table(CONDITION_HEADER, conditions)]  # fmt: skip
     size = results["sample_size"]
     lines += [
         "",
@@ -147,6 +169,17 @@ def impact_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"- public space efficiency: {space['ideal']:.3f} with ideal detectors, "
                      f"{est(space['difference'], '.4f')} with the measured ones")  # fmt: skip
     return [*lines, ""]
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]  # fmt: skip
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _md(text: str) -> str:
@@ -288,7 +321,9 @@ def html_report(results: dict[str, Any]) -> str:
         parts.append("<h2>Accuracy against ground truth</h2><table><tr>"
                      + "".join(f"<th>{html.escape(h)}</th>" for h in LANE_HEADER) + "</tr>")  # fmt: skip
         parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
-        parts.append("</table><h3>Volume error per lane (dot), 95 % interval (bar), threshold (green)"
+        parts.append("</table><h3>Volume error by condition (all lanes)</h3>")
+        parts.append(_html_table(CONDITION_HEADER, condition_rows(results)))
+        parts.append("<h3>Volume error per lane (dot), 95 % interval (bar), threshold (green)"
                      "</h3>" + error_chart(results))  # fmt: skip
         parts.append("<h3>Vehicles per period: true (blue) and reported (red, dashed)</h3><div>")
         parts += [volume_chart(results, lane) for lane in results["accuracy"]["intervals"]]

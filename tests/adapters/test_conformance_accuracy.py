@@ -10,6 +10,7 @@ from adapters.conformance.accuracy import (
     accuracy_cases,
     align,
     blocks,
+    by_condition,
     lane_summaries,
     vehicles_to_distinguish,
     volume_error,
@@ -77,3 +78,12 @@ def test_occupancy_error_beyond_the_threshold_fails() -> None:
     summaries = lane_summaries({"a": lane}, 60.0, TH)
     result = accuracy_cases(summaries, TH, ["ACC-OCC-1"])[0]
     assert result.outcome is Outcome.FAIL and "5.00 points" in result.evidence[0]
+
+
+def test_volume_error_by_condition_of_the_zone() -> None:
+    light = [LaneInterval(60.0 * k, 10, 5.0, 9, 5.0) for k in range(1, 4)]
+    queued = [LaneInterval(60.0 * k, 4, 60.0, 4, 60.0) for k in range(4, 6)]
+    found = by_condition({"a": light + queued})
+    assert (found["light"]["periods"], found["light"]["error_pct"]) == (3, pytest.approx(-10.0))
+    assert (found["queued"]["periods"], found["queued"]["error_pct"]) == (2, 0.0)
+    assert found["busy"]["periods"] == 0 and found["busy"]["error_pct"] is None
