@@ -46,6 +46,7 @@ from controlcenter.conformance_lockstep import EmulatorProcess, Poller, Site, Tr
 from sim.controllers import create_controller
 from sim.errors import CcsimError
 from sim.network import read_network
+from sim.outputs import prepare_out_dir
 from sim.scenario import Scenario, load_scenario
 
 
@@ -111,7 +112,7 @@ async def run_plan(
     """Run ``plan``; returns results.json's content (also written, with the reports, to ``out``)."""
     started = time.perf_counter()
     site = resolve_site(plan, end_s)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out)  # a folder that cannot be written fails before the run
     wanted = selected(plan.doc.cases.include, plan.doc.cases.exclude)
     device = plan.doc.device
     emulator: EmulatorProcess | None = None
