@@ -117,6 +117,13 @@ def main() -> None:
             f"- total: {est(impact['vehicle_hours_per_run']['difference'], '.1f')} vehicle-hours per "
             f"run, {est(y, '.0f')} vehicle-hours a year at {impact['hours_per_year']:g} such hours",
         ]
+        diff = d["difference"]
+        if diff["low"] is not None and diff["low"] <= 0 <= diff["high"]:
+            lines += [
+                "",
+                f"The interval holds 0: with {len(seeds)} paired seeds the delay on "
+                f"`{impact['scenario']}` does not tell the two stations apart.",
+            ]
     replace_section("conformance", "\n".join(lines))
     print("\n".join(lines))
 
