@@ -30,6 +30,7 @@ from adapters.conformance.protocol_cases import (
 from adapters.ntcip import ber
 from adapters.ntcip.manager import ManagerError
 from adapters.ntcip.model import MISSING
+from adapters.ntcip.oids import OID
 from sim.controllers import create_controller
 from sim.engine import Simulation
 from sim.errors import CcsimError
@@ -169,16 +170,27 @@ class TruthPeriods:
 
 @dataclass
 class Poller:
-    """Reads each completed period of the station during the run."""
+    """Reads each completed period of the station during the run. Once (period ``miss_at``, if
+    set) it misses a poll, as a manager does when the line is down, and looks for that period in
+    the station's buffer (entry 3) at the next one (TSS-COM-1)."""
 
     station: Station
     observed: RunObservations
+    miss_at: int | None = None
     device: dict[float, tuple[list[int | None], list[float | None]]] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
+    _periods: int = 0
 
     async def collect(self, end_s: float) -> None:
+        self._periods += 1
+        if self._periods - 1 == self.miss_at:
+            self.observed.missed_end = round(end_s)
+            return
+        missed = self.observed.missed_end
+        recover = missed is not None and self.observed.recovered is None
+        entries = (2, 3) if recover else (2,)
         zones = range(1, self.station.zones + 1)
-        oids = [instance(c, z, 2, 1) for z in zones for c in SAMPLE_COLUMNS]
+        oids = [instance(c, z, e, 1) for e in entries for z in zones for c in SAMPLE_COLUMNS]
         deadline = time.monotonic() + PERIOD_WAIT_S
         while True:
             try:
@@ -195,10 +207,27 @@ class Poller:
                 self.unreadable.append(f"period ending {end_s:g} s never shown ({error or end!r})")
                 return
             await asyncio.sleep(0.002)  # the emulator has not read the step yet: poll again
+        if recover and missed is not None:
+            self._recover(tlvs, missed)
+        self._read(tlvs, 2, end_s)
+
+    def _recover(self, tlvs: dict[OID, bytes], missed: int) -> None:
+        end3 = ber.decode_value(tlvs.get(instance("sampleEndTime", 1, 3, 1), b""))
+        if end3 == missed:
+            self.observed.recovered = True
+            self._read(tlvs, 3, float(missed))
+        else:
+            self.observed.recovered = False
+            self.observed.missed_evidence = (
+                f"the poll of the period ending {missed} s was missed; at the next poll entry 3 "
+                f"held {'nothing' if end3 is None else f'the period ending {end3!r} s'}"
+            )
+
+    def _read(self, tlvs: dict[OID, bytes], entry: int, end_s: float) -> None:
         volumes: list[int | None] = []
         occupancies: list[float | None] = []
-        for z in zones:
-            raw = {c: tlvs.get(instance(c, z, 2, 1), b"") for c in SAMPLE_COLUMNS}
+        for z in range(1, self.station.zones + 1):
+            raw = {c: tlvs.get(instance(c, z, entry, 1), b"") for c in SAMPLE_COLUMNS}
             value = {c: ber.decode_value(t) for c, t in raw.items()}
             volume = value["sampleVolumeData"]
             occupancy = value["samplePercentOccupancy"]
@@ -216,6 +245,7 @@ class Poller:
                 seq = value["sampleSequenceNumber"]
                 if isinstance(seq, int):
                     self.observed.completed.append((seq, round(end_s)))
+        self.observed.completed.sort(key=lambda pair: pair[1])
         self.observed.periods_read += 1
         self.device[end_s] = (volumes, occupancies)
 

@@ -45,6 +45,11 @@ class RunObservations:
     status_violations: list[str] = field(default_factory=list)
     """Periods with a zone status other than oK that still carried data."""
     periods_read: int = 0
+    missed_end: int | None = None
+    """End (s) of the period whose poll was missed on purpose (TSS-COM-1)."""
+    recovered: bool | None = None
+    """Whether that period was found in the station's buffer at the next poll."""
+    missed_evidence: str = ""
 
 
 def allowed(name: str, value: int | bytes) -> bool:
@@ -228,13 +233,25 @@ def cadence_case(observed: RunObservations) -> CaseResult:
         return not_applicable("TSS-TBL-3", "fewer than two completed periods were read")
     failures = []
     for (s0, e0), (s1, e1) in itertools.pairwise(seen):
-        if s1 != (s0 + 1) % 65536 or e1 - e0 != observed.period_s:
+        # a period missed and never recovered leaves a known gap of one
+        gap = 2 if observed.missed_end is not None and e0 < observed.missed_end < e1 else 1
+        if s1 != (s0 + gap) % 65536 or e1 - e0 != gap * observed.period_s:
             failures.append(
                 f"after sequence {s0} (end {e0} s) came {s1} (end {e1} s); expected {(s0 + 1) % 65536} "
                 f"(end {e0 + observed.period_s} s)"
             )
     return judged("TSS-TBL-3", failures, f"{len(seen)} periods in order, {observed.period_s} s apart",
                   periods=len(seen))  # fmt: skip
+
+
+def buffer_case(observed: RunObservations) -> CaseResult:
+    """TSS-COM-1, from the poll missed on purpose during the run."""
+    if observed.missed_end is None or observed.recovered is None:
+        return not_applicable("TSS-COM-1", "the run was too short to miss a poll (4 periods needed)")
+    if observed.recovered:
+        return judged("TSS-COM-1", [], f"the period ending {observed.missed_end} s, whose poll was "
+                      "missed, read from entry 3 at the next poll")  # fmt: skip
+    return judged("TSS-COM-1", [observed.missed_evidence], "")
 
 
 def status_case(observed: RunObservations) -> CaseResult:

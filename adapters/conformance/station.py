@@ -15,7 +15,9 @@ counted in the next one. ``broken`` modes are firmware bugs a conformance test m
 * ``wrong-type``: ``sampleVolumeData`` served as an OCTET STRING of digits, not an INTEGER;
 * ``stuck-status``: the zone status stuck at ``maxPresence(5)`` while volumes keep coming,
   where NTCIP 1209 says a zone not ``oK`` reports missing values (65535);
-* ``slow``: every answer sent ``slow_answer_s`` late (the emulator process does it).
+* ``slow``: every answer sent ``slow_answer_s`` late (the emulator process does it);
+* ``no-buffer``: only the last completed period is kept (no entry 3), so a period whose poll
+  was lost is lost.
 
 A period's truth, as the harness computes it from the same feed, uses the same boundaries: a
 step ending at ``t`` belongs to the period ``(end - period_s, end]`` with ``end >= t``.
@@ -47,6 +49,7 @@ class Broken(Enum):
     WRONG_TYPE = "wrong-type"
     STUCK_STATUS = "stuck-status"
     SLOW = "slow"
+    NO_BUFFER = "no-buffer"
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class EmulatedStation:
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng([self.seed, 0x1209])
         self.sequence = 0
-        self.completed: deque[Sample] = deque(maxlen=SAMPLE_ENTRIES - 1)
+        kept = 1 if self.model.broken is Broken.NO_BUFFER else SAMPLE_ENTRIES - 1
+        self.completed: deque[Sample] = deque(maxlen=kept)
         self._pending: deque[tuple[float, float, np.ndarray, np.ndarray]] = deque()
         self._last_t = self.begin_s
         self._end = self.begin_s + self.period_s

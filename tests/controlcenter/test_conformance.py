@@ -59,7 +59,7 @@ def test_good_station_passes_and_undercounting_one_fails_exactly_the_volume_case
         runs[name] = (done.returncode, json.loads((tmp_path / name / "results.json").read_text()))
     code, good = runs["detector-good"]
     assert code == 0 and good["verdict"] == "pass"
-    assert set(outcomes(good).values()) == {"pass"} and len(good["cases"]) == 18
+    assert set(outcomes(good).values()) == {"pass"} and len(good["cases"]) == 19
     code, under = runs["detector-undercount"]
     assert code == 1 and failed(under) == {"ACC-VOL-1", "ACC-VOL-2"}
     errors = [s["volume"]["error_pct"] for s in under["accuracy"]["lanes"].values()]
@@ -94,7 +94,11 @@ def test_good_station_passes_and_undercounting_one_fails_exactly_the_volume_case
 
 @pytest.mark.parametrize(
     ("broken", "expected"),
-    [("wrong-type", {"TSS-OBJ-2", "ACC-VOL-1", "ACC-VOL-2"}), ("stuck-status", {"TSS-STS-1"})],
+    [
+        ("wrong-type", {"TSS-OBJ-2", "ACC-VOL-1", "ACC-VOL-2"}),
+        ("stuck-status", {"TSS-STS-1"}),
+        ("no-buffer", {"TSS-COM-1"}),
+    ],
 )
 def test_a_broken_station_fails_exactly_its_cases(
     tmp_path: Path, broken: str, expected: set[str]
@@ -172,7 +176,7 @@ def test_an_external_station_gets_the_protocol_cases(tmp_path: Path) -> None:
     seen = outcomes(results)
     assert not failed(results), results["cases"]
     assert {c for c, o in seen.items() if o == "not-applicable"} == {
-        "TSS-TBL-3", "TSS-STS-1", "ACC-VOL-1", "ACC-VOL-2", "ACC-OCC-1"
+        "TSS-TBL-3", "TSS-COM-1", "TSS-STS-1", "ACC-VOL-1", "ACC-VOL-2", "ACC-OCC-1"
     }  # fmt: skip
     assert results["device"]["target"] == f"127.0.0.1:{port}" and results["accuracy"] is None
 
