@@ -35,6 +35,7 @@ from adapters.conformance.protocol_cases import (
     cadence_case,
     instance,
     objects_cases,
+    power_case,
     sample_table_case,
     set_cases,
     status_case,
@@ -148,7 +149,10 @@ async def run_plan(
             say(f"running {site.scenario.name} {site.begin_s:g}-{site.end_s:g} s, signal {site.signal}, "
                 f"{len(site.lanes)} zones, {period} s periods")  # fmt: skip
             summary = await lockstep(site, plan, out / "sim", emulator, truth, poller)
-        results += await _protocol(station, observed, plan, wanted, ran=truth is not None)
+        results += await _protocol(
+            station, observed, plan, wanted, ran=truth is not None,
+            power_cycle=None if emulator is None else emulator.power_cycle,
+        )  # fmt: skip
     finally:
         manager.close()
         if emulator is not None:
@@ -232,8 +236,9 @@ async def _period(station: Station, default: int) -> int:
 
 
 async def _protocol(
-    station: Station, observed: RunObservations, plan: Plan, wanted: list[str], *, ran: bool
-) -> list[CaseResult]:
+    station: Station, observed: RunObservations, plan: Plan, wanted: list[str], *, ran: bool,
+    power_cycle: Callable[[], None] | None,
+) -> list[CaseResult]:  # fmt: skip
     results: list[CaseResult] = []
     if any(c in wanted for c in ("TSS-OBJ-1", "TSS-OBJ-2", "TSS-OBJ-3")):
         results += await objects_cases(station, wanted)
@@ -252,4 +257,6 @@ async def _protocol(
     if "TSS-TIM-1" in wanted:
         th = plan.thresholds
         results.append(await timing_case(station, th.timing_requests, th.response_p95_ms))
+    if "TSS-PWR-1" in wanted:  # last: it switches the station off and on again
+        results.append(await power_case(station, power_cycle))
     return results

@@ -99,6 +99,11 @@ class EmulatorProcess:
         self.stdin.write(json.dumps(step) + "\n")
         self.stdin.flush()
 
+    def power_cycle(self, boot_s: float = 1.0) -> None:
+        """Switch the emulated station off and on again (silent for ``boot_s``)."""
+        self.stdin.write(json.dumps({"power_cycle": boot_s}) + "\n")
+        self.stdin.flush()
+
     def close(self) -> None:
         if self.process.stdin is not None and not self.process.stdin.closed:
             self.process.stdin.close()

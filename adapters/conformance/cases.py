@@ -101,6 +101,12 @@ _SPECS = (
              ("RFC 3416 4.2.5", f"{MIB} 1.2.5.4 sensorZoneSamplePeriod ACCESS read-write")),
     CaseSpec("TSS-TIM-1", "protocol", "GET answered within the plan's 95th-percentile response time",
              ("plan thresholds.response_p95_ms",)),
+    CaseSpec("TSS-PWR-1", "protocol",
+             "After a power cycle the station answers again, its sysUpTime restarted and the "
+             "sample period a manager set kept",
+             ("RFC 3418 sysUpTime (time since the last re-initialization)",
+              f"{MIB} 1.2.5.4 sensorZoneSamplePeriod (a configuration parameter)",
+              "ccsim procedure: set configuration survives a power cycle")),
     CaseSpec("ACC-VOL-1", "accuracy", "Per-lane volume error over the run within the threshold",
              ("CDOT practice: +-10 % per lane over 50 vehicles or 10 min",
               "Virginia DOT acceptance framework: 5 %")),

@@ -6,7 +6,8 @@
 
 It prints ``listening udp HOST:PORT`` once bound, then reads the ground truth from stdin, one
 JSON object per simulation step: ``{"t": 61.0, "count": [0, 1], "occupancy": [0.0, 0.12]}``
-(lists in ``--lanes`` order), and stops at the end of stdin. The write community, if any, comes
+(lists in ``--lanes`` order), and stops at the end of stdin. ``{"power_cycle": 1.0}`` switches
+it off and on again (silent for that many seconds). The write community, if any, comes
 from ``CCSIM_EMULATOR_WRITE_COMMUNITY`` (kept off the command line); a SET of
 ``sensorZoneSamplePeriod`` restarts the period in progress.
 
@@ -54,11 +55,13 @@ class StationAgent(asyncio.DatagramProtocol):
         self.responder = Responder(self.view, station_objects(), communities)
         self.transport: asyncio.DatagramTransport | None = None
         self._started = time.monotonic()
-        self._cached: tuple[tuple[int, float], MibView] | None = None
+        self._cached: tuple[tuple[int, int, float], MibView] | None = None
+        self._boots = 0
+        self._down_until = 0.0
         self.now_s = station.begin_s
 
     def view(self) -> MibView:
-        key = (self.station.sequence, self.station.period_s)
+        key = (self._boots, self.station.sequence, self.station.period_s)
         ticks = round((time.monotonic() - self._started) * 100)
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, MibView(station_values(self.station, ticks)))
@@ -69,7 +72,17 @@ class StationAgent(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
+    def power_cycle(self, boot_s: float) -> None:
+        """Off and on again: silent for ``boot_s`` (wall s), then up with its uptime restarted and
+        its sample data gone (its configuration kept, unless broken ``forgets-config``)."""
+        self._boots += 1
+        self._down_until = time.monotonic() + boot_s
+        self._started = time.monotonic() + boot_s
+        self.station.power_cycle(self.now_s)
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if time.monotonic() < self._down_until:
+            return  # powered off: nothing answers
         result = self.responder.receive(data)
         if isinstance(result, PendingSet):
             verdicts = []
@@ -105,6 +118,9 @@ async def serve(station: EmulatedStation, host: str, port: int, communities: Com
     try:
         while line := await reader.readline():
             step = json.loads(line)
+            if "power_cycle" in step:
+                agent.power_cycle(float(step["power_cycle"]))
+                continue
             agent.now_s = float(step["t"])
             station.feed(agent.now_s, step["count"], step["occupancy"])
     finally:

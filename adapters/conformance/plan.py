@@ -47,7 +47,7 @@ class EmulatorDoc(BaseModel):
     false_counts_per_h: float = Field(default=0.0, ge=0.0)
     occupancy_noise_points: float = Field(default=0.0, ge=0.0, le=100.0)
     latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
-    broken: Literal["none", "wrong-type", "stuck-status", "slow", "no-buffer"] = "none"
+    broken: Literal["none", "wrong-type", "stuck-status", "slow", "no-buffer", "forgets-config"] = "none"
     seed: int = Field(default=1, ge=0)
     descr: str = "ccsim emulated NTCIP 1209 detector station"
     name: str = "emulated-station"

@@ -9,9 +9,10 @@ the value the station already has, so the test leaves the device as it found it.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from adapters.conformance.cases import CaseResult, judged, not_applicable
@@ -353,6 +354,67 @@ async def timing_case(station: Station, requests: int, p95_limit_ms: float) -> C
                "max_ms": round(times_ms[-1], 2) if times_ms else None}  # fmt: skip
     return judged("TSS-TIM-1", failures, f"p95 {p95 or 0:.1f} ms over {requests} GETs "
                   f"(limit {p95_limit_ms:g} ms)", **metrics)  # fmt: skip
+
+
+POWER_BACK_S = 15.0
+"""How long a station may take to answer again after a power cycle."""
+
+
+async def power_case(station: Station, power_cycle: Callable[[], None] | None) -> CaseResult:
+    """TSS-PWR-1: set the sample period to another value, power-cycle the station, wait for it,
+    check sysUpTime restarted and the period kept; then set the period back."""
+    if power_cycle is None:
+        return not_applicable("TSS-PWR-1", "power-cycling a real station needs a lab operator")
+    if station.write is None:
+        return not_applicable("TSS-PWR-1", "the plan gives no write community")
+    period_oid, uptime_oid = instance("sensorZoneSamplePeriod", 1), instance("sysUpTime")
+    try:
+        values = await station.get([period_oid, uptime_oid])
+        before, uptime = (ber.decode_value(values[o]) for o in (period_oid, uptime_oid))
+        if not isinstance(before, int) or not isinstance(uptime, int):
+            return judged("TSS-PWR-1", [f"period {before!r} / sysUpTime {uptime!r} unreadable"], "")
+        wanted = before + 30
+        await station.manager.set_tlv(station.target, period_oid, ber.encode_integer(wanted),
+                                      community=station.write)  # fmt: skip
+    except ManagerError as exc:
+        return judged("TSS-PWR-1", [f"before the power cycle: {_status(exc)}"], "")
+    power_cycle()
+    start = time.monotonic()
+    # First the station goes silent (an answer now may predate the switch-off), then it is back.
+    while time.monotonic() - start < POWER_BACK_S:
+        try:
+            await station.manager.get_tlvs(station.target, [uptime_oid], timeout_s=0.2)
+        except ManagerError:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        return judged("TSS-PWR-1", [f"still answering {POWER_BACK_S:g} s after the power cycle"], "")
+    after: dict[OID, bytes] | None = None
+    while after is None and time.monotonic() - start < POWER_BACK_S:
+        try:
+            after = await station.manager.get_tlvs(station.target, [period_oid, uptime_oid],
+                                                   timeout_s=0.5)  # fmt: skip
+        except ManagerError:
+            await asyncio.sleep(0.2)
+    back_s = time.monotonic() - start
+    if after is None:
+        return judged("TSS-PWR-1", [f"no answer within {POWER_BACK_S:g} s of the power cycle"], "")
+    period, uptime_after = (ber.decode_value(after[o]) for o in (period_oid, uptime_oid))
+    failures = []
+    # restarted: up for no longer than since the power cycle (sysUpTime is in 1/100 s)
+    if not isinstance(uptime_after, int) or uptime_after / 100 > back_s + 0.5:
+        failures.append(f"sysUpTime {uptime_after!r} (1/100 s) {back_s:.1f} s after the power "
+                        f"cycle ({uptime} before it): not restarted")  # fmt: skip
+    if period != wanted:
+        failures.append(f"sensorZoneSamplePeriod.1 set to {wanted} before the power cycle, "
+                        f"{period!r} after it")  # fmt: skip
+    try:
+        await station.manager.set_tlv(station.target, period_oid, ber.encode_integer(before),
+                                      community=station.write)  # fmt: skip
+    except ManagerError as exc:
+        failures.append(f"setting the period back to {before}: {_status(exc)}")
+    seen = f"answering {back_s:.1f} s after the power cycle, sysUpTime restarted, period {wanted} kept"
+    return judged("TSS-PWR-1", failures, seen, back_s=round(back_s, 2))
 
 
 def sample_status_violations(

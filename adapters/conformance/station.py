@@ -17,7 +17,9 @@ counted in the next one. ``broken`` modes are firmware bugs a conformance test m
   where NTCIP 1209 says a zone not ``oK`` reports missing values (65535);
 * ``slow``: every answer sent ``slow_answer_s`` late (the emulator process does it);
 * ``no-buffer``: only the last completed period is kept (no entry 3), so a period whose poll
-  was lost is lost.
+  was lost is lost;
+* ``forgets-config``: after a power cycle the sample period a manager set is back at its
+  factory value.
 
 A period's truth, as the harness computes it from the same feed, uses the same boundaries: a
 step ending at ``t`` belongs to the period ``(end - period_s, end]`` with ``end >= t``.
@@ -50,6 +52,7 @@ class Broken(Enum):
     STUCK_STATUS = "stuck-status"
     SLOW = "slow"
     NO_BUFFER = "no-buffer"
+    FORGETS_CONFIG = "forgets-config"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,18 @@ class EmulatedStation:
         self._pending: deque[tuple[float, float, np.ndarray, np.ndarray]] = deque()
         self._last_t = self.begin_s
         self._end = self.begin_s + self.period_s
+        self._current = self._empty()
+        self._factory_period_s = self.period_s
+
+    def power_cycle(self, now_s: float) -> None:
+        """Off and on again at ``now_s``: the sample data are gone, a new period starts; the
+        configuration (sample period) is kept, unless broken ``forgets-config``."""
+        if self.model.broken is Broken.FORGETS_CONFIG:
+            self.period_s = self._factory_period_s
+        self.sequence = 0
+        self.completed.clear()
+        self._pending.clear()
+        self._end = now_s + self.period_s
         self._current = self._empty()
 
     def _empty(self) -> _Period:

@@ -73,3 +73,13 @@ def test_setting_the_period_restarts_the_period_in_progress() -> None:
     for t in range(31, 51):
         station.feed(float(t), [1], [0.0])
     assert station.completed[0].end_s == 50.0 and station.completed[0].volume == (20,)
+
+
+def test_a_power_cycle_loses_the_samples_and_keeps_the_period_unless_broken() -> None:
+    for broken, period in ((Broken.NONE, 30.0), (Broken.FORGETS_CONFIG, 60.0)):
+        station = EmulatedStation(("a",), 60.0, ErrorModel(broken=broken))
+        run(station, 120, [1], [0.0])
+        station.set_period(30.0, 120.0)
+        station.power_cycle(120.0)
+        assert (station.sequence, len(station.completed), station.period_s) == (0, 0, period)
+        assert value(station, "numSampleDataEntries", 1) == (Syntax.INTEGER, 1)

@@ -59,7 +59,7 @@ def test_good_station_passes_and_undercounting_one_fails_exactly_the_volume_case
         runs[name] = (done.returncode, json.loads((tmp_path / name / "results.json").read_text()))
     code, good = runs["detector-good"]
     assert code == 0 and good["verdict"] == "pass"
-    assert set(outcomes(good).values()) == {"pass"} and len(good["cases"]) == 19
+    assert set(outcomes(good).values()) == {"pass"} and len(good["cases"]) == 20
     code, under = runs["detector-undercount"]
     assert code == 1 and failed(under) == {"ACC-VOL-1", "ACC-VOL-2"}
     errors = [s["volume"]["error_pct"] for s in under["accuracy"]["lanes"].values()]
@@ -98,6 +98,7 @@ def test_good_station_passes_and_undercounting_one_fails_exactly_the_volume_case
         ("wrong-type", {"TSS-OBJ-2", "ACC-VOL-1", "ACC-VOL-2"}),
         ("stuck-status", {"TSS-STS-1"}),
         ("no-buffer", {"TSS-COM-1"}),
+        ("forgets-config", {"TSS-PWR-1"}),
     ],
 )
 def test_a_broken_station_fails_exactly_its_cases(
@@ -106,7 +107,7 @@ def test_a_broken_station_fails_exactly_its_cases(
     path = plan_variant(tmp_path, broken, ("undercount = 0.0", f'broken = "{broken}"'),
                         ('preset = "cdot"', 'preset = "cdot"\ntiming_requests = 5'))  # fmt: skip
     results = asyncio.run(run_plan(load_plan(path), tmp_path / "out", end_s=600, say=lambda _: None))
-    assert failed(results) == expected
+    assert failed(results) == expected, [c for c in results["cases"] if c["outcome"] == "fail"]
     evidence = next(c["evidence"] for c in results["cases"] if c["id"] in expected)
     assert evidence and all(isinstance(e, str) and e for e in evidence)
 
@@ -176,7 +177,7 @@ def test_an_external_station_gets_the_protocol_cases(tmp_path: Path) -> None:
     seen = outcomes(results)
     assert not failed(results), results["cases"]
     assert {c for c, o in seen.items() if o == "not-applicable"} == {
-        "TSS-TBL-3", "TSS-COM-1", "TSS-STS-1", "ACC-VOL-1", "ACC-VOL-2", "ACC-OCC-1"
+        "TSS-TBL-3", "TSS-COM-1", "TSS-STS-1", "TSS-PWR-1", "ACC-VOL-1", "ACC-VOL-2", "ACC-OCC-1"
     }  # fmt: skip
     assert results["device"]["target"] == f"127.0.0.1:{port}" and results["accuracy"] is None
 
