@@ -127,7 +127,12 @@ async def run_plan(
     else:
         host, _, port = device.address.rpartition(":")
         target = (host.strip("[]"), int(port))
-    manager = await Manager.open(device.community.encode())
+    try:
+        manager = await Manager.open(device.community.encode())
+    except BaseException:
+        if emulator is not None:
+            emulator.close()
+        raise
     station = Station(manager, target, device.community.encode(),
                       write.encode() if write else None, len(site.lanes))  # fmt: skip
     observed = RunObservations(period_s=plan.doc.scenario.period_s)
