@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from adapters.lorawan.link import LINK_PROFILES
 from controlcenter.config import DEFAULT_DB, MqttOptions, ServeConfig
+from controlcenter.conformance_cmd import add_conformance_parser
 from controlcenter.rules import DEFAULT_RULES, load_rules
 from controlcenter.study_cmd import StudyBar, add_study_parser
 from sim.check import check_network
@@ -374,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mqtt_arguments(srv)
     srv.set_defaults(handler=_cmd_serve)
     add_study_parser(sub)
+    add_conformance_parser(sub)
     return parser
 
 

@@ -126,11 +126,21 @@ class Manager(asyncio.DatagramProtocol):
         timeout_s: float = 1.0, retries: int = 0,
     ) -> dict[OID, Value]:  # fmt: skip
         """The values of ``oids`` (None for a v2c noSuchObject / noSuchInstance)."""
+        tlvs = await self.get_tlvs(
+            target, oids, community=community, timeout_s=timeout_s, retries=retries
+        )
+        return {oid: ber.decode_value(value) for oid, value in tlvs.items()}
+
+    async def get_tlvs(
+        self, target: Target, oids: Sequence[OID], *, community: bytes | None = None,
+        timeout_s: float = 1.0, retries: int = 0,
+    ) -> dict[OID, bytes]:  # fmt: skip
+        """Like :meth:`get`, with each value's whole BER TLV (its tag is the type the agent gave)."""
         response = await self._ask(
             target, ber.GET, [(o, ber.NULL_VALUE) for o in oids], community=community,
             timeout_s=timeout_s, retries=retries,
         )  # fmt: skip
-        return {oid: ber.decode_value(value) for oid, value in response.varbinds}
+        return dict(response.varbinds)
 
     async def set(
         self, target: Target, oid: OID, value: int, *, community: bytes | None = None,
@@ -143,6 +153,17 @@ class Manager(asyncio.DatagramProtocol):
         )  # fmt: skip
         confirmed = ber.decode_value(response.varbinds[0][1])
         return confirmed if isinstance(confirmed, int) else value
+
+    async def set_tlv(
+        self, target: Target, oid: OID, value: bytes, *, community: bytes | None = None,
+        timeout_s: float = 3.0,
+    ) -> bytes:  # fmt: skip
+        """Set ``oid`` to a value given as its BER TLV (any type, for testing an agent's checks);
+        returns the TLV the agent confirmed. Raises :class:`ManagerError` with the error status."""
+        response = await self._ask(
+            target, ber.SET, [(oid, value)], community=community, timeout_s=timeout_s, retries=0
+        )
+        return response.varbinds[0][1] if response.varbinds else b""
 
     async def walk(
         self, target: Target, root: OID, *, timeout_s: float = 1.0, limit: int = 10_000

@@ -1,0 +1,129 @@
+"""The catalogue of conformance cases, and what a case's outcome looks like.
+
+Every case id names what it checks and traces it to the requirement it comes from: the NTCIP
+1209 v02 MIB (``adapters/ntcip/mib1209/ntcip1209-Tss.mib``; the clause numbers are the MIB's
+own section comments, e.g. ``1.4.4.4 Sample Volume Data``), RFC 3416 for SNMP error statuses,
+RFC 3418 for the system group, and the accuracy presets' agency practice. A case passes, fails
+with its evidence, or is not applicable (and says why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Outcome(Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_APPLICABLE = "not-applicable"
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    id: str
+    group: str
+    title: str
+    refs: tuple[str, ...]
+
+
+@dataclass
+class CaseResult:
+    """One case's outcome; ``evidence`` says what was seen (on failure: what was wrong)."""
+
+    id: str
+    outcome: Outcome
+    evidence: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = CASES[self.id]
+        return {
+            "id": self.id, "group": spec.group, "title": spec.title, "refs": list(spec.refs),
+            "outcome": self.outcome.value, "evidence": self.evidence, "metrics": self.metrics,
+        }  # fmt: skip
+
+
+def judged(case_id: str, failures: list[str], passed: str, **metrics: Any) -> CaseResult:
+    """Pass with ``passed`` as evidence when there are no ``failures``, else fail with them."""
+    if failures:
+        shown = failures[:20] + ([f"... and {len(failures) - 20} more"] if len(failures) > 20 else [])
+        return CaseResult(case_id, Outcome.FAIL, shown, metrics)
+    return CaseResult(case_id, Outcome.PASS, [passed], metrics)
+
+
+def not_applicable(case_id: str, why: str) -> CaseResult:
+    return CaseResult(case_id, Outcome.NOT_APPLICABLE, [why])
+
+
+MIB = "NTCIP 1209 v02 MIB"
+_SPECS = (
+    CaseSpec("TSS-ID-1", "protocol", "Device identity readable (sysDescr, sysObjectID, sysName)",
+             ("RFC 3418 system group",)),
+    CaseSpec("TSS-OBJ-1", "protocol", "Mandatory sensor-zone and sample objects present for every zone",
+             (f"{MIB} 1.2.4 maxSensorZones", f"{MIB} 1.2.5 sensorZoneTable",
+              f"{MIB} 1.4.3 zone class table", f"{MIB} 1.4.4 sampleDataTable")),
+    CaseSpec("TSS-OBJ-2", "protocol", "Objects have the MIB's types (INTEGER, Counter, OCTET STRING)",
+             (f"{MIB} SYNTAX clauses of 1.2.4-1.2.5, 1.4.3-1.4.4",)),
+    CaseSpec("TSS-OBJ-3", "protocol", "Values within the MIB's ranges and enumerations",
+             (f"{MIB} SYNTAX ranges, e.g. 1.4.4.5 samplePercentOccupancy (0..1000 | 65535)",)),
+    CaseSpec("TSS-TBL-1", "protocol", "Zone table rows are 1..maxSensorZones, each numbered as indexed",
+             (f"{MIB} 1.2.4 maxSensorZones", f"{MIB} 1.2.5.1 sensorZoneNumber")),
+    CaseSpec("TSS-TBL-2", "protocol",
+             "Sample rows consistent: same sequence and end time across zones, entry 3 the period "
+             "before entry 2",
+             (f"{MIB} 1.4.4.8 sampleSequenceNumber (same period, same sequence)",
+              f"{MIB} 1.4.1 / 1.4.2 (entry 2: last completed period, entry 3: the one before)")),
+    CaseSpec("TSS-TBL-3", "protocol",
+             "Each completed period advances the sequence by 1 and the end time by the sample period",
+             (f"{MIB} 1.2.5.4 sensorZoneSamplePeriod", f"{MIB} 1.4.4.3 sampleEndTime",
+              f"{MIB} 1.4.4.8 sampleSequenceNumber")),
+    CaseSpec("TSS-COM-1", "protocol",
+             "A period whose poll was lost (communication loss) is still in the buffer (entry 3)",
+             (f"{MIB} 1.4.2 data buffer: the second most recent period (sampleEntryNum 3)",
+              f"{MIB} 1.4.3.1 numSampleDataEntries")),
+    CaseSpec("TSS-STS-1", "protocol",
+             "A period whose zone status is not oK reports missing data (65535)",
+             (f"{MIB} 1.4.1.2 volumeData / 1.4.4.4 sampleVolumeData: missing unless status oK",
+              f"{MIB} 1.2.5.14 sensorZoneStatus, 1.4.4.7 sampleZoneStatus")),
+    CaseSpec("TSS-SET-1", "protocol", "SET of a read-only object refused with notWritable",
+             ("RFC 3416 4.2.5", f"{MIB} 1.4.4.4 sampleVolumeData ACCESS read-only")),
+    CaseSpec("TSS-SET-2", "protocol", "SET with the read-only community refused with noAccess",
+             ("RFC 3416 4.2.5", "RFC 3584 community-based access")),
+    CaseSpec("TSS-SET-3", "protocol", "SET with the wrong ASN.1 type refused with wrongType",
+             ("RFC 3416 4.2.5", f"{MIB} 1.2.5.4 sensorZoneSamplePeriod INTEGER")),
+    CaseSpec("TSS-SET-4", "protocol", "SET out of range refused with wrongValue",
+             ("RFC 3416 4.2.5", f"{MIB} 1.2.5.4 sensorZoneSamplePeriod (0..65535)")),
+    CaseSpec("TSS-SET-5", "protocol", "SET of a zone that does not exist refused with noCreation",
+             ("RFC 3416 4.2.5", f"{MIB} 1.2.4 maxSensorZones")),
+    CaseSpec("TSS-SET-6", "protocol", "A valid SET accepted, echoed and read back",
+             ("RFC 3416 4.2.5", f"{MIB} 1.2.5.4 sensorZoneSamplePeriod ACCESS read-write")),
+    CaseSpec("TSS-TIM-1", "protocol", "GET answered within the plan's 95th-percentile response time",
+             ("plan thresholds.response_p95_ms",)),
+    CaseSpec("TSS-PWR-1", "protocol",
+             "After a power cycle the station answers again, its sysUpTime restarted and the "
+             "sample period a manager set kept",
+             ("RFC 3418 sysUpTime (time since the last re-initialization)",
+              f"{MIB} 1.2.5.4 sensorZoneSamplePeriod (a configuration parameter)",
+              "ccsim procedure: set configuration survives a power cycle")),
+    CaseSpec("ACC-VOL-1", "accuracy", "Per-lane volume error over the run within the threshold",
+             ("CDOT practice: +-10 % per lane over 50 vehicles or 10 min",
+              "Virginia DOT acceptance framework: 5 %")),
+    CaseSpec("ACC-VOL-2", "accuracy",
+             "Per-lane volume error within the threshold in blocks of N vehicles or T minutes",
+             ("CDOT practice: +-10 % per lane over 50 vehicles or 10 min",
+              "plan thresholds.block_pass_share")),
+    CaseSpec("ACC-OCC-1", "accuracy", "Per-lane mean absolute occupancy error within the threshold",
+             ("plan thresholds.occupancy_error_points",)),
+)  # fmt: skip
+CASES: dict[str, CaseSpec] = {spec.id: spec for spec in _SPECS}
+
+
+def selected(include: list[str], exclude: list[str]) -> list[str]:
+    """The case ids a plan runs, in catalogue order."""
+
+    def named(items: list[str], spec: CaseSpec) -> bool:
+        return spec.id in items or spec.group in items
+
+    return [s.id for s in _SPECS if named(include, s) and not named(exclude, s)]

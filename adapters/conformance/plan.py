@@ -1,0 +1,267 @@
+"""A conformance test plan (``ccsim conformance PLAN.toml``): the device under test, what it
+observes, the cases to run and the thresholds. The smallest plan::
+
+    name = "my-station"
+
+    [device]
+    address = "emulated"            # or "HOST:PORT" of an NTCIP 1209 station
+
+    [device.emulator]               # only for address = "emulated": the vendor's error model
+    undercount = 0.15
+
+    [scenario]
+    name = "single"                 # bundled name, or a folder relative to the plan
+    signal = "C"                    # the station watches this signal's approach lanes
+
+Bundled plans live next to this module (``plans/*.toml``) and run by name. The file is checked
+whole before anything starts; a problem is a :class:`PlanError` naming the file, the field, the
+value and what was expected (the CLI exits with code 2).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from adapters.conformance.cases import CASES
+from sim.errors import FileFieldError
+
+PLANS = Path(__file__).resolve().parent / "plans"
+GROUPS = ("protocol", "accuracy")
+
+
+class PlanError(FileFieldError):
+    """A test plan is missing or malformed."""
+
+
+class EmulatorDoc(BaseModel):
+    """The emulated station's error model (fractions 0..1, counts per zone-hour, % points, s)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    undercount: float = Field(default=0.0, ge=0.0, le=1.0)
+    false_counts_per_h: float = Field(default=0.0, ge=0.0)
+    occupancy_noise_points: float = Field(default=0.0, ge=0.0, le=100.0)
+    latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
+    broken: Literal["none", "wrong-type", "stuck-status", "slow", "no-buffer", "forgets-config"] = "none"
+    seed: int = Field(default=1, ge=0)
+    descr: str = "ccsim emulated NTCIP 1209 detector station"
+    name: str = "emulated-station"
+
+
+class DeviceDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["ntcip1209"] = "ntcip1209"
+    address: str
+    community: str = Field(default="public", min_length=1)
+    write_community: str | None = Field(default=None, min_length=1)
+    """For the SET cases (an emulated station is given it); none: they are not applicable."""
+    emulator: EmulatorDoc | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == "emulated":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("'emulated' or HOST:PORT, e.g. 192.0.2.7:161")
+        return value
+
+
+class ScenarioDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1)
+    signal: str = Field(min_length=1)
+    lanes: list[str] | None = Field(default=None, min_length=1)
+    """The station's zones in order (zone n is lanes[n-1]); none: every approach lane of the
+    signal, in the order of ccsim's own agents."""
+    controller: str = "actuated"
+    seed: int = Field(default=1, ge=0)
+    begin_s: float | None = Field(default=None, ge=0)
+    end_s: float | None = Field(default=None, gt=0)
+    period_s: int = Field(default=60, ge=1, le=3600)
+    """The emulated station's sample period (an external station's is read from it)."""
+
+
+class CasesDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    include: list[str] = Field(default=list(GROUPS), min_length=1)
+    """Case ids or groups (protocol, accuracy)."""
+    exclude: list[str] = Field(default_factory=list)
+
+
+PRESETS: dict[str, dict[str, float]] = {
+    # Colorado DOT practice: counts within +-10 % per lane, judged over at least 50 vehicles or
+    # 10 minutes.
+    "cdot": {"volume_error_pct": 10.0, "block_vehicles": 50, "block_s": 600},
+    # Virginia DOT's acceptance framework: 5 %, over the same blocks.
+    "vdot": {"volume_error_pct": 5.0, "block_vehicles": 50, "block_s": 600},
+}
+
+
+class ThresholdsDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    preset: Literal["cdot", "vdot"] = "cdot"
+    volume_error_pct: float | None = Field(default=None, gt=0, le=100)
+    block_vehicles: int | None = Field(default=None, ge=1)
+    block_s: float | None = Field(default=None, gt=0)
+    block_pass_share: float = Field(default=0.95, gt=0, le=1)
+    """ACC-VOL-BLOCK passes when at least this share of a lane's blocks is within the error."""
+    occupancy_error_points: float = Field(default=3.0, gt=0, le=100)
+    response_p95_ms: float = Field(default=500.0, gt=0)
+    timing_requests: int = Field(default=30, ge=5, le=10_000)
+
+
+class ImpactDoc(BaseModel):
+    """``--impact``: the scenario with this controller, ideal against measured detectors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scenario: str | None = None
+    """Another scenario to price the accuracy on (e.g. ``district``); none: the plan's."""
+    controller: str = "adaptive"
+    seeds: list[int] = Field(default=[1, 2, 3], min_length=1)
+    hours_per_year: float = Field(default=3650.0, gt=0, le=8784)
+    """How many hours a year the run's traffic stands for (3650: ten such hours a day)."""
+    end_s: float | None = Field(default=None, gt=0)
+    """End of the impact runs (default: the conformance run's end)."""
+
+
+class PlanDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    device: DeviceDoc
+    scenario: ScenarioDoc
+    cases: CasesDoc = Field(default_factory=CasesDoc)
+    thresholds: ThresholdsDoc = Field(default_factory=ThresholdsDoc)
+    impact: ImpactDoc = Field(default_factory=ImpactDoc)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The plan's thresholds with its preset filled in (%, vehicles, s, points, ms)."""
+
+    preset: str
+    volume_error_pct: float
+    block_vehicles: int
+    block_s: float
+    block_pass_share: float
+    occupancy_error_points: float
+    response_p95_ms: float
+    timing_requests: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: Path
+    doc: PlanDoc
+    thresholds: Thresholds
+
+    @property
+    def name(self) -> str:
+        return self.doc.name
+
+    @property
+    def emulated(self) -> bool:
+        return self.doc.device.address == "emulated"
+
+    def scenario_spec(self) -> str:
+        """The scenario as ``load_scenario`` takes it: a folder next to the plan, or a name."""
+        name = self.doc.scenario.name
+        local = self.path.parent / name
+        return str(local) if local.exists() else name
+
+
+def bundled_plans() -> dict[str, Path]:
+    """Bundled plan name -> file."""
+    return {p.stem: p for p in sorted(PLANS.glob("*.toml"))}
+
+
+def find_plan(spec: str) -> Path:
+    """A plan file by path, or a bundled plan by name."""
+    path = Path(spec)
+    if path.suffix == ".toml" or path.exists():
+        return path
+    bundled = bundled_plans()
+    if spec in bundled:
+        return bundled[spec]
+    raise PlanError(
+        spec, "no such plan file or bundled plan",
+        expected="a PLAN.toml path or one of " + ", ".join(bundled),
+    )  # fmt: skip
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a plan; errors name the file, the field and what was expected."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(path, f"cannot read the plan ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(path, f"invalid TOML: {exc}") from None
+    try:
+        doc = PlanDoc.model_validate(raw)
+    except ValidationError as exc:
+        raise _field_error(path, exc) from None
+    device = doc.device
+    if device.address == "emulated" and device.emulator is None:
+        raise PlanError(path, "missing", field="device.emulator",
+                        expected="an [device.emulator] table for address = 'emulated'")  # fmt: skip
+    if device.address != "emulated" and device.emulator is not None:
+        raise PlanError(path, "an error model is for emulated devices only",
+                        field="device.emulator", expected="address = 'emulated'")  # fmt: skip
+    for key in ("include", "exclude"):
+        for i, item in enumerate(getattr(doc.cases, key)):
+            if item not in GROUPS and item not in CASES:
+                known = "protocol, accuracy or a case id: " + ", ".join(CASES)
+                raise PlanError(
+                    path, "unknown case", field=f"cases.{key}[{i}]", value=item, expected=known
+                )
+    t = doc.thresholds
+    preset = PRESETS[t.preset]
+    thresholds = Thresholds(
+        preset=t.preset,
+        volume_error_pct=t.volume_error_pct or preset["volume_error_pct"],
+        block_vehicles=t.block_vehicles or int(preset["block_vehicles"]),
+        block_s=t.block_s or preset["block_s"],
+        block_pass_share=t.block_pass_share,
+        occupancy_error_points=t.occupancy_error_points,
+        response_p95_ms=t.response_p95_ms,
+        timing_requests=t.timing_requests,
+    )
+    return Plan(path, doc, thresholds)
+
+
+_FIELDS: dict[str, type[BaseModel]] = {
+    "": PlanDoc, "device": DeviceDoc, "device.emulator": EmulatorDoc, "scenario": ScenarioDoc,
+    "cases": CasesDoc, "thresholds": ThresholdsDoc, "impact": ImpactDoc,
+}  # fmt: skip
+
+
+def _field_error(path: Path, exc: ValidationError) -> PlanError:
+    """The first problem pydantic found, as one line in the project's terms."""
+    error = exc.errors()[0]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+    field = field.split(".literal[")[0].split(".str")[0].split(".float")[0].split(".int")[0]
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        table = field.rpartition(".")[0]
+        known = ", ".join(_FIELDS[table].model_fields) if table in _FIELDS else "none"
+        return PlanError(path, "unknown field", field=field, expected=f"one of {known}")
+    if kind == "missing":
+        return PlanError(path, "missing", field=field, expected="a value")
+    expected = message.removeprefix("Value error, ").removeprefix("Input should be ")
+    return PlanError(path, "bad value", field=field, value=error.get("input"), expected=expected)

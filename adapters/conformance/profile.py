@@ -1,0 +1,74 @@
+"""The errors a conformance run measured, as a ccsim sensor profile (``sim/sensor_profiles.py``'s
+TOML), so a scenario can run with the device's accuracy (``[detectors] profile = "x.toml"``).
+
+What one run can fit: the **detection probability** is the pooled ratio of counted to true
+vehicles over every lane and period (capped at 1), with its 95 % interval in a comment;
+counts above the truth become **false detections** per detector-hour; the **occupancy noise**
+is the standard deviation of the per-period occupancy errors (a fraction, 0..1). Latency and
+faults are not fitted (a run this long rarely sees a fault): they are written as 0 and say so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from adapters.conformance.accuracy import LaneInterval, volume_error
+
+
+def fitted_profile(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The fitted figures (None without an accuracy run): profile fields plus their intervals."""
+    acc = results.get("accuracy")
+    if not acc:
+        return None
+    rows = [LaneInterval(**r) for lane in acc["intervals"].values() for r in lane]
+    pooled = volume_error(rows)
+    if pooled.error_pct is None:
+        return None
+    ratio = 1 + pooled.error_pct / 100
+    sc = results["scenario"]
+    hours = len(acc["intervals"]) * (sc["end_s"] - sc["begin_s"]) / 3600  # detector-hours
+    errors = [
+        (r.device_occupancy_pct - r.true_occupancy_pct) / 100
+        for r in rows
+        if r.device_occupancy_pct is not None
+    ]
+    mean = sum(errors) / len(errors) if errors else 0.0
+    sd = math.sqrt(sum((e - mean) ** 2 for e in errors) / (len(errors) - 1)) if len(errors) > 1 else 0.0
+
+    def bounded(pct: float | None) -> float | None:
+        return None if pct is None else min(1.0, 1 + pct / 100)
+
+    return {
+        "detection_probability": round(min(1.0, ratio), 4),
+        "detection_probability_ci": [bounded(pooled.low_pct), bounded(pooled.high_pct)],
+        "false_detections_per_h": round(max(0.0, pooled.device - pooled.true) / hours, 2)
+        if hours > 0
+        else 0.0,
+        "occupancy_noise_sd": round(sd, 4),
+        "vehicles": pooled.true,
+    }
+
+
+def profile_toml(results: dict[str, Any]) -> str | None:
+    """The fitted profile as a TOML file ``read_profile`` takes (None without an accuracy run)."""
+    fit = fitted_profile(results)
+    if fit is None:
+        return None
+    low, high = fit["detection_probability_ci"]
+    ci = "n/a" if low is None else f"{low:.4f} .. {high:.4f}"
+    ident = (results["device"].get("identity") or {}).get("sysDescr", "unidentified device")
+    plan = results["plan"]["name"]
+    name = f"measured-{plan}"
+    return "\n".join([
+        f"# Fitted by ccsim conformance from plan '{plan}' ({results['created_utc']}):",
+        f"# {ident}, {fit['vehicles']} true vehicles over {len(results['scenario']['zones'])} lanes.",
+        f"# detection_probability 95 % CI: {ci}. Latency and faults are not fitted by one run.",
+        f'name = "{name}"',
+        f'description = "Measured: {ident.replace(chr(34), "")}"',
+        f"detection_probability = {fit['detection_probability']}",
+        f"false_detections_per_h = {fit['false_detections_per_h']}",
+        f"occupancy_noise_sd = {fit['occupancy_noise_sd']}",
+        "latency_s = 0",
+        "",
+    ])  # fmt: skip

@@ -1,0 +1,267 @@
+"""``ccsim conformance PLAN.toml``: a detector station under test, scored against NTCIP 1209 and
+against the simulation's ground truth.
+
+For an emulated station the plan's scenario runs (with its controller and seed) and every step
+the true counts and occupancy of the watched lanes go to the emulator process over its stdin;
+at the end of each sample period the simulation waits until the station has been read over
+SNMP, as a central system polls it, so the comparison is in lockstep however fast SUMO runs.
+Then the protocol cases run against the same station, and the accuracy cases compare what it
+reported with the truth. An external station (``address = HOST:PORT``) gets the protocol cases;
+its accuracy needs ground truth it can see, which only an emulated one has here.
+
+Outputs in ``--out``: ``results.json`` (plan, device identity as read from it, sha256 of every
+input, every case, every aligned interval), ``report.md`` and ``report.html`` (rendered from
+results.json alone), ``emulator.log`` and the simulation's files under ``sim/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.conformance import accuracy, report
+from adapters.conformance.cases import CASES, CaseResult, Outcome, not_applicable, selected
+from adapters.conformance.plan import Plan, PlanError
+from adapters.conformance.profile import fitted_profile
+from adapters.conformance.protocol_cases import (
+    RunObservations,
+    Station,
+    buffer_case,
+    cadence_case,
+    instance,
+    objects_cases,
+    power_case,
+    sample_table_case,
+    set_cases,
+    status_case,
+    timing_case,
+    zone_table_case,
+)
+from adapters.ntcip import ber
+from adapters.ntcip.manager import Manager, ManagerError
+from controlcenter.conformance_lockstep import EmulatorProcess, Poller, Site, TruthPeriods, lockstep
+from sim.controllers import create_controller
+from sim.errors import CcsimError
+from sim.network import read_network
+from sim.outputs import prepare_out_dir
+from sim.scenario import Scenario, load_scenario
+
+
+def resolve_site(plan: Plan, end_s: float | None = None) -> Site:
+    """The plan's scenario, signal and lanes, checked against the net (errors name the plan)."""
+    doc = plan.doc.scenario
+    try:
+        scenario = load_scenario(plan.scenario_spec())
+    except CcsimError as exc:
+        raise PlanError(plan.path, f"scenario cannot be loaded ({exc})", field="scenario.name",
+                        value=doc.name) from None  # fmt: skip
+    try:
+        controller = create_controller(doc.controller)
+    except CcsimError as exc:
+        raise PlanError(plan.path, str(exc), field="scenario.controller", value=doc.controller) from None
+    if not controller.uses_detectors:
+        raise PlanError(plan.path, "the controller does not read detectors, so no truth reaches the "
+                        "station", field="scenario.controller", value=doc.controller,
+                        expected="actuated, maxpressure or adaptive")  # fmt: skip
+    network = read_network(scenario.net_file)
+    tls = network.traffic_lights.get(doc.signal)
+    if tls is None:
+        known = "one of " + ", ".join(sorted(network.traffic_lights))
+        raise PlanError(plan.path, "no such signal in the scenario's net", field="scenario.signal",
+                        value=doc.signal, expected=known)  # fmt: skip
+    approach = [lane.id for lane in tls.incoming_lanes(network)]
+    lanes = list(doc.lanes or approach)
+    for i, lane in enumerate(lanes):
+        if lane not in approach:
+            raise PlanError(plan.path, "not an approach lane of the signal",
+                            field=f"scenario.lanes[{i}]", value=lane,
+                            expected="one of " + ", ".join(approach))  # fmt: skip
+    begin = scenario.begin_s if doc.begin_s is None else doc.begin_s
+    end = end_s if end_s is not None else (scenario.end_s if doc.end_s is None else doc.end_s)
+    if end <= begin + doc.period_s:
+        raise PlanError(plan.path, "the run is shorter than one sample period", field="scenario.end_s",
+                        value=end, expected=f"above {begin + doc.period_s:g} s")  # fmt: skip
+    return Site(scenario, doc.signal, lanes, begin, end)
+
+
+def input_files(plan: Plan, scenario: Scenario) -> list[Path]:
+    """Every file the result depends on: the plan and the scenario's files."""
+    files = [plan.path]
+    if scenario.source is not None:
+        files.append(scenario.source)
+    if scenario.sumocfg is not None:
+        files.append(scenario.sumocfg)
+    files += [scenario.net_file, *scenario.route_files, *scenario.additional_files]
+    return list(dict.fromkeys(p.resolve() for p in files))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def run_plan(
+    plan: Plan, out: Path, *, end_s: float | None = None, say: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run ``plan``; returns results.json's content (also written, with the reports, to ``out``)."""
+    started = time.perf_counter()
+    site = resolve_site(plan, end_s)
+    prepare_out_dir(out)  # a folder that cannot be written fails before the run
+    wanted = selected(plan.doc.cases.include, plan.doc.cases.exclude)
+    device = plan.doc.device
+    emulator: EmulatorProcess | None = None
+    write = device.write_community
+    if plan.emulated:
+        write = write or "ccsim-conformance-" + secrets.token_hex(8)
+        emulator = EmulatorProcess(plan, site, out / "emulator.log", write)
+        target = emulator.address
+        say(f"emulated station: udp {target[0]}:{target[1]} (log {out / 'emulator.log'})")
+    else:
+        host, _, port = device.address.rpartition(":")
+        target = (host.strip("[]"), int(port))
+    try:
+        manager = await Manager.open(device.community.encode())
+    except BaseException:
+        if emulator is not None:
+            emulator.close()
+        raise
+    station = Station(manager, target, device.community.encode(),
+                      write.encode() if write else None, len(site.lanes))  # fmt: skip
+    observed = RunObservations(period_s=plan.doc.scenario.period_s)
+    results: list[CaseResult] = []
+    summary: dict[str, Any] | None = None
+    truth: TruthPeriods | None = None
+    poller = Poller(station, observed)
+    try:
+        identity, id_case = await _identify(station)
+        if "TSS-ID-1" in wanted:
+            results.append(id_case)
+        if identity is not None:
+            observed.period_s = await _period(station, plan.doc.scenario.period_s)
+        if emulator is not None and identity is not None:
+            period = observed.period_s
+            truth = TruthPeriods(len(site.lanes), float(period), site.begin_s)
+            if "TSS-COM-1" in wanted and (site.end_s - site.begin_s) >= 4 * period:
+                poller.miss_at = 2  # the third period's poll is lost, on purpose
+            say(f"running {site.scenario.name} {site.begin_s:g}-{site.end_s:g} s, signal {site.signal}, "
+                f"{len(site.lanes)} zones, {period} s periods")  # fmt: skip
+            summary = await lockstep(site, plan, out / "sim", emulator, truth, poller)
+        results += await _protocol(
+            station, observed, plan, wanted, ran=truth is not None,
+            power_cycle=None if emulator is None else emulator.power_cycle,
+        )  # fmt: skip
+    finally:
+        manager.close()
+        if emulator is not None:
+            emulator.close()
+    th = plan.thresholds
+    acc_th = accuracy.AccuracyThresholds(
+        th.volume_error_pct, th.block_vehicles, th.block_s, th.block_pass_share,
+        th.occupancy_error_points,
+    )  # fmt: skip
+    acc_wanted = [c for c in wanted if CASES[c].group == "accuracy"]
+    accuracy_doc: dict[str, Any] | None = None
+    if truth is not None:
+        if observed.recovered is False and observed.missed_end is not None:
+            # lost by the harness's own missed poll: TSS-COM-1 says so, accuracy leaves it out
+            truth.completed.pop(float(observed.missed_end), None)
+        aligned = accuracy.align(site.lanes, truth.completed, poller.device)
+        lanes = accuracy.lane_summaries(aligned, truth.period_s, acc_th)
+        results += accuracy.accuracy_cases(lanes, acc_th, acc_wanted)
+        accuracy_doc = {
+            "period_s": truth.period_s,
+            "intervals": {lane: [r.__dict__ for r in rows] for lane, rows in aligned.items()},
+            "lanes": lanes,
+            "conditions": accuracy.by_condition(aligned),
+            "unread_periods": poller.unreadable,
+        }
+    else:
+        why = ("an external station sees traffic the simulation does not: accuracy needs an "
+               "emulated station (or a reference count file, not supported yet)")  # fmt: skip
+        results += [not_applicable(c, why) for c in acc_wanted]
+    order = {c: i for i, c in enumerate(CASES)}
+    results.sort(key=lambda r: order[r.id])
+    counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
+    doc: dict[str, Any] = {
+        "plan": {"name": plan.name, "description": plan.doc.description, "file": str(plan.path)},
+        "verdict": "fail" if counts["fail"] else "pass",
+        "counts": counts,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "device": {
+            "kind": device.kind, "address": device.address, "target": f"{target[0]}:{target[1]}",
+            "identity": identity,
+            "emulator": device.emulator.model_dump() if device.emulator is not None else None,
+        },
+        "scenario": {
+            "name": site.scenario.name, "signal": site.signal, "zones": site.lanes,
+            "controller": plan.doc.scenario.controller, "seed": plan.doc.scenario.seed,
+            "begin_s": site.begin_s, "end_s": site.end_s,
+            "vehicles_departed": summary["vehicles_departed"] if summary else None,
+        },
+        "thresholds": plan.thresholds.__dict__,
+        "inputs": [{"path": str(p), "sha256": sha256(p)} for p in input_files(plan, site.scenario)],
+        "cases": [r.to_dict() for r in results],
+        "accuracy": accuracy_doc,
+        "sample_size": {
+            "miss_good": 0.05, "miss_bad": 0.10, "alpha": 0.05, "power": 0.8,
+            "vehicles": accuracy.vehicles_to_distinguish(0.05, 0.10),
+        },
+    }  # fmt: skip
+    doc["fitted_profile"] = fitted_profile(doc)
+    report.write_all(doc, out)
+    return doc
+
+
+async def _identify(station: Station) -> tuple[dict[str, str] | None, CaseResult]:
+    """The device's identity as it gives it (None if unreadable), and TSS-ID-1."""
+    try:
+        identity = await station.identity()
+    except ManagerError as exc:
+        return None, CaseResult("TSS-ID-1", Outcome.FAIL, [f"system group unreadable: {exc}"])
+    missing = [k for k, v in identity.items() if not v]
+    if missing:
+        return identity, CaseResult("TSS-ID-1", Outcome.FAIL, [f"empty: {', '.join(missing)}"])
+    seen = f"{identity['sysDescr']} ({identity['sysObjectID']}), name {identity['sysName']}"
+    return identity, CaseResult("TSS-ID-1", Outcome.PASS, [seen])
+
+
+async def _period(station: Station, default: int) -> int:
+    oid = instance("sensorZoneSamplePeriod", 1)
+    value = ber.decode_value((await station.get([oid])).get(oid, b""))
+    return value if isinstance(value, int) and value > 0 else default
+
+
+async def _protocol(
+    station: Station, observed: RunObservations, plan: Plan, wanted: list[str], *, ran: bool,
+    power_cycle: Callable[[], None] | None,
+) -> list[CaseResult]:  # fmt: skip
+    results: list[CaseResult] = []
+    if any(c in wanted for c in ("TSS-OBJ-1", "TSS-OBJ-2", "TSS-OBJ-3")):
+        results += await objects_cases(station, wanted)
+    if "TSS-TBL-1" in wanted:
+        results.append(await zone_table_case(station))
+    if "TSS-TBL-2" in wanted:
+        results.append(await sample_table_case(station, observed.period_s))
+    no_run = "needs a run: only an emulated station is polled through one here"
+    if "TSS-TBL-3" in wanted:
+        results.append(cadence_case(observed) if ran else not_applicable("TSS-TBL-3", no_run))
+    if "TSS-COM-1" in wanted:
+        results.append(buffer_case(observed) if ran else not_applicable("TSS-COM-1", no_run))
+    if "TSS-STS-1" in wanted:
+        results.append(status_case(observed) if ran else not_applicable("TSS-STS-1", no_run))
+    results += await set_cases(station, wanted)
+    if "TSS-TIM-1" in wanted:
+        th = plan.thresholds
+        results.append(await timing_case(station, th.timing_requests, th.response_p95_ms))
+    if "TSS-PWR-1" in wanted:  # last: it switches the station off and on again
+        results.append(await power_case(station, power_cycle))
+    return results
