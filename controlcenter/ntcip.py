@@ -21,7 +21,7 @@ from typing import Any
 
 from adapters.ntcip.agent import AgentGroup, BindError
 from adapters.ntcip.device import SignalDevice
-from adapters.ntcip.model import DetectorReading, SignalLayout, build_layout
+from adapters.ntcip.model import DetectorReading, SignalLayout, build_layout, phases_of
 from adapters.ntcip.protocol import Communities, Verdict, Write
 from adapters.ntcip.usm import V3User
 from controlcenter.auth import Role, User
@@ -31,13 +31,20 @@ from sim.errors import CcsimError
 from sim.live import StateChanges
 from sim.network import read_network
 from sim.scenario import Scenario
-from sim.signals import Action, SignalCommand
+from sim.signals import Action, PhaseControl, SignalCommand
 
 READ_COMMUNITY_ENV = "CCSIM_SNMP_READ_COMMUNITY"
 WRITE_COMMUNITY_ENV = "CCSIM_SNMP_WRITE_COMMUNITY"
 V3_USERS_ENV = "CCSIM_SNMP_V3_USERS"
 """``name:role:auth-passphrase:priv-passphrase`` entries, comma-separated (SHA + AES-128)."""
 PATTERN_STANDBY, PATTERN_FREE, PATTERN_FLASH = 0, 254, 255
+PHASE_CONTROL = {
+    "phaseControlGroupPhaseOmit": "omit",
+    "phaseControlGroupPedOmit": "ped_omit",
+    "phaseControlGroupVehCall": "veh_call",
+    "phaseControlGroupPedCall": "ped_call",
+}
+"""The phase control registers that become a :class:`~sim.signals.PhaseControl`, by object."""
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -283,6 +290,8 @@ class NtcipService:
                     controls.hold = {}
                 return verdict
             return await self._note(user, device, arguments, "no held phase to force off")
+        if name in PHASE_CONTROL:
+            return await self._phase_control(device, PHASE_CONTROL[name], row, value, user, arguments)
         if name == "systemPatternControl":
             if value in (PATTERN_STANDBY, PATTERN_FREE):
                 verdict = await self._signal(device, Action.AUTOMATIC, "", user, arguments)
@@ -302,6 +311,51 @@ class NtcipService:
         return await self._refuse(
             user, device, arguments, f"{name} is not supported by ccsim's controllers yet"
         )
+
+    async def _phase_control(
+        self, device: SignalDevice, register: str, row: int, value: int, user: User,
+        arguments: dict[str, Any],
+    ) -> Verdict:  # fmt: skip
+        """Omit / PedOmit / VehCall / PedCall: the four registers together become the signal's
+        omitted links and standing calls, sent through the guard; kept once the guard accepts.
+        ccsim's pedestrian phases are their own phases (crossing links), on recall in its
+        controllers: PedOmit omits them, a PedCall is shown and kept but changes no service."""
+        layout, controls = device.layout, device.controls
+        registers = {r: dict(getattr(controls, r)) for r in PHASE_CONTROL.values()}
+        registers[register][row] = value
+        phases = {r: phases_of(masks) for r, masks in registers.items()}
+        numbers = {g.number for g in layout.groups}
+        pedestrian = {g.number for g in layout.groups if g.pedestrian}
+        name = arguments["object"]
+        if unknown := sorted(phases[register] - numbers):
+            return await self._refuse(
+                user, device, arguments,
+                f"{name}: no phase {unknown}; signal {layout.tls} has phases 1-{len(numbers)}",
+            )  # fmt: skip
+        if register in ("ped_omit", "ped_call") and (vehicle := sorted(phases[register] - pedestrian)):
+            return await self._refuse(
+                user, device, arguments,
+                f"{name}: phases {vehicle} have no pedestrian service; the pedestrian phases of "
+                f"{layout.tls} are {sorted(pedestrian)}",
+            )  # fmt: skip
+        omitted = phases["omit"] | phases["ped_omit"]
+        label = (
+            f"omit={sorted(omitted)} veh_call={sorted(phases['veh_call'])} "
+            f"ped_call={sorted(phases['ped_call'])}"
+        )
+        command = PhaseControl(
+            layout.tls, layout.links_of(omitted), layout.lanes_of(phases["veh_call"] - omitted),
+            label, user.name,
+        )  # fmt: skip
+        args = {"action": "phase-control", "argument": label, **arguments}
+        result = await self._commands().simulate(
+            user, "signal.override", f"tls:{layout.tls}", args, command
+        )
+        verdict = _verdict(result)
+        if verdict.accepted:
+            for r, masks in registers.items():
+                setattr(controls, r, {g: m for g, m in masks.items() if m})
+        return verdict
 
     async def _signal(
         self, device: SignalDevice, action: Action, argument: str, user: User, arguments: dict[str, Any]

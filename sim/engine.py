@@ -41,7 +41,7 @@ from sim.programs import add_programs
 from sim.scenario import Scenario
 from sim.sensor_profiles import load_profile
 from sim.sensors import SensorLayer
-from sim.signals import Command, SignalCommand, SignalControl
+from sim.signals import Command, PhaseControl, SignalCommand, SignalControl
 from sim.sumo import SumoWorld
 from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
 
@@ -111,6 +111,7 @@ class Simulation:
         self._stopping = False
         self.pace = pace
         self.signals: SignalControl | None = None
+        self.sensors: SensorLayer | None = None
         self.network: Network | None = None
         self.parking: ParkingManager | None = None
         self.devices: FieldDevices | None = None
@@ -273,6 +274,7 @@ class Simulation:
                 seed=self.seed,
             )
             sensors.attach(self.begin_s)
+            self.sensors = sensors
             signals.take_over(self.begin_s, {tls: world.signal_state(tls) for tls in signals.guards})
             guards = signals.guards
             monitor.phase_of = lambda tls: guards[tls].target_phase if tls in guards else -1
@@ -328,6 +330,10 @@ class Simulation:
     def _apply(self, t: float, command: Command, world: SumoWorld, signals: SignalControl) -> None:
         if isinstance(command, SignalCommand):
             signals.command(t, command)
+            return
+        if isinstance(command, PhaseControl):
+            if signals.phase_control(t, command) and self.sensors is not None:
+                self.sensors.set_standing_calls(command.tls, command.call_lanes)
             return
         network = self.network
         lane = network.lanes.get(command.lane) if network is not None else None

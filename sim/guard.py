@@ -345,6 +345,9 @@ class IntersectionGuard:
     permissive_since: dict[int, float] = field(default_factory=dict)
     """When a link came out of such a yellow into ``g``: no foe starts with priority before that
     link's all-red has run from then."""
+    omitted: frozenset[int] = frozenset()
+    """Links a central system omits (NTCIP phase omit): never started green while omitted; a
+    green one ends as soon as its minimum green and the clearances allow."""
 
     @classmethod
     def build(
@@ -456,6 +459,7 @@ class IntersectionGuard:
         pairs = self.conflicting_pairs(wanted)
         if pairs:
             return self._refuse(t, f"conflicting streams green together: {pairs[:3]}")
+        wanted = self.without_omitted(wanted)
         if self.maxed_phase >= 0 and self.phase_of(wanted) == self.maxed_phase and not operator:
             return self._refuse(t, f"phase {self.maxed_phase} just ran to its maximum green")
         if wanted != self.target:
@@ -474,6 +478,24 @@ class IntersectionGuard:
             if index == phase_index:
                 return self.request(t, state, operator=operator)
         return self._refuse(t, f"phase {phase_index} is not a green phase of the program")
+
+    def without_omitted(self, wanted: str) -> str:
+        """``wanted`` with the omitted links at rest (taking greens away never adds a conflict)."""
+        if not self.omitted:
+            return wanted
+        return "".join(
+            self._at_rest(i, c) if i in self.omitted and c in GREEN else c for i, c in enumerate(wanted)
+        )
+
+    def set_omitted(self, t: float, links: frozenset[int]) -> None:
+        """Omit ``links`` from now on (replacing the previous set); a target that gives one of
+        them a green is cut back at once."""
+        self.omitted = links
+        cut = self.without_omitted(self.target)
+        if cut != self.target:
+            self.target = cut
+            self.target_phase = self.phase_of(cut)
+            self.served_since = None
 
     def _refuse(self, t: float, reason: str) -> bool:
         self.refusals.append(Refusal(t, reason))

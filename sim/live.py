@@ -45,7 +45,7 @@ from sim.messages import (
 from sim.network import Network
 from sim.scenario import Scenario
 from sim.sensors import LaneObservation
-from sim.signals import LaneCommand, SignalCommand
+from sim.signals import LaneCommand, PhaseControl, SignalCommand
 
 Clock = Callable[[], float]
 
@@ -389,7 +389,7 @@ class ControllerSwitch:
     user: str = "operator"
 
 
-LiveCommand = SignalCommand | LaneCommand | ControllerSwitch
+LiveCommand = SignalCommand | LaneCommand | PhaseControl | ControllerSwitch
 
 
 @dataclass(frozen=True)
@@ -415,7 +415,11 @@ class Flush:
     """Commands applied since the last flush (after ``changes``, which show their effect)."""
 
 
-def _command_key(payload: SignalOverride | LaneStatus | SignalCommand | LaneCommand) -> tuple[Any, ...]:
+def _command_key(
+    payload: SignalOverride | LaneStatus | SignalCommand | LaneCommand | PhaseControl,
+) -> tuple[Any, ...]:
+    if isinstance(payload, PhaseControl):
+        return ("signal", payload.tls, "phase-control", payload.label, payload.user)
     if isinstance(payload, SignalCommand):
         return ("signal", payload.tls, payload.action.value, payload.argument, payload.user)
     if isinstance(payload, SignalOverride):

@@ -158,6 +158,9 @@ class SensorLayer:
         self._groups = [groups[tls] for tls in self._tls]
         self._n = n
         self.latest: dict[str, LaneObservation] = dict.fromkeys(self.lanes, NO_TRAFFIC)
+        self.standing_calls: dict[str, frozenset[str]] = {}
+        """Per signal, lanes a central system places a standing vehicle call on (NTCIP VehCall)."""
+        self._called: frozenset[str] = frozenset()
 
     @property
     def detects_emergency(self) -> bool:
@@ -238,11 +241,19 @@ class SensorLayer:
                 )
 
     def lane(self, lane: str, now: float | None = None) -> LaneObservation:
-        """The lane's last report; with ``now`` (s), :data:`RECALL` if it is too old to trust."""
+        """The lane's last report; with ``now`` (s), :data:`RECALL` if it is too old to trust.
+        A lane with a standing call shows at least one vehicle waiting."""
         observation = self.latest.get(lane, NO_TRAFFIC)
         if now is not None and now - observation.t_s > self.stale_s:
             return RECALL
+        if lane in self._called and observation.present < 1:
+            return replace(observation, present=1, queue=max(1, observation.queue))
         return observation
+
+    def set_standing_calls(self, tls: str, lanes: frozenset[str]) -> None:
+        """Replace the standing vehicle calls a central system places on ``tls``'s lanes."""
+        self.standing_calls[tls] = lanes
+        self._called = frozenset(lane for called in self.standing_calls.values() for lane in called)
 
     def faulty_lanes(self) -> list[str]:
         """Lanes whose detectors are judged faulty right now."""

@@ -67,7 +67,21 @@ class LaneCommand:
     user: str = "operator"
 
 
-Command = SignalCommand | LaneCommand
+@dataclass(frozen=True)
+class PhaseControl:
+    """A central system's phase control of one signal (NTCIP 1202 phaseControlGroup): the links
+    it omits (never started green while omitted) and the lanes it places a standing vehicle call
+    on (controllers see a vehicle waiting there while the call is set). Each command replaces the
+    signal's previous sets; ``label`` says what was set, for the audit."""
+
+    tls: str
+    omit_links: frozenset[int] = frozenset()
+    call_lanes: frozenset[str] = frozenset()
+    label: str = ""
+    user: str = "operator"
+
+
+Command = SignalCommand | LaneCommand | PhaseControl
 """What an operator can send into a running simulation."""
 
 DEGRADED_SHARE = 0.05
@@ -219,6 +233,7 @@ class SignalControl:
 
     def _run_plan(self, t: float, guard: IntersectionGuard, runner: _PlanRunner) -> None:
         _index, state, duration = runner.phases[runner.position]
+        state = guard.without_omitted(state)  # an omitted phase's links stay red in the plan too
         if "".join(guard.state) != state:
             guard.request(t, state, operator=True)
             runner.shown_since = None
@@ -242,16 +257,48 @@ class SignalControl:
         )
         return accepted
 
+    def phase_control(self, t: float, cmd: PhaseControl) -> bool:
+        """Apply a central system's omits (the guard's); the outcome is published. The standing
+        calls are the sensor layer's (the engine hands them over when this accepts)."""
+        guard = self.guards.get(cmd.tls)
+        refusal = self._not_driven(cmd.tls)
+        if refusal is None and guard is not None:
+            bad = sorted(k for k in cmd.omit_links if not 0 <= k < len(guard.timings))
+            if bad:
+                refusal = f"links {bad} out of range: signal {cmd.tls} has {len(guard.timings)} links"
+        accepted = refusal is None and guard is not None
+        if accepted and guard is not None:
+            guard.set_omitted(t, cmd.omit_links)
+            detail = (
+                f"omitting links {sorted(cmd.omit_links)}; "
+                f"standing vehicle calls on lanes {sorted(cmd.call_lanes)}"
+            )
+        else:
+            detail = refusal or f"no signal '{cmd.tls}'"
+        self.bus.publish(
+            t,
+            f"tls:{cmd.tls}",
+            SignalOverride(cmd.tls, "phase-control", cmd.label, cmd.user, accepted, detail),
+        )
+        return accepted
+
+    def _not_driven(self, tls: str) -> str | None:
+        """Why an override of ``tls`` cannot be applied now (None: it can)."""
+        if tls in self.fallback:
+            return f"signal {tls} keeps its own program: {self.fallback[tls]}"
+        if tls in self.fixed:
+            return f"signal {tls} has one green phase: there is nothing to override"
+        if tls not in self.guards:
+            return f"no signal '{tls}'"
+        if not self.driving:
+            return "the signals run SUMO's own programs; overrides need a ccsim controller"
+        return None
+
     def _apply(self, t: float, cmd: SignalCommand) -> tuple[bool, str]:
         guard = self.guards.get(cmd.tls)
-        if cmd.tls in self.fallback:
-            return False, f"signal {cmd.tls} keeps its own program: {self.fallback[cmd.tls]}"
-        if cmd.tls in self.fixed:
-            return False, f"signal {cmd.tls} has one green phase: there is nothing to override"
-        if guard is None:
-            return False, f"no signal '{cmd.tls}'"
-        if not self.driving:
-            return False, "the signals run SUMO's own programs; overrides need a ccsim controller"
+        refusal = self._not_driven(cmd.tls)
+        if refusal is not None or guard is None:
+            return False, refusal or f"no signal '{cmd.tls}'"
         if cmd.action is Action.FLASH:
             guard.set_mode(t, Mode.FLASH)
             return True, "flashing"

@@ -89,6 +89,8 @@ class SignalLayout:
     detectors: tuple[DetectorSlot, ...]
     programs: tuple[tuple[str, tuple[str, ...]], ...]
     """(program id, state of each of its phases), in the net's order: pattern n is program n."""
+    link_lanes: tuple[str, ...] = ()
+    """The lane each link comes from, by link index ("" for a crossing)."""
 
     @property
     def phase_groups(self) -> int:
@@ -97,6 +99,20 @@ class SignalLayout:
     @property
     def detector_groups(self) -> int:
         return max(1, math.ceil(len(self.detectors) / 8))
+
+    def links_of(self, phases: Iterable[int]) -> frozenset[int]:
+        """The links of NTCIP phases ``phases``."""
+        wanted = set(phases)
+        return frozenset(k for g in self.groups if g.number in wanted for k in g.links)
+
+    def lanes_of(self, phases: Iterable[int]) -> frozenset[str]:
+        """The incoming vehicle lanes of NTCIP vehicle phases ``phases`` (where a call on them
+        waits)."""
+        vehicle = {g.number for g in self.groups if not g.pedestrian}
+        links = self.links_of(n for n in phases if n in vehicle)
+        return frozenset(
+            self.link_lanes[k] for k in links if k < len(self.link_lanes) and self.link_lanes[k]
+        )
 
     def pattern_of(self, program: str) -> int | None:
         for n, (pid, _) in enumerate(self.programs, start=1):
@@ -159,6 +175,7 @@ def build_layout(
         groups,
         tuple(detectors),
         tuple((pid, tuple(states)) for pid, states in programs),
+        tuple(link_lanes),
     )
 
 
@@ -273,12 +290,19 @@ class Controls:
 
     hold: dict[int, int] = field(default_factory=dict)
     force_off: dict[int, int] = field(default_factory=dict)
+    omit: dict[int, int] = field(default_factory=dict)
+    ped_omit: dict[int, int] = field(default_factory=dict)
+    veh_call: dict[int, int] = field(default_factory=dict)
+    ped_call: dict[int, int] = field(default_factory=dict)
     system_pattern: int = 0
 
     def held_phases(self) -> set[int]:
-        return {
-            8 * (g - 1) + bit + 1 for g, mask in self.hold.items() for bit in range(8) if mask >> bit & 1
-        }
+        return phases_of(self.hold)
+
+
+def phases_of(masks: Mapping[int, int]) -> set[int]:
+    """NTCIP phase numbers set in bitmaps by phase group (group 1 = phases 1-8)."""
+    return {8 * (g - 1) + bit + 1 for g, mask in masks.items() for bit in range(8) if mask >> bit & 1}
 
 
 # --- the values ----------------------------------------------------------------------------------
@@ -329,7 +353,8 @@ def signal_values(
         reading = snapshot.detectors.get(det.lane)
         if det.call_phase and (det.lane in snapshot.faults or (reading and reading.present > 0)):
             calling.add(det.call_phase)  # a faulty detector places a standing call, as on recall
-    veh_calls = [n for n in calling if n not in greens]
+    veh_calls = sorted({n for n in calling if n not in greens} | phases_of(controls.veh_call))
+    ped_calls = sorted(phases_of(controls.ped_call))
 
     put("maxPhases", len(groups))
     put("maxPhaseGroups", n_phase_groups)
@@ -346,7 +371,7 @@ def signal_values(
         "phaseStatusGroupReds": reds, "phaseStatusGroupYellows": yellows,
         "phaseStatusGroupGreens": greens, "phaseStatusGroupDontWalks": dont_walks,
         "phaseStatusGroupPedClears": ped_clears, "phaseStatusGroupWalks": walks,
-        "phaseStatusGroupVehCalls": veh_calls, "phaseStatusGroupPedCalls": [],
+        "phaseStatusGroupVehCalls": veh_calls, "phaseStatusGroupPedCalls": ped_calls,
         "phaseStatusGroupPhaseOns": greens + yellows, "phaseStatusGroupPhaseNexts": [],
     }  # fmt: skip
     for name, numbers in columns.items():
@@ -355,12 +380,12 @@ def signal_values(
     for row in range(1, n_phase_groups + 1):
         put("phaseStatusGroupNumber", row, row)
         put("phaseControlGroupNumber", row, row)
-        put("phaseControlGroupPhaseOmit", 0, row)
-        put("phaseControlGroupPedOmit", 0, row)
+        put("phaseControlGroupPhaseOmit", controls.omit.get(row, 0), row)
+        put("phaseControlGroupPedOmit", controls.ped_omit.get(row, 0), row)
         put("phaseControlGroupHold", controls.hold.get(row, 0), row)
         put("phaseControlGroupForceOff", controls.force_off.get(row, 0), row)
-        put("phaseControlGroupVehCall", 0, row)
-        put("phaseControlGroupPedCall", 0, row)
+        put("phaseControlGroupVehCall", controls.veh_call.get(row, 0), row)
+        put("phaseControlGroupPedCall", controls.ped_call.get(row, 0), row)
 
     detectors, n_det_groups = layout.detectors, layout.detector_groups
     active, alarms = [], []

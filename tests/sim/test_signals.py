@@ -21,7 +21,7 @@ from sim.messages import SignalOverride, SignalPhase
 from sim.network import Network, TrafficLight, read_network
 from sim.programs import add_programs
 from sim.scenario import load_scenario
-from sim.signals import Action, SignalCommand
+from sim.signals import Action, Command, PhaseControl, SignalCommand
 
 SHOWING = frozenset("Ggy")
 GREEN = frozenset("Gg")
@@ -176,7 +176,7 @@ class _ActuatedWithOperator(Actuated):
     """ccsim's ``actuated`` controller, unchanged, while an operator at a console submits commands
     to the running simulation (``Simulation.submit``) at given times."""
 
-    def __init__(self, console: list[tuple[float, SignalCommand]]) -> None:
+    def __init__(self, console: list[tuple[float, Command]]) -> None:
         self.console = console
         self.simulation: Simulation | None = None
 
@@ -192,7 +192,7 @@ class _ActuatedWithOperator(Actuated):
         context.env.process(operator())
 
 
-def operate(tmp: Path, console: list[tuple[float, SignalCommand]], end_s: float) -> RunResult:
+def operate(tmp: Path, console: list[tuple[float, Command]], end_s: float) -> RunResult:
     controller = _ActuatedWithOperator(console)
     sim = Simulation(load_scenario("single"), controller, seed=1, workdir=tmp, end_s=end_s)
     controller.simulation = sim
@@ -207,7 +207,7 @@ def test_operator_hold_automatic_flash_and_plan_on_a_running_intersection(tmp_pa
     tls = read_network(load_scenario("single").net_file).traffic_lights["C"]
     greens = dict(green_phases(tls.programs[0]))
     held = 4
-    console = [
+    console: list[tuple[float, Command]] = [
         (100.0, SignalCommand("C", Action.HOLD, str(held), user="ana")),
         (200.0, SignalCommand("C", Action.PLAN, "no-such-plan", user="ana")),
         (250.0, SignalCommand("nowhere", Action.HOLD, "0", user="ana")),
@@ -291,3 +291,50 @@ def test_an_override_is_refused_with_a_reason_while_sumo_runs_its_own_programs(t
     shown = [p.state for _, p in phases_shown(result, "C")]
     assert len(shown) > len(program)  # more than a cycle in the minute
     assert shown == [program[k % len(program)] for k in range(len(shown))]
+
+
+class _ActuatedWatchingCalls(_ActuatedWithOperator):
+    """Also records what the controller is shown for a lane, every step."""
+
+    def __init__(self, console: list[tuple[float, Command]], lane: str) -> None:
+        super().__init__(console)
+        self.lane = lane
+        self.present: list[tuple[float, int]] = []
+
+    def on_step(self, t: float) -> None:
+        self.present.append((t, self.observe(self.lane).present))
+        super().on_step(t)
+
+
+def test_a_central_omit_keeps_a_phase_red_and_a_call_is_seen_by_the_controller(tmp_path: Path) -> None:
+    tls = read_network(load_scenario("single").net_file).traffic_lights["C"]
+    (_, first), *_, (_, last) = green_phases(tls.programs[0])
+    # Links green in the last green phase only: omitting them must keep them red.
+    omitted = frozenset(k for k, c in enumerate(last) if c in GREEN and first[k] not in GREEN)
+    quiet = next(link.from_lane for link in tls.links if link.from_lane and link.index not in omitted)
+    console: list[tuple[float, Command]] = [
+        (100.0, PhaseControl("C", omitted, frozenset({quiet}), "omit", user="center")),
+        (400.0, PhaseControl("C", frozenset(), frozenset(), "release", user="center")),
+        (450.0, PhaseControl("C", frozenset({999}), frozenset(), "bad", user="center")),
+    ]
+    controller = _ActuatedWatchingCalls(console, quiet)
+    sim = Simulation(load_scenario("single"), controller, seed=1, workdir=tmp_path, end_s=600.0)
+    controller.simulation = sim
+    result = sim.run()
+    assert result.summary["guard_violations"] == 0
+    answered = [o for _, o in overrides(result)]
+    assert [(o.action, o.argument, o.accepted) for o in answered] == [
+        ("phase-control", "omit", True), ("phase-control", "release", True),
+        ("phase-control", "bad", False),
+    ]  # fmt: skip
+    assert "[999] out of range" in answered[2].detail
+    shown = phases_shown(result, "C")
+    green_on_omitted = [
+        t for t, p in shown if any(p.state[k] in GREEN for k in omitted) and 130.0 <= t < 400.0
+    ]
+    assert not green_on_omitted, f"omitted links shown green at {green_on_omitted[:3]}"
+    assert any(t >= 400.0 and any(p.state[k] in GREEN for k in omitted) for t, p in shown)
+    # The standing call: the controller sees a vehicle on the lane every step while it is set.
+    during = [n for t, n in controller.present if 101.0 <= t < 400.0]
+    assert during and min(during) >= 1
+    assert min(n for t, n in controller.present if t > 401.0) == 0  # empty again at times
