@@ -126,7 +126,18 @@ def _cmd_retime(args: argparse.Namespace, console: Console) -> int:
     add_programs(network, base_files)
     begin = scenario.begin_s if args.begin is None else args.begin
     end = scenario.end_s if args.end is None else args.end
+    if end <= begin:
+        raise CcsimError(f"--end {end:g} is not after --begin {begin:g}: no demand window")
+    out: Path = args.out
+    if out.is_dir() or not (out.parent.is_dir() or not out.parent.exists()):
+        raise CcsimError(f"--out {out}: expected a file path (its folder is made if missing)")
     demand = read_demand(network, scenario.route_files, begin, end)
+    if demand.vehicles <= 0:
+        raise CcsimError(
+            f"{scenario.name}: no routed demand between {begin:g} and {end:g} s "
+            f"({demand.unrouted:.0f} trips without routes); retime needs routes with edges "
+            "(run duarouter on the trips first)"
+        )
     timings = retime(network, demand, scenario.step_length_s, scenario.clearance, args.cycle)
     for t in timings:
         if t.program.id != RETIME_PROGRAM:
@@ -140,11 +151,13 @@ def _cmd_retime(args: argparse.Namespace, console: Console) -> int:
             + (f"  ({t.note})" if t.note else ""),
             highlight=False,
         )
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(plans_xml(timings, f"{scenario.name}, {begin:g}-{end:g} s")).write(
-        out, encoding="utf-8", xml_declaration=True
-    )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ET.ElementTree(plans_xml(timings, f"{scenario.name}, {begin:g}-{end:g} s")).write(
+            out, encoding="utf-8", xml_declaration=True
+        )
+    except OSError as exc:
+        raise CcsimError(f"--out {out}: cannot write it ({exc.strerror})") from None
     timed = sum(t.program.id == RETIME_PROGRAM for t in timings)
     console.print(
         f"{timed} of {len(timings)} signals timed from {demand.vehicles:.0f} vehicles"

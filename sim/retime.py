@@ -20,6 +20,7 @@ additional file of ``<tlLogic programID="webster">`` that a scenario names in ``
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -79,8 +80,8 @@ def _flow_count(el: ET.Element, path: Path, begin_s: float, end_s: float) -> flo
             per_h = 3600.0 / seconds if seconds else 0.0
     elif (probability := _float(el, "probability", path, None)) is not None:
         per_h = probability * 3600.0  # one chance per second of a 1 s step
-    if stop is None:
-        stop = start + (number * 3600.0 / per_h if number is not None and per_h else 86400.0)
+    if stop is None:  # SUMO spreads a flow without end up to the simulation's end
+        stop = start + number * 3600.0 / per_h if number is not None and per_h else end_s
     span = max(stop - start, 0.0)
     if per_h is None:
         if number is None or span <= 0:
@@ -179,24 +180,34 @@ class Timing:
     note: str = ""
 
 
+def _whole_seconds(wanted: list[float]) -> list[float]:
+    """``wanted`` in whole seconds (at least 1 each) with the same total, rounded to the
+    nearest second: the largest remainders get the spare seconds, so a kept cycle stays whole."""
+    floors = [max(1, math.floor(w)) for w in wanted]
+    spare = max(round(sum(wanted)) - sum(floors), 0)
+    order = sorted(range(len(wanted)), key=lambda k: wanted[k] - math.floor(wanted[k]), reverse=True)
+    for k in order[:spare]:
+        floors[k] += 1
+    return [float(f) for f in floors]
+
+
 def _write_greens(base: Program, indices: list[int], greens: list[float], offset_s: float) -> Program:
     """``base`` with each green phase (and every other phase showing the same state) lasting
-    its share of ``greens``; actuated bounds kept around the new duration."""
+    its share of ``greens``, as a static (fixed-time) program (an actuated one would not be fixed)."""
     states = {base.phases[i].state: g for i, g in zip(indices, greens, strict=True)}
     shown: dict[str, int] = defaultdict(int)
     for phase in base.phases:
         if phase.state in states:
             shown[phase.state] += 1
+    wanted = [states[p.state] / shown[p.state] for p in base.phases if p.state in states]
+    durations = _whole_seconds(wanted)
     phases: list[Phase] = []
     for phase in base.phases:
         if phase.state not in states:
             phases.append(phase)
             continue
-        duration = max(1.0, round(states[phase.state] / shown[phase.state]))
-        low = min(phase.min_dur_s, duration) if phase.min_dur_s is not None else None
-        high = max(phase.max_dur_s, duration) if phase.max_dur_s is not None else None
-        phases.append(Phase(duration, phase.state, low, high, name=phase.name, next=phase.next))
-    return Program(PROGRAM_ID, base.type, offset_s, tuple(phases))
+        phases.append(Phase(durations.pop(0), phase.state, name=phase.name, next=phase.next))
+    return Program(PROGRAM_ID, "static", offset_s, tuple(phases))
 
 
 def retime(
