@@ -72,7 +72,7 @@ def main() -> int:
     start = time.perf_counter()
     summaries = run_many(specs, jobs=args.jobs)
     rows = [
-        {"group": (spec.variant and not net_plans and spec.variant) or _group(spec), **summary}
+        {"group": _group(spec) if net_plans else spec.variant or spec.controller, **summary}
         for spec, summary in zip(specs, summaries, strict=True)
     ]
     minutes = (time.perf_counter() - start) / 60

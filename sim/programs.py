@@ -79,3 +79,24 @@ def add_programs(network: Network, paths: Iterable[Path]) -> None:
                     f"(the signal's links), got {bad[:1] or 'no phases'}",
                 )
             tls.programs[:] = [program, *(p for p in tls.programs if p.id != program.id)]
+
+
+def program_element(tls_id: str, program: Program) -> ET.Element:
+    """``program`` as the ``<tlLogic>`` of an additional file (the inverse of
+    :func:`read_programs`): durations, and bounds, names and successors where a phase has them."""
+    logic = ET.Element(
+        "tlLogic", id=tls_id, type=program.type, programID=program.id,
+        offset=f"{program.offset_s:g}",
+    )  # fmt: skip
+    for phase in program.phases:
+        attrs = {"duration": f"{phase.duration_s:g}", "state": phase.state}
+        if phase.min_dur_s is not None:
+            attrs["minDur"] = f"{phase.min_dur_s:g}"
+        if phase.max_dur_s is not None:
+            attrs["maxDur"] = f"{phase.max_dur_s:g}"
+        if phase.name:
+            attrs["name"] = phase.name
+        if phase.next:
+            attrs["next"] = " ".join(str(k) for k in phase.next)
+        ET.SubElement(logic, "phase", attrs)
+    return logic

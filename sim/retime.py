@@ -33,6 +33,7 @@ from sim.controllers.webster import webster_greens
 from sim.errors import ScenarioError
 from sim.guard import IntersectionGuard, unsupported
 from sim.network import Network, Phase, Program
+from sim.programs import program_element
 
 PROGRAM_ID = "webster"
 CYCLES = ("own", "keep")
@@ -200,13 +201,13 @@ def _write_greens(base: Program, indices: list[int], greens: list[float], offset
         if phase.state in states:
             shown[phase.state] += 1
     wanted = [states[p.state] / shown[p.state] for p in base.phases if p.state in states]
-    durations = _whole_seconds(wanted)
+    durations = iter(_whole_seconds(wanted))
     phases: list[Phase] = []
     for phase in base.phases:
         if phase.state not in states:
             phases.append(phase)
             continue
-        phases.append(Phase(durations.pop(0), phase.state, name=phase.name, next=phase.next))
+        phases.append(Phase(next(durations), phase.state, name=phase.name, next=phase.next))
     return Program(PROGRAM_ID, "static", offset_s, tuple(phases))
 
 
@@ -275,25 +276,6 @@ def plans_xml(timings: list[Timing], source: str) -> ET.Element:
                 + " "
             )
         )
-        program = timing.program
-        logic = ET.SubElement(
-            root,
-            "tlLogic",
-            id=timing.tls,
-            type=program.type,
-            programID=program.id,
-            offset=f"{program.offset_s:g}",
-        )
-        for phase in program.phases:
-            attrs = {"duration": f"{phase.duration_s:g}", "state": phase.state}
-            if phase.min_dur_s is not None:
-                attrs["minDur"] = f"{phase.min_dur_s:g}"
-            if phase.max_dur_s is not None:
-                attrs["maxDur"] = f"{phase.max_dur_s:g}"
-            if phase.name:
-                attrs["name"] = phase.name
-            if phase.next:
-                attrs["next"] = " ".join(str(k) for k in phase.next)
-            ET.SubElement(logic, "phase", attrs)
+        root.append(program_element(timing.tls, timing.program))
     ET.indent(root)
     return root

@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from sim.controllers.base import ControlContext, Controller, register
-from sim.network import Network, Phase, TrafficLight
+from sim.network import Network, Phase, Program, TrafficLight
+from sim.programs import program_element
 
 PROGRAM_ID = "ccsim-actuated"
 MIN_GREEN_S = 5.0
@@ -34,16 +35,11 @@ def actuated_bounds(phase: Phase, crossing_links: set[int]) -> tuple[float, floa
 
 def actuated_program(tls: TrafficLight) -> ET.Element:
     base = tls.programs[0]
-    logic = ET.Element(
-        "tlLogic", id=tls.id, type="actuated", programID=PROGRAM_ID, offset=f"{base.offset_s:g}"
-    )
+    phases = []
     for phase in base.phases:
-        attrs = {"duration": f"{phase.duration_s:g}", "state": phase.state}
-        if not is_transition(phase):
-            low, high = actuated_bounds(phase, tls.crossing_links)
-            attrs |= {"minDur": f"{low:g}", "maxDur": f"{high:g}"}
-        ET.SubElement(logic, "phase", attrs)
-    return logic
+        low, high = (None, None) if is_transition(phase) else actuated_bounds(phase, tls.crossing_links)
+        phases.append(Phase(phase.duration_s, phase.state, low, high))
+    return program_element(tls.id, Program(PROGRAM_ID, "actuated", base.offset_s, tuple(phases)))
 
 
 @register("sumo-actuated")

@@ -24,7 +24,7 @@ from adapters.ntcip.manager import (
     StationPoller,
 )
 from adapters.ntcip.oids import OBJECTS_1202, objects_1209
-from tests.e2e.serving import served, wait_for
+from tests.e2e.serving import ntcip_agent_port, served, wait_for
 
 DATA = Path(__file__).parent / "data"
 needs_snmpget = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs net-snmp")
@@ -156,11 +156,7 @@ def test_the_manager_reads_a_recorded_controller_and_station(replay: int) -> Non
 def test_hardware_in_the_loop_against_ccsim_agents_in_another_process(tmp_path: Path) -> None:
     server = served(tmp_path, "--ntcip", "127.0.0.1:0", "--speed", "5")
     with server as running:
-        line = wait_for(
-            lambda: next((x for x in running.lines if x.startswith("ntcip: C -> udp ")), None),
-            30, "the agent of signal C",
-        )  # fmt: skip
-        target = ("127.0.0.1", int(line.split("udp 127.0.0.1:")[1].split()[0]))
+        target = ("127.0.0.1", ntcip_agent_port(running))
         running.wait_running()
 
         async def loop() -> tuple[ControllerLink, ControllerLink]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.adapters.test_serve_ntcip import integer, snmp
-from tests.e2e.serving import audit, served, wait_for
+from tests.e2e.serving import audit, ntcip_agent_port, served, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("snmpset") is None, reason="needs net-snmp (Debian snmp)")
 
@@ -30,12 +30,7 @@ def test_omit_keeps_a_phase_red_and_calls_show_while_set(
 ) -> None:
     monkeypatch.setenv("CCSIM_SNMP_WRITE_COMMUNITY", WRITE)
     with served(tmp_path, "--ntcip", "127.0.0.1:0", "--speed", "10") as server:
-        line = wait_for(
-            lambda: next((x for x in server.lines if x.startswith("ntcip: C -> udp ")), None),
-            30,
-            "serve to print the agent of signal C",
-        )
-        port = int(line.split("udp 127.0.0.1:")[1].split()[0])
+        port = ntcip_agent_port(server)
         with server.client() as c:
             phases = c.get("/api/adapters").json()["ntcip"]["agents"][0]["phases"]
         vehicle = [p["phase"] for p in phases if not p["pedestrian"]]

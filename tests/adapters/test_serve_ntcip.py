@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.adapters.test_manager import replay  # noqa: F401 - the snmpsim fixture
-from tests.e2e.serving import REPO, audit, served, wait_for
+from tests.e2e.serving import REPO, audit, ntcip_agent_port, served, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs net-snmp (Debian snmp)")
 
@@ -41,12 +41,7 @@ def test_snmpwalk_reads_a_signal_and_snmpset_holds_a_phase_through_the_audit(
     monkeypatch.setenv("CCSIM_SNMP_WRITE_COMMUNITY", WRITE)
     monkeypatch.setenv("CCSIM_SNMP_V3_USERS", "ops:operator:ops-auth-pass:ops-priv-pass")
     with served(tmp_path, "--ntcip", "127.0.0.1:0", "--speed", "5") as server:
-        line = wait_for(
-            lambda: next((x for x in server.lines if x.startswith("ntcip: C -> udp ")), None),
-            30,
-            "serve to print the agent of signal C",
-        )
-        port = int(line.split("udp 127.0.0.1:")[1].split()[0])
+        port = ntcip_agent_port(server)
         with server.client() as c:
             agents = c.get("/api/adapters").json()["ntcip"]["agents"]
         assert [(a["tls"], a["port"]) for a in agents] == [("C", port)]

@@ -137,6 +137,16 @@ def audit(server: Server, **filters: str) -> list[dict[str, Any]]:
     return items
 
 
+def ntcip_agent_port(server: Server, tls: str = "C", timeout_s: float = 30.0) -> int:
+    """The UDP port ``serve --ntcip`` printed for signal ``tls``'s agent (``ntcip: C -> udp
+    127.0.0.1:PORT (...)``), once it has printed it."""
+    line = wait_for(
+        lambda: next((x for x in server.lines if x.startswith(f"ntcip: {tls} -> udp ")), None),
+        timeout_s, f"serve to print the agent of signal {tls}",
+    )  # fmt: skip
+    return int(line.split(" -> udp ")[1].split()[0].rsplit(":", 1)[1])
+
+
 @contextlib.contextmanager
 def served(tmp: Path, *args: str, **kwargs: Any) -> Iterator[Server]:
     server = start_server(tmp, *args, **kwargs)

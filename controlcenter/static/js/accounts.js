@@ -4,19 +4,9 @@
 // server's, in words.
 
 import { describeAnswer } from "./api.js";
+import { el } from "./dom.js";
 
 export const ROLES = ["viewer", "operator", "engineer", "admin"];
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key === "class") node.className = value;
-    else if (key === "testid") node.setAttribute("data-testid", value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function when(iso) {
   return iso ? iso.slice(0, 16).replace("T", " ") : "-";

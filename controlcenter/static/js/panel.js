@@ -3,6 +3,7 @@
 // that go through the safety guard (hold, force a plan, flash, back to automatic).
 
 import { describeAnswer, may } from "./api.js";
+import { el } from "./dom.js";
 import { STATE_MEANING, aspect, isAbnormalMode } from "./signals.js";
 
 const WINDOW_S = 300;
@@ -10,17 +11,6 @@ const WINDOW_S = 300;
 // with the phase number, amber a half bar, all red a thin line at the bottom.
 const ASPECT_FILL = { green: "#3f6e42", amber: "#e0b000", red: "#8a2f2f", flash: "#e0b000", dark: "#777" };
 const BAR = { green: [4, 26], amber: [17, 13], flash: [17, 13], red: [26, 4], dark: [26, 4] };
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key === "class") node.className = value;
-    else if (key === "testid") node.setAttribute("data-testid", value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function approachOf(lane) {
   return lane.replace(/_\d+$/, "");
