@@ -228,6 +228,7 @@ def _speed(text: str) -> float | None:
 
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     from controlcenter.ntcip import parse_address
+    from controlcenter.ntcip_hil import parse_controller
     from controlcenter.ntcip_stations import parse_station
     from controlcenter.server import serve  # the web stack loads only for this command
 
@@ -249,6 +250,7 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         rules=load_rules(args.alarms) if args.alarms else DEFAULT_RULES,
         ntcip=parse_address(args.ntcip) if args.ntcip else None,
         ntcip_stations=tuple(parse_station(text) for text in args.ntcip_station),
+        ntcip_controllers=tuple(parse_controller(text) for text in args.ntcip_controller),
         mqtt=_mqtt_options(args),
     )
     return serve(config)
@@ -384,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--ntcip-station", action="append", default=[], metavar="TLS=HOST:PORT",
         help="an external NTCIP 1209 detector station on signal TLS's approaches (repeatable)",
+    )  # fmt: skip
+    srv.add_argument(
+        "--ntcip-controller", action="append", default=[], metavar="TLS=HOST:PORT",
+        help="an external NTCIP 1202 signal controller drives signal TLS: hardware in the loop "
+        "(repeatable)",
     )  # fmt: skip
     _mqtt_arguments(srv)
     srv.set_defaults(handler=_cmd_serve)

@@ -54,5 +54,8 @@ class ServeConfig:
     """``--ntcip HOST:PORT``: every signal an NTCIP agent, on consecutive UDP ports from PORT."""
     ntcip_stations: tuple[tuple[str, tuple[str, int]], ...] = ()
     """``--ntcip-station TLS=HOST:PORT``: external NTCIP 1209 stations on a signal's approaches."""
+    ntcip_controllers: tuple[tuple[str, tuple[str, int]], ...] = ()
+    """``--ntcip-controller TLS=HOST:PORT``: external NTCIP 1202 controllers driving a signal
+    (hardware in the loop)."""
     mqtt: MqttOptions | None = None
     """The bay sensors' LoRaWAN network over MQTT (``--mqtt``); None: none."""

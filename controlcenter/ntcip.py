@@ -27,11 +27,12 @@ from adapters.ntcip.usm import V3User
 from controlcenter.auth import Role, User
 from controlcenter.commands import CommandResult, Commands
 from controlcenter.geojson import NetworkMap
+from controlcenter.simproc import Control
 from sim.errors import CcsimError
 from sim.live import StateChanges
 from sim.network import read_network
 from sim.scenario import Scenario
-from sim.signals import Action, PhaseControl, SignalCommand
+from sim.signals import Action, ExternalShown, PhaseControl, SignalCommand
 
 READ_COMMUNITY_ENV = "CCSIM_SNMP_READ_COMMUNITY"
 WRITE_COMMUNITY_ENV = "CCSIM_SNMP_WRITE_COMMUNITY"
@@ -120,6 +121,7 @@ class NtcipService:
         network_map: NetworkMap,
         env: Mapping[str, str] | None = None,
         stations: Sequence[tuple[str, tuple[str, int]]] = (),
+        controllers: Sequence[tuple[str, tuple[str, int]]] = (),
     ) -> None:
         environment = os.environ if env is None else env
         self.v3_users = v3_users_from(environment)
@@ -138,6 +140,20 @@ class NtcipService:
                     f"--ntcip-station {tls}=...: no signal '{tls}'; signals: {sorted(self._by_tls)}"
                 )
         self.station_community = environment.get("CCSIM_SNMP_STATION_COMMUNITY", "public").encode()
+        self.controllers = list(controllers)
+        bound: set[str] = set()
+        for tls, _ in self.controllers:
+            if tls not in self._by_tls:
+                raise CcsimError(
+                    f"--ntcip-controller {tls}=...: no signal '{tls}'; signals: {sorted(self._by_tls)}"
+                )
+            if tls in bound:
+                raise CcsimError(f"--ntcip-controller {tls}=...: signal '{tls}' is bound twice")
+            bound.add(tls)
+        self.controller_community = environment.get("CCSIM_SNMP_CONTROLLER_COMMUNITY", "public").encode()
+        write = environment.get("CCSIM_SNMP_CONTROLLER_WRITE_COMMUNITY")
+        self.controller_write = write.encode() if write else None
+        self.bindings: list[Any] = []
         self.watches: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.group: AgentGroup | None = None
@@ -161,6 +177,7 @@ class NtcipService:
         self.publish = publish
 
     async def start(self) -> None:
+        from controlcenter.ntcip_hil import ControllerBinding
         from controlcenter.ntcip_stations import StationWatch
 
         if self.group is not None:
@@ -169,6 +186,19 @@ class NtcipService:
             watch = StationWatch(self._by_tls[tls], target, self.station_community, self._publish)
             self.watches.append(watch)
             self._tasks.append(asyncio.create_task(watch.run(), name=f"ccsim-ntcip-station-{tls}"))
+        for tls, target in self.controllers:
+            binding = ControllerBinding(
+                self._by_tls[tls], target, self.controller_community, self.controller_write,
+                self._send_external,
+            )  # fmt: skip
+            self.bindings.append(binding)
+            self._tasks.append(asyncio.create_task(binding.run(), name=f"ccsim-ntcip-hil-{tls}"))
+
+    def _send_external(self, report: ExternalShown) -> bool:
+        """Into the simulation, unaudited (a field report, ten a second, not a command)."""
+        if self.commands is None:
+            return False
+        return self.commands.simulation.send(Control("external", external=report))
 
     def _publish(self, changes: StateChanges) -> None:
         if self.publish is not None:
@@ -189,7 +219,13 @@ class NtcipService:
             for e, d in zip(endpoints, self.devices, strict=False)
         ]
         stations = [f"ntcip station: {tls} <- udp {host}:{port}" for tls, (host, port) in self.stations]
-        return agents + stations
+        controllers = [
+            f"ntcip controller: {tls} <- udp {host}:{port} (hardware in the loop"
+            + (")" if self.controller_write else "; no calls placed: "
+               "CCSIM_SNMP_CONTROLLER_WRITE_COMMUNITY is not set)")
+            for tls, (host, port) in self.controllers
+        ]  # fmt: skip
+        return agents + stations + controllers
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/adapters`` shows of the agents."""
@@ -217,6 +253,13 @@ class NtcipService:
                 {"tls": w.tls, "host": w.target[0], "port": w.target[1], "periods": w.periods,
                  "failures": w.failures}
                 for w in self.watches
+            ],
+            "controllers": [
+                {"tls": b.tls, "host": b.target[0], "port": b.target[1], "polls": b.polls,
+                 "answered": b.answered, "state": b.last_state,
+                 "vehicle_calls": sorted(b.vehicle_calls), "calls_placed": b.calls_placed,
+                 "call_failures": b.call_failures}
+                for b in self.bindings
             ],
         }  # fmt: skip
 

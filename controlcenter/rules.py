@@ -231,6 +231,19 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         clear_when=_BACK_TO_AUTOMATIC,
     ),
     Rule(
+        name="monitor-flash",
+        kind="signal.monitor",
+        severity=Severity.CRITICAL,
+        category="traffic",
+        subcategory="hazardOnRoad",
+        description="signal {tls} flashing: the conflict monitor tripped on its external "
+        "controller {controller}: {reason}",
+        key="tls",
+        clear=Clear.LATCHED,
+        clear_kind="signal.override",
+        clear_when=_BACK_TO_AUTOMATIC,
+    ),
+    Rule(
         name="control-degraded",
         kind="control.degraded",
         severity=Severity.HIGH,

@@ -101,12 +101,15 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
         load_registry(config.mqtt)  # a bad registry file fails before anything starts
     sock = bind(config.host, config.port)
     ntcip = None
-    if config.ntcip is not None or config.ntcip_stations:
+    if config.ntcip is not None or config.ntcip_stations or config.ntcip_controllers:
         from controlcenter.ntcip import NtcipService
 
         try:
             network = network_map_of(scenario, config.controller)
-            ntcip = NtcipService(config.ntcip, scenario, network, stations=config.ntcip_stations)
+            ntcip = NtcipService(
+                config.ntcip, scenario, network, stations=config.ntcip_stations,
+                controllers=config.ntcip_controllers,
+            )  # fmt: skip
         except CcsimError:
             sock.close()
             raise

@@ -34,6 +34,7 @@ from sim.live import Flush, LiveCommand, LiveRun, Outcome, StateChanges
 from sim.messages import BayObserved
 from sim.outputs import payload_json, prepare_out_dir, write_run
 from sim.scenario import load_scenario
+from sim.signals import ExternalShown
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,15 @@ class RunEnded:
 @dataclass(frozen=True)
 class Control:
     """pause, resume, speed (``value``), submit (``command_id``, ``command``), report
-    (``observed``: bay reports ingested from the network), stop."""
+    (``observed``: bay reports ingested from the network), external (``external``: what an
+    external controller in the loop shows), stop."""
 
     action: str
     value: float | None = None
     command_id: int = 0
     command: LiveCommand | None = None
     observed: tuple[BayObserved, ...] = ()
+    external: ExternalShown | None = None
 
 
 Record = Batch | Outcome | RunEnded
@@ -143,6 +146,8 @@ def _obey(control: Connection, live: LiveRun, stopped: threading.Event) -> None:
             live.submit(order.command_id, order.command)
         elif order.action == "report":
             live.report(order.observed)
+        elif order.action == "external" and order.external is not None:
+            live.show_external(order.external)
         elif order.action == "pause":
             live.pause()
         elif order.action == "resume":

@@ -41,7 +41,7 @@ from sim.programs import add_programs
 from sim.scenario import Scenario
 from sim.sensor_profiles import load_profile
 from sim.sensors import SensorLayer
-from sim.signals import Command, PhaseControl, SignalCommand, SignalControl
+from sim.signals import Command, ExternalShown, PhaseControl, SignalCommand, SignalControl
 from sim.sumo import SumoWorld
 from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
 
@@ -105,6 +105,7 @@ class Simulation:
         # A deque: commands may come from another thread (the control center's event loop).
         self._commands: deque[Command] = deque()
         self._bay_reports: deque[BayObserved] = deque()
+        self._external: deque[ExternalShown] = deque()
         self.bay_reports_fed = False
         """Set by a caller that feeds :meth:`report` (``ccsim serve --mqtt``): only then may a
         scenario's parking guidance use ingested uplinks."""
@@ -112,6 +113,7 @@ class Simulation:
         self.pace = pace
         self.signals: SignalControl | None = None
         self.sensors: SensorLayer | None = None
+        self.monitor: TrafficMonitor | None = None
         self.network: Network | None = None
         self.parking: ParkingManager | None = None
         self.devices: FieldDevices | None = None
@@ -124,6 +126,22 @@ class Simulation:
         """Queue a bay report ingested from the network (thread-safe); applied at the next step
         boundary."""
         self._bay_reports.append(observed)
+
+    def show_external(self, report: ExternalShown) -> None:
+        """Queue what an external controller in the loop shows (thread-safe); applied at the
+        next step boundary."""
+        self._external.append(report)
+
+    def apply_external(self, t: float) -> None:
+        """Between steps, at ``t`` (the simulation thread only): what external controllers
+        showed since, checked by their monitors and set in SUMO at once."""
+        signals, monitor = self.signals, self.monitor
+        if signals is None or monitor is None or not self._external:
+            return
+        while self._external:
+            signals.show_external(t, self._external.popleft())
+        if signals.step_external(t):
+            monitor.check_signals(t)
 
     def stop(self) -> None:
         """End the run after the current step (thread-safe); outputs cover the time run."""
@@ -260,6 +278,7 @@ class Simulation:
             ),
         )
         monitor.attach(network, tls_ids)
+        self.monitor = monitor
         signals = SignalControl(network, world, self.bus, self.step_s, self.scenario.clearance)
         signals.announce(self.begin_s)
         monitor.on_signal = signals.observe
@@ -312,6 +331,8 @@ class Simulation:
                     signals.check_degraded(t)
                 while self._commands:
                     self._apply(t, self._commands.popleft(), world, signals)
+                while self._external:
+                    signals.show_external(t, self._external.popleft())
                 while self._bay_reports:
                     report = self._bay_reports.popleft()
                     if self.parking is not None:

@@ -297,6 +297,8 @@ class Mode(Enum):
     PLAN = "plan"
     FLASH = "flash"
     FAILSAFE = "failsafe"
+    EXTERNAL = "external"
+    """An external controller drives the signal (hardware in the loop); the guard only monitors."""
 
 
 @dataclass
@@ -345,6 +347,8 @@ class IntersectionGuard:
     permissive_since: dict[int, float] = field(default_factory=dict)
     """When a link came out of such a yellow into ``g``: no foe starts with priority before that
     link's all-red has run from then."""
+    external: str = ""
+    """The last state an external controller showed (Mode.EXTERNAL), "" before its first."""
     omitted: frozenset[int] = frozenset()
     """Links a central system omits (NTCIP phase omit): never started green while omitted; a
     green one ends as soon as its minimum green and the clearances allow."""
@@ -497,6 +501,30 @@ class IntersectionGuard:
             self.target_phase = self.phase_of(cut)
             self.served_since = None
 
+    def monitor(self, t: float, state: str, silent_s: float, silence_s: float = 1.0) -> str | None:
+        """Watch what an external controller shows, as a cabinet's conflict monitor (MMU) does:
+        ``state`` per link ("" if it has not answered yet), ``silent_s`` the wall-clock seconds
+        since it last answered. Returns why the intersection goes to flash (fail-safe, latched)
+        or None, in which case :meth:`step` shows ``state``. Only in Mode.EXTERNAL."""
+        if self.mode is not Mode.EXTERNAL:
+            return None
+        reason = None
+        if silent_s >= silence_s:
+            reason = f"no answer from the controller for {silent_s:.1f} s"
+        elif state:
+            if len(state) != len(self.timings):
+                reason = f"it showed {len(state)} links, the intersection has {len(self.timings)}"
+            elif dark := [i for i, c in enumerate(state) if c == "O" and i not in self.always_off]:
+                reason = f"links {dark[:5]} show no colour (red failure)"
+            elif pairs := self.conflicting_pairs(state):
+                reason = f"conflicting streams shown together: {pairs[:3]}"
+        if reason is not None:
+            self.mode = Mode.FAILSAFE
+            return reason
+        if state:
+            self.external = "".join("O" if i in self.always_off else c for i, c in enumerate(state))
+        return None
+
     def _refuse(self, t: float, reason: str) -> bool:
         self.refusals.append(Refusal(t, reason))
         return False
@@ -512,6 +540,15 @@ class IntersectionGuard:
                 self.to_permissive.clear()
                 return "".join(flashing)
             return None
+        if self.mode is Mode.EXTERNAL:
+            shown = self.external
+            if not shown or list(shown) == self.state:
+                return None
+            for i, c in enumerate(shown):
+                if c != self.state[i]:
+                    self.since[i] = t
+            self.state = list(shown)
+            return shown
         settled = self.served_since is not None
         if self.mode is Mode.AUTOMATIC and settled and self._maxed_out(t):
             self._advance_phase(t, "maximum green")

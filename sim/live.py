@@ -45,7 +45,7 @@ from sim.messages import (
 from sim.network import Network
 from sim.scenario import Scenario
 from sim.sensors import LaneObservation
-from sim.signals import LaneCommand, PhaseControl, SignalCommand
+from sim.signals import ExternalShown, LaneCommand, PhaseControl, SignalCommand
 
 Clock = Callable[[], float]
 
@@ -68,6 +68,7 @@ class Pacer:
         self._cond = threading.Condition()
         self._paused = False
         self._stopped = False
+        self._nudged = False
         self._anchor: tuple[float, float] | None = None
         """(simulation time, wall time) from which the schedule counts."""
         self._released_t: float | None = None
@@ -97,6 +98,13 @@ class Pacer:
             self._paused = False
             self._restart()
 
+    def nudge(self) -> None:
+        """Something waits to be applied between steps: the waiting thread runs its ``between``
+        hook now rather than when the wait ends."""
+        with self._cond:
+            self._nudged = True
+            self._cond.notify_all()
+
     def stop(self) -> None:
         """Let the simulation thread through for good (the run is ending)."""
         with self._cond:
@@ -108,10 +116,19 @@ class Pacer:
         self._anchor = None if self._released_t is None else (self._released_t, self._clock())
         self._cond.notify_all()
 
-    def __call__(self, t: float) -> None:
-        """Block until simulation time ``t`` (s) is due on the wall clock."""
+    def __call__(self, t: float, between: Callable[[], None] | None = None) -> None:
+        """Block until simulation time ``t`` (s) is due on the wall clock; ``between`` runs (in
+        this thread, still at ``t``) whenever :meth:`nudge` is called during the wait."""
         with self._cond:
             while not self._stopped:
+                if self._nudged and between is not None:
+                    self._nudged = False
+                    self._cond.release()  # the hook may take a while: others may nudge meanwhile
+                    try:
+                        between()
+                    finally:
+                        self._cond.acquire()
+                    continue
                 if self._paused:
                     self._cond.wait()
                     continue
@@ -500,6 +517,18 @@ class LiveRun:
         for one in observed:
             self.simulation.report(one)
 
+    def show_external(self, report: ExternalShown) -> None:
+        """What an external controller in the loop shows: applied at once if the simulation
+        thread is waiting between steps (at x1, most of the time), else at the next boundary."""
+        self.simulation.show_external(report)
+        self.pacer.nudge()
+
+    def _between(self) -> None:
+        self.simulation.apply_external(self._t)
+        with self._lock:
+            if self._messages:
+                self._flush_locked()  # a mirrored phase or a flash goes out at once
+
     def pause(self) -> None:
         self.pacer.pause()
         self._set_run_fields(paused=True)
@@ -572,7 +601,7 @@ class LiveRun:
             # A command's outcome goes out at once; a waiting operator should not wait longer.
             if self._outcomes or self._clock() - self._last_flush >= self.flush_period_s:
                 self._flush_locked()
-        self.pacer(t)
+        self.pacer(t, self._between)
 
     def _switch(self, t: float, command_id: int, command: ControllerSwitch) -> None:
         previous = self.controller.name

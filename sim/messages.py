@@ -88,6 +88,19 @@ class GuardViolation(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorTripped(Payload):
+    """The conflict monitor put a signal driven by an external controller (hardware in the loop)
+    into flash, as a cabinet's MMU does: the controller showed conflicting streams, an impossible
+    state, or stopped answering. Latched until an operator resets it (back to automatic). Critical."""
+
+    kind: ClassVar[str] = "signal.monitor"
+    tls: str
+    controller: str
+    """The external controller, ``host:port``."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class GuardRefused(Payload):
     """The safety guard refused a request (conflicting greens, max green reached...): logged,
     nothing unsafe was shown."""

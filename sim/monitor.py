@@ -145,19 +145,24 @@ class TrafficMonitor:
         if self._walking:
             self._walking.difference_update(world.arrived_person_ids())
             self.person_waiting_s += world.persons_standing(self._walking) * self.step_length_s
-        for tls, state in world.signal_states().items():
-            last = self._signals.get(tls)
-            if last is None or last.state != state.state or last.program != state.program:
-                self._signals[tls] = state
-                phase = state.phase if self.phase_of is None else self.phase_of(tls)
-                bus.publish(t, f"tls:{tls}", SignalPhase(tls, state.program, phase, state.state))
-                if self.on_signal is not None:
-                    self.on_signal(t, tls, state.state)
+        self.check_signals(t)
         halting: dict[str, int] = dict.fromkeys(self._queues, 0)
         for tls, count in zip(self._lane_tls, world.lane_halting(self._lanes), strict=True):
             halting[tls] += count
         for tls, count in halting.items():
             self._queues[tls].add(count)
+
+    def check_signals(self, t: float) -> None:
+        """Publish the signals whose state in SUMO changed (after a step, or after a state was set
+        between steps)."""
+        for tls, state in self.world.signal_states().items():
+            last = self._signals.get(tls)
+            if last is None or last.state != state.state or last.program != state.program:
+                self._signals[tls] = state
+                phase = state.phase if self.phase_of is None else self.phase_of(tls)
+                self.bus.publish(t, f"tls:{tls}", SignalPhase(tls, state.program, phase, state.state))
+                if self.on_signal is not None:
+                    self.on_signal(t, tls, state.state)
 
     def _close_bus(self, vehicle: str) -> None:
         delay = self._bus_depart_delay.pop(vehicle) + self._bus_time_loss.pop(vehicle, 0.0)

@@ -33,6 +33,7 @@ from sim.messages import (
     GuardRefused,
     GuardViolation,
     MessageBus,
+    MonitorTripped,
     SignalFallback,
     SignalNote,
     SignalOverride,
@@ -82,7 +83,26 @@ class PhaseControl:
 
 
 Command = SignalCommand | LaneCommand | PhaseControl
+
+
+@dataclass(frozen=True)
+class ExternalShown:
+    """What an external signal controller in the loop (hardware in the loop) shows, as the
+    centre's link to it last read it: ``state`` per link ("" until it first answers), and
+    ``silent_s`` the wall-clock seconds since it last answered. Not a command: a field report,
+    sent every poll (100 ms), applied at the next step boundary."""
+
+    tls: str
+    controller: str
+    """``host:port`` of the external controller."""
+    state: str
+    silent_s: float
+
+
 """What an operator can send into a running simulation."""
+
+SILENCE_S = 1.0
+"""An external controller that has not answered this long (wall-clock s) is lost: flash."""
 
 DEGRADED_SHARE = 0.05
 """A signal out of control (refusing or on its own program) longer than this part of the run is
@@ -140,6 +160,9 @@ class SignalControl:
         self._refused_steps = dict.fromkeys(self.monitors, 0)
         self._refusals = 0
         self._degraded: set[str] = set()
+        self.external: dict[str, str] = {}
+        """Signals bound to an external controller (hardware in the loop) -> its ``host:port``."""
+        self._unbound: set[str] = set()
 
     @property
     def violations(self) -> int:
@@ -282,6 +305,50 @@ class SignalControl:
         )
         return accepted
 
+    def show_external(self, t: float, report: ExternalShown) -> None:
+        """An external controller's latest state: the first report binds the signal to it (the
+        guard then only monitors); each is checked by the guard's conflict monitor, which flashes
+        the intersection on a conflict or on :data:`SILENCE_S` without an answer."""
+        guard = self.guards.get(report.tls)
+        if report.tls not in self.external:
+            refusal = self._not_driven(report.tls)
+            if refusal is not None or guard is None:
+                if report.tls not in self._unbound:  # said once
+                    self._unbound.add(report.tls)
+                    self.bus.publish(
+                    t, f"tls:{report.tls}",
+                        SignalNote(report.tls, f"external controller {report.controller} not bound: "
+                                               f"{refusal}"),
+                    )  # fmt: skip
+                return
+            self.external[report.tls] = report.controller
+            guard.set_mode(t, Mode.EXTERNAL)
+            guard.external = ""
+            self.bus.publish(
+                t, f"tls:{report.tls}",
+                SignalNote(report.tls, f"driven by external controller {report.controller}; "
+                                       "ccsim's conflict monitor watches it"),
+            )  # fmt: skip
+        if guard is None:
+            return
+        reason = guard.monitor(t, report.state, report.silent_s, SILENCE_S)
+        if reason is not None:
+            self.bus.publish(
+                t, f"tls:{report.tls}", MonitorTripped(report.tls, report.controller, reason)
+            )
+
+    def step_external(self, t: float) -> bool:
+        """Show in SUMO, at once, what the signals bound to external controllers show now (or
+        their flash); True if a state changed."""
+        changed = False
+        for tls in self.external:
+            guard = self.guards.get(tls)
+            shown = guard.step(t) if guard is not None else None
+            if shown is not None:
+                self.world.set_signal_state(tls, shown)
+                changed = True
+        return changed
+
     def _not_driven(self, tls: str) -> str | None:
         """Why an override of ``tls`` cannot be applied now (None: it can)."""
         if tls in self.fallback:
@@ -299,6 +366,14 @@ class SignalControl:
         refusal = self._not_driven(cmd.tls)
         if refusal is not None or guard is None:
             return False, refusal or f"no signal '{cmd.tls}'"
+        if cmd.tls in self.external and cmd.action is Action.AUTOMATIC:
+            # The operator resets the monitor: the external controller drives again (a lost one
+            # trips it again on its next report).
+            guard.set_mode(t, Mode.EXTERNAL)
+            guard.external = ""
+            return True, f"monitor reset: external controller {self.external[cmd.tls]} drives again"
+        if cmd.tls in self.external and cmd.action is not Action.FLASH:
+            return False, f"signal {cmd.tls} is driven by external controller {self.external[cmd.tls]}"
         if cmd.action is Action.FLASH:
             guard.set_mode(t, Mode.FLASH)
             return True, "flashing"

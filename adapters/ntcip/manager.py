@@ -361,11 +361,15 @@ class ControllerLink:
             await self.poll_once(clock)
             next_at = max(next_at + self.period_s, clock())
 
-    async def place_calls(self, phases: Iterable[int]) -> None:
-        """Vehicle calls on ``phases`` (phaseControlGroupVehCall), as detectors would place them."""
-        masks = [0] * self.groups
-        for n in phases:
-            masks[(n - 1) // 8] |= 1 << ((n - 1) % 8)
-        for g, mask in enumerate(masks, start=1):
-            oid = OBJECTS_1202["phaseControlGroupVehCall"].instance(g)
-            await self.manager.set(self.target, oid, mask, community=self.write_community)
+    async def place_calls(self, phases: Iterable[int], pedestrian: Iterable[int] = ()) -> None:
+        """Vehicle calls on ``phases`` (phaseControlGroupVehCall), as detectors would place them,
+        and pedestrian calls on ``pedestrian`` (phaseControlGroupPedCall), as push buttons would;
+        each SET replaces the group's calls."""
+        for name, numbers in (("phaseControlGroupVehCall", phases),
+                              ("phaseControlGroupPedCall", pedestrian)):  # fmt: skip
+            masks = [0] * self.groups
+            for n in numbers:
+                masks[(n - 1) // 8] |= 1 << ((n - 1) % 8)
+            for g, mask in enumerate(masks, start=1):
+                oid = OBJECTS_1202[name].instance(g)
+                await self.manager.set(self.target, oid, mask, community=self.write_community)

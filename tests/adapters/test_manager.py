@@ -174,7 +174,7 @@ def test_hardware_in_the_loop_against_ccsim_agents_in_another_process(tmp_path: 
                 strict = ControllerLink(manager, target, ConflictMonitor(frozenset({pair, pair[::-1]})))
                 await strict.poll_once()
                 with pytest.raises(ManagerError, match=r"inconsistentValue|noAccess"):
-                    await calm.place_calls([1])  # ccsim's own agent takes no vehicle calls yet
+                    await calm.place_calls([1])  # the read community may not place calls
                 return calm, strict
             finally:
                 manager.close()

@@ -932,3 +932,34 @@ def test_with_the_net_s_change_intervals_the_guard_keeps_every_rule(
     ]  # fmt: skip
     assert not errors, report(run, errors)
     assert run.violations == 0
+
+
+# --- the conflict monitor of an external controller (hardware in the loop) ---------------------
+
+
+def test_the_monitor_shows_an_external_controller_and_flashes_on_conflict_dark_or_silence(
+    net_paths: dict[str, Path],
+) -> None:
+    sig = single_signal(net_paths)
+    (_, first), (_, second), *_ = sig.green_phases
+    conflicting = "".join(
+        "G" if a in "Gg" or b in "Gg" else "r" for a, b in zip(first, second, strict=True)
+    )
+    dark = "O" * len(first)
+    for state, silent_s, why in (
+        (conflicting, 0.1, "conflicting streams"),
+        (dark, 0.1, "no colour"),
+        (first[:-1], 0.1, "links"),
+        (first, 1.0, "no answer from the controller for 1.0 s"),
+    ):
+        guard = sig.guard()
+        guard.start(0.0, first)
+        guard.set_mode(0.0, Mode.EXTERNAL)
+        assert guard.monitor(0.1, second, 0.1) is None
+        assert guard.step(1.0) == second  # shown as the controller shows it, at once
+        reason = guard.monitor(1.1, state, silent_s)
+        assert reason is not None and why in reason, (state, reason)
+        assert guard.mode is Mode.FAILSAFE
+        assert set(guard.step(2.0) or "") <= {"o", "O"}
+        assert guard.monitor(2.1, second, 0.0) is None and guard.mode is Mode.FAILSAFE  # latched
+        assert guard.violations == 0  # the controller's fault, not a ccsim bug
