@@ -18,6 +18,9 @@ loop: a :class:`~adapters.ntcip.manager.ControllerLink` polling one controller e
     python benchmarks/ntcip.py [--duration 20] [--rate 2000] [--concurrency 4] [--poll-hz 10]
         [--warmup 20] [--no-write]
 
+``--hil-loop`` measures hardware in the loop end to end instead (two ccsim processes, a phase
+change at the external controller -> shown in SUMO): see ``benchmarks/ntcip_hil.py``.
+
 The figures are printed and written into benchmarks/RESULTS.md between the ``ntcip`` markers.
 """
 
@@ -251,8 +254,19 @@ def main() -> int:
     parser.add_argument("--poll-hz", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--hil-loop",
+        action="store_true",
+        help="only the end-to-end hardware-in-the-loop latency (ntcip_hil.py)",
+    )
+    parser.add_argument("--every", type=float, default=0.01,
+                        help="--hil-loop: the observer's read period, s")  # fmt: skip
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.hil_loop:
+        from ntcip_hil import run
+
+        return run(args.duration, args.every, not args.no_write)
     if args.child:
         spec = json.loads(args.child)
         if spec["mode"] == "load":
