@@ -6,7 +6,9 @@ into a SUMO state per link - NTCIP phase *n* is the signal's *n*-th signal group
 ccsim's own agents number them (``GET /api/adapters``) - and sent into the simulation, where the
 signal's guard acts as the cabinet's conflict monitor: a conflict, a dark phase or
 :data:`~sim.signals.SILENCE_S` without an answer puts the intersection into flash (latched, a
-critical alarm) until an operator sets it back to automatic.
+critical alarm) until an operator sets it back to automatic. The binding takes hold at the
+controller's first answer: until then the signal stays under ccsim's own control, so a controller
+that is still starting is not taken for a lost one.
 
 The other way, the simulated detectors place the calls: a vehicle phase with a vehicle present
 in the stop-line zone of one of its lanes gets phaseControlGroupVehCall, pedestrian phases a
@@ -35,6 +37,9 @@ from sim.errors import CcsimError
 from sim.signals import ExternalShown
 
 log = logging.getLogger("ccsim.ntcip")
+
+WAITING_SAY_S = 10.0
+"""A controller that has not answered this long after the binding started is reported (once)."""
 
 CONTROLLER_COMMUNITY_ENV = "CCSIM_SNMP_CONTROLLER_COMMUNITY"
 """The community ccsim reads external controllers with (default ``public``)."""
@@ -126,6 +131,7 @@ class ControllerBinding:
         self.vehicle_calls: frozenset[int] = frozenset()
         self._last_answer: float | None = None
         self._started = clock()
+        self._said_waiting = False
 
     @property
     def tls(self) -> str:
@@ -154,13 +160,22 @@ class ControllerBinding:
             calls.cancel()
             manager.close()
 
-    def _on_poll(self, t: float, states: PhaseStates | None, _reason: str | None) -> None:
+    def _on_poll(self, t: float, states: PhaseStates | None, reason: str | None) -> None:
         self.polls += 1
         if states is not None:
             self.answered += 1
             self._last_answer = t
             self.last_state = link_state(self.device.layout, states)
-        silent_s = t - (self._last_answer if self._last_answer is not None else self._started)
+        elif self._last_answer is None:
+            # Not bound until it first answers: a controller still starting (or a centre still
+            # loading) is not a lost one, and the signal stays under ccsim's control meanwhile.
+            if not self._said_waiting and t - self._started >= WAITING_SAY_S:
+                self._said_waiting = True
+                log.warning("ntcip controller %s (%s): no answer yet (%s); the signal stays "
+                            "under ccsim's control until it answers", self.controller, self.tls,
+                            reason)  # fmt: skip
+            return
+        silent_s = t - self._last_answer
         self.send(ExternalShown(self.tls, self.controller, self.last_state, round(silent_s, 3)))
 
     def wanted_calls(self) -> tuple[frozenset[int], frozenset[int]]:

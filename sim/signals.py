@@ -83,14 +83,15 @@ class PhaseControl:
 
 
 Command = SignalCommand | LaneCommand | PhaseControl
+"""What an operator can send into a running simulation."""
 
 
 @dataclass(frozen=True)
 class ExternalShown:
     """What an external signal controller in the loop (hardware in the loop) shows, as the
-    centre's link to it last read it: ``state`` per link ("" until it first answers), and
-    ``silent_s`` the wall-clock seconds since it last answered. Not a command: a field report,
-    sent every poll (100 ms), applied at the next step boundary."""
+    centre's link to it last read it: ``state`` per link as it last answered, and ``silent_s``
+    the wall-clock seconds since then (reports start with its first answer). Not a command: a
+    field report, sent every poll (100 ms), applied at the next step boundary."""
 
     tls: str
     controller: str
@@ -98,8 +99,6 @@ class ExternalShown:
     state: str
     silent_s: float
 
-
-"""What an operator can send into a running simulation."""
 
 SILENCE_S = 1.0
 """An external controller that has not answered this long (wall-clock s) is lost: flash."""

@@ -5,17 +5,20 @@ when it dies."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from adapters.ntcip.manager import PhaseStates
-from controlcenter.ntcip_hil import link_state
+from controlcenter.ntcip_hil import ControllerBinding, link_state
+from sim.signals import ExternalShown
 from tests.adapters.snmp_helpers import four_way_layout
 from tests.e2e.serving import REPO, Server, audit, served, wait_for
 
@@ -96,16 +99,14 @@ def test_an_external_controller_drives_a_signal_and_its_loss_flashes_it(
             )
             wall_s = time.monotonic() - killed
             sim_s = flashing["since"] - before["t"]
-            # 1 s of silence, a poll's timeout, then at once (the simulation is between steps);
-            # simulated time moves in 1 s steps.
-            assert wall_s <= 1.6 and sim_s <= 2.0, (wall_s, sim_s)
             with centre.client() as c:
                 alarms = c.get("/api/alarms").json()["items"]
             alarm = next(a for a in alarms if "conflict monitor tripped" in a["description"])
-            assert (
-                alarm["severity"] == "critical"
-                and "no answer from the controller" in alarm["description"]
-            )
+            assert alarm["severity"] == "critical"
+            # 1 s of silence trips it, no sooner (how much later is benchmarks/ntcip.py's figure)
+            silence = re.search(r"no answer from the controller for ([0-9.]+) s", alarm["description"])
+            assert silence is not None and float(silence.group(1)) >= 1.0, alarm["description"]
+            assert wall_s < 10, wall_s
             print(f"flash {wall_s:.2f} s wall, {sim_s:.1f} s simulated after the kill")
 
 
@@ -135,3 +136,23 @@ def test_a_bad_controller_binding_is_a_clear_error() -> None:
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert expected in done.stderr
+
+
+def test_a_controller_is_bound_at_its_first_answer_not_before() -> None:
+    """A controller still starting is not a lost one: no report (so no binding and no flash)
+    until it first answers; from then on silence counts from its last answer."""
+    sent: list[ExternalShown] = []
+    now = [0.0]
+    device: Any = SimpleNamespace(layout=four_way_layout())
+    binding = ControllerBinding(
+        device, ("127.0.0.1", 9), b"public", None, lambda r: sent.append(r) or True,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    f = frozenset
+    for t in (0.35, 1.6, 12.0):  # unanswered polls, however long
+        binding._on_poll(t, None, "timeout")
+    assert sent == [] and binding.polls == 3 and binding.answered == 0
+    binding._on_poll(12.1, PhaseStates(f({1, 3}), f(), f({2, 4})), None)
+    binding._on_poll(12.45, None, "timeout")
+    binding._on_poll(13.2, None, "timeout")
+    assert [(r.state, r.silent_s) for r in sent] == [("GGrrGr", 0.0), ("GGrrGr", 0.35), ("GGrrGr", 1.1)]
