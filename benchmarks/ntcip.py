@@ -261,12 +261,14 @@ def main() -> int:
     )
     parser.add_argument("--every", type=float, default=0.01,
                         help="--hil-loop: the observer's read period, s")  # fmt: skip
+    parser.add_argument("--field-speed", type=float, default=1.03,
+                        help="--hil-loop: the external controller's simulation speed")  # fmt: skip
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hil_loop:
         from ntcip_hil import run
 
-        return run(args.duration, args.every, not args.no_write)
+        return run(args.duration, args.every, not args.no_write, args.field_speed)
     if args.child:
         spec = json.loads(args.child)
         if spec["mode"] == "load":

@@ -1,6 +1,6 @@
 """Hardware-in-the-loop latency: a phase change at an external NTCIP controller -> shown in SUMO.
 
-Two ``ccsim serve single`` processes at x1 on this machine: the *field* (``--ntcip``, its signal
+Two ``ccsim serve single`` processes on this machine: the *field* (``--ntcip``, its signal
 C's agent plays the external controller, its own adaptive control deciding the phases) and the
 *centre* (``--ntcip-controller C=...``, which mirrors it into its SUMO, and ``--ntcip`` too, so
 that what its SUMO shows at C can be read the same way). An observer in this process reads
@@ -13,7 +13,10 @@ controller's own decision, which no centre can speed up. A call placed on a cont
 its phases only when its own timing allows (minimum greens, clearances), so that part is the
 controller's and not the loop's.
 
-    python benchmarks/ntcip.py --hil-loop [--duration 120]
+    python benchmarks/ntcip.py --hil-loop [--duration 600] [--field-speed 1.03]
+
+The field runs at x1.03 so its phase changes (at its 1 s steps) sweep the centre's 100 ms poll
+cycle; at exactly x1 the two clocks lock and every change lands at the same point of it.
 
 The figures are printed and written into benchmarks/RESULTS.md between the ``ntcip-hil`` markers.
 """
@@ -138,10 +141,10 @@ def match(
     return sorted(latencies), missed
 
 
-def run(duration_s: float, every_s: float, write: bool) -> int:
+def run(duration_s: float, every_s: float, write: bool, field_speed: float = 1.03) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        field = Served(tmp, "field", "--ntcip", "127.0.0.1:0",
+        field = Served(tmp, "field", "--ntcip", "127.0.0.1:0", "--speed", f"{field_speed:g}",
                        env={"CCSIM_SNMP_WRITE_COMMUNITY": WRITE})  # fmt: skip
         centre: Served | None = None
         try:
@@ -174,7 +177,9 @@ def run(duration_s: float, every_s: float, write: bool) -> int:
     cells = [len(field_seen) - 1, len(latencies), missed, f"{pct(0.5):.0f}", f"{p99:.0f}",
              f"{latencies[-1] if latencies else float('nan'):.0f}", failures]  # fmt: skip
     table_row = "| " + " | ".join(map(str, cells)) + " |"
-    command = f"python benchmarks/ntcip.py --hil-loop --duration {duration_s:g}"
+    command = (
+        f"python benchmarks/ntcip.py --hil-loop --duration {duration_s:g} --field-speed {field_speed:g}"
+    )
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at the end"
@@ -182,14 +187,17 @@ def run(duration_s: float, every_s: float, write: bool) -> int:
     body = f"""## NTCIP hardware in the loop (single, x1)
 
 `{command}`, {dt.date.today().isoformat()}, {machine}.
-Two `ccsim serve single` processes at x1 on this machine: the field (`--ntcip`: signal C's
+Two `ccsim serve single` processes on this machine: the field at x{field_speed:g} (`--ntcip`: signal C's
 agent is the external controller, its adaptive control deciding) and the centre
 (`--ntcip-controller C=...`, polling it every 100 ms, placing its detectors' calls, and
 `--ntcip` to read back what its SUMO shows). An observer read both agents' Greens and Yellows
 every {every_s * 1000:g} ms for {duration_s:g} s: latency from the field first answering new
 colours to the centre's agent first answering the same (the centre's poll, the state set in
 SUMO between steps, the flush to the control centre and its agent; not the controller's own
-decision time, which its timing sets). The centre's monitor ended in mode `{mode}`.
+decision time, which its timing sets). The field runs slightly faster than real time so that its
+phase changes (at its 1 s steps) fall at every point of the centre's 100 ms poll cycle; at exactly
+x1 both clocks lock and every change lands at the same point of it. The centre's monitor ended in
+mode `{mode}`.
 
 | phase changes | shown | missed | p50 (ms) | p99 (ms) | max (ms) | failed reads |
 |---|---|---|---|---|---|---|

@@ -28,10 +28,11 @@ from controlcenter.auth import Role, User
 from controlcenter.commands import CommandResult, Commands
 from controlcenter.geojson import NetworkMap
 from controlcenter.simproc import Control
-from sim.errors import CcsimError
+from sim.errors import CcsimError, ScenarioError
 from sim.live import StateChanges
 from sim.network import read_network
 from sim.scenario import Scenario
+from sim.sensors import StationReport
 from sim.signals import Action, ExternalShown, PhaseControl, SignalCommand
 
 READ_COMMUNITY_ENV = "CCSIM_SNMP_READ_COMMUNITY"
@@ -133,14 +134,25 @@ class NtcipService:
         self._by_lane = {lane: d for d in self.devices for lane in d.lanes}
         self.commands: Commands | None = None
         self.publish: Callable[[StateChanges], None] | None = None
-        self.stations = list(stations)
+        for binding in (*scenario.ntcip_stations, *scenario.ntcip_controllers):
+            if binding.signal not in self._by_tls:
+                raise ScenarioError(
+                    scenario.source or scenario.root, f"no signal {binding.signal!r}",
+                    field=f"{binding.field}.signal", value=binding.signal,
+                    expected=f"one of {sorted(self._by_tls)}",
+                )  # fmt: skip
+        self.stations = list(stations) + [(b.signal, (b.host, b.port)) for b in scenario.ntcip_stations]
+        self.drive = frozenset(b.signal for b in scenario.ntcip_stations if b.drive)
+        """Signals whose controllers use their external station's data (``drive = true``)."""
         for tls, _ in self.stations:
             if tls not in self._by_tls:
                 raise CcsimError(
                     f"--ntcip-station {tls}=...: no signal '{tls}'; signals: {sorted(self._by_tls)}"
                 )
         self.station_community = environment.get("CCSIM_SNMP_STATION_COMMUNITY", "public").encode()
-        self.controllers = list(controllers)
+        self.controllers = list(controllers) + [
+            (b.signal, (b.host, b.port)) for b in scenario.ntcip_controllers
+        ]
         bound: set[str] = set()
         for tls, _ in self.controllers:
             if tls not in self._by_tls:
@@ -183,7 +195,10 @@ class NtcipService:
         if self.group is not None:
             await self.group.start()
         for tls, target in self.stations:
-            watch = StationWatch(self._by_tls[tls], target, self.station_community, self._publish)
+            watch = StationWatch(
+                self._by_tls[tls], target, self.station_community, self._publish,
+                send=self._send_station if tls in self.drive else None,
+            )  # fmt: skip
             self.watches.append(watch)
             self._tasks.append(asyncio.create_task(watch.run(), name=f"ccsim-ntcip-station-{tls}"))
         for tls, target in self.controllers:
@@ -193,6 +208,12 @@ class NtcipService:
             )  # fmt: skip
             self.bindings.append(binding)
             self._tasks.append(asyncio.create_task(binding.run(), name=f"ccsim-ntcip-hil-{tls}"))
+
+    def _send_station(self, report: StationReport) -> bool:
+        """Into the simulation, for the controllers the station drives."""
+        if self.commands is None:
+            return False
+        return self.commands.simulation.send(Control("station", station=report))
 
     def _send_external(self, report: ExternalShown) -> bool:
         """Into the simulation, unaudited (a field report, ten a second, not a command)."""

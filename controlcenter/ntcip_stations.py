@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.ntcip.device import SignalDevice
-from adapters.ntcip.manager import Manager, ManagerError, StationPoller
+from adapters.ntcip.manager import Manager, ManagerError, StationPoller, ZoneSample
+from adapters.ntcip.model import ZONE_OK
 from controlcenter.ntcip import parse_address
 from sim.errors import CcsimError
 from sim.live import StateChanges
+from sim.sensors import StationReport, StationZone
 
 log = logging.getLogger("ccsim.ntcip")
 
@@ -41,11 +43,16 @@ class StationWatch:
         target: tuple[str, int],
         community: bytes,
         publish: Callable[[StateChanges], None],
+        *,
+        send: Callable[[StationReport], bool] | None = None,
     ) -> None:
         self.device = device
         self.target = target
         self.community = community
         self.publish = publish
+        self.send = send
+        """Set when the station drives its signal's controllers: each period goes into the
+        simulation too."""
         self.periods = 0
         self.failures = 0
 
@@ -70,6 +77,8 @@ class StationWatch:
                     if samples:
                         self.periods += 1
                         self.publish({SECTION: self._entries(samples)})
+                        if self.send is not None:
+                            self.send(self.report(samples, period_s))
                 # a quarter period: a new period is seen within 25 % of it
                 await asyncio.sleep(max(1.0, period_s / 4))
         finally:
@@ -84,6 +93,16 @@ class StationWatch:
                 self.publish({SECTION: {f"{self.tls}/status": {"error": str(exc)}}})
                 await asyncio.sleep(5.0)
 
+    def report(self, samples: list[ZoneSample], period_s: float) -> StationReport:
+        """A completed period as the simulation takes it (zone *n* -> the signal's lane)."""
+        lanes = {d.number: d.lane for d in self.device.layout.detectors}
+        zones = tuple(
+            StationZone(lanes[s.zone], s.volume, s.occupancy_pct, s.speed_kmh, s.status == ZONE_OK)
+            for s in samples
+            if s.zone in lanes
+        )
+        return StationReport(self.tls, f"{self.target[0]}:{self.target[1]}", period_s, zones)
+
     def _entries(self, samples: list[Any]) -> dict[str, Any]:
         lanes = {d.number: d.lane for d in self.device.layout.detectors}
         entries: dict[str, Any] = {f"{self.tls}/status": {"error": None}}
@@ -95,6 +114,7 @@ class StationWatch:
                 "station": f"{self.target[0]}:{self.target[1]}",
                 "sequence": s.sequence, "end_s": s.end_s, "volume": s.volume,
                 "occupancy_pct": s.occupancy_pct, "speed_kmh": s.speed_kmh, "status": s.status,
+                "drives_control": self.send is not None,
                 "simulated": None if simulated is None else {
                     "volume": simulated.volume,
                     "occupancy_pct": round(simulated.occupancy * 100, 1),

@@ -103,6 +103,7 @@ class ControlCenter:
                 begin_s=config.begin_s,
                 end_s=config.end_s,
                 bay_reports=config.mqtt is not None,
+                stations=ntcip is not None and bool(ntcip.drive),
             ),
             self._on_record,
         )

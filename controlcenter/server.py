@@ -101,7 +101,8 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
         load_registry(config.mqtt)  # a bad registry file fails before anything starts
     sock = bind(config.host, config.port)
     ntcip = None
-    if config.ntcip is not None or config.ntcip_stations or config.ntcip_controllers:
+    bound = scenario.ntcip_stations or scenario.ntcip_controllers
+    if config.ntcip is not None or config.ntcip_stations or config.ntcip_controllers or bound:
         from controlcenter.ntcip import NtcipService
 
         try:

@@ -34,6 +34,7 @@ from sim.live import Flush, LiveCommand, LiveRun, Outcome, StateChanges
 from sim.messages import BayObserved
 from sim.outputs import payload_json, prepare_out_dir, write_run
 from sim.scenario import load_scenario
+from sim.sensors import StationReport
 from sim.signals import ExternalShown
 
 
@@ -51,6 +52,8 @@ class ChildSpec:
     end_s: float | None = None
     flush_period_s: float = 0.05
     bay_reports: bool = False
+    stations: bool = False
+    """The scenario's external NTCIP stations are polled: those with ``drive`` drive control."""
     variant: str | None = None
     """Bay reports ingested from the sensors' network come in (``ccsim serve --mqtt``)."""
 
@@ -77,7 +80,8 @@ class RunEnded:
 class Control:
     """pause, resume, speed (``value``), submit (``command_id``, ``command``), report
     (``observed``: bay reports ingested from the network), external (``external``: what an
-    external controller in the loop shows), stop."""
+    external controller in the loop shows), station (``station``: an external detector
+    station's period), stop."""
 
     action: str
     value: float | None = None
@@ -85,6 +89,7 @@ class Control:
     command: LiveCommand | None = None
     observed: tuple[BayObserved, ...] = ()
     external: ExternalShown | None = None
+    station: StationReport | None = None
 
 
 Record = Batch | Outcome | RunEnded
@@ -115,6 +120,7 @@ def child_main(spec: ChildSpec, control: Connection, out: multiprocessing.queues
             on_outcome=out.put,
             flush_period_s=spec.flush_period_s,
             bay_reports=spec.bay_reports,
+            stations=spec.stations,
         )
         live.simulation.bus.subscribe(rules)
         stopped = threading.Event()
@@ -148,6 +154,8 @@ def _obey(control: Connection, live: LiveRun, stopped: threading.Event) -> None:
             live.report(order.observed)
         elif order.action == "external" and order.external is not None:
             live.show_external(order.external)
+        elif order.action == "station" and order.station is not None:
+            live.feed_station(order.station)
         elif order.action == "pause":
             live.pause()
         elif order.action == "resume":

@@ -40,7 +40,7 @@ from sim.parking import ParkingManager, read_zones
 from sim.programs import add_programs
 from sim.scenario import Scenario
 from sim.sensor_profiles import load_profile
-from sim.sensors import SensorLayer
+from sim.sensors import SensorLayer, StationReport
 from sim.signals import Command, ExternalShown, PhaseControl, SignalCommand, SignalControl
 from sim.sumo import SumoWorld
 from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
@@ -106,6 +106,11 @@ class Simulation:
         self._commands: deque[Command] = deque()
         self._bay_reports: deque[BayObserved] = deque()
         self._external: deque[ExternalShown] = deque()
+        self._stations: deque[StationReport] = deque()
+        self.stations_fed = False
+        """Set by a caller that polls the scenario's external NTCIP stations and feeds
+        :meth:`feed_station` (``ccsim serve``): only then do ``drive = true`` stations drive
+        their signals' controllers."""
         self.bay_reports_fed = False
         """Set by a caller that feeds :meth:`report` (``ccsim serve --mqtt``): only then may a
         scenario's parking guidance use ingested uplinks."""
@@ -131,6 +136,11 @@ class Simulation:
         """Queue what an external controller in the loop shows (thread-safe); applied at the
         next step boundary."""
         self._external.append(report)
+
+    def feed_station(self, report: StationReport) -> None:
+        """Queue an external station's completed period (thread-safe); applied at the next
+        step boundary."""
+        self._stations.append(report)
 
     def apply_external(self, t: float) -> None:
         """Between steps, at ``t`` (the simulation thread only): what external controllers
@@ -293,6 +303,10 @@ class Simulation:
                 seed=self.seed,
             )
             sensors.attach(self.begin_s)
+            if self.stations_fed:
+                for binding in self.scenario.ntcip_stations:
+                    if binding.drive:
+                        sensors.drive_externally(binding.signal)
             self.sensors = sensors
             signals.take_over(self.begin_s, {tls: world.signal_state(tls) for tls in signals.guards})
             guards = signals.guards
@@ -333,6 +347,10 @@ class Simulation:
                     self._apply(t, self._commands.popleft(), world, signals)
                 while self._external:
                     signals.show_external(t, self._external.popleft())
+                while self._stations:
+                    station = self._stations.popleft()
+                    if self.sensors is not None:
+                        self.sensors.feed_station(t, station)
                 while self._bay_reports:
                     report = self._bay_reports.popleft()
                     if self.parking is not None:

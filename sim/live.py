@@ -44,7 +44,7 @@ from sim.messages import (
 )
 from sim.network import Network
 from sim.scenario import Scenario
-from sim.sensors import LaneObservation
+from sim.sensors import LaneObservation, StationReport
 from sim.signals import ExternalShown, LaneCommand, PhaseControl, SignalCommand
 
 Clock = Callable[[], float]
@@ -463,6 +463,7 @@ class LiveRun:
         flush_period_s: float = 0.05,
         clock: Clock = time.monotonic,
         bay_reports: bool = False,
+        stations: bool = False,
     ) -> None:
         self.pacer = Pacer(speed, clock=clock)
         self.controller = LiveController(create_controller(controller))
@@ -476,6 +477,7 @@ class LiveRun:
             pace=self._pace,
         )
         self.simulation.bay_reports_fed = bay_reports
+        self.simulation.stations_fed = stations
         self.state = LiveState()
         self.state.set("run", "status", "starting")
         self.state.set("run", "speed", speed)
@@ -516,6 +518,10 @@ class LiveRun:
         """Bay reports ingested from the sensors' network, for the next step boundary."""
         for one in observed:
             self.simulation.report(one)
+
+    def feed_station(self, report: StationReport) -> None:
+        """An external station's completed period, for the controllers it drives."""
+        self.simulation.feed_station(report)
 
     def show_external(self, report: ExternalShown) -> None:
         """What an external controller in the loop shows: applied at once if the simulation

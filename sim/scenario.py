@@ -30,6 +30,21 @@ DEFAULT_KPI_INTERVAL_S = 300.0
 
 
 @dataclass(frozen=True)
+class NtcipBinding:
+    """``[[ntcip.stations]]`` / ``[[ntcip.controllers]]``: an external NTCIP device at
+    ``host:port`` bound to signal ``signal`` (used by ``ccsim serve``)."""
+
+    signal: str
+    host: str
+    port: int
+    drive: bool = False
+    """Stations only: the signal's controllers use the station's data instead of the simulated
+    detectors."""
+    field: str = ""
+    """Where it was declared, e.g. ``ntcip.stations[0]`` (for error messages)."""
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A runnable scenario. Times in s; all paths absolute."""
 
@@ -59,6 +74,10 @@ class Scenario:
     """Field devices II (enforcement, radar, gates, air, incidents...), from ``[devices]``."""
     source: Path | None = None
     """The scenario.toml the scenario came from (None for a bare .sumocfg or folder)."""
+    ntcip_stations: tuple[NtcipBinding, ...] = ()
+    """External NTCIP 1209 detector stations (``[[ntcip.stations]]``)."""
+    ntcip_controllers: tuple[NtcipBinding, ...] = ()
+    """External NTCIP 1202 controllers in the loop (``[[ntcip.controllers]]``)."""
 
     @property
     def duration_s(self) -> float:
@@ -117,8 +136,9 @@ def load_scenario(spec: str | Path, variant: str | None = None) -> Scenario:
 
 _TOP_KEYS = {
     "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
-    "variants", "parking", "devices", "signals",
+    "variants", "parking", "devices", "signals", "ntcip",
 }  # fmt: skip
+_NTCIP_KEYS = {"stations", "controllers"}
 _SIGNAL_KEYS = {"clearance", "plans"}
 CLEARANCES = ("net", "ite")
 _DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
@@ -237,6 +257,9 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         parking = parking_config(toml_path, doc["parking"])
     devices = devices_config(toml_path, doc["devices"]) if "devices" in doc else None
     cfg = root / doc["sumocfg"] if "sumocfg" in doc else None
+    ntcip = _table(toml_path, doc, "ntcip", _NTCIP_KEYS)
+    stations = _bindings(toml_path, ntcip, "stations", drive=True)
+    controllers = _bindings(toml_path, ntcip, "controllers", drive=False)
     return Scenario(
         name=name,
         root=root,
@@ -257,7 +280,46 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         source=toml_path if toml_path.name == "scenario.toml" else None,
         clearance=clearance,
         signal_plans=plans,
+        ntcip_stations=stations,
+        ntcip_controllers=controllers,
     )
+
+
+def _bindings(path: Path, ntcip: dict[str, Any], key: str, *, drive: bool) -> tuple[NtcipBinding, ...]:
+    """``[[ntcip.KEY]]`` entries: ``signal``, ``address`` ("HOST:PORT") and, for stations,
+    ``drive``."""
+    entries = ntcip.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ScenarioError(
+            path, "wrong type", field=f"ntcip.{key}", value=entries,
+            expected=f"[[ntcip.{key}]] tables with signal and address",
+        )  # fmt: skip
+    bindings = []
+    allowed = {"signal", "address", "drive"} if drive else {"signal", "address"}
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        at = f"ntcip.{key}[{i}]"
+        _check_keys(path, at + ".", entry, allowed)
+        for required in ("signal", "address"):
+            if required not in entry:
+                raise ScenarioError(path, "missing", field=f"{at}.{required}", expected="a string")
+        signal = _string(path, entry, "signal")
+        if signal in seen:
+            raise ScenarioError(path, f"signal {signal!r} is bound twice", field=f"{at}.signal",
+                                expected="one entry per signal")  # fmt: skip
+        seen.add(signal)
+        address = _string(path, entry, "address")
+        host, _, port_text = address.rpartition(":")
+        port = int(port_text) if port_text.isdigit() else 0
+        if not host or not 0 < port < 65536:
+            raise ScenarioError(path, "not an address", field=f"{at}.address", value=address,
+                                expected="HOST:PORT, e.g. 192.0.2.7:161")  # fmt: skip
+        flag = entry.get("drive", False)
+        if not isinstance(flag, bool):
+            raise ScenarioError(path, "wrong type", field=f"{at}.drive", value=flag,
+                                expected="true or false")  # fmt: skip
+        bindings.append(NtcipBinding(signal, host.strip("[]"), port, flag, at))
+    return tuple(bindings)
 
 
 def _check_keys(path: Path, prefix: str, table: dict[str, Any], allowed: set[str]) -> None:

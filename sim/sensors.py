@@ -55,6 +55,58 @@ STALE_PERIODS = 2.5
 """A report older than this many reporting periods is treated as missing."""
 
 
+@dataclass(frozen=True, slots=True)
+class StationZone:
+    """One lane's completed sample period from an external detector station (NTCIP 1209):
+    ``volume`` vehicles, ``occupancy_pct``, ``speed_kmh`` (None where the station reported them
+    missing); ``ok`` False when the station marked the zone faulty."""
+
+    lane: str
+    volume: int | None
+    occupancy_pct: float | None
+    speed_kmh: float | None
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StationReport:
+    """An external station's completed period for the lanes of signal ``tls``, ``period_s``
+    long, as polled by the control centre."""
+
+    tls: str
+    station: str
+    """``host:port`` of the station."""
+    period_s: float
+    zones: tuple[StationZone, ...]
+
+
+QUEUE_SPEED_KMH = 10.0
+"""A station zone slower than this on average is read as a standing queue."""
+
+
+def station_observation(
+    zone: StationZone, period_s: float, report_s: float, capacity: int, carry: float, t: float
+) -> tuple[LaneObservation, float]:
+    """What a controller sees of a lane at one of the sensor layer's reports (every
+    ``report_s``) from an external station's last period (``period_s`` long): the period's flow
+    spread over the reports (``carry``: the fraction of a vehicle not yet counted, returned
+    updated), its occupancy, as many vehicles present as that occupancy fills of the lane's
+    stop-line zone (``capacity`` vehicles), queued when the zone's average speed is under
+    :data:`QUEUE_SPEED_KMH` (or, speed missing, at occupancy >= 0.5), and the mean headway as
+    the gap. A faulty zone or missing volume and occupancy is :data:`RECALL`. Period data
+    cannot tell a controller when the last vehicle passed: the gap is an average."""
+    if not zone.ok or zone.volume is None or zone.occupancy_pct is None:
+        return RECALL, 0.0
+    carry += zone.volume * report_s / period_s
+    count = int(carry)
+    occupancy = min(1.0, max(0.0, zone.occupancy_pct / 100.0))
+    present = min(capacity, round(occupancy * capacity))
+    slow = occupancy >= 0.5 if zone.speed_kmh is None else zone.speed_kmh < QUEUE_SPEED_KMH
+    gap = period_s / zone.volume if zone.volume > 0 else 3600.0
+    observation = LaneObservation(count, gap, present if slow else 0, present, occupancy, 0, 0, t)
+    return observation, carry - count
+
+
 class SensorProfile(ABC):
     """How a kind of sensor distorts what it sees. Subclasses register by name."""
 
@@ -152,6 +204,7 @@ class SensorLayer:
         }
         self._next_report = 0.0
         capacity = np.array([max(1, int(d.distance_to_stopline_m / 7.5)) for d in stops], np.int64)
+        self._capacity = dict(zip(self.lanes, capacity.tolist(), strict=True))
         profile.bind(self.lanes, capacity, seed)
         groups = {tls: g for g, tls in enumerate(dict.fromkeys(self._tls))}
         self._health: SensorHealth | None = None
@@ -161,6 +214,12 @@ class SensorLayer:
         self.standing_calls: dict[str, frozenset[str]] = {}
         """Per signal, lanes a central system places a standing vehicle call on (NTCIP VehCall)."""
         self._called: frozenset[str] = frozenset()
+        self.external: dict[str, str] = {}
+        """Lanes whose controllers see an external station's data instead of the simulated
+        detectors (``[[ntcip.stations]] drive = true``) -> the signal they belong to."""
+        self._station: dict[str, tuple[float, float, StationZone]] = {}
+        """Per external lane: (when its period arrived, the period's length, the zone)."""
+        self._carry: dict[str, float] = {}
 
     @property
     def detects_emergency(self) -> bool:
@@ -232,13 +291,46 @@ class SensorLayer:
                       r.queue.tolist(), r.present.tolist(), r.occupancy.tolist(), r.buses.tolist(),
                       r.emergency.tolist(), faulty, strict=True)  # fmt: skip
         latest = self.latest
+        external = self.external
         for lane, valid, count, gap, queue, present, occupancy, buses, emergency, fault in columns:
-            if fault is not None:
+            if lane in external:
+                latest[lane] = self._from_station(t, lane)
+            elif fault is not None:
                 latest[lane] = RECALL
             elif valid:
                 latest[lane] = LaneObservation(
                     count, gap, queue, present, occupancy, buses, emergency, t
                 )
+
+    def lanes_of(self, tls: str) -> list[str]:
+        """The approach lanes of signal ``tls`` that have detectors."""
+        return [lane for lane, of in zip(self.lanes, self._tls, strict=True) if of == tls]
+
+    def drive_externally(self, tls: str) -> None:
+        """From now on signal ``tls``'s controllers see an external station's periods
+        (:meth:`feed_station`) instead of the simulated detectors; until its first period
+        arrives, and whenever its last one is older than :data:`STALE_PERIODS` of its periods,
+        its lanes are on recall."""
+        for lane in self.lanes_of(tls):
+            self.external[lane] = tls
+            self.latest[lane] = RECALL
+
+    def feed_station(self, t: float, report: StationReport) -> None:
+        """An external station's completed period (ignored for lanes not driven externally)."""
+        for zone in report.zones:
+            if self.external.get(zone.lane) == report.tls:
+                self._station[zone.lane] = (t, report.period_s, zone)
+
+    def _from_station(self, t: float, lane: str) -> LaneObservation:
+        last = self._station.get(lane)
+        if last is None or t - last[0] > STALE_PERIODS * last[1]:
+            self._carry[lane] = 0.0
+            return RECALL
+        _, period_s, zone = last
+        observation, self._carry[lane] = station_observation(
+            zone, period_s, self.period_s, self._capacity[lane], self._carry.get(lane, 0.0), t
+        )
+        return observation
 
     def lane(self, lane: str, now: float | None = None) -> LaneObservation:
         """The lane's last report; with ``now`` (s), :data:`RECALL` if it is too old to trust.

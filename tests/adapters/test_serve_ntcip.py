@@ -132,3 +132,60 @@ def test_an_external_station_is_shown_beside_the_simulated_detectors(
         with server.client() as c:
             stations = c.get("/api/adapters").json()["ntcip"]["stations"]
         assert stations[0]["tls"] == "C" and stations[0]["periods"] >= 1
+
+
+def test_a_scenario_station_that_drives_control_replaces_the_simulated_detectors(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    replay: int,  # noqa: F811 - the fixture: a vendor station replayed by snmpsim (one period)
+) -> None:
+    """``[[ntcip.stations]] drive = true``: signal C's controllers see the external station's
+    period (its occupancy, its flow spread over the reports) instead of the simulated detectors;
+    recall before its first period and once its last one is too old (the replay never
+    completes another)."""
+    monkeypatch.setenv("CCSIM_SNMP_STATION_COMMUNITY", "recorded")
+    scenario = tmp_path / "single-station"
+    shutil.copytree(REPO / "scenarios" / "single", scenario)
+    with (scenario / "scenario.toml").open("a") as toml:
+        toml.write(f'\n[[ntcip.stations]]\nsignal = "C"\naddress = "127.0.0.1:{replay}"\ndrive = true\n')
+    (tmp_path / "serve").mkdir()
+
+    def state(server: Any) -> dict[str, Any]:
+        with server.client() as c:
+            got: dict[str, Any] = c.get("/api/state").json()
+        return got
+
+    with served(tmp_path / "serve", "--speed", "5", scenario=str(scenario)) as server:
+        assert any(x.startswith("ntcip station: C <- udp") for x in server.lines)
+        server.wait_running()
+        zones = wait_for(
+            lambda: (
+                len(z := {k: v for k, v in state(server)["state"].get("ntcip_stations", {}).items()
+                          if v and "zone" in v}) == 6 and z
+            ),
+            60,
+            "the station's period in the live state",
+        )  # fmt: skip
+        assert {z["drives_control"] for z in zones.values()} == {True}
+        expected = {z["lane"]: round(z["occupancy_pct"] / 100, 3) for z in zones.values()}
+        assert sorted(expected.values()) == [0.031, 0.034, 0.043, 0.048, 0.106, 0.107]
+
+        def detectors() -> dict[str, Any]:
+            seen: dict[str, Any] = state(server)["state"]["detectors"]
+            return {lane: seen[lane] for lane in expected}
+
+        # the controllers (and the control room's detectors) see the station's occupancy
+        wait_for(
+            lambda: {lane: d["occupancy"] for lane, d in detectors().items()} == expected,
+            30,
+            "the station's occupancies as C's detector readings",
+        )
+        # the replayed station never completes another period: 2.5 periods on, recall
+        recalled = wait_for(
+            lambda: (d := detectors()) and all(x["present"] == 1 and x["occupancy"] == 0.5
+                                              for x in d.values()) and d,
+            90,
+            "C's lanes on recall once the station's period is stale",
+        )  # fmt: skip
+        assert state(server)["t"] >= 150
+        assert len(recalled) == 6

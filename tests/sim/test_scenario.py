@@ -103,3 +103,50 @@ def test_variants_combine_with_a_semicolon_and_apply_in_order() -> None:
     assert last.sensor_profile == "cheap-magnetometer"
     with pytest.raises(ScenarioError, match=r"unknown variant 'nope'.*joined by ';'"):
         load_scenario("district", "net-plans;nope")
+
+
+def test_ntcip_bindings_are_read(tmp_path: Path, grid_cfg: Path) -> None:
+    text = f"""sumocfg = "{grid_cfg}"
+[[ntcip.stations]]
+signal = "A"
+address = "192.0.2.7:161"
+drive = true
+[[ntcip.stations]]
+signal = "B"
+address = "[::1]:16100"
+[[ntcip.controllers]]
+signal = "A"
+address = "192.0.2.9:161"
+"""
+    scenario = load_scenario(write_toml(tmp_path / "s", text))
+    assert [(b.signal, b.host, b.port, b.drive, b.field) for b in scenario.ntcip_stations] == [
+        ("A", "192.0.2.7", 161, True, "ntcip.stations[0]"),
+        ("B", "::1", 16100, False, "ntcip.stations[1]"),
+    ]
+    assert [(b.signal, b.port) for b in scenario.ntcip_controllers] == [("A", 161)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('[[ntcip.stations]]\nsignal = "A"\naddress = "192.0.2.7"\n',
+         r"'ntcip.stations\[0\].address'.*'192.0.2.7'.*expected HOST:PORT"),
+        ('[[ntcip.stations]]\naddress = "192.0.2.7:161"\n',
+         r"'ntcip.stations\[0\].signal'.*expected a string"),
+        ('[[ntcip.stations]]\nsignal = "A"\naddress = "h:1"\ndrive = "yes"\n',
+         r"'ntcip.stations\[0\].drive'.*'yes'.*expected true or false"),
+        ('[[ntcip.controllers]]\nsignal = "A"\naddress = "h:1"\ndrive = true\n',
+         r"'ntcip.controllers\[0\].drive'.*expected one of address, signal"),
+        ('[[ntcip.controllers]]\nsignal = "A"\naddress = "h:1"\n'
+         '[[ntcip.controllers]]\nsignal = "A"\naddress = "h:2"\n',
+         r"'ntcip.controllers\[1\].signal'.*bound twice"),
+        ('[ntcip]\nstations = "A=h:1"\n', r"'ntcip.stations'.*expected \[\[ntcip.stations\]\]"),
+        ('[ntcip]\nagents = 1\n', r"'ntcip.agents'.*expected one of controllers, stations"),
+    ],
+)  # fmt: skip
+def test_bad_ntcip_bindings_name_the_field(
+    tmp_path: Path, grid_cfg: Path, body: str, expected: str
+) -> None:
+    folder = write_toml(tmp_path / "s", f'sumocfg = "{grid_cfg}"\n{body}')
+    with pytest.raises(ScenarioError, match=expected):
+        load_scenario(folder)

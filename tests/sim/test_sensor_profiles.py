@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from sim.messages import MessageBus, MessageLog
 from sim.readings import Readings
 from sim.sensor_health import STUCK_ON_S, SensorHealth
 from sim.sensor_profiles import BUNDLED, Fault, FaultSpec, NoisyProfile, load_profile, read_profile
-from sim.sensors import RECALL, SensorLayer
+from sim.sensors import RECALL, SensorLayer, StationZone, station_observation
 
 LANES = 400
 
@@ -229,3 +230,22 @@ def test_bad_profile_files_are_named(text: str, fragment: str, tmp_path: Path) -
     path.write_text(text + "\n")
     with pytest.raises(ScenarioError, match=f"vendor.toml.*{fragment}"):
         load_profile(str(path))
+
+
+def test_an_external_station_period_becomes_what_controllers_see() -> None:
+    zone = StationZone("e_0", volume=30, occupancy_pct=20.0, speed_kmh=None, ok=True)
+    counts, carry = [], 0.0
+    for k in range(60):  # one 60 s period seen through 1 s reports
+        seen, carry = station_observation(zone, 60.0, 1.0, 10, carry, float(k))
+        counts.append(seen.count)
+    assert sum(counts) == 30 and set(counts) == {0, 1}  # the flow, spread, none lost
+    assert (seen.occupancy, seen.present, seen.queue, seen.gap_s, seen.t_s) == (0.2, 2, 0, 2.0, 59.0)
+    # slow or (speed missing) mostly occupied: the vehicles present are queued
+    slow, _ = station_observation(replace(zone, speed_kmh=4.0), 60.0, 1.0, 10, 0.0, 0.0)
+    full, _ = station_observation(replace(zone, occupancy_pct=70.0), 60.0, 1.0, 10, 0.0, 0.0)
+    assert (slow.queue, full.queue, full.present) == (2, 7, 7)
+    empty, _ = station_observation(replace(zone, volume=0, occupancy_pct=0.0), 60.0, 1.0, 10, 0.0, 0.0)
+    assert (empty.count, empty.present, empty.gap_s) == (0, 0, 3600.0)
+    # a faulty zone, or volume or occupancy missing: recall, as for a faulty detector
+    for bad in (replace(zone, ok=False), replace(zone, volume=None), replace(zone, occupancy_pct=None)):
+        assert station_observation(bad, 60.0, 1.0, 10, 0.7, 0.0) == (RECALL, 0.0)
