@@ -356,14 +356,12 @@ class Simulation:
         """An operator's incident: refused here when it cannot be (no incident model, not on
         the net), else it occurs in this step, answered by the incident model."""
         incidents = self.devices.incidents if self.devices is not None else None
-        problem: tuple[str, object, str] | None = None
         if incidents is None:
             detail = "no incident model in this run: the scenario needs [devices.incidents]"
         elif self.network is not None and (problem := incident_problem(
             self.network, command.edge, command.lane, command.pos_m, command.duration_s, command.cause
         )) is not None:  # fmt: skip
-            name, value, expected = problem
-            detail = f"{name} {value!r}: expected {expected}"
+            detail = str(problem)
         else:
             incident = InjectedIncident(t, command.edge, command.lane, command.pos_m,
                                         command.duration_s, command.cause)  # fmt: skip

@@ -67,29 +67,45 @@ def junction_of(lane: str) -> str | None:
     return lane[1:].rsplit("_", 2)[0] if lane.startswith(":") else None
 
 
+@dataclass(frozen=True)
+class IncidentProblem:
+    """What is wrong with an incident: its ``field``, the ``value`` given and what was expected."""
+
+    field: str
+    value: object
+    expected: str
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.value!r}: expected {self.expected}"
+
+
 def incident_problem(
     network: Network, edge: str, lane: int, pos_m: float, duration_s: float, cause: str
-) -> tuple[str, object, str] | None:
-    """What is wrong with an incident on lane index ``lane`` of ``edge`` at ``pos_m`` (m) for
-    ``duration_s`` (s): (field, value, what was expected), or None if nothing is."""
+) -> IncidentProblem | None:
+    """What is wrong with an incident on lane index ``lane`` of ``edge`` at ``pos_m`` (m from the
+    lane's start) for ``duration_s`` (s), or None if nothing is. For scenario entries and for
+    incidents operators report alike."""
     indices = sorted(
         int(x.id.rsplit("_", 1)[1]) for x in network.lanes.values()
         if x.edge == edge and x.carries_vehicles
     )  # fmt: skip
     if not indices:
-        return "edge", edge, "an edge of the net with a vehicle lane (not inside a junction)"
+        expected = "an edge of the net with a vehicle lane (not inside a junction)"
+        return IncidentProblem("edge", edge, expected)
     lane_id = f"{edge}_{lane}"
     if lane not in indices:
-        return "lane", lane, f"a vehicle lane index of {edge}: {', '.join(map(str, indices))}"
+        expected = f"a vehicle lane index of {edge}: {', '.join(map(str, indices))}"
+        return IncidentProblem("lane", lane, expected)
     length = network.lanes[lane_id].length_m
     if not 0.0 <= pos_m <= length:
-        return "pos_m", pos_m, f"a position on {lane_id}: 0 to {length:.1f} m"
+        return IncidentProblem("pos_m", pos_m, f"a position on {lane_id}: 0 to {length:.1f} m")
     if not duration_s > 0.0:
-        return "duration_s", duration_s, "a duration above 0 s"
+        return IncidentProblem("duration_s", duration_s, "a duration above 0 s")
     if cause not in CAUSES:
-        return "cause", cause, "one of " + ", ".join(CAUSES)
+        return IncidentProblem("cause", cause, "one of " + ", ".join(CAUSES))
     if cause == "blocked_lane" and (problem := blocking_problem(network, lane_id)) is not None:
-        return "lane", lane, f"a lane SUMO can close ({problem}); or cause stopped_vehicle"
+        expected = f"a lane SUMO can close ({problem}); or cause stopped_vehicle"
+        return IncidentProblem("lane", lane, expected)
     return None
 
 
@@ -194,10 +210,9 @@ class Incidents(DeviceModel):
             problem = incident_problem(self.network, incident.edge, incident.lane, incident.pos_m,
                                        incident.duration_s, incident.cause)  # fmt: skip
             if problem is not None:
-                name, value, expected = problem
-                field = f"devices.incidents.inject[{i}].{name}"
-                raise ScenarioError(context.source, "not on the net", field=field, value=value,
-                                    expected=expected)  # fmt: skip
+                field = f"devices.incidents.inject[{i}].{problem.field}"
+                raise ScenarioError(context.source, "not on the net", field=field,
+                                    value=problem.value, expected=problem.expected)  # fmt: skip
         self.zones = detection_zones(context.network, config.clear_m) if config.detection else []
         for zone in self.zones:
             zone.window = deque(maxlen=self.window)
