@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.browser import chromium, screenshot, sign_in, tablet_page
-from tests.e2e.serving import TOKEN, Server, start_server
+from tests.e2e.serving import TOKEN, Server, make_user, start_server
 from tests.sim.devices_helpers import single_with
 
 
@@ -36,6 +36,7 @@ def page() -> Iterator[Page]:
 def test_an_operator_reports_an_incident_and_sees_who_holds_the_lane(server: Server, page: Page) -> None:
     sign_in(page, server, TOKEN)
     expect(page.get_by_test_id("closed-count")).to_have_text("0")
+    page.get_by_test_id("lane-commands-toggle").click()  # folded away, so that alarms keep the room
     page.get_by_test_id("lane-id").fill("E_C_1")
     page.get_by_test_id("incident-cause").select_option("blocked_lane")
     page.get_by_test_id("incident-pos").fill("120")
@@ -60,3 +61,9 @@ def test_an_operator_reports_an_incident_and_sees_who_holds_the_lane(server: Ser
     page.get_by_test_id("lane-close").click()
     expect(answer).to_contain_text("close E_C_1: refused (409): closing E_C_1 would leave no lane")
     screenshot(page, "lanes-incident.png")
+
+
+def test_a_viewer_sees_the_lanes_section_but_no_lane_commands(server: Server, page: Page) -> None:
+    sign_in(page, server, make_user(server, "vic", "viewer"))
+    expect(page.get_by_test_id("lanes-panel")).to_be_visible()
+    expect(page.get_by_test_id("lane-commands")).to_be_hidden()

@@ -14,14 +14,15 @@ function holder(owner) {
 }
 
 export class LanesPanel {
-  constructor({ list, empty, count, reported, form, lanes, api }) {
-    Object.assign(this, { list, empty, count, reported, form, lanes, api });
+  // ``commands``: the operators' box (folded away by default) with the lane and incident form.
+  constructor({ list, empty, count, reported, commands, lanes, api }) {
+    Object.assign(this, { list, empty, count, reported, commands, lanes, api });
     this.role = "viewer";
-    const $ = (testid) => form.querySelector(`[data-testid=${testid}]`);
+    const $ = (testid) => commands.querySelector(`[data-testid=${testid}]`);
     this.laneInput = $("lane-id");
     this.incidentRow = $("incident-form");
     this.answerLine = $("lane-answer");
-    this.controls = [...form.querySelectorAll("button, input, select")];
+    this.controls = [...commands.querySelectorAll("form button, form input, form select")];
     $("lane-close").addEventListener("click", () => this.laneCommand("close"));
     $("lane-open").addEventListener("click", () => this.laneCommand("open"));
     $("incident-submit").addEventListener("click", () => this.report({
@@ -29,12 +30,12 @@ export class LanesPanel {
       pos_m: Number($("incident-pos").value),
       duration_s: Number($("incident-duration").value),
     }));
-    form.addEventListener("submit", (event) => event.preventDefault());
+    commands.querySelector("form").addEventListener("submit", (event) => event.preventDefault());
   }
 
   setRole(role) {
     this.role = role;
-    this.form.hidden = !may(role, "operator");
+    this.commands.hidden = !may(role, "operator");
   }
 
   // The vehicle lanes of the net, offered as the operator types.

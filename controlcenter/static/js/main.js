@@ -117,7 +117,7 @@ const kpis = new KpiPanel({ charts: $("kpi-charts"), controls: $("sim-controls")
 
 const lanes = new LanesPanel({
   list: $("closed-lanes"), empty: $("lanes-empty"), count: $("closed-count"), reported: $("reported-incidents"),
-  form: $("lane-commands"), lanes: $("lane-ids"), api: null,
+  commands: $("lane-commands"), lanes: $("lane-ids"), api: null,
 });
 
 const accounts = new Accounts({
