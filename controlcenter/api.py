@@ -23,9 +23,10 @@ from controlcenter.commands import CommandResult
 from controlcenter.runtime import ControlCenter
 from controlcenter.simproc import Control
 from controlcenter.store import RETENTION_DEFAULTS
+from sim.devices.incidents import incident_problem
 from sim.errors import CcsimError
 from sim.live import ControllerSwitch, check_speed
-from sim.signals import Action, LaneCommand, SignalCommand
+from sim.signals import Action, IncidentCommand, LaneCommand, SignalCommand
 
 router = APIRouter(prefix="/api")
 
@@ -309,13 +310,56 @@ async def _lane(center: ControlCenter, user: User, lane: str, closed: bool) -> J
 
 @router.post("/lanes/{lane}/close")
 async def close_lane(center: Center, user: Caller, lane: str) -> JSONResponse:
-    """Close a lane to traffic (only authority vehicles may use it)."""
+    """Close a lane to traffic (only authority vehicles may use it): the operators' hold on it,
+    beside any incident blocking it. Refused for a lane some turn or entry needs."""
     return await _lane(center, user, lane, True)
 
 
 @router.post("/lanes/{lane}/open")
 async def open_lane(center: Center, user: Caller, lane: str) -> JSONResponse:
+    """Lift the operators' hold on a lane. A lane an incident still blocks stays closed (the
+    detail says by whom); with no operators' hold to lift, that is refused (409)."""
     return await _lane(center, user, lane, False)
+
+
+class IncidentReport(BaseModel):
+    """As a ``[[devices.incidents.inject]]`` entry of scenario.toml, without ``at_s``: it occurs
+    at the next step."""
+
+    edge: str = Field(min_length=1, max_length=200, description="the edge (road) it is on")
+    lane: int = Field(0, ge=0, le=99, description="the lane's index on the edge, 0 the rightmost")
+    pos_m: float = Field(50.0, ge=0, description="where along the lane, m from its start")
+    duration_s: float = Field(600.0, gt=0, le=86400, description="how long it lasts, s")
+    cause: Literal["stopped_vehicle", "blocked_lane"] = Field(
+        "stopped_vehicle", description="a broken-down car, or the lane closed to all traffic"
+    )
+
+
+@router.post("/incidents")
+async def report_incident(center: Center, user: Caller, body: IncidentReport) -> JSONResponse:
+    """Report an incident: it occurs in the simulation at the next step, as an injected one
+    does (detection, the information signs, a ``blocked_lane`` holding its lane closed). 422
+    names the field that does not fit the net and what was expected."""
+    arguments = body.model_dump()
+    target = f"lane:{body.edge}_{body.lane}"
+    await center.commands.require(user, Role.OPERATOR, "incident.report", target, arguments)
+    devices = center.scenario.devices
+    if devices is None or devices.incidents is None:
+        detail = "no incident model in this run: the scenario needs [devices.incidents]"
+        return answer(await center.commands.audit(
+            user, "incident.report", target, arguments, "refused", detail
+        ))  # fmt: skip
+    problem = incident_problem(
+        center.map.network, body.edge, body.lane, body.pos_m, body.duration_s, body.cause
+    )
+    if problem is not None:
+        refused = await center.commands.audit(
+            user, "incident.report", target, arguments, "refused", str(problem)
+        )
+        wrong = {"field": problem.field, "expected": problem.expected}
+        return JSONResponse({**refused.to_dict(), **wrong}, status_code=422)
+    command = IncidentCommand(body.edge, body.lane, body.pos_m, body.duration_s, body.cause, user.name)
+    return answer(await center.commands.simulate(user, "incident.report", target, arguments, command))
 
 
 @router.post("/simulation/pause")

@@ -21,11 +21,14 @@ from simpy.events import URGENT
 from sim.controllers import ControlContext, Controller
 from sim.detectors import Detector, place_detectors, priority_types, write_detectors
 from sim.devices import DeviceContext, FieldDevices
+from sim.devices.config import InjectedIncident
+from sim.devices.incidents import incident_problem
 from sim.errors import ScenarioError
 from sim.kpi import KpiCollector
+from sim.lanes import LaneAccess
 from sim.messages import (
     BayObserved,
-    LaneStatus,
+    IncidentReported,
     Message,
     MessageBus,
     MessageLog,
@@ -41,7 +44,15 @@ from sim.programs import add_programs
 from sim.scenario import Scenario
 from sim.sensor_profiles import load_profile
 from sim.sensors import SensorLayer, StationReport
-from sim.signals import Command, ExternalShown, PhaseControl, SignalCommand, SignalControl
+from sim.signals import (
+    Command,
+    ExternalShown,
+    IncidentCommand,
+    LaneCommand,
+    PhaseControl,
+    SignalCommand,
+    SignalControl,
+)
 from sim.sumo import SumoWorld
 from sim.sumo_outputs import read_approach_delays, read_emissions, read_total_stops
 
@@ -122,6 +133,8 @@ class Simulation:
         self.network: Network | None = None
         self.parking: ParkingManager | None = None
         self.devices: FieldDevices | None = None
+        self.lanes: LaneAccess | None = None
+        """Who holds each lane closed (operators, incidents), once the run has begun."""
 
     def submit(self, command: Command) -> None:
         """Queue an operator command (thread-safe); it is applied at the next step boundary."""
@@ -220,6 +233,7 @@ class Simulation:
     def run(self, progress: Progress | None = None) -> RunResult:
         self.workdir.mkdir(parents=True, exist_ok=True)
         network = self.network = self._validate()
+        self.lanes = LaneAccess(network, self.bus)
         extra = [self._write_measurement_file(network)]
         extra += self.controller.additional_files(network, self.workdir)
         extra += self._build_devices(network)
@@ -232,6 +246,7 @@ class Simulation:
             )
 
         world = SumoWorld(gui=self.gui)
+        self.lanes.bind(world)
         wall_start = time.perf_counter()
         world.start(self.sumo_options(extra))
         try:
@@ -344,7 +359,7 @@ class Simulation:
                     monitor.on_interval(t)
                     signals.check_degraded(t)
                 while self._commands:
-                    self._apply(t, self._commands.popleft(), world, signals)
+                    self._apply(t, self._commands.popleft(), signals)
                 while self._external:
                     signals.show_external(t, self._external.popleft())
                 while self._stations:
@@ -366,7 +381,7 @@ class Simulation:
         env.run(until=env.process(advance()))
         return monitor
 
-    def _apply(self, t: float, command: Command, world: SumoWorld, signals: SignalControl) -> None:
+    def _apply(self, t: float, command: Command, signals: SignalControl) -> None:
         if isinstance(command, SignalCommand):
             signals.command(t, command)
             return
@@ -374,30 +389,34 @@ class Simulation:
             if signals.phase_control(t, command) and self.sensors is not None:
                 self.sensors.set_standing_calls(command.tls, command.call_lanes)
             return
-        network = self.network
-        lane = network.lanes.get(command.lane) if network is not None else None
-        if network is None or lane is None:
-            detail, accepted = f"no lane '{command.lane}'", False
-        elif command.closed and (missing := _stranded_turns(network, lane.id)):
-            detail = (
-                f"closing {lane.id} would leave no lane of {lane.edge} leading to {', '.join(missing)}"
-            )
-            accepted = False
-        else:
+        if isinstance(command, LaneCommand):
+            lanes = self.lanes
+            assert lanes is not None  # built before SUMO starts
             if command.closed:
-                world.set_lane_access(lane.id, allowed=["authority"], disallowed=None)
+                lanes.close(t, command.lane, command.user)
             else:
-                world.set_lane_access(
-                    lane.id,
-                    allowed=sorted(lane.allow) if lane.allow else None,
-                    disallowed=sorted(lane.disallow) if lane.disallow else None,
-                )
-            detail, accepted = ("closed" if command.closed else "open"), True
-        self.bus.publish(
-            t,
-            f"lane:{command.lane}",
-            LaneStatus(command.lane, command.closed, command.user, accepted, detail),
-        )
+                lanes.open(t, command.lane, command.user)
+            return
+        self._report_incident(t, command)
+
+    def _report_incident(self, t: float, command: IncidentCommand) -> None:
+        """An operator's incident: refused here when it cannot be (no incident model, not on
+        the net), else it occurs in this step, answered by the incident model."""
+        incidents = self.devices.incidents if self.devices is not None else None
+        if incidents is None:
+            detail = "no incident model in this run: the scenario needs [devices.incidents]"
+        elif self.network is not None and (problem := incident_problem(
+            self.network, command.edge, command.lane, command.pos_m, command.duration_s, command.cause
+        )) is not None:  # fmt: skip
+            detail = str(problem)
+        else:
+            incident = InjectedIncident(t, command.edge, command.lane, command.pos_m,
+                                        command.duration_s, command.cause)  # fmt: skip
+            incidents.submit(incident, command.user)
+            return
+        refused = IncidentReported("", command.cause, command.edge, command.lane_id, command.pos_m,
+                                   command.duration_s, command.user, False, detail)  # fmt: skip
+        self.bus.publish(t, "incidents", refused)
 
     def _start_parking(
         self, env: simpy.Environment, world: SumoWorld, network: Network
@@ -452,6 +471,7 @@ class Simulation:
             begin_s=self.begin_s,
             source=sc.source or sc.root,
             vehicle_files=(*sc.route_files, *sc.additional_files),
+            lanes=self.lanes,
         )
         self.devices = FieldDevices(sc.devices, context)
         return [self.devices.write_additional(self.workdir / "devices.add.xml")]
@@ -482,18 +502,3 @@ class Simulation:
             "buses": monitor.bus_totals(),
             "persons": monitor.person_totals(),
         }
-
-
-def _stranded_turns(network: Network, lane_id: str) -> list[str]:
-    """Edges that only ``lane_id`` leads to among its edge's vehicle lanes (or its own edge, if it
-    is the edge's only vehicle lane): closing it would leave routes through them without a lane,
-    and SUMO would stop the run."""
-    lane = network.lanes[lane_id]
-    others = [
-        other for other in network.lanes.values()
-        if other.edge == lane.edge and other.id != lane.id and other.carries_vehicles
-    ]  # fmt: skip
-    if not others:
-        return [lane.edge]
-    reachable: set[str] = set().union(*(network.lane_targets.get(o.id, set()) for o in others))
-    return sorted(network.lane_targets.get(lane_id, set()) - reachable)

@@ -34,6 +34,8 @@ from sim.kpi import INTERVAL
 from sim.messages import (
     BayObserved,
     ControllerChanged,
+    IncidentEnded,
+    IncidentReported,
     IntersectionInterval,
     LaneStatus,
     Message,
@@ -45,7 +47,7 @@ from sim.messages import (
 from sim.network import Network
 from sim.scenario import Scenario
 from sim.sensors import LaneObservation, StationReport
-from sim.signals import ExternalShown, LaneCommand, PhaseControl, SignalCommand
+from sim.signals import ExternalShown, IncidentCommand, LaneCommand, PhaseControl, SignalCommand
 
 Clock = Callable[[], float]
 
@@ -333,8 +335,37 @@ def _guard_violation(state: LiveState, message: Message) -> None:
 def _lane_status(state: LiveState, message: Message) -> None:
     p = message.payload
     assert isinstance(p, LaneStatus)
+    if not p.accepted:
+        return
+    # ``since``: when the lane last closed or opened (a holder joining or leaving does neither).
+    previous = state.get("lanes", p.lane) or {}
+    since = previous["since"] if previous.get("closed") == p.closed else message.t
+    state.set(
+        "lanes",
+        p.lane,
+        {"closed": p.closed, "owners": list(p.owners), "user": p.user, "since": since},
+    )
+
+
+@register_reducer(IncidentReported.kind)
+def _incident_reported(state: LiveState, message: Message) -> None:
+    p = message.payload
+    assert isinstance(p, IncidentReported)
     if p.accepted:
-        state.set("lanes", p.lane, {"closed": p.closed, "user": p.user, "since": message.t})
+        state.set(
+            "reported_incidents",
+            p.incident,
+            {"cause": p.cause, "edge": p.edge, "lane": p.lane, "pos_m": p.pos_m, "user": p.user,
+             "since": message.t, "until": message.t + p.duration_s},
+        )  # fmt: skip
+
+
+@register_reducer(IncidentEnded.kind)
+def _incident_ended(state: LiveState, message: Message) -> None:
+    p = message.payload
+    assert isinstance(p, IncidentEnded)
+    if state.get("reported_incidents", p.incident) is not None:  # one an operator reported
+        state.set("reported_incidents", p.incident, None)
 
 
 @register_reducer(ControllerChanged.kind)
@@ -406,7 +437,7 @@ class ControllerSwitch:
     user: str = "operator"
 
 
-LiveCommand = SignalCommand | LaneCommand | PhaseControl | ControllerSwitch
+LiveCommand = SignalCommand | LaneCommand | PhaseControl | IncidentCommand | ControllerSwitch
 
 
 @dataclass(frozen=True)
@@ -432,8 +463,12 @@ class Flush:
     """Commands applied since the last flush (after ``changes``, which show their effect)."""
 
 
+Answer = SignalOverride | LaneStatus | IncidentReported
+"""The messages that say what came of a command."""
+
+
 def _command_key(
-    payload: SignalOverride | LaneStatus | SignalCommand | LaneCommand | PhaseControl,
+    payload: Answer | SignalCommand | LaneCommand | PhaseControl | IncidentCommand,
 ) -> tuple[Any, ...]:
     if isinstance(payload, PhaseControl):
         return ("signal", payload.tls, "phase-control", payload.label, payload.user)
@@ -441,7 +476,15 @@ def _command_key(
         return ("signal", payload.tls, payload.action.value, payload.argument, payload.user)
     if isinstance(payload, SignalOverride):
         return ("signal", payload.tls, payload.action, payload.argument, payload.user)
-    return ("lane", payload.lane, payload.closed, payload.user)
+    if isinstance(payload, IncidentCommand):
+        return ("incident", payload.lane_id, payload.cause, payload.pos_m, payload.duration_s,
+                payload.user)  # fmt: skip
+    if isinstance(payload, IncidentReported):
+        return ("incident", payload.lane, payload.cause, payload.pos_m, payload.duration_s,
+                payload.user)  # fmt: skip
+    if isinstance(payload, LaneCommand):
+        return ("lane", payload.lane, "close" if payload.closed else "open", payload.user)
+    return ("lane", payload.lane, payload.asked, payload.user)
 
 
 class LiveRun:
@@ -591,7 +634,7 @@ class LiveRun:
                 or message.kind == "run.finished"
             ):
                 self._intervals_seen += 1
-            if isinstance(payload, SignalOverride | LaneStatus):
+            if isinstance(payload, Answer):
                 ids = self._pending.get(_command_key(payload))
                 if ids:
                     self._outcomes.append(

@@ -176,7 +176,12 @@ class SignalPreempted(Payload):
 
 @dataclass(frozen=True, slots=True)
 class LaneStatus(Payload):
-    """An operator closed or opened a lane, and what came of it."""
+    """Who holds a lane closed, after an operator asked to close or open it (``user``: the
+    operator) or an incident began or ended on it (``user``: the incident), and what came of it.
+
+    ``closed`` is the lane's state now: closed while ``owners`` is not empty (``operator:<name>``
+    for the operators' hold, ``incident.N`` for each incident blocking it; see sim/lanes.py).
+    ``asked``: ``close`` or ``open``."""
 
     kind: ClassVar[str] = "lane.status"
     lane: str
@@ -184,6 +189,8 @@ class LaneStatus(Payload):
     user: str
     accepted: bool
     detail: str
+    owners: tuple[str, ...]
+    asked: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,6 +569,35 @@ class IncidentOccurred(Payload):
     lane: str
     pos_m: float
     duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEnded(Payload):
+    """An incident's time is up (ground truth): the broken-down car drives off, the blocked
+    lane is released, the crashed vehicles are cleared."""
+
+    kind: ClassVar[str] = "incident.ended"
+    incident: str
+    edge: str
+    lane: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentReported(Payload):
+    """An operator reported an incident on ``lane`` (an id, of ``edge``) at ``pos_m`` for
+    ``duration_s`` (``POST /api/incidents``), and what came of it. Accepted, it occurs at once
+    as an injected one would (``incident`` names it; ``""`` when refused)."""
+
+    kind: ClassVar[str] = "incident.reported"
+    incident: str
+    cause: str
+    edge: str
+    lane: str
+    pos_m: float
+    duration_s: float
+    user: str
+    accepted: bool
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)

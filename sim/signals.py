@@ -82,7 +82,25 @@ class PhaseControl:
     user: str = "operator"
 
 
-Command = SignalCommand | LaneCommand | PhaseControl
+@dataclass(frozen=True)
+class IncidentCommand:
+    """An operator reports an incident: on lane index ``lane`` of ``edge``, at ``pos_m`` (m from
+    the lane's start), for ``duration_s``; ``cause`` as for ``[[devices.incidents.inject]]``. It
+    occurs at the next step, as an injected one would."""
+
+    edge: str
+    lane: int
+    pos_m: float
+    duration_s: float
+    cause: str
+    user: str = "operator"
+
+    @property
+    def lane_id(self) -> str:
+        return f"{self.edge}_{self.lane}"
+
+
+Command = SignalCommand | LaneCommand | PhaseControl | IncidentCommand
 """What an operator can send into a running simulation."""
 
 

@@ -227,6 +227,10 @@ class SumoWorld:
         else:
             api.lane.setDisallowed(lane, disallowed or [])
 
+    def lane_allowed(self, lane: str) -> tuple[str, ...]:
+        """The vehicle classes SUMO lets onto ``lane`` now (empty: every class)."""
+        return tuple(self._require().lane.getAllowed(lane))
+
     # --- parking -------------------------------------------------------------------------------
 
     def route(self, vehicle: str) -> tuple[str, ...]:

@@ -1,13 +1,15 @@
 """Incidents - injected or SUMO collisions - and their detection from detector data.
 
 **Occurrence** (ground truth, ``incident.occurred``): the scenario's ``[[devices.incidents.inject]]``
-entries at their time, incidents an operator submits (:meth:`Incidents.submit`, applied at the
-next step), and - with ``collisions`` on - every collision SUMO reports. A ``stopped_vehicle`` is a
-broken-down car standing on the lane for ``duration_s``; a ``blocked_lane`` closes the lane to all
-traffic for ``duration_s`` (as a lane closure does: vehicles already on it stay). A collision
-lasts as long as SUMO keeps the vehicles standing (its ``collision.stoptime``); SUMO checks for
-collisions inside junctions only with ``collision.check-junctions``. A collision where an
-incident is still going on (the same edge, or the same junction) is part of that incident.
+entries at their time, incidents an operator reports (:meth:`Incidents.submit`, applied at the
+next step, answered by ``incident.reported``), and - with ``collisions`` on - every collision SUMO
+reports. A ``stopped_vehicle`` is a broken-down car standing on the lane for ``duration_s``; a
+``blocked_lane`` holds the lane closed to all traffic for ``duration_s`` (as a lane closure does:
+vehicles already on it stay), beside any other holder of the lane (sim/lanes.py: its end does not
+open a lane an operator also closed). A collision lasts as long as SUMO keeps the vehicles
+standing (its ``collision.stoptime``); SUMO checks for collisions inside junctions only with
+``collision.check-junctions``. A collision where an incident is still going on (the same edge, or
+the same junction) is part of that incident. Each incident's end is ``incident.ended``.
 
 **Detection** (``incident.detected``): every vehicle lane feeding a signal carries a mid-block
 zone from its start to ``clear_m`` before the stop line, a stop-line stretch over those last
@@ -39,11 +41,18 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sim.devices.config import IncidentsConfig, InjectedIncident
+from sim.devices.config import CAUSES, IncidentsConfig, InjectedIncident
 from sim.devices.registry import DeviceContext, DeviceModel, register_device
 from sim.devices.sites import induction_loop
 from sim.errors import ScenarioError
-from sim.messages import IncidentDetected, IncidentOccurred, MessageBus
+from sim.lanes import LaneAccess, blocking_problem
+from sim.messages import (
+    IncidentDetected,
+    IncidentEnded,
+    IncidentOccurred,
+    IncidentReported,
+    MessageBus,
+)
 from sim.network import Network
 from sim.sumo import SumoWorld
 
@@ -58,15 +67,61 @@ def junction_of(lane: str) -> str | None:
     return lane[1:].rsplit("_", 2)[0] if lane.startswith(":") else None
 
 
+@dataclass(frozen=True)
+class IncidentProblem:
+    """What is wrong with an incident: its ``field``, the ``value`` given and what was expected."""
+
+    field: str
+    value: object
+    expected: str
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.value!r}: expected {self.expected}"
+
+
+def incident_problem(
+    network: Network, edge: str, lane: int, pos_m: float, duration_s: float, cause: str
+) -> IncidentProblem | None:
+    """What is wrong with an incident on lane index ``lane`` of ``edge`` at ``pos_m`` (m from the
+    lane's start) for ``duration_s`` (s), or None if nothing is. For scenario entries and for
+    incidents operators report alike."""
+    indices = sorted(
+        int(x.id.rsplit("_", 1)[1]) for x in network.lanes.values()
+        if x.edge == edge and x.carries_vehicles
+    )  # fmt: skip
+    if not indices:
+        expected = "an edge of the net with a vehicle lane (not inside a junction)"
+        return IncidentProblem("edge", edge, expected)
+    lane_id = f"{edge}_{lane}"
+    if lane not in indices:
+        expected = f"a vehicle lane index of {edge}: {', '.join(map(str, indices))}"
+        return IncidentProblem("lane", lane, expected)
+    length = network.lanes[lane_id].length_m
+    if not 0.0 <= pos_m <= length:
+        return IncidentProblem("pos_m", pos_m, f"a position on {lane_id}: 0 to {length:.1f} m")
+    if not duration_s > 0.0:
+        return IncidentProblem("duration_s", duration_s, "a duration above 0 s")
+    if cause not in CAUSES:
+        return IncidentProblem("cause", cause, "one of " + ", ".join(CAUSES))
+    if cause == "blocked_lane" and (problem := blocking_problem(network, lane_id)) is not None:
+        expected = f"a lane SUMO can close ({problem}); or cause stopped_vehicle"
+        return IncidentProblem("lane", lane, expected)
+    return None
+
+
 @dataclass
 class _Active:
     id: str
     edge: str
+    lane: str
     junction: str | None
     """The junction, for an incident inside one."""
     begin_s: float
     end_s: float
+    blocks: bool = False
+    """It holds its lane closed (a ``blocked_lane``)."""
     detected: bool = False
+    ended: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,18 +200,19 @@ class Incidents(DeviceModel):
         self.window = max(1, round(config.persist_s / config.period_s))
         """Samples in ``persist_s``."""
         self._steps = 0
+        self.lanes = context.lanes or LaneAccess(context.network, context.bus)
         self._pending = deque(sorted(config.inject, key=lambda i: i.at_s))
-        self._submitted: deque[InjectedIncident] = deque()
+        self._submitted: deque[tuple[InjectedIncident, str]] = deque()
         self._active: list[_Active] = []
-        self._restore: list[tuple[float, str]] = []
         self._count = 0
         self.collision_stand_s = 0.0
-        for incident in config.inject:
-            lane = f"{incident.edge}_{incident.lane}"
-            if lane not in self.network.lanes:
-                field = "devices.incidents.inject"
-                raise ScenarioError(context.source, "no such lane", field=field, value=lane,
-                                    expected="an edge and lane index of the net")  # fmt: skip
+        for i, incident in enumerate(config.inject):
+            problem = incident_problem(self.network, incident.edge, incident.lane, incident.pos_m,
+                                       incident.duration_s, incident.cause)  # fmt: skip
+            if problem is not None:
+                field = f"devices.incidents.inject[{i}].{problem.field}"
+                raise ScenarioError(context.source, "not on the net", field=field,
+                                    value=problem.value, expected=problem.expected)  # fmt: skip
         self.zones = detection_zones(context.network, config.clear_m) if config.detection else []
         for zone in self.zones:
             zone.window = deque(maxlen=self.window)
@@ -179,31 +235,37 @@ class Incidents(DeviceModel):
             elements.append(loop)
         return elements
 
-    def submit(self, incident: InjectedIncident) -> None:
-        """Inject ``incident`` at the next step (thread-safe; its ``at_s`` is ignored)."""
-        self._submitted.append(incident)
+    def submit(self, incident: InjectedIncident, user: str) -> None:
+        """Inject ``incident``, reported by ``user``, at the next step (thread-safe; its ``at_s``
+        is ignored). Check it with :func:`incident_problem` first."""
+        self._submitted.append((incident, user))
 
     def sites(self) -> tuple[str, ...]:
         return tuple(z.lane for z in self.zones)
 
     def bind(self, world: SumoWorld, t: float) -> None:
         super().bind(world, t)
+        if self.lanes.world is None:
+            self.lanes.bind(world)
         self.collision_stand_s = world.collision_stand_s()
 
     def sample(self, t: float) -> None:
         while self._pending and self._pending[0].at_s <= t:
             self._occur(t, self._pending.popleft())
         while self._submitted:
-            self._occur(t, self._submitted.popleft())
-        for until, lane in list(self._restore):
-            if t >= until:
-                net_lane = self.network.lanes[lane]
-                self.world.set_lane_access(
-                    lane,
-                    allowed=sorted(net_lane.allow) if net_lane.allow else None,
-                    disallowed=sorted(net_lane.disallow) if net_lane.disallow else None,
-                )
-                self._restore.remove((until, lane))
+            incident, user = self._submitted.popleft()
+            reported = self._occur(t, incident)
+            self.bus.publish(t, "incidents", IncidentReported(
+                reported, incident.cause, incident.edge, f"{incident.edge}_{incident.lane}",
+                incident.pos_m, incident.duration_s, user, True,
+                f"{reported}: {incident.cause} for {incident.duration_s:g} s",
+            ))  # fmt: skip
+        for active in self._active:
+            if not active.ended and t >= active.end_s:
+                active.ended = True
+                if active.blocks:
+                    self.lanes.unblock(t, active.lane, active.id)
+                self.bus.publish(t, "incidents", IncidentEnded(active.id, active.edge, active.lane))
         if self.config.collisions:
             for _collider, _victim, lane, pos in self.world.collisions():
                 self._collision(t, lane, pos)
@@ -211,16 +273,19 @@ class Incidents(DeviceModel):
         if self.zones and self._steps % self.sample_every == 0:
             self._detect(t)
 
-    def _occur(self, t: float, incident: InjectedIncident) -> None:
+    def _occur(self, t: float, incident: InjectedIncident) -> str:
+        """Start ``incident`` now; its id."""
         lane = f"{incident.edge}_{incident.lane}"
         end = t + incident.duration_s
         if incident.cause == "stopped_vehicle":
             self.world.add_stopped_vehicle(f"ccsim.incident.{self._count + 1}", incident.edge,
                                            incident.lane, incident.pos_m, end)  # fmt: skip
-        else:
-            self.world.set_lane_access(lane, allowed=["authority"], disallowed=None)
-            self._restore.append((end, lane))
-        self._begin(t, incident.cause, incident.edge, lane, incident.pos_m, incident.duration_s)
+        active = self._begin(t, incident.cause, incident.edge, lane, incident.pos_m,
+                             incident.duration_s)  # fmt: skip
+        if incident.cause == "blocked_lane":
+            active.blocks = True
+            self.lanes.block(t, lane, active.id)
+        return active.id
 
     def _collision(self, t: float, lane: str, pos: float) -> None:
         edge, junction = lane.rsplit("_", 1)[0], junction_of(lane)
@@ -232,11 +297,12 @@ class Incidents(DeviceModel):
                 return
         self._begin(t, "collision", edge, lane, pos, self.collision_stand_s)
 
-    def _begin(self, t: float, cause: str, edge: str, lane: str, pos: float, duration: float) -> None:
+    def _begin(self, t: float, cause: str, edge: str, lane: str, pos: float, duration: float) -> _Active:
         self._count += 1
-        incident = f"incident.{self._count}"
-        self._active.append(_Active(incident, edge, junction_of(lane), t, t + duration))
-        self.bus.publish(t, "incidents", IncidentOccurred(incident, cause, edge, lane, pos, duration))
+        active = _Active(f"incident.{self._count}", edge, lane, junction_of(lane), t, t + duration)
+        self._active.append(active)
+        self.bus.publish(t, "incidents", IncidentOccurred(active.id, cause, edge, lane, pos, duration))
+        return active
 
     def _detect(self, t: float) -> None:
         counts = self.world.area_counts(self._areas)

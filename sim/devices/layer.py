@@ -15,10 +15,9 @@ from typing import Any
 import simpy
 
 from sim.devices import air, drivers, enforcement, gates, incidents, pedestrians, radar, signs  # noqa: F401
-from sim.devices.config import DevicesConfig, InjectedIncident, declared
+from sim.devices.config import DevicesConfig, declared
 from sim.devices.incidents import Incidents
 from sim.devices.registry import DeviceContext, DeviceModel, create_device
-from sim.errors import CcsimError
 from sim.messages import DevicesDeployed
 from sim.sumo import SumoWorld
 
@@ -54,13 +53,11 @@ class FieldDevices:
             yield env.timeout(model.period_s)
             model.sample(env.now)
 
-    def submit_incident(self, incident: InjectedIncident) -> None:
-        """An operator's incident (thread-safe): it occurs at the next step (``at_s`` ignored).
-        Needs ``[devices.incidents]`` in the scenario."""
+    @property
+    def incidents(self) -> Incidents | None:
+        """The incident model, if the scenario declares ``[devices.incidents]``."""
         model = self.models.get("incidents")
-        if not isinstance(model, Incidents):
-            raise CcsimError("no incident model in this run: declare [devices.incidents]")
-        model.submit(incident)
+        return model if isinstance(model, Incidents) else None
 
     def finish(self, t: float) -> None:
         for model in self.models.values():

@@ -15,6 +15,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from sim.errors import UnknownNameError
+from sim.lanes import LaneAccess
 from sim.messages import MessageBus
 from sim.network import Network
 from sim.sumo import SumoWorld
@@ -32,6 +33,8 @@ class DeviceContext:
     source: Path
     vehicle_files: tuple[Path, ...] = ()
     """Route and additional files (where the vehicle types are declared)."""
+    lanes: LaneAccess | None = None
+    """The run's lane access, for devices that close lanes (built alone, a model makes its own)."""
 
 
 class DeviceModel(ABC):

@@ -101,14 +101,21 @@ def test_state_keeps_the_latest_entries_and_hands_out_only_changes() -> None:
     state(Message(1.0, 1, "tls:J1", SignalPhase("J1", "0", 0, "GGrr")))
     state(Message(1.0, 2, "monitor", VehiclesDeparted(("a", "b", "c"))))
     state(Message(2.0, 3, "monitor", VehiclesArrived(("a",))))
-    state(Message(2.0, 4, "lane:L", LaneStatus("L_1", True, "ana", True, "closed")))
+    closed = LaneStatus("L_1", True, "ana", True, "closed", ("operator:ana",), "close")
+    state(Message(2.0, 4, "lane:L", closed))
     changes = state.changes()
     assert changes["signals"]["J1"]["state"] == "GGrr"
     assert changes["kpis"] == {"departed": 3, "arrived": 1, "running": 2}
-    assert changes["lanes"]["L_1"] == {"closed": True, "user": "ana", "since": 2.0}
+    assert changes["lanes"]["L_1"] == {
+        "closed": True,
+        "owners": ["operator:ana"],
+        "user": "ana",
+        "since": 2.0,
+    }
     state(Message(1.0, 5, "tls:J1", SignalPhase("J1", "0", 0, "GGrr")))  # the same again
     assert "signals" not in state.changes()
-    state(Message(3.0, 6, "lane:L", LaneStatus("X_1", True, "ana", False, "no lane")))  # refused
+    refused = LaneStatus("X_1", False, "ana", False, "no lane", (), "close")
+    state(Message(3.0, 6, "lane:L", refused))
     assert state.changes() == {} and set(state.snapshot()["lanes"]) == {"L_1"}
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from sim.devices import DeviceContext, FieldDevices, device_kinds, devices_config
-from sim.devices.config import DevicesConfig, InjectedIncident, RadarConfig
+from sim.devices.config import DevicesConfig, RadarConfig
 from sim.devices.sites import vehicle_edges
-from sim.errors import CcsimError, ScenarioError
+from sim.errors import ScenarioError
 from sim.messages import MessageBus
 from sim.network import read_network
 from sim.scenario import load_scenario
@@ -117,10 +117,14 @@ def _build(config: DevicesConfig) -> FieldDevices:
         ({"radar": {"sites": ["W_C", "C_X"]}}, "devices.radar.sites", "C_X"),
         ({"gates": {"secret": SECRET, "sites": ["C"]}}, "devices.gates.sites", "C"),
         ({"incidents": {"inject": [{"at_s": 5, "edge": "W_C", "lane": 7}]}},
-         "devices.incidents.inject", "W_C_7"),
+         "devices.incidents.inject[0].lane", 7),
+        ({"incidents": {"inject": [{"at_s": 5, "edge": "W_C", "lane": 1, "pos_m": 900}]}},
+         "devices.incidents.inject[0].pos_m", 900),
     ],
 )  # fmt: skip
-def test_sites_are_checked_against_the_network(table: dict[str, object], field: str, value: str) -> None:
+def test_sites_are_checked_against_the_network(
+    table: dict[str, object], field: str, value: object
+) -> None:
     with pytest.raises(ScenarioError) as err:
         _build(devices_config(TOML, table))
     assert err.value.field == field and err.value.value == value
@@ -147,9 +151,3 @@ def test_auto_sites_spread_over_the_district() -> None:
     ys = [network.junction_xy[j][1] for j in sites["enforcement"]]
     assert max(xs) - min(xs) > 300 and max(ys) - min(ys) > 300  # not bunched in one corner
     assert all(edge.startswith(("north", "south", "east", "west")) for edge in sites["gates"])
-
-
-def test_operator_incidents_need_the_incident_model() -> None:
-    devices = _build(devices_config(TOML, {"radar": {}}))
-    with pytest.raises(CcsimError, match=r"declare \[devices\.incidents\]"):
-        devices.submit_incident(InjectedIncident(at_s=0.0, edge="W_C"))

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.devices.config import InjectedIncident
+import pytest
+
+from sim.controllers import create_controller
 from sim.devices.incidents import QueueSample, held_by_incident
+from sim.engine import Simulation
+from sim.errors import ScenarioError
 from sim.messages import (
-    DevicesDeployed,
     IncidentDetected,
+    IncidentEnded,
     IncidentOccurred,
+    IncidentReported,
     IntersectionInterval,
+    LaneStatus,
     Message,
     PedestrianCount,
 )
 from sim.network import read_network
-from sim.scenario import bundled_root
+from sim.scenario import bundled_root, load_scenario
+from sim.signals import IncidentCommand, LaneCommand
+from sim.sumo import SumoWorld
 from tests.sim.devices_helpers import run, single_with
 
 SINGLE = bundled_root() / "single"
@@ -175,30 +183,94 @@ def test_no_incident_no_detection_delay(tmp_path: Path) -> None:
     assert result.summary["incident_false_alarms_per_h"] == false_alarms * 6.0
 
 
-def test_an_operator_can_inject_an_incident(tmp_path: Path) -> None:
-    from sim.controllers import create_controller
-    from sim.engine import Simulation
-    from sim.scenario import load_scenario
-
+def test_an_operator_reports_incidents_and_they_occur_as_injected_ones(tmp_path: Path) -> None:
     folder = single_with(tmp_path / "a", "[devices.incidents]\npersist_s = 120\n")
     sim = Simulation(load_scenario(folder), create_controller("fixed"), seed=1,
                      workdir=tmp_path / "r", end_s=600.0)  # fmt: skip
-    lane_closed = InjectedIncident(at_s=0.0, edge="E_C", lane=1, duration_s=300.0, cause="blocked_lane")
-    stopped = InjectedIncident(at_s=0.0, edge="N_C", lane=1, pos_m=120.0, duration_s=400.0)
-
-    def inject(message: Message) -> None:
-        # As an operator's command would: submitted while the run goes, applied at the next step.
-        if isinstance(message.payload, DevicesDeployed) and sim.devices is not None:
-            sim.devices.submit_incident(lane_closed)
-            sim.devices.submit_incident(stopped)
-
-    sim.bus.subscribe(inject)
+    # As the control center sends them: applied at the next step boundary.
+    sim.submit(IncidentCommand("E_C", 1, 50.0, 300.0, "blocked_lane", "ana"))
+    sim.submit(IncidentCommand("N_C", 1, 120.0, 400.0, "stopped_vehicle", "ana"))
+    sim.submit(IncidentCommand("N_C", 1, 9999.0, 400.0, "stopped_vehicle", "ana"))
     result = sim.run()
     occurred = [m.payload for m in result.log.of_kind("incident.occurred")]
     assert [o.cause for o in occurred if isinstance(o, IncidentOccurred)] == [
         "blocked_lane", "stopped_vehicle"
     ]  # fmt: skip
+    reported = [m.payload for m in result.log.of_kind("incident.reported")]
+    assert all(isinstance(r, IncidentReported) for r in reported)
+    refused = [r for r in reported if isinstance(r, IncidentReported) and not r.accepted]
+    assert len(refused) == 1 and refused[0].incident == ""
+    assert refused[0].detail.startswith("pos_m 9999.0: expected a position on N_C_1: 0 to ")
+    accepted = [r for r in reported if isinstance(r, IncidentReported) and r.accepted]
+    assert [(r.incident, r.user) for r in accepted] == [("incident.1", "ana"), ("incident.2", "ana")]
+    # The blocked lane is held by its incident, then released when it ends; both end on time.
+    lane = [(m.t, m.payload.closed, m.payload.owners) for m in result.log.of_kind("lane.status")
+            if isinstance(m.payload, LaneStatus)]  # fmt: skip
+    assert lane == [(1.0, True, ("incident.1",)), (301.0, False, ())]
+    ended = [(m.t, m.payload.incident) for m in result.log.of_kind("incident.ended")
+             if isinstance(m.payload, IncidentEnded)]  # fmt: skip
+    assert ended == [(301.0, "incident.1"), (401.0, "incident.2")]
     assert result.summary["incident_detection_delay_mean_s"] is not None
+
+
+def test_incidents_and_operators_each_lift_only_their_own_hold_in_sumo(tmp_path: Path) -> None:
+    # The district: the small nets have no lane an operator may close (each serves some turn).
+    sim = Simulation(load_scenario("district"), create_controller("fixed"), seed=1,
+                     workdir=tmp_path / "r", end_s=130.0)  # fmt: skip
+    sim.submit(LaneCommand("B1_C1_2", True, "ana"))  # closed by an operator from the first step
+    sumo: dict[str, tuple[str, ...]] = {}
+    done: set[str] = set()
+
+    def operate(message: Message) -> None:
+        if message.t >= 30.0 and "incidents" not in done:
+            done.add("incidents")
+            sim.submit(IncidentCommand("B1_C1", 2, 100.0, 60.0, "blocked_lane", "bo"))
+            sim.submit(IncidentCommand("B1_A1", 2, 100.0, 600.0, "blocked_lane", "bo"))
+        if message.t >= 60.0 and "open" not in done:
+            done.add("open")
+            sim.submit(LaneCommand("B1_A1_2", False, "ana"))
+        if message.t >= 120.0 and not sumo:
+            world = sim.lanes.world if sim.lanes is not None else None
+            assert isinstance(world, SumoWorld)
+            sumo.update((lane, world.lane_allowed(lane)) for lane in ("B1_C1_2", "B1_A1_2"))
+
+    sim.bus.subscribe(operate)
+    result = sim.run()
+    reported = {m.payload.lane: m.payload.incident for m in result.log.of_kind("incident.reported")
+                if isinstance(m.payload, IncidentReported) and m.payload.accepted}  # fmt: skip
+    status = [m.payload for m in result.log.of_kind("lane.status") if isinstance(m.payload, LaneStatus)]
+    # (a) The incident on B1_C1_2 ends after 60 s: its hold goes, the operator's stays.
+    first = reported["B1_C1_2"]
+    ended = next(p for p in status if p.lane == "B1_C1_2" and p.user == first and p.asked == "open")
+    assert ended.closed and ended.owners == ("operator:ana",)
+    assert "the lane stays closed: held by operator:ana" in ended.detail
+    assert sumo["B1_C1_2"] == ("authority",)  # SUMO still keeps traffic off it at 120 s
+    # (b) The operator's open of B1_A1_2 does not lift the other incident's hold.
+    second = reported["B1_A1_2"]
+    answer = next(p for p in status if p.lane == "B1_A1_2" and p.user == "ana")
+    assert not answer.accepted and answer.closed and answer.owners == (second,)
+    assert f"held by {second}" in answer.detail
+    assert sumo["B1_A1_2"] == ("authority",)
+    assert [p.lane for p in status if not p.closed] == []  # nothing opened during the run
+
+
+def test_a_reported_incident_is_refused_in_a_run_without_the_incident_model(tmp_path: Path) -> None:
+    sim = Simulation(load_scenario("single"), create_controller("fixed"), seed=1,
+                     workdir=tmp_path / "r", end_s=5.0)  # fmt: skip
+    sim.submit(IncidentCommand("W_C", 1, 50.0, 60.0, "stopped_vehicle", "ana"))
+    (answer,) = [m.payload for m in sim.run().log.of_kind("incident.reported")]
+    assert isinstance(answer, IncidentReported) and not answer.accepted
+    assert answer.detail == "no incident model in this run: the scenario needs [devices.incidents]"
+
+
+def test_an_incident_may_not_block_a_lane_sumo_cannot_run_without(tmp_path: Path) -> None:
+    # In single, N_C's only way into C_W is C_W_1: SUMO would stop at the next N->W departure.
+    blocked = INCIDENT.replace('edge = "W_C"', 'edge = "C_W"') + 'cause = "blocked_lane"\n'
+    with pytest.raises(ScenarioError) as refused:
+        run(single_with(tmp_path / "a", blocked), tmp_path / "r", end_s=10.0)
+    message = str(refused.value)
+    assert "devices.incidents.inject[0].lane" in message
+    assert "blocking C_W_1 would leave no lane of C_W reached from N_C" in message
 
 
 def test_pedestrians_are_counted_as_a_group_only(tmp_path: Path) -> None:

@@ -125,15 +125,15 @@ def test_third_party_grid_runs(grid_cfg: Path, tmp_path: Path) -> None:
 
 
 def test_closing_a_lane_that_some_turn_needs_is_refused(tmp_path: Path) -> None:
-    from sim.engine import _stranded_turns
+    from sim.lanes import stranded_turns
 
     district = read_network(load_scenario("district").net_file)
-    assert _stranded_turns(district, "B1_C1_2") == []  # a middle lane of a three-lane avenue
+    assert stranded_turns(district, "B1_C1_2") == []  # a middle lane of a three-lane avenue
     single = read_network(load_scenario("single").net_file)
     only_left = [
         lane
         for lane in single.lanes.values()
-        if lane.carries_vehicles and _stranded_turns(single, lane.id)
+        if lane.carries_vehicles and stranded_turns(single, lane.id)
     ]
     assert only_left, "in single, each turn has its own lane: closing one strands it"
 

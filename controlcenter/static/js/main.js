@@ -1,5 +1,5 @@
-// The control room: sign-in, then the map, the alarm list, the intersection panel and the KPI
-// panel, all fed by one websocket. After a dropped connection (or a server restart) the feed
+// The control room: sign-in, then the map, the alarm list, the intersection panel, the lanes
+// and the KPI panel, all fed by one websocket. After a dropped connection (or a server restart) the feed
 // reconnects and the page resyncs from the snapshot and the alarm events it missed - no reload.
 
 import { Accounts } from "./accounts.js";
@@ -8,6 +8,7 @@ import { Api } from "./api.js";
 import { Feed } from "./feed.js";
 import { clock } from "./format.js";
 import { KpiPanel } from "./kpi.js";
+import { LanesPanel } from "./lanes.js";
 import { DistrictMap } from "./map.js";
 import { IntersectionPanel } from "./panel.js";
 import { Chime } from "./sound.js";
@@ -86,6 +87,7 @@ function setRole(role) {
   $("who").textContent = `${page.user} \u00b7 ${role}`;
   alarms.setRole(role);
   kpis.setRole(role);
+  lanes.setRole(role);
   accounts.setUser(page.user, role);
   panel.update(context());
 }
@@ -112,6 +114,11 @@ const alarms = new AlarmList({
 const panel = new IntersectionPanel({ element: $("intersection-panel"), api: null, onClose: () => map.select(null) });
 
 const kpis = new KpiPanel({ charts: $("kpi-charts"), controls: $("sim-controls"), api: null });
+
+const lanes = new LanesPanel({
+  list: $("closed-lanes"), empty: $("lanes-empty"), count: $("closed-count"), reported: $("reported-incidents"),
+  commands: $("lane-commands"), lanes: $("lane-ids"), api: null,
+});
 
 const accounts = new Accounts({
   dialog: $("accounts"), opener: $("accounts-open"), api: null,
@@ -160,7 +167,7 @@ document.addEventListener("keydown", (event) => {
 
 async function start(token) {
   if (page.feed) page.feed.stop();  // signed in again (the feed refused the previous token)
-  alarms.api = panel.api = kpis.api = accounts.api = page.api;
+  alarms.api = panel.api = kpis.api = lanes.api = accounts.api = page.api;
   await loadNetwork();
   page.feed = new Feed({
     token,
@@ -179,12 +186,14 @@ async function loadNetwork() {
   }
   page.network = answer.data;
   map.load(page.network);
+  lanes.load(page.network);
 }
 
 function showConnection(state, detail) {
   page.connection = state;
   showLiveness();
   panel.update(context());
+  lanes.update(page.state, page.t, isLive());
   kpis.showRun(page.state.run || {}, isLive());
   const box = $("connection-state");
   box.dataset.state = state;
@@ -259,6 +268,7 @@ function render(sections) {
   kpis.showRun(run, isLive());
   alarms.setRunEnded(["finished", "stopped", "failed"].includes(run.status));
   panel.update(context());
+  lanes.update(page.state, page.t, isLive());
   showLiveness();
   if (sections === null && page.runId !== null && !page.backfilled) {
     page.backfilled = true;
