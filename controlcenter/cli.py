@@ -227,6 +227,7 @@ def _speed(text: str) -> float | None:
 
 
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from controlcenter.ngsild.push import check_broker_url
     from controlcenter.ntcip import parse_address
     from controlcenter.ntcip_stations import parse_station
     from controlcenter.server import serve  # the web stack loads only for this command
@@ -250,6 +251,8 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         ntcip=parse_address(args.ntcip) if args.ntcip else None,
         ntcip_stations=tuple(parse_station(text) for text in args.ntcip_station),
         mqtt=_mqtt_options(args),
+        ngsi_ld=check_broker_url(args.ngsi_ld) if args.ngsi_ld else None,
+        ngsi_ld_period_s=args.ngsi_ld_period,
     )
     return serve(config)
 
@@ -386,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an external NTCIP 1209 detector station on signal TLS's approaches (repeatable)",
     )  # fmt: skip
     _mqtt_arguments(srv)
+    ngsi = srv.add_argument_group("NGSI-LD (the entities are always at /ngsi-ld/v1/entities)")
+    ngsi.add_argument("--ngsi-ld", default=None, metavar="URL",
+                      help="also push the entities to this NGSI-LD broker (http://HOST:PORT): "
+                      "batched upserts of what changed")  # fmt: skip
+    ngsi.add_argument("--ngsi-ld-period", type=_positive, default=5.0,
+                      help="push every this many seconds (default 5)")  # fmt: skip
     srv.set_defaults(handler=_cmd_serve)
     add_study_parser(sub)
     add_conformance_parser(sub)
