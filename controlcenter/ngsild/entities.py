@@ -77,8 +77,8 @@ def iso(epoch_s: float) -> str:
 
 
 def _local(text: str) -> str:
-    """A name as the last part of a URN (RFC 8141: letters, digits and ``-._~`` kept)."""
-    return re.sub(r"[^A-Za-z0-9._~-]", "-", text) or "-"
+    """A name as part of a URN (RFC 8141: letters, digits and ``-._~:`` kept, others ``-``)."""
+    return re.sub(r"[^A-Za-z0-9._~:-]", "-", text) or "-"
 
 
 @dataclass

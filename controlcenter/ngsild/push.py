@@ -149,7 +149,7 @@ class Pusher:
             )
             return {e.id for e in batch}
         if status == 207:
-            return _refused_ids(text, self)
+            return _refused_ids(text, self) & {e.id for e in batch}
         return set()
 
     def describe(self) -> dict[str, Any]:
