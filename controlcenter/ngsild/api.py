@@ -89,7 +89,7 @@ def _options(request: Request) -> _Options:
     for option in _split(params.get("options")):
         if option == "keyValues":
             simplified = True
-        elif option not in ("normalized", "sysAttrs"):
+        elif option != "normalized":
             raise Problem(400, "BadRequestData", f"options: {option!r} is not keyValues or normalized")
     fmt = params.get("format")
     if fmt is not None:

@@ -75,7 +75,7 @@ class Pusher:
         *,
         period_s: float = 5.0,
         batch_size: int = 100,
-        timeout_s: float = 10.0,
+        timeout_s: float = 5.0,
     ) -> None:
         self.url = check_broker_url(url)
         self.book = book
@@ -92,7 +92,12 @@ class Pusher:
 
     async def run(self) -> None:
         while True:
-            await self.push_once()
+            try:
+                await self.push_once()
+            except Exception as exc:  # a bug here must not end the pushing, nor the server
+                self.stats.failures += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("ngsi-ld: pushing to %s failed", self.url)
             await asyncio.sleep(self.period_s)
 
     async def push_once(self) -> int:

@@ -27,6 +27,7 @@ from sim.messages import (
     ParkingDeparture,
     ParkingOccupancy,
     RadarPasses,
+    ZoneOccupancy,
 )
 from sim.network import read_network
 from sim.outputs import payload_json
@@ -247,3 +248,31 @@ def test_alerts_keep_ccsim_s_own_subcategories_in_data_and_end_when_cleared(run:
     known = _alarm(1000, "tls:C", subcategory="trafficJam").to_dict()
     book.on_alarms([known])
     assert key_values(book.get(book.urn("Alert", "alarm-1000")))["subCategory"] == "trafficJam"  # type: ignore[arg-type]
+
+
+def test_a_bay_is_unknown_until_a_report_or_the_zone_s_count_settles_it() -> None:
+    scenario = load_scenario("district")
+    network = read_network(scenario.net_file)
+    book = EntityBook(scenario, network, network_map(scenario, network, []), epoch_s=EPOCH)
+    zone = "pa_rotating_A1_A0"
+
+    def status(bay: int) -> str:
+        spot = book.get(book.urn("ParkingSpot", f"{zone}:{bay}"))
+        assert spot is not None
+        return str(key_values(spot)["status"])
+
+    def count(t: float, sensed: int) -> None:
+        book.on_message(t, ParkingOccupancy((ZoneOccupancy(zone, "rotating", 10, sensed, sensed, 0.0),)))
+
+    assert status(0) == "unknown"
+    book.on_message(10.0, ParkingArrival(zone, 2, "rotating"))
+    count(60.0, 2)  # two taken, one of them known: the others may be either
+    assert (status(2), status(0)) == ("occupied", "unknown")
+    book.on_message(70.0, ParkingArrival(zone, 5, "rotating"))
+    count(120.0, 2)  # both known: the rest are free
+    assert (status(2), status(5), status(0), status(9)) == ("occupied", "occupied", "free", "free")
+    book.on_message(130.0, ParkingDeparture(zone, 2, "rotating", 120.0))
+    assert status(2) == "free"
+    assert normalized(book.get(book.urn("ParkingSpot", f"{zone}:2")))["status"]["observedAt"] == (  # type: ignore[arg-type]
+        "2026-01-01T10:02:10.000Z"
+    )

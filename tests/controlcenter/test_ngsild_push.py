@@ -112,3 +112,33 @@ def test_a_bad_broker_url_is_named(url: str) -> None:
     with pytest.raises(CcsimError, match="--ngsi-ld"):
         check_broker_url(url)
     assert check_broker_url("http://127.0.0.1:1026/") == "http://127.0.0.1:1026"
+
+
+def test_a_bug_while_pushing_is_logged_and_the_pushing_goes_on(
+    book: EntityBook, caplog: pytest.LogCaptureFixture
+) -> None:
+    with broker() as peer:
+        pusher = Pusher(peer.url, book, period_s=0.01)
+        real = pusher.push_once
+        calls: list[int] = []
+
+        async def flaky() -> int:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("boom")
+            return await real()
+
+        pusher.push_once = flaky  # type: ignore[method-assign]
+
+        async def main() -> None:
+            task = asyncio.create_task(pusher.run())
+            for _ in range(500):  # 5 s at most
+                if peer.received:
+                    break
+                await asyncio.sleep(0.01)
+            task.cancel()
+
+        asyncio.run(main())
+        assert peer.received and pusher.stats.failures == 1
+        assert pusher.stats.last_error == "RuntimeError: boom"
+        assert "pushing to" in caplog.text and "boom" in caplog.text
