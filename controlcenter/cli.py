@@ -227,6 +227,7 @@ def _speed(text: str) -> float | None:
 
 
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from controlcenter.ngsild.push import check_broker_url
     from controlcenter.ntcip import parse_address
     from controlcenter.ntcip_hil import parse_controller
     from controlcenter.ntcip_stations import parse_station
@@ -252,6 +253,8 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         ntcip_stations=tuple(parse_station(text) for text in args.ntcip_station),
         ntcip_controllers=tuple(parse_controller(text) for text in args.ntcip_controller),
         mqtt=_mqtt_options(args),
+        ngsi_ld=check_broker_url(args.ngsi_ld) if args.ngsi_ld else None,
+        ngsi_ld_period_s=args.ngsi_ld_period,
     )
     return serve(config)
 
@@ -393,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeatable)",
     )  # fmt: skip
     _mqtt_arguments(srv)
+    ngsi = srv.add_argument_group("NGSI-LD (the entities are always at /ngsi-ld/v1/entities)")
+    ngsi.add_argument("--ngsi-ld", default=None, metavar="URL",
+                      help="also push the entities to this NGSI-LD broker (http://HOST:PORT): "
+                      "batched upserts of what changed")  # fmt: skip
+    ngsi.add_argument("--ngsi-ld-period", type=_positive, default=5.0,
+                      help="push every this many seconds (default 5)")  # fmt: skip
     srv.set_defaults(handler=_cmd_serve)
     add_study_parser(sub)
     add_conformance_parser(sub)

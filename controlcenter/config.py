@@ -59,3 +59,7 @@ class ServeConfig:
     (hardware in the loop)."""
     mqtt: MqttOptions | None = None
     """The bay sensors' LoRaWAN network over MQTT (``--mqtt``); None: none."""
+    ngsi_ld: str | None = None
+    """``--ngsi-ld URL``: an NGSI-LD context broker to push the entities to; None: none."""
+    ngsi_ld_period_s: float = 5.0
+    """How often the changed entities are pushed, s."""

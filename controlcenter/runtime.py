@@ -20,6 +20,8 @@ from controlcenter.config import ServeConfig
 from controlcenter.feed import FeedHub, StateMirror
 from controlcenter.geojson import NetworkMap, network_map
 from controlcenter.lorawan import LoRaWANLink
+from controlcenter.ngsild.entities import EntityBook
+from controlcenter.ngsild.push import Pusher
 from controlcenter.recorder import Recorder, Session
 from controlcenter.simproc import Batch, ChildSpec, Control, Record, RunEnded, SimProcess
 from controlcenter.store import Store
@@ -75,6 +77,16 @@ class ControlCenter:
             writer.close()
         self.run = RunInfo(run_id, scenario.name, config.controller, config.seed)
         book = AlarmBook(store.open_alarms(), store.next_alarm_id(), run_id, self.map.locate)
+        self.ngsild = EntityBook(
+            scenario, read_network(scenario.net_file), self.map,
+            epoch_s=self.started_at, begin_s=config.begin_s,
+        )  # fmt: skip
+        self.ngsild.on_alarms([alarm.to_dict() for alarm in book.alarms.values()])
+        self.ngsild_push = (
+            Pusher(config.ngsi_ld, self.ngsild, period_s=config.ngsi_ld_period_s)
+            if config.ngsi_ld is not None
+            else None
+        )
         self.hub = FeedHub(
             self.mirror,
             rate_hz=config.feed_rate_hz,
@@ -87,7 +99,7 @@ class ControlCenter:
             store,
             book,
             run_id,
-            on_alarms=self.hub.publish_alarms,
+            on_alarms=self._on_alarms,
             on_outcome=self._on_outcome,
         )
         out = config.out or Path("out") / f"serve-{scenario.name}"
@@ -135,9 +147,14 @@ class ControlCenter:
                 self.ntcip.on_changes(record.changes, record.t)  # ...the NTCIP agents too
             if self.lorawan is not None:
                 self.lorawan.on_batch(record)
+            self.ngsild.on_rows(record.events)
         elif isinstance(record, RunEnded):
             self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
         self.recorder.put(record)  # ...the store right after
+
+    def _on_alarms(self, events: list[tuple[AlarmEvent, Alarm]]) -> None:
+        self.hub.publish_alarms(events)
+        self.ngsild.on_alarms([alarm.to_dict() for _event, alarm in events])
 
     def _report_bays(self, observed: tuple[BayObserved, ...]) -> None:
         self.simulation.send(Control("report", observed=observed))
@@ -161,6 +178,9 @@ class ControlCenter:
             await self.lorawan.start()
         self.simulation.start()
         ticker = asyncio.create_task(self.hub.run_ticker(), name="ccsim-feed-ticker")
+        pusher = None
+        if self.ngsild_push is not None:
+            pusher = asyncio.create_task(self.ngsild_push.run(), name="ccsim-ngsi-ld-push")
         if self.ntcip is not None:
             await self.ntcip.start()
         try:
@@ -169,6 +189,8 @@ class ControlCenter:
             if self.ntcip is not None:
                 self.ntcip.close()
             ticker.cancel()
+            if pusher is not None:
+                pusher.cancel()
             if self.lorawan is not None:
                 await self.lorawan.stop()
             self.hub.close_all()
@@ -194,6 +216,8 @@ class ControlCenter:
                       "events": self.recorder.stats.events, "error": self.recorder.stats.last_error},
             "alarms": {"open": len(self.hub.open_alarms), "seq": self.hub.alarm_seq},
             **({"lorawan": self.lorawan.health()} if self.lorawan is not None else {}),
+            "ngsi_ld": {"entities": self.ngsild.counts(), "location": self.ngsild.georef.how,
+                        "push": self.ngsild_push.describe() if self.ngsild_push else None},
         }  # fmt: skip
 
     async def set_retention(self, settings: dict[str, float]) -> dict[str, float]:

@@ -127,6 +127,11 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
             say(f"mqtt: {mqtt_url}")
         center = ControlCenter(config, store, ntcip=ntcip, mqtt_url=mqtt_url)
         say(f"control room: {url_of(config.host, sock.getsockname()[1])}")
+        if not center.ngsild.georef.placed:
+            say("ngsi-ld: the net has no geo-projection and the scenario no [geo] origin: "
+                "the entities carry no location")  # fmt: skip
+        if center.ngsild_push is not None:
+            say(f"ngsi-ld: pushing to {center.ngsild_push.url} every {config.ngsi_ld_period_s:g} s")
         for line in ntcip.mapping() if ntcip else []:
             say(line)
         _run(center, sock)

@@ -78,6 +78,10 @@ class Scenario:
     """External NTCIP 1209 detector stations (``[[ntcip.stations]]``)."""
     ntcip_controllers: tuple[NtcipBinding, ...] = ()
     """External NTCIP 1202 controllers in the loop (``[[ntcip.controllers]]``)."""
+    geo_origin: tuple[float, float] | None = None
+    """``[geo] origin``: WGS 84 (longitude, latitude) in degrees of the net's point (0, 0), to
+    place a net without a geo-projection on the earth (the NGSI-LD entities need it); a net
+    with one ignores it."""
 
     @property
     def duration_s(self) -> float:
@@ -136,9 +140,10 @@ def load_scenario(spec: str | Path, variant: str | None = None) -> Scenario:
 
 _TOP_KEYS = {
     "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
-    "variants", "parking", "devices", "signals", "ntcip",
+    "variants", "parking", "devices", "signals", "ntcip", "geo",
 }  # fmt: skip
 _NTCIP_KEYS = {"stations", "controllers"}
+_GEO_KEYS = {"origin"}
 _SIGNAL_KEYS = {"clearance", "plans"}
 CLEARANCES = ("net", "ite")
 _DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
@@ -256,6 +261,7 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
             raise ScenarioError(toml_path, "not a table", field="parking", expected="[parking]")
         parking = parking_config(toml_path, doc["parking"])
     devices = devices_config(toml_path, doc["devices"]) if "devices" in doc else None
+    geo_origin = _lon_lat(toml_path, _table(toml_path, doc, "geo", _GEO_KEYS), "geo.origin")
     cfg = root / doc["sumocfg"] if "sumocfg" in doc else None
     ntcip = _table(toml_path, doc, "ntcip", _NTCIP_KEYS)
     stations = _bindings(toml_path, ntcip, "stations", drive=True)
@@ -282,6 +288,7 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         signal_plans=plans,
         ntcip_stations=stations,
         ntcip_controllers=controllers,
+        geo_origin=geo_origin,
     )
 
 
@@ -374,6 +381,23 @@ def _number(
         bound = f"{'>' if strict else '>='} {minimum:g}"
         raise ScenarioError(path, "out of range", field=dotted, value=value, expected=bound)
     return float(value)
+
+
+def _lon_lat(path: Path, table: dict[str, Any], dotted: str) -> tuple[float, float] | None:
+    value = table.get(dotted.split(".")[-1])
+    if value is None:
+        return None
+    expected = "[longitude, latitude] in degrees, longitude -180..180, latitude -90..90"
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise ScenarioError(path, "wrong type", field=dotted, value=value, expected=expected)
+    lon, lat = float(value[0]), float(value[1])
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise ScenarioError(path, "out of range", field=dotted, value=value, expected=expected)
+    return lon, lat
 
 
 def _existing(source: Path, field: str, root: Path, relative: str) -> Path:

@@ -1,0 +1,81 @@
+"""Net coordinates (m, x east, y north) to WGS 84 longitude/latitude, for GeoJSON on the earth.
+
+A net with a geo-projection (the real cities' nets) is projected by sumolib, through
+:meth:`sim.network.Network.to_lon_lat`. A generated net has none: its scenario may place it with
+``[geo] origin = [lon, lat]`` (the WGS 84 position of the net's point (0, 0)), and the net's
+plane is then taken as a transverse Mercator plane tangent there - exact to well under a
+millimetre over a district of a few kilometres. Without either, nothing can be placed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pyproj import Transformer
+
+from sim.network import Network
+
+LonLat = Callable[[float, float], tuple[float, float] | None]
+
+DIGITS = 7
+"""Decimal places of degrees kept (about 1 cm)."""
+
+
+class Georef:
+    """Where net points are on the earth; :attr:`placed` False when the net cannot be placed."""
+
+    def __init__(self, network: Network, origin: tuple[float, float] | None) -> None:
+        self._to_lon_lat: LonLat | None = None
+        self.how = "none"
+        if network.location.projected:
+            self._to_lon_lat = network.to_lon_lat
+            self.how = f"net projection ({network.location.projection})"
+        elif origin is not None:
+            lon0, lat0 = origin
+            transformer = Transformer.from_crs(
+                f"+proj=tmerc +lat_0={lat0!r} +lon_0={lon0!r} +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m",
+                "EPSG:4326",
+                always_xy=True,
+            )
+
+            def inverse(x: float, y: float) -> tuple[float, float]:
+                lon, lat = transformer.transform(x, y)
+                return float(lon), float(lat)
+
+            self._to_lon_lat = inverse
+            self.how = f"[geo] origin {lon0:g}, {lat0:g}"
+
+    @property
+    def placed(self) -> bool:
+        return self._to_lon_lat is not None
+
+    def point(self, x: float, y: float) -> list[float] | None:
+        """[lon, lat] of net point (``x``, ``y``) in m, or None."""
+        if self._to_lon_lat is None:
+            return None
+        lon_lat = self._to_lon_lat(x, y)
+        if lon_lat is None:
+            return None
+        return [round(lon_lat[0], DIGITS), round(lon_lat[1], DIGITS)]
+
+    def geometry(self, geometry: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A GeoJSON geometry in net coordinates (as :mod:`controlcenter.geojson` draws them)
+        in WGS 84, or None if it cannot be placed."""
+        if geometry is None or not self.placed:
+            return None
+        try:
+            coordinates = self._convert(geometry["coordinates"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if coordinates is None:
+            return None
+        return {"type": geometry["type"], "coordinates": coordinates}
+
+    def _convert(self, value: Any) -> Any:
+        if isinstance(value, list | tuple) and value and isinstance(value[0], int | float):
+            return self.point(float(value[0]), float(value[1]))
+        if isinstance(value, list | tuple):
+            converted = [self._convert(v) for v in value]
+            return None if any(c is None for c in converted) else converted
+        raise ValueError(f"not a coordinate array: {value!r}")
