@@ -22,6 +22,7 @@ from adapters.lorawan.link import LINK_PROFILES
 from controlcenter.config import DEFAULT_DB, MqttOptions, ServeConfig
 from controlcenter.conformance_cmd import add_conformance_parser
 from controlcenter.rules import DEFAULT_RULES, load_rules
+from controlcenter.sensorthings.geo import parse_origin
 from controlcenter.study_cmd import StudyBar, add_study_parser
 from sim.check import check_network
 from sim.controllers import controller_names, create_controller
@@ -226,6 +227,13 @@ def _speed(text: str) -> float | None:
     return speed
 
 
+def _geo_origin(text: str) -> tuple[float, float]:
+    try:
+        return parse_origin(text)
+    except CcsimError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     from controlcenter.ntcip import parse_address
     from controlcenter.ntcip_stations import parse_station
@@ -250,6 +258,7 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         ntcip=parse_address(args.ntcip) if args.ntcip else None,
         ntcip_stations=tuple(parse_station(text) for text in args.ntcip_station),
         mqtt=_mqtt_options(args),
+        geo_origin=args.geo_origin,
     )
     return serve(config)
 
@@ -384,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--ntcip-station", action="append", default=[], metavar="TLS=HOST:PORT",
         help="an external NTCIP 1209 detector station on signal TLS's approaches (repeatable)",
+    )  # fmt: skip
+    srv.add_argument(
+        "--geo-origin", type=_geo_origin, default=None, metavar="LON,LAT",
+        help="for nets without a geo-projection: where net point (0, 0) lies, in degrees "
+        "(SensorThings Locations under /v1.1); default 0,0",
     )  # fmt: skip
     _mqtt_arguments(srv)
     srv.set_defaults(handler=_cmd_serve)

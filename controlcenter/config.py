@@ -56,3 +56,6 @@ class ServeConfig:
     """``--ntcip-station TLS=HOST:PORT``: external NTCIP 1209 stations on a signal's approaches."""
     mqtt: MqttOptions | None = None
     """The bay sensors' LoRaWAN network over MQTT (``--mqtt``); None: none."""
+    geo_origin: tuple[float, float] | None = None
+    """``--geo-origin LON,LAT``: where net point (0, 0) lies, for nets without a geo-projection
+    (SensorThings Locations); None: 0, 0."""

@@ -224,6 +224,8 @@ class NetworkMap:
     geojson: dict[str, Any]
     places: dict[str, dict[str, Any]]
     """'tls:<id>' / 'lane:<id>' -> geometry."""
+    network: Network | None = None
+    """The net it was drawn from (its projection places things on the earth)."""
 
     def locate(self, source: str, key: str) -> dict[str, Any] | None:
         """Where an alarm from ``source`` about ``key`` is, if the map knows."""
@@ -291,4 +293,4 @@ def network_map(scenario: Scenario, network: Network, detectors: Sequence[Detect
     if corners[0] is not None and corners[1] is not None:
         properties["boundary_lon_lat"] = [*corners[0], *corners[1]]
     geojson = {"type": "FeatureCollection", "properties": properties, "features": features}
-    return NetworkMap(geojson, places)
+    return NetworkMap(geojson, places, network)

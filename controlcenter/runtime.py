@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from controlcenter.feed import FeedHub, StateMirror
 from controlcenter.geojson import NetworkMap, network_map
 from controlcenter.lorawan import LoRaWANLink
 from controlcenter.recorder import Recorder, Session
+from controlcenter.sensorthings.live import SensorThingsLive
 from controlcenter.simproc import Batch, ChildSpec, Control, Record, RunEnded, SimProcess
 from controlcenter.store import Store
 from sim.controllers import create_controller
@@ -119,6 +121,15 @@ class ControlCenter:
                 mirror=self.mirror,
                 report=self._report_bays if uses_uplinks else None,
             )
+        # SensorThings: simulation time t stands for the run's start on the wall clock plus t.
+        begin_s = scenario.begin_s if config.begin_s is None else config.begin_s
+        self.sensorthings = SensorThingsLive(
+            scenario,
+            self.map,
+            epoch=datetime.fromtimestamp(self.started_at, UTC) - timedelta(seconds=begin_s),
+            origin=config.geo_origin,
+            mqtt_url=mqtt_url if config.mqtt is not None else None,
+        )
         self.commands = Commands(self.recorder, self.simulation, wait_s=config.command_wait_s)
         self.ntcip = ntcip
         if ntcip is not None:
@@ -134,6 +145,7 @@ class ControlCenter:
                 self.ntcip.on_changes(record.changes, record.t)  # ...the NTCIP agents too
             if self.lorawan is not None:
                 self.lorawan.on_batch(record)
+            self.sensorthings.on_batch(record)
         elif isinstance(record, RunEnded):
             self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
         self.recorder.put(record)  # ...the store right after
@@ -158,6 +170,7 @@ class ControlCenter:
         self.recorder.start(loop)
         if self.lorawan is not None:
             await self.lorawan.start()
+        await self.sensorthings.start()
         self.simulation.start()
         ticker = asyncio.create_task(self.hub.run_ticker(), name="ccsim-feed-ticker")
         if self.ntcip is not None:
@@ -170,6 +183,7 @@ class ControlCenter:
             ticker.cancel()
             if self.lorawan is not None:
                 await self.lorawan.stop()
+            await self.sensorthings.stop()
             self.hub.close_all()
             await asyncio.to_thread(self.simulation.stop)
             await asyncio.to_thread(self.recorder.stop)
@@ -193,6 +207,7 @@ class ControlCenter:
                       "events": self.recorder.stats.events, "error": self.recorder.stats.last_error},
             "alarms": {"open": len(self.hub.open_alarms), "seq": self.hub.alarm_seq},
             **({"lorawan": self.lorawan.health()} if self.lorawan is not None else {}),
+            "sensorthings": self.sensorthings.health(),
         }  # fmt: skip
 
     async def set_retention(self, settings: dict[str, float]) -> dict[str, float]:

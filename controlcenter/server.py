@@ -122,7 +122,10 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
         if mqtt_url is not None:
             say(f"mqtt: {mqtt_url}")
         center = ControlCenter(config, store, ntcip=ntcip, mqtt_url=mqtt_url)
-        say(f"control room: {url_of(config.host, sock.getsockname()[1])}")
+        url = url_of(config.host, sock.getsockname()[1])
+        center.sensorthings.base_url = f"{url}v1.1"
+        say(f"sensorthings: {url}v1.1 (locations: {center.sensorthings.projection.source})")
+        say(f"control room: {url}")
         for line in ntcip.mapping() if ntcip else []:
             say(line)
         _run(center, sock)
