@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--geo-origin", type=_geo_origin, default=None, metavar="LON,LAT",
         help="for nets without a geo-projection: where net point (0, 0) lies, in degrees "
-        "(SensorThings Locations under /v1.1); default 0,0",
+        "(SensorThings Locations under /v1.1), e.g. --geo-origin=-77.03,-12.12; default 0,0",
     )  # fmt: skip
     _mqtt_arguments(srv)
     srv.set_defaults(handler=_cmd_serve)

@@ -26,8 +26,11 @@ def _caller(request: Request, center: ControlCenter) -> User:
     header = request.headers.get("authorization") or ""
     scheme, _, value = header.partition(" ")
     client = request.client.host if request.client else "unknown"
+    if not header:
+        raise AuthError(401, "a token is required: Authorization: Bearer <token>, or HTTP Basic "
+                        "with the user name and the token as password")  # fmt: skip
     if scheme.lower() != "basic":
-        return center.auth.from_header(header or None, client)
+        return center.auth.from_header(header, client)
     try:
         name, colon, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):

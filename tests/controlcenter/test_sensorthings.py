@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-import sumolib  # type: ignore[import-untyped]
+import sumolib
 
 from controlcenter.runtime import network_map_of
 from controlcenter.sensorthings.district import District
