@@ -482,10 +482,20 @@ def _compile_path(
         if not rest:
             raise QueryError(f"{option}: {'/'.join(segments)}: name a property of the {target.name}")
         inner = _compile_path(rest, target, store, option)
+        # Thousands of Observations share a few Datastreams: within one request (an evaluator
+        # lives as long as its request), each linked entity's value is worked out once.
+        known: dict[int, Any] = {}
+        entities = store.entities(target.plural)
 
         def through(e: Entity) -> Any:
-            other = store.follow(e, head)
-            return None if other is None else inner(other)
+            ident = e.one.get(head)
+            if ident is None:
+                return None
+            if ident in known:
+                return known[ident]
+            other = entities.get(ident)
+            value = known[ident] = None if other is None else inner(other)
+            return value
 
         return through
     if head in entity_type.to_many:
@@ -502,8 +512,64 @@ def _compile_path(
             return values
 
         return across
-    known = ", ".join(["id", *entity_type.properties, *entity_type.navigation()])
-    raise QueryError(f"{option}: {article(entity_type.name)} has no '{head}'; it has {known}")
+    names = ", ".join(["id", *entity_type.properties, *entity_type.navigation()])
+    raise QueryError(f"{option}: {article(entity_type.name)} has no '{head}'; it has {names}")
+
+
+def conjuncts(node: Node) -> list[Node]:
+    """The parts of ``a and b and ...`` (the node itself when it is no conjunction)."""
+    if isinstance(node, Binary) and node.op == "and":
+        return [*conjuncts(node.left), *conjuncts(node.right)]
+    return [node]
+
+
+def through_link(node: Node, link: str) -> Node | None:
+    """``node`` seen from the entity at the end of to-one ``link``: every path in it must start
+    with ``link`` (``Datastream/Thing/name`` -> ``Thing/name``), and at least one must; else None."""
+    if isinstance(node, Literal):
+        return node
+    if isinstance(node, Path):
+        if node.segments[0] != link or len(node.segments) < 2:
+            return None
+        return Path(node.segments[1:])
+    if isinstance(node, Unary):
+        operand = through_link(node.operand, link)
+        return None if operand is None else Unary(node.op, operand)
+    parts = [
+        through_link(n, link) for n in (node.args if isinstance(node, Call) else (node.left, node.right))
+    ]
+    if any(p is None for p in parts):
+        return None
+    if isinstance(node, Call):
+        return Call(node.name, tuple(p for p in parts if p is not None))
+    left, right = parts
+    assert left is not None and right is not None
+    return Binary(node.op, left, right)
+
+
+def _has_path(node: Node) -> bool:
+    if isinstance(node, Path):
+        return True
+    if isinstance(node, Unary):
+        return _has_path(node.operand)
+    if isinstance(node, Call):
+        return any(_has_path(a) for a in node.args)
+    if isinstance(node, Binary):
+        return _has_path(node.left) or _has_path(node.right)
+    return False
+
+
+def link_condition(node: Node, link: str) -> Node | None:
+    """The part of filter ``node`` that only looks through ``link`` (``Datastream/...``), as a
+    condition on the linked entity; None if there is none. An entity passes ``node`` only if its
+    linked entity passes this, so an index by link can pick the candidates."""
+    parts = [p for c in conjuncts(node) if _has_path(c) and (p := through_link(c, link)) is not None]
+    if not parts:
+        return None
+    condition = parts[0]
+    for part in parts[1:]:
+        condition = Binary("and", condition, part)
+    return condition
 
 
 def article(name: str) -> str:

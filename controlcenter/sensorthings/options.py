@@ -14,6 +14,7 @@ from controlcenter.sensorthings.expr import (
     QueryError,
     article,
     compile_node,
+    link_condition,
     parse_filter,
     parse_orderby,
 )
@@ -33,6 +34,9 @@ class Query:
 
     entity_type: EntityType
     filter: Evaluator | None = None
+    by_datastream: Evaluator | None = None
+    """Of a filter on Observations, the part about their Datastream, as a condition on
+    Datastreams: the candidates are then the Observations of the Datastreams that pass it."""
     orderby: list[tuple[Evaluator, bool]] = field(default_factory=list)
     orderby_nodes: list[tuple[Node, bool]] = field(default_factory=list)
     select: list[str] | None = None
@@ -66,7 +70,13 @@ def _query(options: Mapping[str, str], entity_type: EntityType, store: SensorThi
             supported = " ".join(OPTIONS)
             raise QueryError(f"{option}: not a query option this service supports ({supported})")
         if name == "$filter":
-            query.filter = compile_node(parse_filter(value, option), entity_type, store, option)
+            node = parse_filter(value, option)
+            query.filter = compile_node(node, entity_type, store, option)
+            streams = (
+                link_condition(node, "Datastream") if entity_type.plural == "Observations" else None
+            )
+            if streams is not None:
+                query.by_datastream = compile_node(streams, TYPES["Datastreams"], store, option)
         elif name == "$orderby":
             query.orderby_nodes = parse_orderby(value)
             query.orderby = [

@@ -10,6 +10,7 @@ a property (``/Things(1)/name``) and its raw value (``/Things(1)/name/$value``),
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -157,9 +158,9 @@ class SensorThingsService:
         ``$count=true``, whether more follow)."""
         entities = self.store.entities(source.entity_set)
         keep = query.filter
+        ids = self._candidates(source, query)
         order = _walk_order(query, source, self.store)
         if order is not None:  # id order (or the reverse): stream, stop once the page is full
-            ids = source.ids(self.store)
             walked = reversed(list(ids)) if order else ids
             matches: Iterator[Entity] = (
                 e
@@ -168,7 +169,7 @@ class SensorThingsService:
             )
             page, count, more = _page(matches, query)
             return page, count, more
-        pool = [e for e in (entities.get(i) for i in source.ids(self.store)) if e is not None]
+        pool = [e for e in (entities.get(i) for i in ids) if e is not None]
         if keep is not None:
             pool = [e for e in pool if keep(e)]
         for evaluate, descending in reversed(query.orderby):  # stable: the last key first
@@ -176,6 +177,15 @@ class SensorThingsService:
         end = query.skip + query.limit
         more = len(pool) > end and query.limit > 0
         return pool[query.skip : end], len(pool) if query.count else None, more
+
+    def _candidates(self, source: Source, query: Query) -> Iterable[int]:
+        """The ids the filter must look at, in id order: for all Observations filtered on their
+        Datastream, only the Observations of the Datastreams that pass."""
+        streams = query.by_datastream
+        if streams is None or source.owner is not None or source.entity_set != "Observations":
+            return source.ids(self.store)
+        datastreams = self.store.entities("Datastreams").values()
+        return heapq.merge(*(d.linked("Observations") for d in datastreams if streams(d)))
 
     def collection(
         self, source: Source, query: Query, base: str, params: Mapping[str, str]

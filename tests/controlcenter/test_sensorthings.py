@@ -426,3 +426,29 @@ def test_sensing_core_A1_location_of_a_real_net_uses_its_own_projection() -> Non
             lat, expected[1], abs_tol=1e-6
         )
         assert location["properties"]["placed_by"] == "the net's geo-projection"
+
+
+def test_filtering_A2_filter_through_the_datastream_index_equals_a_full_scan(served: Served) -> None:
+    """A condition on an Observation's Datastream picks the candidates from the Datastreams'
+    lists; the answer is the one a scan of every Observation gives (the ``or`` defeats the index)."""
+    for condition in [
+        "Datastream/properties/key eq 'nox'",
+        "not (Datastream/Thing/properties/kind eq 'intersection')",
+        "startswith(Datastream/name, 'air') and Datastream/id ne 3",
+    ]:
+        indexed = served.all(
+            "Observations", **{"$filter": f"{condition} and result gt 1", "$top": "1000"}
+        )
+        scanned = served.all(
+            "Observations",
+            **{"$filter": f"({condition} or result eq -1e9) and result gt 1", "$top": "1000"},
+        )
+        assert indexed and [o["@iot.id"] for o in indexed] == [o["@iot.id"] for o in scanned]
+        backwards = served.get(
+            "Observations",
+            **{"$filter": f"{condition} and result gt 1", "$orderby": "id desc", "$count": "true"},
+        )
+        assert backwards["@iot.count"] == len(indexed)
+        assert [o["@iot.id"] for o in backwards["value"]] == [
+            o["@iot.id"] for o in indexed[::-1][:DEFAULT_TOP]
+        ]
