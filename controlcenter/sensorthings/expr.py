@@ -18,6 +18,7 @@ Time comparisons with a phenomenon time that is an interval (``start/end``, end 
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -445,12 +446,49 @@ def compile_node(
     right = compile_node(node.right, entity_type, store, option)
     op = node.op
     if op == "and":
-        return lambda e: _truth(left(e)) and _truth(right(e))
+
+        def both(e: Entity) -> bool:
+            a = left(e)
+            if a is not True and not (type(a) is Many and _truth(a)):
+                return False
+            b = right(e)
+            return b is True or (type(b) is Many and _truth(b))
+
+        return both
     if op == "or":
         return lambda e: _truth(left(e)) or _truth(right(e))
     if op in ("add", "sub", "mul", "div", "mod"):
         return lambda e: _arith(op, left(e), right(e))
+    if isinstance(node.right, Literal):
+        return _against(op, left, node.right.value)
+    if isinstance(node.left, Literal):
+        return _against(_MIRROR[op], right, node.left.value)
     return lambda e: _compare(op, left(e), right(e))
+
+
+_MIRROR = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt,
+    "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+}  # fmt: skip
+
+
+def _against(op: str, value: Evaluator, literal: Any) -> Evaluator:
+    """A comparison with a literal: the common cases (a number with a number, a date-time with
+    a date-time) straight away, the rest through :func:`_compare` - a full scan of the
+    Observations spends its time here."""
+    compare = _OPERATORS[op]
+    if isinstance(literal, bool) or not isinstance(literal, int | float | datetime):
+        return lambda e: _compare(op, value(e), literal)
+    same = (int, float) if isinstance(literal, int | float) else (datetime,)
+
+    def fast(e: Entity) -> bool:
+        v = value(e)
+        if type(v) in same:
+            return compare(v, literal)
+        return _compare(op, v, literal)
+
+    return fast
 
 
 def _truth(value: Any) -> bool:
@@ -476,6 +514,8 @@ def _compile_path(
         return lambda e: e.id
     if head in entity_type.properties:
         keys = rest
+        if not keys:
+            return lambda e: e.fields.get(head)
         return lambda e: _dig(e.fields.get(head), keys)
     if head in entity_type.to_one:
         target = TYPES[entity_type.to_one[head]]
