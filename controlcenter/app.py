@@ -14,6 +14,7 @@ from controlcenter.auth import AuthError
 from controlcenter.commands import Forbidden
 from controlcenter.ngsild import api as ngsild_api
 from controlcenter.runtime import ControlCenter
+from controlcenter.sensorthings.router import router as sensorthings_router
 from controlcenter.store import StoreError
 
 STATIC = resources.files("controlcenter").joinpath("static")
@@ -36,6 +37,7 @@ def create_app(center: ControlCenter) -> FastAPI:
     app.include_router(api.router)
     app.include_router(accounts.router)
     app.include_router(ngsild_api.router)
+    app.include_router(sensorthings_router)
     app.add_api_websocket_route("/ws", ws.feed)
     # The control room's scripts, styles and vendored map library (no build step, no CDN).
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

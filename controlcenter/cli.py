@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from adapters.lorawan.link import LINK_PROFILES
 from controlcenter.config import DEFAULT_DB, MqttOptions, ServeConfig
 from controlcenter.conformance_cmd import add_conformance_parser
+from controlcenter.geo import parse_origin
 from controlcenter.rules import DEFAULT_RULES, load_rules
 from controlcenter.study_cmd import StudyBar, add_study_parser
 from sim.check import check_network
@@ -226,6 +227,13 @@ def _speed(text: str) -> float | None:
     return speed
 
 
+def _geo_origin(text: str) -> tuple[float, float]:
+    try:
+        return parse_origin(text)
+    except CcsimError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     from controlcenter.ngsild.push import check_broker_url
     from controlcenter.ntcip import parse_address
@@ -255,6 +263,7 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         mqtt=_mqtt_options(args),
         ngsi_ld=check_broker_url(args.ngsi_ld) if args.ngsi_ld else None,
         ngsi_ld_period_s=args.ngsi_ld_period,
+        geo_origin=args.geo_origin,
     )
     return serve(config)
 
@@ -394,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ntcip-controller", action="append", default=[], metavar="TLS=HOST:PORT",
         help="an external NTCIP 1202 signal controller drives signal TLS: hardware in the loop "
         "(repeatable)",
+    )  # fmt: skip
+    srv.add_argument(
+        "--geo-origin", type=_geo_origin, default=None, metavar="LON,LAT",
+        help="for nets without a geo-projection: where net point (0, 0) lies, in degrees "
+        "(NGSI-LD and SensorThings locations), e.g. --geo-origin=-77.03,-12.12; default: the "
+        "scenario's [geo] origin",
     )  # fmt: skip
     _mqtt_arguments(srv)
     ngsi = srv.add_argument_group("NGSI-LD (the entities are always at /ngsi-ld/v1/entities)")

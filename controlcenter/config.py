@@ -63,3 +63,6 @@ class ServeConfig:
     """``--ngsi-ld URL``: an NGSI-LD context broker to push the entities to; None: none."""
     ngsi_ld_period_s: float = 5.0
     """How often the changed entities are pushed, s."""
+    geo_origin: tuple[float, float] | None = None
+    """``--geo-origin LON,LAT``: where net point (0, 0) lies, for nets without a geo-projection
+    (SensorThings Locations); None: 0, 0."""

@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,13 @@ from controlcenter.auth import Authenticator, LoginThrottle
 from controlcenter.commands import Commands
 from controlcenter.config import ServeConfig
 from controlcenter.feed import FeedHub, StateMirror
+from controlcenter.geo import Georef, serve_origin
 from controlcenter.geojson import NetworkMap, network_map
 from controlcenter.lorawan import LoRaWANLink
 from controlcenter.ngsild.entities import EntityBook
 from controlcenter.ngsild.push import Pusher
 from controlcenter.recorder import Recorder, Session
+from controlcenter.sensorthings.live import SensorThingsLive
 from controlcenter.simproc import Batch, ChildSpec, Control, Record, RunEnded, SimProcess
 from controlcenter.store import Store
 from sim.controllers import create_controller
@@ -77,9 +80,10 @@ class ControlCenter:
             writer.close()
         self.run = RunInfo(run_id, scenario.name, config.controller, config.seed)
         book = AlarmBook(store.open_alarms(), store.next_alarm_id(), run_id, self.map.locate)
+        origin, origin_from = serve_origin(config.geo_origin, scenario.geo_origin)
         self.ngsild = EntityBook(
-            scenario, read_network(scenario.net_file), self.map,
-            epoch_s=self.started_at, begin_s=config.begin_s,
+            scenario, self.map.network, self.map, epoch_s=self.started_at, begin_s=config.begin_s,
+            georef=Georef(self.map.network, origin, origin_from),
         )  # fmt: skip
         self.ngsild.on_alarms([alarm.to_dict() for alarm in book.alarms.values()])
         self.ngsild_push = (
@@ -132,6 +136,16 @@ class ControlCenter:
                 mirror=self.mirror,
                 report=self._report_bays if uses_uplinks else None,
             )
+        # SensorThings: simulation time t stands for the run's start on the wall clock plus t.
+        begin_s = scenario.begin_s if config.begin_s is None else config.begin_s
+        self.sensorthings = SensorThingsLive(
+            scenario,
+            self.map,
+            epoch=datetime.fromtimestamp(self.started_at, UTC) - timedelta(seconds=begin_s),
+            origin=origin,
+            origin_from=origin_from,
+            mqtt_url=mqtt_url if config.mqtt is not None else None,
+        )
         self.commands = Commands(self.recorder, self.simulation, wait_s=config.command_wait_s)
         self.ntcip = ntcip
         if ntcip is not None:
@@ -148,6 +162,7 @@ class ControlCenter:
             if self.lorawan is not None:
                 self.lorawan.on_batch(record)
             self.ngsild.on_rows(record.events)
+            self.sensorthings.on_batch(record)
         elif isinstance(record, RunEnded):
             self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
         self.recorder.put(record)  # ...the store right after
@@ -176,6 +191,7 @@ class ControlCenter:
         self.recorder.start(loop)
         if self.lorawan is not None:
             await self.lorawan.start()
+        await self.sensorthings.start()
         self.simulation.start()
         ticker = asyncio.create_task(self.hub.run_ticker(), name="ccsim-feed-ticker")
         pusher = None
@@ -193,6 +209,7 @@ class ControlCenter:
                 pusher.cancel()
             if self.lorawan is not None:
                 await self.lorawan.stop()
+            await self.sensorthings.stop()
             self.hub.close_all()
             await asyncio.to_thread(self.simulation.stop)
             await asyncio.to_thread(self.recorder.stop)
@@ -218,6 +235,7 @@ class ControlCenter:
             **({"lorawan": self.lorawan.health()} if self.lorawan is not None else {}),
             "ngsi_ld": {"entities": self.ngsild.counts(), "location": self.ngsild.georef.how,
                         "push": self.ngsild_push.describe() if self.ngsild_push else None},
+            "sensorthings": self.sensorthings.health(),
         }  # fmt: skip
 
     async def set_retention(self, settings: dict[str, float]) -> dict[str, float]:

@@ -126,10 +126,13 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
         if mqtt_url is not None:
             say(f"mqtt: {mqtt_url}")
         center = ControlCenter(config, store, ntcip=ntcip, mqtt_url=mqtt_url)
-        say(f"control room: {url_of(config.host, sock.getsockname()[1])}")
+        url = url_of(config.host, sock.getsockname()[1])
+        center.sensorthings.base_url = f"{url}v1.1"
+        say(f"sensorthings: {url}v1.1 (locations: {center.sensorthings.projection.source})")
+        say(f"control room: {url}")
         if not center.ngsild.georef.placed:
-            say("ngsi-ld: the net has no geo-projection and the scenario no [geo] origin: "
-                "the entities carry no location")  # fmt: skip
+            say("ngsi-ld: the net has no geo-projection, and neither --geo-origin nor the "
+                "scenario's [geo] origin places it: the entities carry no location")  # fmt: skip
         if center.ngsild_push is not None:
             say(f"ngsi-ld: pushing to {center.ngsild_push.url} every {config.ngsi_ld_period_s:g} s")
         for line in ntcip.mapping() if ntcip else []:

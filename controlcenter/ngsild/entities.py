@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlcenter.alarms import SUBCATEGORIES
+from controlcenter.geo import Georef
 from controlcenter.geojson import NetworkMap, lane_shapes
-from controlcenter.ngsild.geo import Georef
 from sim.devices.radar import radar_position
 from sim.devices.sites import vehicle_edges
 from sim.messages import (
@@ -151,10 +151,12 @@ class EntityBook:
         *,
         epoch_s: float,
         begin_s: float | None = None,
+        georef: Georef | None = None,
     ) -> None:
         self.scenario = scenario
         self.namespace = _local(scenario.name)
-        self.georef = Georef(network, scenario.geo_origin)
+        self.georef = georef if georef is not None else Georef(network, scenario.geo_origin)
+        """Where entities are placed (default: by the scenario's ``[geo] origin``)."""
         self.places = network_map.places
         self._epoch_s = epoch_s
         self._begin_s = scenario.begin_s if begin_s is None else begin_s

@@ -12,10 +12,10 @@ from pyproj import Geod
 
 from controlcenter.alarm_book import AlarmBook
 from controlcenter.alarms import Alarm, AlarmAction, Severity
+from controlcenter.geo import Georef
 from controlcenter.geojson import network_map
 from controlcenter.ngsild.entities import EntityBook
 from controlcenter.ngsild.formats import key_values, normalized
-from controlcenter.ngsild.geo import Georef
 from controlcenter.ngsild.models import CONTEXT, MODELS
 from controlcenter.rules import DEFAULT_RULES, RuleEngine
 from sim.controllers import create_controller

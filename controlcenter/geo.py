@@ -1,10 +1,12 @@
-"""Net coordinates (m, x east, y north) to WGS 84 longitude/latitude, for GeoJSON on the earth.
+"""Net coordinates (m, x east, y north) to WGS 84 longitude/latitude, for what the control
+centre publishes on the earth (NGSI-LD entities, SensorThings Locations).
 
 A net with a geo-projection (the real cities' nets) is projected by sumolib, through
-:meth:`sim.network.Network.to_lon_lat`. A generated net has none: its scenario may place it with
-``[geo] origin = [lon, lat]`` (the WGS 84 position of the net's point (0, 0)), and the net's
-plane is then taken as a transverse Mercator plane tangent there - exact to well under a
-millimetre over a district of a few kilometres. Without either, nothing can be placed.
+:meth:`sim.network.Network.to_lon_lat`. A generated net has none: it is placed by an origin, the
+WGS 84 position of the net's point (0, 0) - ``ccsim serve --geo-origin LON,LAT``, else the
+scenario's ``[geo] origin = [lon, lat]`` (:func:`serve_origin`) - and the net's plane is then
+taken as a transverse Mercator plane tangent there, exact to well under a millimetre over a
+district of a few kilometres. Without either, nothing can be placed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from pyproj import Transformer
 
+from sim.errors import CcsimError
 from sim.network import Network
 
 LonLat = Callable[[float, float], tuple[float, float] | None]
@@ -25,7 +28,9 @@ DIGITS = 7
 class Georef:
     """Where net points are on the earth; :attr:`placed` False when the net cannot be placed."""
 
-    def __init__(self, network: Network, origin: tuple[float, float] | None) -> None:
+    def __init__(
+        self, network: Network, origin: tuple[float, float] | None, origin_from: str = "[geo] origin"
+    ) -> None:
         self._to_lon_lat: LonLat | None = None
         self.how = "none"
         if network.location.projected:
@@ -44,7 +49,7 @@ class Georef:
                 return float(lon), float(lat)
 
             self._to_lon_lat = inverse
-            self.how = f"[geo] origin {lon0:g}, {lat0:g}"
+            self.how = f"{origin_from} {lon0:g}, {lat0:g}"
 
     @property
     def placed(self) -> bool:
@@ -79,3 +84,35 @@ class Georef:
             converted = [self._convert(v) for v in value]
             return None if any(c is None for c in converted) else converted
         raise ValueError(f"not a coordinate array: {value!r}")
+
+
+def serve_origin(
+    given: tuple[float, float] | None, scenario_origin: tuple[float, float] | None
+) -> tuple[tuple[float, float] | None, str]:
+    """The origin a served run places its net by, and where it came from: ``--geo-origin``
+    (``given``) over the scenario's ``[geo] origin``."""
+    if given is not None:
+        return given, "--geo-origin"
+    return scenario_origin, "[geo] origin"
+
+
+def check_origin(lon: float, lat: float) -> None:
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise CcsimError(
+            f"--geo-origin {lon:g},{lat:g}: expected longitude -180..180 and latitude -90..90 (degrees)"
+        )
+
+
+def parse_origin(text: str) -> tuple[float, float]:
+    """``LON,LAT`` in degrees (``-77.03,-12.12``)."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lon, lat = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise CcsimError(
+            f"--geo-origin {text!r}: expected LON,LAT in degrees, e.g. -77.03,-12.12"
+        ) from None
+    check_origin(lon, lat)
+    return lon, lat

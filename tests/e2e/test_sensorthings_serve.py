@@ -1,0 +1,172 @@
+"""``ccsim serve --mqtt`` with its SensorThings API as a user runs it: a client library nobody
+here wrote (Fraunhofer IOSB's frost-sta-client) reads the service over HTTP while the run goes
+on; mosquitto_sub, an independent MQTT client, receives new Observations (conformance class
+"Receive updates via MQTT", SensorThings API 1.1 Annex A); and the HTTP layer's
+authentication and errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import frost_sta_client as fsc
+import httpx
+import pytest
+
+from controlcenter.sensorthings.service import MQTT_RECEIVE
+from tests.e2e.serving import TOKEN, Server, start_server, wait_for
+
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("mosquitto_sub") is None, reason="mosquitto-clients not installed (make setup)"
+    ),
+    pytest.mark.filterwarnings("ignore:furl.pathstr is deprecated:DeprecationWarning"),
+]
+ORIGIN = "-77.03,-12.12"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(
+        tmp_path_factory.mktemp("sensorthings"),
+        "--controller", "fixed", "--speed", "20", "--mqtt", f"--geo-origin={ORIGIN}",
+        scenario="single",
+    )  # fmt: skip
+    try:
+        running.wait_running()
+        yield running
+    finally:
+        assert running.stop() == 0, running.lines
+
+
+def sta(server: Server, path: str, **params: str) -> Any:
+    with server.client() as client:
+        response = client.get(f"/v1.1/{path}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def phase_stream(server: Server) -> int:
+    [stream] = sta(server, "Datastreams", **{"$filter": "properties/key eq 'phase'"})["value"]
+    return int(stream["@iot.id"])
+
+
+def test_a_sensorthings_client_library_reads_the_live_service(server: Server) -> None:
+    service = fsc.SensorThingsService(f"{server.url}v1.1", auth_handler=fsc.AuthHandler("admin", TOKEN))
+    things = service.things().query().expand("Datastreams($orderby=id)").list()
+    [thing] = list(things)
+    assert thing.name == "intersection C"
+    assert [d.name for d in thing.datastreams] == [
+        "intersection C signal phase",
+        "intersection C mean queue",
+        "intersection C longest queue",
+    ]
+    [location] = list(service.things().find(thing.id).get_locations().query().list())
+    lon, lat = location.location["coordinates"]
+    assert abs(lon + 77.03) < 0.01 and abs(lat + 12.12) < 0.01  # near the origin serve was given
+
+    stream_id = phase_stream(server)
+    wait_for(
+        lambda: (
+            sta(server, f"Datastreams({stream_id})/Observations", **{"$count": "true", "$top": "0"})[
+                "@iot.count"
+            ]
+            >= 8
+        ),
+        60.0,
+        "eight phase switches",
+    )
+    stream = service.datastreams().find(stream_id)
+    assert stream.unit_of_measurement is not None
+    # The phases other than the first up to now (the run goes on: later ones are left out, so
+    # that paging sees a fixed set), newest first, through the client's query builder and page
+    # by page (the client follows @iot.nextLink), 2 at a time.
+    newest = sta(
+        server, f"Datastreams({stream_id})/Observations", **{"$orderby": "id desc", "$top": "1"}
+    )
+    query = f"result gt 0 and phenomenonTime le {newest['value'][0]['phenomenonTime']}"
+    pages = (
+        stream.get_observations().query().filter(query).orderby("phenomenonTime", "desc").top(2).list()
+    )
+    seen = [(o.id, o.result) for o in pages]
+    rest = sta(
+        server, f"Datastreams({stream_id})/Observations",
+        **{"$filter": query, "$orderby": "phenomenonTime desc", "$top": "1000"},
+    )["value"]  # fmt: skip
+    assert len(seen) >= 4 and all(result > 0 for _id, result in seen)
+    assert seen == [(o["@iot.id"], o["result"]) for o in rest]
+    assert [i for i, _r in seen] == sorted((i for i, _r in seen), reverse=True)
+
+
+def test_new_observations_reach_an_mqtt_subscriber(server: Server) -> None:
+    found = re.fullmatch(
+        r"mqtt: mqtt://(127\.0\.0\.1):(\d+)", next(x for x in server.lines if x.startswith("mqtt: "))
+    )
+    assert found
+    root = sta(server, "")
+    assert MQTT_RECEIVE in root["serverSettings"]["conformance"]
+    assert root["serverSettings"][MQTT_RECEIVE]["endpoints"] == [f"mqtt://{found[1]}:{found[2]}"]
+    stream_id = phase_stream(server)
+    before = sta(
+        server, f"Datastreams({stream_id})/Observations", **{"$top": "1", "$orderby": "id desc"}
+    )
+    newest_before = before["value"][0]["@iot.id"] if before["value"] else 0
+    out = subprocess.run(
+        [
+            "mosquitto_sub",
+            "-h",
+            found[1],
+            "-p",
+            found[2],
+            "-q",
+            "1",
+            "-v",
+            "-t",
+            f"v1.1/Datastreams({stream_id})/Observations",
+            "-C",
+            "3",
+            "-W",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    ).stdout
+    received = []
+    for line in out.strip().splitlines():
+        topic, _, body = line.partition(" ")
+        assert topic == f"v1.1/Datastreams({stream_id})/Observations"
+        received.append(json.loads(body))
+    assert len(received) == 3
+    for observation in received:
+        assert observation["@iot.id"] > newest_before  # new ones, not a replay
+        # The same JSON a GET of it gives.
+        assert sta(server, f"Observations({observation['@iot.id']})") == observation
+        assert sta(server, f"Observations({observation['@iot.id']})/Datastream")["@iot.id"] == stream_id
+    mqtt = server.health()["sensorthings"]["mqtt"]
+    assert mqtt["connected"] and mqtt["published"] >= 3 and mqtt["dropped"] == 0
+
+
+def test_http_needs_a_token_bearer_or_basic_and_errors_are_json(server: Server) -> None:
+    url = f"{server.url}v1.1/Things"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, auth=("admin", "not-the-token-at-all")).status_code == 401
+    assert httpx.get(url, auth=("someone", TOKEN)).status_code == 401  # the token is admin's
+    assert httpx.get(url, headers={"Authorization": "Basic !!!"}).status_code == 401
+    assert httpx.get(url, auth=("admin", TOKEN)).status_code == 200
+    with server.client() as client:
+        bad = client.get("/v1.1/Things", params={"$filter": "name eq"})
+        missing = client.get("/v1.1/Things(999)")
+        twice = client.get("/v1.1/Things?$top=1&$top=2")
+        raw = client.get("/v1.1/Things(1)/name/$value")
+    assert bad.status_code == 400 and bad.json()["code"] == 400
+    assert "expected more" in bad.json()["message"] == bad.json()["detail"]
+    assert missing.status_code == 404 and "no such Thing" in missing.json()["message"]
+    assert twice.status_code == 400 and "$top given more than once" in twice.json()["message"]
+    assert raw.status_code == 200 and raw.text == "intersection C"
+    assert raw.headers["content-type"].startswith("text/plain")
