@@ -12,6 +12,7 @@ Every change - and every operator request, granted or refused - is published as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from sim.messages import LaneStatus, MessageBus
@@ -32,8 +33,12 @@ class LaneHolds:
         self._holds: dict[str, dict[str, str]] = {}
 
     def owners(self, lane: str) -> tuple[str, ...]:
-        """The labels of the holders of ``lane`` (empty: the lane is open)."""
-        return tuple(self._holds.get(lane, {}).values())
+        """The labels of the holders of ``lane`` the control room may know of (hidden holders,
+        labelled "", hold it too: see :meth:`closed`)."""
+        return tuple(label for label in self._holds.get(lane, {}).values() if label)
+
+    def label(self, lane: str, owner: str) -> str:
+        return self._holds.get(lane, {}).get(owner, "")
 
     def closed(self, lane: str) -> bool:
         return bool(self._holds.get(lane))
@@ -68,25 +73,35 @@ class LaneWorld(Protocol):
     ) -> None: ...
 
 
-def _other_vehicle_lanes(network: Network, lane_id: str) -> list[str]:
+Closed = Callable[[str], bool]
+"""Whether a lane is closed now (held by anyone); the checks below count only open lanes as
+ways through."""
+
+
+def _never(_lane: str) -> bool:
+    return False
+
+
+def _other_vehicle_lanes(network: Network, lane_id: str, closed: Closed = _never) -> list[str]:
     lane = network.lanes[lane_id]
     return [
         other.id for other in network.lanes.values()
         if other.edge == lane.edge and other.id != lane.id and other.carries_vehicles
+        and not closed(other.id)
     ]  # fmt: skip
 
 
-def stranded_turns(network: Network, lane_id: str) -> list[str]:
-    """Edges that only ``lane_id`` leads to among its edge's vehicle lanes (or its own edge, if it
-    is the edge's only vehicle lane): closing it would leave routes through them without a lane."""
-    others = _other_vehicle_lanes(network, lane_id)
+def stranded_turns(network: Network, lane_id: str, closed: Closed = _never) -> list[str]:
+    """Edges that only ``lane_id`` leads to among its edge's open vehicle lanes (or its own edge,
+    if it is the edge's only one): closing it would leave routes through them without a lane."""
+    others = _other_vehicle_lanes(network, lane_id, closed)
     if not others:
         return [network.lanes[lane_id].edge]
     reachable: set[str] = set().union(*(network.lane_targets.get(o, set()) for o in others))
     return sorted(network.lane_targets.get(lane_id, set()) - reachable)
 
 
-def stranded_entries(network: Network, lane_id: str) -> list[str]:
+def stranded_entries(network: Network, lane_id: str, closed: Closed = _never) -> list[str]:
     """Edges whose connections into ``lane_id``'s edge all land on ``lane_id``: closing it leaves
     routes from them without a way in, and SUMO stops the run at the next such departure."""
 
@@ -94,27 +109,29 @@ def stranded_entries(network: Network, lane_id: str) -> list[str]:
         return {network.lanes[s].edge for x in lanes for s in network.lane_sources.get(x, [])
                 if s in network.lanes}  # fmt: skip
 
-    return sorted(edges_into([lane_id]) - edges_into(_other_vehicle_lanes(network, lane_id)))
+    others = _other_vehicle_lanes(network, lane_id, closed)
+    return sorted(edges_into([lane_id]) - edges_into(others))
 
 
-def closing_problem(network: Network, lane_id: str) -> str | None:
-    """Why an operator may not close ``lane_id`` (a turn or an entry only it serves), or None."""
+def closing_problem(network: Network, lane_id: str, closed: Closed = _never) -> str | None:
+    """Why an operator may not close ``lane_id`` (a turn or an entry only it serves among the
+    lanes open now), or None."""
     edge = network.lanes[lane_id].edge
-    if missing := stranded_turns(network, lane_id):
+    if missing := stranded_turns(network, lane_id, closed):
         return f"closing {lane_id} would leave no lane of {edge} leading to {', '.join(missing)}"
-    if missing := stranded_entries(network, lane_id):
+    if missing := stranded_entries(network, lane_id, closed):
         return f"closing {lane_id} would leave no lane of {edge} reached from {', '.join(missing)}"
     return None
 
 
-def blocking_problem(network: Network, lane_id: str) -> str | None:
+def blocking_problem(network: Network, lane_id: str, closed: Closed = _never) -> str | None:
     """Why an incident may not block ``lane_id`` in SUMO, or None. A blockage may strand turns
     (drivers then wait to change lanes, as at a real one), but SUMO cannot run with an edge
     that has no lane left, or with routes into an edge that lost its only way in."""
     edge = network.lanes[lane_id].edge
-    if not _other_vehicle_lanes(network, lane_id):
-        return f"{lane_id} is the only vehicle lane of {edge}"
-    if missing := stranded_entries(network, lane_id):
+    if not _other_vehicle_lanes(network, lane_id, closed):
+        return f"{lane_id} is the only open vehicle lane of {edge}"
+    if missing := stranded_entries(network, lane_id, closed):
         return f"blocking {lane_id} would leave no lane of {edge} reached from {', '.join(missing)}"
     return None
 
@@ -145,7 +162,9 @@ class LaneAccess:
         """An operator closes ``lane``: refused for an unknown lane or one some turn needs."""
         if lane not in self.network.lanes:
             return self._publish(t, lane, user, "close", False, f"no lane '{lane}'")
-        if problem := closing_problem(self.network, lane):
+        if not self.holds.closed(lane) and (
+            problem := closing_problem(self.network, lane, self.holds.closed)
+        ):
             return self._publish(t, lane, user, "close", False, problem)
         others = [o for o in self.owners(lane) if not o.startswith(f"{OPERATOR}:")]
         if self.holds.hold(lane, OPERATOR, f"{OPERATOR}:{user}"):
@@ -172,19 +191,31 @@ class LaneAccess:
 
     # --- incidents ----------------------------------------------------------------------------
 
-    def block(self, t: float, lane: str, incident: str) -> None:
-        """Incident ``incident`` blocks ``lane`` (checked with :func:`blocking_problem` when it
-        was declared or reported)."""
-        if self.holds.hold(lane, incident, incident):
+    def blocking_problem(self, lane: str) -> str | None:
+        """Why an incident may not block ``lane`` now, with the lanes closed now (None: it may)."""
+        if self.holds.closed(lane):
+            return None  # closed already: blocking it takes nothing more away
+        return blocking_problem(self.network, lane, self.holds.closed)
+
+    def block(self, t: float, lane: str, incident: str, *, known: bool) -> None:
+        """Incident ``incident`` blocks ``lane`` (check :meth:`blocking_problem` first). Only a
+        ``known`` one (an operator reported it) is published and named to operators: the
+        control room does not learn of an incident from the ground truth (a scheduled one, a
+        crash) but from its detection; its hold still counts."""
+        if self.holds.hold(lane, incident, incident if known else ""):
             self._apply(lane, closed=True)
-        self._publish(t, lane, incident, "close", True, f"blocked by {incident}")
+        if known:
+            self._publish(t, lane, incident, "close", True, f"blocked by {incident}")
 
     def unblock(self, t: float, lane: str, incident: str) -> None:
         """Incident ``incident`` ended: its hold goes; the lane opens if nobody else holds it."""
         if not self.holds.held_by(lane, incident):
             return
+        known = bool(self.holds.label(lane, incident))
         if self.holds.release(lane, incident):
             self._apply(lane, closed=False)
+        if not known:
+            return
         others = self.owners(lane)
         detail = f"{incident} ended" + (
             f"; the lane stays closed: held by {_holders(others)}" if others else ": open"

@@ -36,6 +36,7 @@ are false alarms.
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Sequence
@@ -55,6 +56,8 @@ from sim.messages import (
 )
 from sim.network import Network
 from sim.sumo import SumoWorld
+
+log = logging.getLogger("ccsim.incidents")
 
 MIN_ZONE_M = 10.0
 LOOP_PERIOD_S = 86400
@@ -254,9 +257,17 @@ class Incidents(DeviceModel):
             self._occur(t, self._pending.popleft())
         while self._submitted:
             incident, user = self._submitted.popleft()
-            reported = self._occur(t, incident)
+            lane = f"{incident.edge}_{incident.lane}"
+            problem = self.lanes.blocking_problem(lane) if incident.cause == "blocked_lane" else None
+            if problem is not None:  # lanes closed since it was checked
+                self.bus.publish(t, "incidents", IncidentReported(
+                    "", incident.cause, incident.edge, lane, incident.pos_m, incident.duration_s,
+                    user, False, f"lane {lane}: {problem}",
+                ))  # fmt: skip
+                continue
+            reported = self._occur(t, incident, known=True)
             self.bus.publish(t, "incidents", IncidentReported(
-                reported, incident.cause, incident.edge, f"{incident.edge}_{incident.lane}",
+                reported, incident.cause, incident.edge, lane,
                 incident.pos_m, incident.duration_s, user, True,
                 f"{reported}: {incident.cause} for {incident.duration_s:g} s",
             ))  # fmt: skip
@@ -273,8 +284,8 @@ class Incidents(DeviceModel):
         if self.zones and self._steps % self.sample_every == 0:
             self._detect(t)
 
-    def _occur(self, t: float, incident: InjectedIncident) -> str:
-        """Start ``incident`` now; its id."""
+    def _occur(self, t: float, incident: InjectedIncident, *, known: bool = False) -> str:
+        """Start ``incident`` now (``known``: an operator reported it); its id."""
         lane = f"{incident.edge}_{incident.lane}"
         end = t + incident.duration_s
         if incident.cause == "stopped_vehicle":
@@ -283,8 +294,13 @@ class Incidents(DeviceModel):
         active = self._begin(t, incident.cause, incident.edge, lane, incident.pos_m,
                              incident.duration_s)  # fmt: skip
         if incident.cause == "blocked_lane":
-            active.blocks = True
-            self.lanes.block(t, lane, active.id)
+            if (problem := self.lanes.blocking_problem(lane)) is not None:
+                # lanes closed since the scenario was checked: the blockage would leave SUMO
+                # no way through, so it stands beside the lane (an incident without a closure)
+                log.warning("incident %s on %s does not close the lane: %s", active.id, lane, problem)
+            else:
+                active.blocks = True
+                self.lanes.block(t, lane, active.id, known=known)
         return active.id
 
     def _collision(self, t: float, lane: str, pos: float) -> None:

@@ -71,7 +71,7 @@ def test_holds_open_the_lane_only_when_the_last_holder_lets_go() -> None:
 def test_an_incident_ending_does_not_reopen_a_lane_an_operator_closed(district: Network) -> None:
     lanes, world, log = access(district)
     lanes.close(10.0, LANE, "ana")
-    lanes.block(20.0, LANE, "incident.1")
+    lanes.block(20.0, LANE, "incident.1", known=True)
     lanes.unblock(80.0, LANE, "incident.1")
     assert world.calls == [(LANE, ["authority"], None)]  # closed once, never reopened
     ended = statuses(log)[-1]
@@ -84,7 +84,7 @@ def test_an_incident_ending_does_not_reopen_a_lane_an_operator_closed(district: 
 
 def test_an_operators_open_does_not_cancel_an_incident(district: Network) -> None:
     lanes, world, log = access(district)
-    lanes.block(20.0, LANE, "incident.1")
+    lanes.block(20.0, LANE, "incident.1", known=True)
     refused = lanes.open(30.0, LANE, "ana")
     assert not refused.accepted and refused.closed and refused.owners == ("incident.1",)
     assert "stays closed: held by incident.1" in refused.detail
@@ -97,7 +97,7 @@ def test_an_operator_lifting_their_hold_is_told_the_incident_still_holds(distric
     lanes, world, _log = access(district)
     closed = lanes.close(10.0, LANE, "ana")
     assert closed.accepted and closed.owners == ("operator:ana",) and closed.detail == "closed"
-    lanes.block(20.0, LANE, "incident.4")
+    lanes.block(20.0, LANE, "incident.4", known=True)
     again = lanes.close(25.0, LANE, "bo")
     assert again.owners == ("operator:bo", "incident.4")
     assert again.detail == "closed (also held by incident.4)"
@@ -109,8 +109,8 @@ def test_an_operator_lifting_their_hold_is_told_the_incident_still_holds(distric
 
 def test_two_incidents_on_one_lane_each_hold_it(district: Network) -> None:
     lanes, world, _log = access(district)
-    lanes.block(0.0, LANE, "incident.1")
-    lanes.block(5.0, LANE, "incident.2")
+    lanes.block(0.0, LANE, "incident.1", known=True)
+    lanes.block(5.0, LANE, "incident.2", known=True)
     lanes.unblock(60.0, LANE, "incident.1")
     assert lanes.owners(LANE) == ("incident.2",) and len(world.calls) == 1
     lanes.unblock(65.0, LANE, "incident.2")
@@ -145,4 +145,32 @@ def test_a_lane_that_is_some_entrys_only_way_in_may_not_be_closed() -> None:
     # an operator may not close it.
     assert blocking_problem(single, "E_C_1") is None
     assert closing_problem(single, "E_C_1") == "closing E_C_1 would leave no lane of E_C leading to C_N"
-    assert blocking_problem(single, "N_C_1") == "N_C_1 is the only vehicle lane of N_C"
+    assert blocking_problem(single, "N_C_1") == "N_C_1 is the only open vehicle lane of N_C"
+
+
+def test_an_incident_nobody_reported_holds_the_lane_unseen(district: Network) -> None:
+    """A scheduled incident (or a crash) closes the lane in SUMO, but the control room learns
+    of it from detection, not from the ground truth: no message, no owner named to operators."""
+    lanes, world, log = access(district)
+    lanes.block(10.0, LANE, "incident.1", known=False)
+    assert world.calls[-1][0] == LANE and lanes.holds.closed(LANE)
+    assert statuses(log) == [] and lanes.owners(LANE) == ()
+    closed = lanes.close(20.0, LANE, "ana")
+    assert closed.accepted and closed.detail == "closed" and closed.owners == ("operator:ana",)
+    opened = lanes.open(30.0, LANE, "ana")
+    assert opened.accepted and not opened.closed and "incident" not in opened.detail
+    assert lanes.holds.closed(LANE) and len(world.calls) == 1  # still blocked in SUMO
+    lanes.unblock(40.0, LANE, "incident.1")
+    assert not lanes.holds.closed(LANE) and len(world.calls) == 2
+    assert [s.asked for s in statuses(log)] == ["close", "open"]  # the operator's two only
+
+
+def test_the_checks_count_lanes_already_closed() -> None:
+    """On single, W_C has two lanes: either may be blocked, not both (SUMO cannot run an edge
+    with no lane); an operator's closure counts the same."""
+    single = read_network(load_scenario("single").net_file)
+    lanes, _, _ = access(single)
+    assert lanes.blocking_problem("W_C_1") is None and lanes.blocking_problem("W_C_2") is None
+    lanes.block(1.0, "W_C_1", "incident.1", known=True)
+    assert lanes.blocking_problem("W_C_2") == "W_C_2 is the only open vehicle lane of W_C"
+    assert lanes.blocking_problem("W_C_1") is None  # closed already: nothing more is taken
