@@ -48,8 +48,10 @@ def create_app(center: ControlCenter) -> FastAPI:
         return HTMLResponse(page)
 
     @app.exception_handler(AuthError)
-    async def auth_error(_request: Request, exc: AuthError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"}
+    async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
+        # SensorThings clients (and browsers) send HTTP Basic only when challenged for it
+        basic = request.url.path.startswith("/v1.1")
+        headers = {"WWW-Authenticate": 'Basic realm="ccsim", Bearer' if basic else "Bearer"}
         if exc.retry_after_s:
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,9 @@ from sim.study import check_window
 
 if TYPE_CHECKING:
     from controlcenter.ntcip import NtcipService
+
+
+log = logging.getLogger("ccsim.controlcenter")
 
 
 @dataclass(frozen=True)
@@ -151,21 +155,32 @@ class ControlCenter:
         if ntcip is not None:
             ntcip.attach(self.commands, lambda changes: self.mirror.merge(changes, None))
         self.mirror.merge({"run": {"status": "starting", "id": run_id}}, None)
+        self.reader_errors: dict[str, int] = {}
+        """Batches of the stream an adapter failed on, by adapter (``/api/health``)."""
 
     # --- records from the simulation (pump thread) -----------------------------------------------
 
     def _on_record(self, record: Record) -> None:
         if isinstance(record, Batch):
             self.mirror.merge(record.changes, record.t)  # the feed sees it at once...
+            # ...the adapters too; one that fails on a record is logged and counted, and the
+            # record is still stored (a bug in a reader must not stop the recording)
             if self.ntcip is not None:
-                self.ntcip.on_changes(record.changes, record.t)  # ...the NTCIP agents too
+                self._read("ntcip", self.ntcip.on_changes, record.changes, record.t)
             if self.lorawan is not None:
-                self.lorawan.on_batch(record)
-            self.ngsild.on_rows(record.events)
-            self.sensorthings.on_batch(record)
+                self._read("lorawan", self.lorawan.on_batch, record)
+            self._read("ngsi-ld", self.ngsild.on_rows, record.events)
+            self._read("sensorthings", self.sensorthings.on_batch, record)
         elif isinstance(record, RunEnded):
             self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
         self.recorder.put(record)  # ...the store right after
+
+    def _read(self, name: str, reader: Callable[..., object], *args: Any) -> None:
+        try:
+            reader(*args)
+        except Exception:
+            self.reader_errors[name] = self.reader_errors.get(name, 0) + 1
+            log.exception("%s could not take a batch of the stream (the store still has it)", name)
 
     def _on_alarms(self, events: list[tuple[AlarmEvent, Alarm]]) -> None:
         self.hub.publish_alarms(events)
@@ -232,6 +247,7 @@ class ControlCenter:
             "store": {"url": self.store.url, "commits": self.recorder.stats.commits,
                       "events": self.recorder.stats.events, "error": self.recorder.stats.last_error},
             "alarms": {"open": len(self.hub.open_alarms), "seq": self.hub.alarm_seq},
+            "reader_errors": dict(self.reader_errors),
             **({"lorawan": self.lorawan.health()} if self.lorawan is not None else {}),
             "ngsi_ld": {"entities": self.ngsild.counts(), "location": self.ngsild.georef.how,
                         "push": self.ngsild_push.describe() if self.ngsild_push else None},

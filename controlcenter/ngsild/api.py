@@ -35,7 +35,7 @@ from controlcenter.api import Caller, Center
 from controlcenter.ngsild.entities import Entity, EntityBook
 from controlcenter.ngsild.formats import key_values, normalized
 from controlcenter.ngsild.models import CONTEXT, model_of
-from controlcenter.ngsild.query import Expr, QueryError, parse_q
+from controlcenter.ngsild.query import Expr, QueryError, compile_pattern, parse_q
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
 
@@ -154,7 +154,7 @@ def _render(entity: Entity, options: _Options) -> dict[str, Any]:
 class _Filter:
     types: frozenset[str] | None
     ids: frozenset[str] | None
-    id_pattern: re.Pattern[str] | None
+    id_pattern: Any
     q: Expr | None
     attrs: frozenset[str] | None
 
@@ -188,9 +188,9 @@ def _filter(request: Request, options: _Options) -> _Filter:
     pattern = None
     if "idPattern" in params:
         try:
-            pattern = re.compile(params["idPattern"])
-        except re.error as exc:
-            raise Problem(400, "BadRequestData", f"idPattern: {exc}") from None
+            pattern = compile_pattern(params["idPattern"], "idPattern")
+        except QueryError as exc:
+            raise Problem(400, "BadRequestData", str(exc)) from None
     q = None
     if "q" in params:
         try:

@@ -188,6 +188,8 @@ class EntityBook:
             entity = self._entities[entity_id] = Entity(entity_id, type_name)
         changed = False
         for name, attr in attrs.items():
+            if attr is not None and isinstance(attr.value, float) and not math.isfinite(attr.value):
+                attr = None  # NaN or infinity: not a number JSON can carry, nor a measurement
             if attr is None:
                 changed |= entity.attrs.pop(name, None) is not None
             elif entity.attrs.get(name) != attr:
@@ -404,7 +406,7 @@ def _air(book: EntityBook, t: float, p: AirReading) -> None:
         "nox": Attr(p.nox_1min_ugm3, observed_at=at, unit=MICROGRAMS_PER_M3),
         "pm10": Attr(p.pm10_1min_ugm3, observed_at=at, unit=MICROGRAMS_PER_M3),
         "co2": Attr(p.co2_1min_ppm, observed_at=at, unit=PARTS_PER_MILLION),
-        "airQualityIndex": Attr(round(p.index), observed_at=at),
+        "airQualityIndex": Attr(round(p.index), observed_at=at) if math.isfinite(p.index) else None,
         "airQualityLevel": Attr(p.category, observed_at=at),
     })  # fmt: skip
 

@@ -61,6 +61,10 @@ class PushStats:
     """Wall-clock time of the last accepted request."""
 
 
+REFUSED = frozenset({400, 409, 422})
+"""What a broker answers about the entities themselves: not sent again until they change."""
+
+
 class _Failed(Exception):
     pass
 
@@ -145,16 +149,18 @@ class Pusher:
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise _Failed(f"{type(exc).__name__}: {reason}") from None
-        if status >= 500:
+        if status == 207:
+            return _refused_ids(text, self) & {e.id for e in batch}
+        if status not in REFUSED and not 200 <= status < 300:
+            # 5xx, and what says "not now" or "not here" rather than "not this": a redirect,
+            # 401/403 (credentials), 404 (wrong URL), 408, 413, 429 - sent again next period
             raise _Failed(f"HTTP {status}: {text[:200]}")
-        if status >= 400:
+        if status in REFUSED:
             self.stats.last_error = f"HTTP {status}: {text[:200]}"
             log.warning(
                 "ngsi-ld: %s refused %d entities: %s", self.url, len(batch), self.stats.last_error
             )
             return {e.id for e in batch}
-        if status == 207:
-            return _refused_ids(text, self) & {e.id for e in batch}
         return set()
 
     def describe(self) -> dict[str, Any]:

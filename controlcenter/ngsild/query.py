@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import re2  # type: ignore[import-untyped]
+
 from sim.errors import CcsimError
 
 
@@ -39,6 +41,26 @@ class QueryError(CcsimError):
 
 Scalar = str | float | bool | dt.datetime
 _MISSING = object()
+
+MAX_PATTERN = 256
+"""Longest regular expression a query may give (idPattern, ~=)."""
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def compile_pattern(text: str, where: str) -> Any:
+    """A query's regular expression, compiled by RE2: matching takes time linear in the text,
+    so no pattern can hang the server (Python's backtracking ``re`` can be made to run for
+    hours by a dozen characters). :class:`QueryError` names ``where`` and what is wrong."""
+    if len(text) > MAX_PATTERN:
+        raise QueryError(f"{where}: a regular expression of at most {MAX_PATTERN} characters")
+    try:
+        return re2.compile(text, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise QueryError(f"{where}: bad regular expression {text!r}: {detail}") from None
+
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -118,6 +140,8 @@ class Comparison(Expr):
     values: tuple[Scalar, ...] = ()
     """One value; for == / != any of a list; a range is (low, high) with ``range`` set."""
     range: bool = False
+    regex: Any = None
+    """The compiled pattern of ~= / !~=."""
 
     def _lookup(self, values: Values) -> Any:
         value: Any = values.get(self.path[0], _MISSING)
@@ -139,9 +163,7 @@ class Comparison(Expr):
 
     def _test(self, op: str, item: Any) -> bool:
         if op == "~=":
-            pattern = self.values[0]
-            assert isinstance(pattern, str)
-            return isinstance(item, str) and re.search(pattern, item) is not None
+            return isinstance(item, str) and self.regex.search(item) is not None
         if self.range:
             low, high = (_comparable(item, v) for v in self.values)
             return low is not None and high is not None and low[1] <= low[0] <= high[1]
@@ -255,15 +277,14 @@ class _Parser:
         if op_tok is None or op_tok.kind != "op":
             return Comparison(tuple(path))
         op = self.take().text
-        first = self.scalar()
         if op in ("~=", "!~="):
-            if not isinstance(first, str):
+            quoted = self.peek()
+            if quoted is None or quoted.kind != "string":
                 raise QueryError(f"q: {op} takes a regular expression in double quotes")
-            try:
-                re.compile(first)
-            except re.error as exc:
-                raise QueryError(f"q: bad regular expression {first!r}: {exc}") from None
-            return Comparison(tuple(path), op, (first,))
+            pattern = self.take().text[1:-1]  # as written: its backslashes are the pattern's
+            regex = compile_pattern(pattern, f"q: {op}")
+            return Comparison(tuple(path), op, (pattern,), regex=regex)
+        first = self.scalar()
         if self.peek(".."):
             self.take()
             if op not in ("==", "!="):

@@ -142,3 +142,21 @@ def test_a_bug_while_pushing_is_logged_and_the_pushing_goes_on(
         assert peer.received and pusher.stats.failures == 1
         assert pusher.stats.last_error == "RuntimeError: boom"
         assert "pushing to" in caplog.text and "boom" in caplog.text
+
+
+@pytest.mark.parametrize("status", [307, 401, 404, 429])
+def test_an_answer_about_the_request_not_the_entities_is_retried(book: EntityBook, status: int) -> None:
+    """A redirect, bad credentials, a wrong URL or "too many requests" say nothing about the
+    entities: nothing counts as sent or refused, and everything is due again."""
+    with broker() as peer:
+        pusher = Pusher(peer.url, book, batch_size=50)
+        peer.status = status
+        assert asyncio.run(pusher.push_once()) == 0
+        assert pusher.stats.failures == 1 and pusher.stats.rejected == 0
+        assert pusher.stats.entities_sent == 0 and len(pusher.due()) == len(book.entities())
+
+
+def test_a_reading_that_is_not_a_number_leaves_the_attribute_out(book: EntityBook) -> None:
+    book.on_message(240.0, reading(float("nan")))
+    [air] = [e for e in book.entities() if e.type == "AirQualityObserved" and "C3" in e.id]
+    assert "airQualityIndex" not in air.attrs and air.attrs["nox"].value == 80.0

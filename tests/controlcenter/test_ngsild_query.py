@@ -83,3 +83,16 @@ def test_bad_q_is_named(q: str, message: str) -> None:
     with pytest.raises(QueryError) as error:
         parse_q(q)
     assert message in str(error.value)
+
+
+def test_a_regular_expression_cannot_hang_the_server() -> None:
+    """RE2 matches in linear time: a pattern that makes Python's backtracking engine run for
+    hours on a 40-character id answers at once; a backslash in ~= is the pattern's own."""
+    evil = parse_q('name~="(.|.)*!"')
+    assert not evil.holds({"name": "x" * 10_000})
+    dotted = parse_q(r'name~="^a\.b$"')
+    assert dotted.holds({"name": "a.b"}) and not dotted.holds({"name": "axb"})
+    with pytest.raises(QueryError, match="at most 256 characters"):
+        parse_q('name~="' + "a" * 300 + '"')
+    with pytest.raises(QueryError, match=r"q: ~=: bad regular expression '\(a'"):
+        parse_q('name~="(a"')
