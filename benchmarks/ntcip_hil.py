@@ -184,7 +184,7 @@ def run(duration_s: float, every_s: float, write: bool, field_speed: float = 1.0
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at the end"
     )
-    body = f"""## NTCIP hardware in the loop (single, x1)
+    body = f"""## NTCIP hardware in the loop (single; centre x1, field x{field_speed:g})
 
 `{command}`, {dt.date.today().isoformat()}, {machine}.
 Two `ccsim serve single` processes on this machine: the field at x{field_speed:g} (`--ntcip`: signal C's

@@ -426,7 +426,7 @@ class NtcipService:
     ) -> Verdict:
         commands = self._commands()
         tls = device.layout.tls
-        command = SignalCommand(tls, action, argument, user.name)
+        command = SignalCommand(tls, action, argument, user.name, via="ntcip")
         args = {"action": action.value, "argument": argument, **arguments}
         result = await commands.simulate(user, "signal.override", f"tls:{tls}", args, command)
         return _verdict(result)

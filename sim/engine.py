@@ -362,6 +362,8 @@ class Simulation:
                     self._apply(t, self._commands.popleft(), signals)
                 while self._external:
                     signals.show_external(t, self._external.popleft())
+                if signals.external:
+                    signals.check_silence(t)
                 while self._stations:
                     station = self._stations.popleft()
                     if self.sensors is not None:

@@ -291,6 +291,11 @@ def _short_all_reds(
     ]
 
 
+YELLOW_TOLERANCE_S = 0.3
+"""How much shorter than its yellow an external controller's yellow may look: the poll period
+(100 ms) and its jitter."""
+
+
 class Mode(Enum):
     AUTOMATIC = "automatic"
     HOLD = "hold"
@@ -349,6 +354,8 @@ class IntersectionGuard:
     link's all-red has run from then."""
     external: str = ""
     """The last state an external controller showed (Mode.EXTERNAL), "" before its first."""
+    external_since: list[float] = field(default_factory=list)
+    """When (wall clock, s) each link took the colour the external controller shows."""
     omitted: frozenset[int] = frozenset()
     """Links a central system omits (NTCIP phase omit): never started green while omitted; a
     green one ends as soon as its minimum green and the clearances allow."""
@@ -501,7 +508,9 @@ class IntersectionGuard:
             self.target_phase = self.phase_of(cut)
             self.served_since = None
 
-    def monitor(self, t: float, state: str, silent_s: float, silence_s: float = 1.0) -> str | None:
+    def monitor(
+        self, t: float, state: str, silent_s: float, silence_s: float = 1.0, *, wall: float | None = None
+    ) -> str | None:
         """Watch what an external controller shows, as a cabinet's conflict monitor (MMU) does:
         ``state`` per link ("" if it has not answered yet), ``silent_s`` the wall-clock seconds
         since it last answered. Returns why the intersection goes to flash (fail-safe, latched)
@@ -518,11 +527,37 @@ class IntersectionGuard:
                 reason = f"links {dark[:5]} show no colour (red failure)"
             elif pairs := self.conflicting_pairs(state):
                 reason = f"conflicting streams shown together: {pairs[:3]}"
+            elif wall is not None and self.external:
+                reason = self._bad_change(state, wall)
         if reason is not None:
             self.mode = Mode.FAILSAFE
             return reason
         if state:
-            self.external = "".join("O" if i in self.always_off else c for i, c in enumerate(state))
+            shown = "".join("O" if i in self.always_off else c for i, c in enumerate(state))
+            if wall is not None:
+                if len(self.external_since) != len(shown) or not self.external:
+                    self.external_since = [wall] * len(shown)
+                else:
+                    for i, (before, now) in enumerate(zip(self.external, shown, strict=True)):
+                        if before != now:
+                            self.external_since[i] = wall
+            self.external = shown
+        return None
+
+    def _bad_change(self, state: str, wall: float) -> str | None:
+        """A change of colour a cabinet's monitor flashes on: a vehicle link from green straight
+        to red, or a yellow shorter than the link's yellow (less :data:`YELLOW_TOLERANCE_S`, the
+        poll's jitter). Timed on the wall clock, which the controller keeps."""
+        for i, (before, now) in enumerate(zip(self.external, state, strict=False)):
+            if before == now or self.timings[i].pedestrian or i in self.always_off:
+                continue
+            if before in "Gg" and now in "rs":
+                return f"link {i} went from green to red without yellow"
+            if before == "y" and now != "y" and i < len(self.external_since):
+                shown = wall - self.external_since[i]
+                if shown < self.timings[i].yellow_s - YELLOW_TOLERANCE_S:
+                    return (f"link {i}'s yellow lasted {shown:.1f} s, less than its "
+                            f"{self.timings[i].yellow_s:g} s")  # fmt: skip
         return None
 
     def _refuse(self, t: float, reason: str) -> bool:

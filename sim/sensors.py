@@ -220,6 +220,9 @@ class SensorLayer:
         self._station: dict[str, tuple[float, float, StationZone]] = {}
         """Per external lane: (when its period arrived, the period's length, the zone)."""
         self._carry: dict[str, float] = {}
+        self._left: dict[str, int] = {}
+        """Per external lane, vehicles of its last period not yet counted: a period is counted
+        once, however late the next one is."""
 
     @property
     def detects_emergency(self) -> bool:
@@ -320,6 +323,7 @@ class SensorLayer:
         for zone in report.zones:
             if self.external.get(zone.lane) == report.tls:
                 self._station[zone.lane] = (t, report.period_s, zone)
+                self._left[zone.lane] = zone.volume or 0
 
     def _from_station(self, t: float, lane: str) -> LaneObservation:
         last = self._station.get(lane)
@@ -330,6 +334,10 @@ class SensorLayer:
         observation, self._carry[lane] = station_observation(
             zone, period_s, self.period_s, self._capacity[lane], self._carry.get(lane, 0.0), t
         )
+        left = self._left.get(lane, 0)
+        if observation.count > left:
+            observation = replace(observation, count=left)
+        self._left[lane] = left - observation.count
         return observation
 
     def lane(self, lane: str, now: float | None = None) -> LaneObservation:

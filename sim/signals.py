@@ -16,6 +16,8 @@ a signal out of ccsim's control for more than :data:`DEGRADED_SHARE` of the run 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -57,6 +59,8 @@ class SignalCommand:
     action: Action
     argument: str = ""
     user: str = "operator"
+    via: str = "api"
+    """How it came: ``api`` (the control room, REST) or ``ntcip`` (an SNMP SET)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,9 @@ class SignalControl:
         self._degraded: set[str] = set()
         self.external: dict[str, str] = {}
         """Signals bound to an external controller (hardware in the loop) -> its ``host:port``."""
+        self._arrived: dict[str, float] = {}
+        """When (wall clock) each bound signal's last report arrived."""
+        self._clock: Callable[[], float] = time.monotonic
         self._unbound: set[str] = set()
 
     @property
@@ -306,6 +313,8 @@ class SignalControl:
             bad = sorted(k for k in cmd.omit_links if not 0 <= k < len(guard.timings))
             if bad:
                 refusal = f"links {bad} out of range: signal {cmd.tls} has {len(guard.timings)} links"
+        if refusal is None and cmd.tls in self.external:
+            refusal = f"signal {cmd.tls} is driven by external controller {self.external[cmd.tls]}"
         accepted = refusal is None and guard is not None
         if accepted and guard is not None:
             guard.set_omitted(t, cmd.omit_links)
@@ -339,6 +348,15 @@ class SignalControl:
                     )  # fmt: skip
                 return
             self.external[report.tls] = report.controller
+            if guard.mode in (Mode.FLASH, Mode.FAILSAFE):
+                # a controller answering late does not lift a flash: an operator hands over
+                self.bus.publish(
+                    t, f"tls:{report.tls}",
+                    SignalNote(report.tls, f"external controller {report.controller} bound; "
+                                           "the signal stays in flash until an operator sets it "
+                                           "to automatic"),
+                )  # fmt: skip
+                return
             guard.set_mode(t, Mode.EXTERNAL)
             guard.external = ""
             self.bus.publish(
@@ -348,11 +366,26 @@ class SignalControl:
             )  # fmt: skip
         if guard is None:
             return
-        reason = guard.monitor(t, report.state, report.silent_s, SILENCE_S)
+        wall = self._clock()
+        self._arrived[report.tls] = wall
+        reason = guard.monitor(t, report.state, report.silent_s, SILENCE_S, wall=wall)
         if reason is not None:
             self.bus.publish(
                 t, f"tls:{report.tls}", MonitorTripped(report.tls, report.controller, reason)
             )
+
+    def check_silence(self, t: float) -> None:
+        """Trip the monitor of every bound signal whose controller's reports stopped arriving
+        here for :data:`SILENCE_S` (wall clock): the link to it may be dead as well as the
+        controller, and then no report says so."""
+        now = self._clock()
+        for tls, arrived in list(self._arrived.items()):
+            guard = self.guards.get(tls)
+            if guard is None or guard.mode is not Mode.EXTERNAL or now - arrived < SILENCE_S:
+                continue
+            guard.mode = Mode.FAILSAFE
+            reason = f"no report from the link to the controller for {now - arrived:.1f} s"
+            self.bus.publish(t, f"tls:{tls}", MonitorTripped(tls, self.external[tls], reason))
 
     def step_external(self, t: float) -> bool:
         """Show in SUMO, at once, what the signals bound to external controllers show now (or
@@ -384,10 +417,15 @@ class SignalControl:
         if refusal is not None or guard is None:
             return False, refusal or f"no signal '{cmd.tls}'"
         if cmd.tls in self.external and cmd.action is Action.AUTOMATIC:
+            if cmd.via != "api":
+                # a central system's routine writes (hold 0, a free pattern) map to automatic:
+                # they must not lift a latched flash
+                return False, "the conflict monitor is reset by an operator, not over " + cmd.via
             # The operator resets the monitor: the external controller drives again (a lost one
             # trips it again on its next report).
             guard.set_mode(t, Mode.EXTERNAL)
             guard.external = ""
+            self._arrived.pop(cmd.tls, None)
             return True, f"monitor reset: external controller {self.external[cmd.tls]} drives again"
         if cmd.tls in self.external and cmd.action is not Action.FLASH:
             return False, f"signal {cmd.tls} is driven by external controller {self.external[cmd.tls]}"

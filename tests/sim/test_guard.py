@@ -963,3 +963,30 @@ def test_the_monitor_shows_an_external_controller_and_flashes_on_conflict_dark_o
         assert set(guard.step(2.0) or "") <= {"o", "O"}
         assert guard.monitor(2.1, second, 0.0) is None and guard.mode is Mode.FAILSAFE  # latched
         assert guard.violations == 0  # the controller's fault, not a ccsim bug
+
+
+def test_the_monitor_flashes_on_a_green_ended_without_its_yellow(net_paths: dict[str, Path]) -> None:
+    """A cabinet's monitor times the change intervals too (on the wall clock the controller
+    keeps): a vehicle link straight from green to red, or a yellow cut short, is a failure."""
+    sig = single_signal(net_paths)
+    (_, first), (_, second), *_ = sig.green_phases
+    ends = [i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a in "Gg" and b not in "Gg"]
+    vehicle = next(i for i in ends if not sig.guard().timings[i].pedestrian)
+    yellow = "".join("y" if i in ends and not sig.guard().timings[i].pedestrian else
+                     ("r" if i in ends else c) for i, c in enumerate(first))  # fmt: skip
+    all_red = "".join("r" if i in ends else c for i, c in enumerate(first))
+    yellow_s = sig.guard().timings[vehicle].yellow_s
+    for states, why in (
+        ([(first, 0.0), (all_red, 5.0)], f"link {vehicle} went from green to red without yellow"),
+        ([(first, 0.0), (yellow, 5.0), (all_red, 5.0 + yellow_s / 3)], f"link {vehicle}'s yellow"),
+        ([(first, 0.0), (yellow, 5.0), (all_red, 5.0 + yellow_s), (second, 9.0 + yellow_s)], None),
+    ):
+        guard = sig.guard()
+        guard.start(0.0, first)
+        guard.set_mode(0.0, Mode.EXTERNAL)
+        reasons = [guard.monitor(k, state, 0.1, wall=wall) for k, (state, wall) in enumerate(states)]
+        if why is None:
+            assert reasons == [None] * len(states) and guard.mode is Mode.EXTERNAL
+        else:
+            assert reasons[:-1] == [None] * (len(states) - 1) and why in (reasons[-1] or ""), reasons
+            assert guard.mode is Mode.FAILSAFE

@@ -4,6 +4,7 @@ operator's overrides submitted to a running simulation."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sim.messages import SignalOverride, SignalPhase
 from sim.network import Network, TrafficLight, read_network
 from sim.programs import add_programs
 from sim.scenario import load_scenario
-from sim.signals import Action, Command, PhaseControl, SignalCommand
+from sim.signals import Action, Command, ExternalShown, PhaseControl, SignalCommand
 
 SHOWING = frozenset("Ggy")
 GREEN = frozenset("Gg")
@@ -338,3 +339,57 @@ def test_a_central_omit_keeps_a_phase_red_and_a_call_is_seen_by_the_controller(t
     during = [n for t, n in controller.present if 101.0 <= t < 400.0]
     assert during and min(during) >= 1
     assert min(n for t, n in controller.present if t > 401.0) == 0  # empty again at times
+
+
+class _ControllerInTheLoop(_ActuatedWithOperator):
+    """As an external controller's binding would: reports of what it shows (a program green),
+    sent into the simulation at given times, among the operator's commands."""
+
+    def setup(self, context: ControlContext) -> None:
+        super(_ActuatedWithOperator, self).setup(context)
+
+        def console() -> Generator[Any, Any, None]:
+            for at, command in self.console:
+                yield context.env.timeout(at - context.env.now)
+                assert self.simulation is not None and self.simulation.signals is not None
+                if isinstance(command, SignalCommand):
+                    self.simulation.submit(command)
+                else:
+                    green = self.simulation.signals.guards["C"].phases[0][1]
+                    self.simulation.show_external(ExternalShown("C", "192.0.2.9:161", green, 0.0))
+
+        context.env.process(console())
+
+
+def test_an_external_controller_does_not_lift_a_flash_and_a_silent_link_trips_the_monitor(
+    tmp_path: Path,
+) -> None:
+    """Bound late, an external controller leaves an operator's flash alone; over NTCIP nobody
+    resets the monitor (a central system's hold 0 maps to automatic); an operator does. When
+    its reports stop arriving - the link dead, not only the controller - the simulation itself
+    notices within about a second of wall clock and flashes the intersection."""
+    report: Any = "report"
+    console: list[tuple[float, Any]] = [
+        (2.0, SignalCommand("C", Action.FLASH, user="ana")),
+        (4.0, report),
+        (6.0, SignalCommand("C", Action.AUTOMATIC, user="snmp@192.0.2.1", via="ntcip")),
+        (8.0, SignalCommand("C", Action.AUTOMATIC, user="ana")),
+        (9.0, report),
+        (10.0, report),
+    ]
+    controller = _ControllerInTheLoop(console)
+    sim = Simulation(load_scenario("single"), controller, seed=1, workdir=tmp_path, end_s=200.0,
+                     pace=lambda _t: time.sleep(0.02))  # fmt: skip
+    controller.simulation = sim
+    result = sim.run()
+    notes = [m.payload.note for m in result.log.of_kind("signal.note") if m.payload.tls == "C"]
+    assert any("stays in flash until an operator" in n for n in notes), notes
+    answers = [
+        (m.t, m.payload.accepted, m.payload.detail) for m in result.log.of_kind("signal.override")
+    ]
+    # (commands apply at the next step)
+    assert (7.0, False, "the conflict monitor is reset by an operator, not over ntcip") in answers
+    assert any(t == 9.0 and ok and "monitor reset" in d for t, ok, d in answers), answers
+    tripped = result.log.of_kind("signal.monitor")
+    assert len(tripped) == 1 and "no report from the link" in tripped[0].payload.reason
+    assert 10.0 < tripped[0].t <= 10.0 + 1.5 / 0.02  # about a wall second of 20 ms steps
