@@ -255,7 +255,7 @@ def test_bad_input_is_a_400_naming_the_option(
 ) -> None:
     error = failure(store, path, {option: value})
     assert error.status == 400
-    assert str(error).startswith(option) or f"{option}(" in str(error) or option in str(error)[:40]
+    assert str(error).startswith(option)
     assert message in str(error)
 
 
