@@ -651,8 +651,12 @@ def _all_false(values: list[Any]) -> bool | None:
     return False if any(v is False for v in values) else None
 
 
-def condition(evaluate: Evaluator) -> Callable[[Entity], bool]:
-    """A filter from an expression's evaluator: true only where the value is exactly true."""
+def condition(evaluate: Evaluator, node: Node) -> Callable[[Entity], bool | None]:
+    """A filter from the evaluator of ``node``: true only where the value is exactly true. A
+    comparison or a logical operator gives true, false or null already; a path or a function
+    (a value, or the values through a to-many link) is checked."""
+    if not isinstance(node, Path | Call):
+        return evaluate
 
     def holds(e: Entity) -> bool:
         return _truth(evaluate(e))

@@ -39,7 +39,7 @@ class Query:
     """The options for one entity type; ``expand`` maps a navigation property to its own."""
 
     entity_type: EntityType
-    filter: Callable[[Entity], bool] | None = None
+    filter: Callable[[Entity], bool | None] | None = None
     by_datastream: Evaluator | None = None
     """Of a filter on Observations, the part about their Datastream, as a condition on
     Datastreams: the candidates are then the Observations of the Datastreams that pass it."""
@@ -80,13 +80,13 @@ def _query(options: Mapping[str, str], entity_type: EntityType, store: SensorThi
         if name == "$filter":
             node = parse_filter(value, option)
             check_condition(node, value, option)
-            query.filter = condition(compile_node(node, entity_type, store, option))
+            query.filter = condition(compile_node(node, entity_type, store, option), node)
             streams = (
                 link_condition(node, "Datastream") if entity_type.plural == "Observations" else None
             )
             if streams is not None:
                 query.by_datastream = condition(
-                    compile_node(streams, TYPES["Datastreams"], store, option)
+                    compile_node(streams, TYPES["Datastreams"], store, option), streams
                 )
         elif name == "$orderby":
             query.orderby_nodes = parse_orderby(value)

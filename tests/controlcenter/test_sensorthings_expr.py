@@ -292,6 +292,9 @@ def test_an_unforeseen_failure_while_evaluating_is_a_400(
         ("not result lt 9 or result eq 0", "Observations", [0, 9, 10.5, 11.5, 12.5]),
         ("not not result eq 3", "Observations", [3]),
         ("not Datastreams/name eq 'station B2 stream'", "Things", ["intersection A1"]),
+        ("startswith(Datastreams/name, 'zzz')", "Things", []),  # [false] is not true
+        ("startswith(Datastreams/name, 'station')", "Things", ["station B2"]),
+        ("not startswith(Datastreams/name, 'station')", "Things", ["intersection A1"]),
         ("name", "Things", []),  # a string is not true
         ("properties/kind", "Things", []),
         ("not properties/kind", "Things", []),  # nor false
