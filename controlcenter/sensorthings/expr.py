@@ -12,7 +12,15 @@ is a clear 400, not a silently empty answer.
 
 Time comparisons with a phenomenon time that is an interval (``start/end``, end not included):
 ``gt t`` and ``ge t`` compare its start, ``lt t`` holds when it ends by ``t``, ``le t`` too, and
-``eq t`` only for an instant.
+``eq t`` only for an instant. A date compared with a date-time stands for midnight UTC of that day.
+
+``not`` negates the comparison that follows it (``not name eq 'x'`` is ``not (name eq 'x')``),
+stopping at ``and``/``or``. A ``$filter`` must be a condition: an entity is kept only when it is
+exactly true (null and non-boolean values drop it); an expression that cannot be true or false
+(``name``, ``result add 1``) is a 400. Integer ``div`` and ``mod`` truncate toward zero, as
+OData does (``-7 div 2`` is -3, ``-7 mod 2`` is -1); dividing by zero is a 400, as is a number
+out of range. An expression is limited in size (:data:`MAX_TOKENS` tokens, nested at most
+:data:`MAX_DEPTH` deep) so that one request cannot tie the service up.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from controlcenter.sensorthings.model import TYPES, Entity, EntityType, TimeInterval
 from controlcenter.sensorthings.store import SensorThingsStore
@@ -37,6 +45,16 @@ class QueryError(ValueError):
         self.status = status
 
 
+MAX_TOKENS = 1000
+"""Tokens in one expression (a name, a literal, an operator, a parenthesis each)."""
+MAX_DEPTH = 100
+"""Nesting of one expression: parentheses, ``not``, functions, operators (a chain of ``and`` or
+of ``or`` counts as its logarithm, so ``id eq 1 or id eq 2 or ...`` is limited by the tokens)."""
+_MAX_NUMBER = 40
+"""Characters in a number literal; an integer beyond 64 bits is read as a decimal number."""
+_INT64 = 2**63
+
+
 # --- tokens ---------------------------------------------------------------------------------------
 
 _TOKEN = re.compile(
@@ -45,11 +63,12 @@ _TOKEN = re.compile(
     | (?P<date>\d{4}-\d{2}-\d{2})(?![\d:T])
     | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
     | (?P<string>'(?:[^']|'')*')
-    | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
+    | (?P<name>@?[A-Za-z_][A-Za-z0-9_.]*)
     | (?P<punct>[()/,-])
     )""",
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,
 )
+_BLANK = re.compile(r"\s*\Z")
 
 
 @dataclass(frozen=True)
@@ -60,13 +79,19 @@ class Token:
 
 
 def tokenize(text: str, option: str = "$filter") -> list[Token]:
-    tokens, pos = [], 0
+    tokens: list[Token] = []
+    pos = 0
     while pos < len(text):
-        if text[pos:].strip() == "":
+        if _BLANK.match(text, pos):
             break
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
             raise QueryError(f"{option}: cannot read {text[pos : pos + 20]!r} at character {pos + 1}")
+        if len(tokens) == MAX_TOKENS:
+            raise QueryError(
+                f"{option}: the expression is too long (more than {MAX_TOKENS} names, values and "
+                f"operators); split the request"
+            )
         kind = match.lastgroup or ""
         tokens.append(Token(kind, match.group(kind), match.start(kind)))
         pos = match.end()
@@ -125,6 +150,7 @@ class _Parser:
         self.option = option
         self.tokens = tokenize(text, option)
         self.i = 0
+        self.depth = 0
 
     def fail(self, what: str) -> QueryError:
         token = self.peek()
@@ -147,7 +173,22 @@ class _Parser:
             raise self.fail(f"expected '{text}'")
         self.i += 1
 
+    def too_deep(self) -> NoReturn:
+        raise QueryError(
+            f"{self.option}: the expression is nested too deeply (more than {MAX_DEPTH} levels of "
+            f"parentheses, not, functions or operators)"
+        )
+
     def expression(self, binding: int = 0) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.too_deep()
+        try:
+            return self._expression(binding)
+        finally:
+            self.depth -= 1
+
+    def _expression(self, binding: int) -> Node:
         left = self.prefix()
         while True:
             token = self.peek()
@@ -157,15 +198,21 @@ class _Parser:
             if power <= binding:
                 return left
             self.i += 1
-            left = Binary(token.text, left, self.expression(power))
+            if token.text in ("and", "or"):  # a chain of them: a balanced tree, not a deep one
+                items = [left, self.expression(power)]
+                while (following := self.peek()) is not None and following.text == token.text:
+                    self.i += 1
+                    items.append(self.expression(power))
+                left = _balanced(token.text, items)
+            else:
+                left = Binary(token.text, left, self.expression(power))
 
     def prefix(self) -> Node:
         token = self.take()
         if token.kind == "string":
             return Literal(token.text[1:-1].replace("''", "'"))
         if token.kind == "number":
-            number = float(token.text)
-            return Literal(int(token.text) if token.text.isdigit() else number)
+            return Literal(self.number(token))
         if token.kind == "datetime":
             try:
                 return Literal(parse_datetime(token.text))
@@ -185,8 +232,8 @@ class _Parser:
         if token.kind != "name":
             self.i -= 1
             raise self.fail("expected a value")
-        if token.text == "not":
-            return Unary("not", self.expression(_UNARY))
+        if token.text == "not":  # OData: notExpr = "not" RWS boolCommonExpr (up to and/or)
+            return Unary("not", self.expression(_BINDING["and"]))
         if token.text in _KEYWORDS:
             return Literal(_KEYWORDS[token.text])
         following = self.peek()
@@ -204,6 +251,19 @@ class _Parser:
                 raise self.fail("expected a property name after '/'")
             segments.append(name.text)
         return Path(tuple(segments))
+
+    def number(self, token: Token) -> int | float:
+        text = token.text
+        if len(text) > _MAX_NUMBER:
+            self.i -= 1
+            raise self.fail(f"number longer than {_MAX_NUMBER} characters")
+        if text.isdigit() and int(text) < _INT64:
+            return int(text)
+        number = float(text)
+        if not math.isfinite(number):
+            self.i -= 1
+            raise self.fail("number out of range")
+        return number
 
     def call(self, name: str) -> Call:
         spec = FUNCTIONS.get(name)
@@ -238,6 +298,8 @@ class _Parser:
         node = self.expression()
         if self.peek() is not None:
             raise self.fail("unexpected")
+        if depth(node) > MAX_DEPTH:
+            self.too_deep()
         return node
 
     def ordering(self) -> list[tuple[Node, bool]]:
@@ -250,6 +312,8 @@ class _Parser:
             if token is not None and token.text in ("asc", "desc"):
                 descending = token.text == "desc"
                 self.i += 1
+            if depth(node) > MAX_DEPTH:
+                self.too_deep()
             items.append((node, descending))
             token = self.peek()
             if token is None:
@@ -257,6 +321,54 @@ class _Parser:
             if token.text != ",":
                 raise self.fail("expected ',' between orderings")
             self.i += 1
+
+
+def _balanced(op: str, items: list[Node]) -> Node:
+    """``items[0] op items[1] op ...`` as a tree of depth log2(n), in the same order."""
+    if len(items) == 1:
+        return items[0]
+    half = len(items) // 2
+    return Binary(op, _balanced(op, items[:half]), _balanced(op, items[half:]))
+
+
+def depth(node: Node) -> int:
+    """How deep the tree under ``node`` goes (without recursing: it may be a long chain)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(current, Unary):
+            stack.append((current.operand, level + 1))
+        elif isinstance(current, Call):
+            stack.extend((a, level + 1) for a in current.args)
+        elif isinstance(current, Binary):
+            stack += [(current.left, level + 1), (current.right, level + 1)]
+    return deepest
+
+
+_BOOLEAN_FUNCTIONS = {"substringof", "contains", "endswith", "startswith"}
+
+
+def check_condition(node: Node, text: str, option: str = "$filter") -> None:
+    """A 400 unless ``node`` can be true or false: a comparison, a logical operator, a function
+    like ``startswith``, ``true``/``false`` or a path (kept where its value is exactly true)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Binary) and current.op in ("and", "or"):
+            stack += [current.left, current.right]
+        elif isinstance(current, Unary) and current.op == "not":
+            stack.append(current.operand)
+        elif not (
+            isinstance(current, Path)
+            or (isinstance(current, Binary) and current.op in _MIRROR)
+            or (isinstance(current, Call) and current.name in _BOOLEAN_FUNCTIONS)
+            or (isinstance(current, Literal) and isinstance(current.value, bool))
+        ):
+            raise QueryError(
+                f"{option}: {text!r} is not a condition: expected a comparison (eq ne gt ge lt le), "
+                f"and/or/not, or a function such as startswith() that is true or false"
+            )
 
 
 def parse_filter(text: str, option: str = "$filter") -> Node:
@@ -285,7 +397,10 @@ def _instant(value: Any, end: bool = False) -> Any:
 
 
 def _as_time(value: Any) -> Any:
-    """Strings compared with times are read as ISO 8601 (lenient with quoted date-times)."""
+    """Strings compared with times are read as ISO 8601 (lenient with quoted date-times); a date
+    is midnight UTC of that day."""
+    if type(value) is date:
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
         try:
             return parse_datetime(value)
@@ -343,21 +458,31 @@ def _compare_times(op: str, a: Any, b: Any) -> bool:
 
 
 def _arith(op: str, a: Any, b: Any) -> Any:
+    """``a op b`` (null if either is not a number); raises ArithmeticError for a division by
+    zero or a result out of range, which the compiled expression turns into a 400."""
     if isinstance(a, bool) or isinstance(b, bool):
         return None
     if not isinstance(a, int | float) or not isinstance(b, int | float):
         return None
     if op == "add":
-        return a + b
-    if op == "sub":
-        return a - b
-    if op == "mul":
-        return a * b
-    if b == 0:
-        return None
-    if op == "div":
-        return a / b if isinstance(a, float) or isinstance(b, float) else a // b
-    return math.fmod(a, b) if isinstance(a, float) or isinstance(b, float) else a % b
+        result = a + b
+    elif op == "sub":
+        result = a - b
+    elif op == "mul":
+        result = a * b
+    elif b == 0:
+        raise ZeroDivisionError(f"{op} by zero")
+    elif isinstance(a, float) or isinstance(b, float):
+        result = a / b if op == "div" else math.fmod(a, b)
+    else:  # OData: the quotient truncated toward zero, the remainder with the sign of a
+        quotient = abs(a) // abs(b)
+        quotient = quotient if (a < 0) == (b < 0) else -quotient
+        result = quotient if op == "div" else a - b * quotient
+    if isinstance(result, int):
+        return result if -_INT64 <= result < _INT64 else float(result)
+    if not math.isfinite(result):
+        raise OverflowError(f"{op}: result out of range")
+    return result
 
 
 def _text(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -378,15 +503,23 @@ def _moment(fn: Callable[[datetime], Any]) -> Callable[[Any], Any]:
 def _number(fn: Callable[[float], Any]) -> Callable[[Any], Any]:
     def apply(value: Any) -> Any:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            raise OverflowError("the number is out of range")
         return fn(value) if ok else None
 
     return apply
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _substring(s: Any, start: Any, length: Any = None) -> Any:
-    if not isinstance(s, str) or not isinstance(start, int):
+    if not _whole(start) or not (length is None or _whole(length)):
+        raise ValueError("start and length must be whole numbers")
+    if not isinstance(s, str):
         return None
-    return s[start:] if length is None else s[start : start + int(length)]
+    return s[start:] if length is None else s[start : start + length]
 
 
 FUNCTIONS: dict[str, tuple[tuple[int, int], Callable[..., Any]]] = {
@@ -436,12 +569,12 @@ def compile_node(
     if isinstance(node, Unary):
         operand = compile_node(node.operand, entity_type, store, option)
         if node.op == "not":
-            return lambda e: not _truth(operand(e))
-        return lambda e: _arith("sub", 0, operand(e))
+            return lambda e: _negate(operand(e))
+        return _guarded(lambda e: _arith("sub", 0, operand(e)), option, "-")
     if isinstance(node, Call):
         fn = FUNCTIONS[node.name][1]
         args = [compile_node(a, entity_type, store, option) for a in node.args]
-        return lambda e: _apply(fn, [a(e) for a in args])
+        return _guarded(lambda e: _apply(fn, [a(e) for a in args]), option, f"{node.name}()")
     left = compile_node(node.left, entity_type, store, option)
     right = compile_node(node.right, entity_type, store, option)
     op = node.op
@@ -458,7 +591,7 @@ def compile_node(
     if op == "or":
         return lambda e: _truth(left(e)) or _truth(right(e))
     if op in ("add", "sub", "mul", "div", "mod"):
-        return lambda e: _arith(op, left(e), right(e))
+        return _guarded(lambda e: _arith(op, left(e), right(e)), option, op)
     if isinstance(node.right, Literal):
         return _against(op, left, node.right.value)
     if isinstance(node.left, Literal):
@@ -489,6 +622,46 @@ def _against(op: str, value: Evaluator, literal: Any) -> Evaluator:
         return _compare(op, v, literal)
 
     return fast
+
+
+def _guarded(evaluate: Evaluator, option: str, what: str) -> Evaluator:
+    """``evaluate``, with a failure of the arithmetic or of a function as a 400 naming both."""
+
+    def guarded(e: Entity) -> Any:
+        try:
+            return evaluate(e)
+        except QueryError:
+            raise
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            raise QueryError(f"{option}: {what}: {exc}") from None
+
+    return guarded
+
+
+def _negate(value: Any) -> bool | None:
+    """``not``: true for false, false for true, null for null or a non-boolean value."""
+    if isinstance(value, Many):
+        value = True if any(v is True for v in value) else _all_false(value)
+    if value is True:
+        return False
+    return True if value is False else None
+
+
+def _all_false(values: list[Any]) -> bool | None:
+    return False if any(v is False for v in values) else None
+
+
+def condition(evaluate: Evaluator, node: Node) -> Callable[[Entity], bool | None]:
+    """A filter from the evaluator of ``node``: true only where the value is exactly true. A
+    comparison or a logical operator gives true, false or null already; a path or a function
+    (a value, or the values through a to-many link) is checked."""
+    if not isinstance(node, Path | Call):
+        return evaluate
+
+    def holds(e: Entity) -> bool:
+        return _truth(evaluate(e))
+
+    return holds
 
 
 def _truth(value: Any) -> bool:
@@ -620,7 +793,7 @@ def _dig(value: Any, keys: tuple[str, ...]) -> Any:
     for key in keys:
         if isinstance(value, dict):
             value = value.get(key)
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+        elif isinstance(value, list) and key.isascii() and key.isdecimal() and int(key) < len(value):
             value = value[int(key)]
         else:
             return None

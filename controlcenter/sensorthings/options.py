@@ -5,7 +5,7 @@ or the short path form ``$expand=Datastreams/Observations``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from controlcenter.sensorthings.expr import (
@@ -13,18 +13,24 @@ from controlcenter.sensorthings.expr import (
     Node,
     QueryError,
     article,
+    check_condition,
     compile_node,
+    condition,
     link_condition,
     parse_filter,
     parse_orderby,
 )
-from controlcenter.sensorthings.model import TYPES, EntityType
+from controlcenter.sensorthings.model import TYPES, Entity, EntityType
 from controlcenter.sensorthings.store import SensorThingsStore
 
 DEFAULT_TOP = 100
 MAX_TOP = 1000
 """A larger ``$top`` is cut to this, with an ``@iot.nextLink`` to the rest (as the standard
 allows a service to do)."""
+MAX_EXPAND_DEPTH = 10
+"""``$expand`` nested in ``$expand`` at most this deep."""
+_MAX_DIGITS = 18
+"""``$top`` and ``$skip`` at most this long (a larger ``$top`` is cut to :data:`MAX_TOP` anyway)."""
 OPTIONS = ("$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count")
 
 
@@ -33,7 +39,7 @@ class Query:
     """The options for one entity type; ``expand`` maps a navigation property to its own."""
 
     entity_type: EntityType
-    filter: Evaluator | None = None
+    filter: Callable[[Entity], bool | None] | None = None
     by_datastream: Evaluator | None = None
     """Of a filter on Observations, the part about their Datastream, as a condition on
     Datastreams: the candidates are then the Observations of the Datastreams that pass it."""
@@ -62,7 +68,9 @@ def read_query(params: Mapping[str, str], entity_type: EntityType, store: Sensor
 
 
 def _query(options: Mapping[str, str], entity_type: EntityType, store: SensorThingsStore,
-           where: str) -> Query:  # fmt: skip
+           where: str, depth: int = 0) -> Query:  # fmt: skip
+    if depth > MAX_EXPAND_DEPTH:
+        raise QueryError(f"{where}: $expand nested more than {MAX_EXPAND_DEPTH} deep")
     query = Query(entity_type, raw=dict(options))
     for name, value in options.items():
         option = f"{where}{name}"
@@ -71,12 +79,15 @@ def _query(options: Mapping[str, str], entity_type: EntityType, store: SensorThi
             raise QueryError(f"{option}: not a query option this service supports ({supported})")
         if name == "$filter":
             node = parse_filter(value, option)
-            query.filter = compile_node(node, entity_type, store, option)
+            check_condition(node, value, option)
+            query.filter = condition(compile_node(node, entity_type, store, option), node)
             streams = (
                 link_condition(node, "Datastream") if entity_type.plural == "Observations" else None
             )
             if streams is not None:
-                query.by_datastream = compile_node(streams, TYPES["Datastreams"], store, option)
+                query.by_datastream = condition(
+                    compile_node(streams, TYPES["Datastreams"], store, option), streams
+                )
         elif name == "$orderby":
             query.orderby_nodes = parse_orderby(value)
             query.orderby = [
@@ -85,8 +96,11 @@ def _query(options: Mapping[str, str], entity_type: EntityType, store: SensorThi
             ]
         elif name in ("$top", "$skip"):
             number = value.strip()
-            if not number.isdigit():
-                raise QueryError(f"{option}={value!r}: expected a whole number, 0 or more")
+            if not (number.isascii() and number.isdecimal()) or len(number) > _MAX_DIGITS:
+                raise QueryError(
+                    f"{option}={value[:40]!r}: expected a whole number, 0 or more, of at most "
+                    f"{_MAX_DIGITS} digits"
+                )
             if name == "$top":
                 query.top = int(number)
             else:
@@ -99,7 +113,7 @@ def _query(options: Mapping[str, str], entity_type: EntityType, store: SensorThi
             query.select = _select(value, entity_type, option)
         else:
             for item in split_top(value, ",", option):
-                _expand_item(query, item, store, option)
+                _expand_item(query, item, store, option, depth)
     return query
 
 
@@ -113,7 +127,8 @@ def _select(value: str, entity_type: EntityType, option: str) -> list[str]:
     return names
 
 
-def _expand_item(query: Query, item: str, store: SensorThingsStore, option: str) -> None:
+def _expand_item(query: Query, item: str, store: SensorThingsStore, option: str,
+                 depth: int) -> None:  # fmt: skip
     item = item.strip()
     path, _, rest = item.partition("(")
     inner: dict[str, str] = {}
@@ -128,6 +143,8 @@ def _expand_item(query: Query, item: str, store: SensorThingsStore, option: str)
                 raise QueryError(f"{option}: {name} given twice in '{item}'")
             inner[name] = value
     segments = [s.strip() for s in path.split("/")]
+    if depth + len(segments) > MAX_EXPAND_DEPTH:
+        raise QueryError(f"{option}: $expand nested more than {MAX_EXPAND_DEPTH} deep")
     current = query
     for k, navigation in enumerate(segments):
         target = current.entity_type.target(navigation)
@@ -142,7 +159,7 @@ def _expand_item(query: Query, item: str, store: SensorThingsStore, option: str)
         if nested is None or last:
             where = f"{option}({navigation})/"
             opts = inner if last else {}
-            nested = _query(opts, TYPES[target], store, where)
+            nested = _query(opts, TYPES[target], store, where, depth + 1)
             if last and navigation in current.expand:  # the path form already asked for its children
                 nested.expand = {**current.expand[navigation].expand, **nested.expand}
             current.expand[navigation] = nested

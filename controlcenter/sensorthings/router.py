@@ -63,6 +63,8 @@ async def sensorthings(request: Request, path: str = "") -> Response:
         answer = center.sensorthings.service.get(path, params, base)
     except QueryError as exc:
         return _error(exc.status, str(exc))
+    except (ValueError, ArithmeticError, RecursionError, TypeError) as exc:  # a backstop
+        return _error(400, f"cannot evaluate the request: {type(exc).__name__}: {exc}")
     if answer.text:
         return PlainTextResponse(str(answer.body))
     return JSONResponse(answer.body)

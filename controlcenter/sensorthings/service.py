@@ -6,6 +6,10 @@ Addressing (SensorThings API 1.1, 9.2): ``/Things``, ``/Things(1)``, navigation 
 (``/Datastreams(3)/Thing``, ``/Things(1)/Datastreams``, chained: ``/Datastreams(3)/Thing/Locations``),
 a property (``/Things(1)/name``) and its raw value (``/Things(1)/name/$value``), and references
 (``/Things(1)/Datastreams/$ref``).
+
+One request writes at most :data:`MAX_ENTITIES` entities, those of ``$expand`` included (an
+expanded collection gives 100 unless its ``$top`` says otherwise): more is a 400 asking for a
+smaller ``$top``, so that one query cannot keep the service busy for seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from controlcenter.sensorthings.model import ENTITY_SETS, TYPES, Entity, EntityT
 from controlcenter.sensorthings.options import MAX_TOP, Query, read_query
 from controlcenter.sensorthings.store import SensorThingsStore
 
+MAX_ENTITIES = 10_000
+"""Entities one response may hold, nested ones included."""
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z]+)(?:\((?P<id>[^)]*)\))?$")
 SENSING_CORE = "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel"
 RESOURCE_PATH = "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities"
@@ -78,7 +84,16 @@ class SensorThingsService:
         }
 
     def get(self, path: str, params: Mapping[str, str], base: str) -> Answer:
-        """Answer ``GET {base}/{path}?{params}``; raises :class:`QueryError` (400/404)."""
+        """Answer ``GET {base}/{path}?{params}``; raises :class:`QueryError` (400/404), also
+        for what evaluating the query failed on in a way not foreseen (never a 500)."""
+        try:
+            return self._get(path, params, base)
+        except QueryError:
+            raise
+        except (ValueError, ArithmeticError, RecursionError, TypeError) as exc:
+            raise QueryError(f"cannot evaluate the request: {type(exc).__name__}: {exc}") from None
+
+    def _get(self, path: str, params: Mapping[str, str], base: str) -> Answer:
         segments = [s for s in path.strip("/").split("/") if s]
         if not segments:
             return Answer(self.root(base))
@@ -87,7 +102,7 @@ class SensorThingsService:
             query = read_query(params, TYPES[resource.source.entity_set], self.store)
             if resource.ref:
                 query.select = ["id"]
-            return Answer(self.collection(resource.source, query, base, params))
+            return Answer(self.collection(resource.source, query, base, params, resource.ref))
         if isinstance(resource, _Property):
             entity = resource.entity
             value = entity.id if resource.name == "id" else to_json(entity.fields.get(resource.name))
@@ -120,7 +135,7 @@ class SensorThingsService:
 
     def _entity(self, entity_set: str, text: str) -> Entity:
         ident = text.strip()
-        if not ident.isdigit():
+        if not (ident.isascii() and ident.isdecimal()) or len(ident) > 18:
             raise QueryError(f"{entity_set}({text}): ids here are whole numbers", 404)
         entity = self.store.get(entity_set, int(ident))
         if entity is None:
@@ -188,25 +203,30 @@ class SensorThingsService:
         return heapq.merge(*(d.linked("Observations") for d in datastreams if streams(d)))
 
     def collection(
-        self, source: Source, query: Query, base: str, params: Mapping[str, str]
+        self, source: Source, query: Query, base: str, params: Mapping[str, str], ref: bool = False
     ) -> dict[str, Any]:
         page, count, more = self.select(source, query)
         out: dict[str, Any] = {}
         if count is not None:
             out["@iot.count"] = count
-        out["value"] = [self.render(e, query, base) for e in page]
+        budget = _Budget()
+        out["value"] = [self.render(e, query, base, budget) for e in page]
         if more:
             path = (
                 source.entity_set
                 if source.owner is None
                 else f"{source.owner.path()}/{source.navigation}"
             )
-            out["@iot.nextLink"] = _next_link(f"{base}/{path}", params, query)
+            out["@iot.nextLink"] = _next_link(f"{base}/{path}{'/$ref' if ref else ''}", params, query)
         return out
 
     # --- entities --------------------------------------------------------------------------------
 
-    def render(self, entity: Entity, query: Query, base: str) -> dict[str, Any]:
+    def render(
+        self, entity: Entity, query: Query, base: str, budget: _Budget | None = None
+    ) -> dict[str, Any]:
+        budget = budget or _Budget()
+        budget.take()
         kind = entity.type
         link = f"{base}/{entity.path()}"
         out: dict[str, Any] = {}
@@ -224,18 +244,34 @@ class SensorThingsService:
         for navigation, nested in query.expand.items():
             if navigation in kind.to_one:
                 other = self.store.follow(entity, navigation)
-                out[navigation] = None if other is None else self.render(other, nested, base)
+                out[navigation] = None if other is None else self.render(other, nested, base, budget)
                 continue
             source = Source(kind.to_many[navigation], entity, navigation)
             page, count, more = self.select(source, nested)
             if count is not None:
                 out[f"{navigation}@iot.count"] = count
-            out[navigation] = [self.render(e, nested, base) for e in page]
+            out[navigation] = [self.render(e, nested, base, budget) for e in page]
             if more:
                 out[f"{navigation}@iot.nextLink"] = _next_link(
                     f"{link}/{navigation}", nested.raw, nested
                 )
         return out
+
+
+@dataclass
+class _Budget:
+    """The entities one answer may still write (see :data:`MAX_ENTITIES`)."""
+
+    left: int = MAX_ENTITIES
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise QueryError(
+                f"the answer would hold more than {MAX_ENTITIES} entities (counting those of "
+                f"$expand); ask for fewer with $top, on the collection and in $expand "
+                f"(an expanded collection gives 100 unless its $top says otherwise)"
+            )
 
 
 @dataclass(frozen=True)
@@ -294,7 +330,8 @@ def _page(matches: Iterator[Entity], query: Query) -> tuple[list[Entity], int | 
 
 def _next_link(url: str, params: Mapping[str, str], query: Query) -> str:
     options = {k: v for k, v in params.items() if k.startswith("$")}
-    options["$top"] = str(min(MAX_TOP, query.limit))
+    beyond = query.top is not None and query.top > MAX_TOP  # the rest of what was asked for
+    options["$top"] = str(query.top - query.limit if beyond and query.top else query.limit)
     options["$skip"] = str(query.skip + query.limit)
     return f"{url}?{urlencode(options, quote_via=quote, safe='(),;/$=:')}"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from controlcenter.sensorthings.expr import QueryError, compile_node, parse_filter
+from controlcenter.sensorthings.expr import FUNCTIONS, QueryError, compile_node, parse_filter
 from controlcenter.sensorthings.model import TYPES, Entity, TimeInterval
-from controlcenter.sensorthings.options import MAX_TOP, read_query
-from controlcenter.sensorthings.service import SensorThingsService
+from controlcenter.sensorthings.options import DEFAULT_TOP, MAX_TOP, read_query
+from controlcenter.sensorthings.service import MAX_ENTITIES, SensorThingsService
 from controlcenter.sensorthings.store import SensorThingsStore
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -206,3 +206,162 @@ def test_eviction_keeps_every_index_consistent() -> None:
     assert list(stream.linked("Observations")) == [3, 4, 5, 6] == list(foi.linked("Observations"))
     assert s.evicted == 2
     assert stream.fields["phenomenonTime"] == TimeInterval(T0, T0 + timedelta(seconds=5))
+
+
+# --- review fixes: bad input is a 400 naming the option, never a 500 ------------------------------
+
+
+def failure(store: SensorThingsStore, path: str, params: dict[str, str]) -> QueryError:
+    with pytest.raises(QueryError) as info:
+        SensorThingsService(store, []).get(path, params, BASE)
+    return info.value
+
+
+DEEP_EXPAND = "Datastreams($expand=Thing($expand=" * 15 + "Datastreams" + "))" * 15
+
+
+@pytest.mark.parametrize(
+    ("path", "option", "value", "message"),
+    [
+        ("Observations", "$filter", "result eq " + "1" * 5000, "number longer than"),
+        ("Observations", "$top", "9" * 5000, "expected a whole number"),
+        ("Observations", "$skip", "9" * 5000, "expected a whole number"),
+        ("Observations", "$top", "\u00b2", "expected a whole number"),
+        ("Observations", "$skip", "\u0661", "expected a whole number"),  # an Arabic-Indic 1
+        ("Observations", "$filter", "floor(1e400) eq 1", "number out of range"),
+        ("Things", "$filter", "substring(name, 0, 1e400) eq 'a'", "number out of range"),
+        ("Things", "$filter", "substring(name, 0, 'a') eq 'a'", "substring(): start and length"),
+        ("Things", "$filter", "substring(name, 0, 1.5) eq 'a'", "substring(): start and length"),
+        ("Observations", "$filter", "result mul 1e300 mul 1e300 gt 0", "out of range"),
+        ("Observations", "$filter", "floor(result mul 1e300 mul 1e300) gt 0", "out of range"),
+        ("Observations", "$filter", "result div 0 eq 1", "div by zero"),
+        ("Observations", "$filter", "result mod 0.0 eq 1", "mod by zero"),
+        ("Observations", "$filter", " or ".join(["result eq 1"] * 1000), "too long"),
+        ("Observations", "$filter", "(" * 2000 + "true" + ")" * 2000, "too long"),
+        ("Observations", "$filter", "(" * 300 + "true" + ")" * 300, "nested too deeply"),
+        ("Observations", "$filter", "not " * 600 + "true", "nested too deeply"),
+        ("Observations", "$filter", "- " * 600 + "1 eq 1", "nested too deeply"),
+        ("Observations", "$filter", "result" + " add 1" * 200 + " gt 0", "nested too deeply"),
+        ("Observations", "$orderby", "(" * 300 + "result" + ")" * 300, "nested too deeply"),
+        ("Things", "$expand", DEEP_EXPAND, "nested more than"),
+        ("Things", "$expand", "/".join(["Datastreams/Thing"] * 20), "nested more than"),
+        ("Observations", "$filter", "result add 1", "is not a condition"),
+        ("Things", "$filter", "length(name) or true", "is not a condition"),
+        ("Observations", "$filter", "3", "is not a condition"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_option(
+    store: SensorThingsStore, path: str, option: str, value: str, message: str
+) -> None:
+    error = failure(store, path, {option: value})
+    assert error.status == 400
+    assert str(error).startswith(option)
+    assert message in str(error)
+
+
+def test_a_long_or_chain_within_the_token_limit_is_answered(store: SensorThingsStore) -> None:
+    text = " or ".join(f"result eq {k}" for k in range(200))  # 799 tokens, a shallow tree
+    assert results(store, text) == list(range(10))
+
+
+@pytest.mark.parametrize("ident", ["\u00b2", "\u0661", "1" * 5000, "-1"])
+def test_an_id_that_is_no_ascii_whole_number_is_a_404(store: SensorThingsStore, ident: str) -> None:
+    error = failure(store, f"Things({ident})", {})
+    assert error.status == 404 and "ids here are whole numbers" in str(error)
+
+
+def test_an_unforeseen_failure_while_evaluating_is_a_400(
+    store: SensorThingsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_s: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setitem(FUNCTIONS, "length", ((1, 1), broken))
+    error = failure(store, "Things", {"$filter": "length(name) eq 1"})
+    assert error.status == 400 and "RecursionError" in str(error)
+
+
+# --- review fixes: the meaning of not, of conditions, of dates, of div and mod ---------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "entity_set", "expected"),
+    [
+        ("not name eq 'station B2'", "Things", ["intersection A1"]),
+        ("not result lt 9 and Datastream/id eq 1", "Observations", [9]),
+        ("not result lt 9 or result eq 0", "Observations", [0, 9, 10.5, 11.5, 12.5]),
+        ("not not result eq 3", "Observations", [3]),
+        ("not Datastreams/name eq 'station B2 stream'", "Things", ["intersection A1"]),
+        ("startswith(Datastreams/name, 'zzz')", "Things", []),  # [false] is not true
+        ("startswith(Datastreams/name, 'station')", "Things", ["station B2"]),
+        ("not startswith(Datastreams/name, 'station')", "Things", ["intersection A1"]),
+        ("name", "Things", []),  # a string is not true
+        ("properties/kind", "Things", []),
+        ("not properties/kind", "Things", []),  # nor false
+        ("@iot.id eq 2", "Things", ["station B2"]),
+        ("@iot.id lt 3", "Observations", [0, 1]),
+        # A date compared with a date-time is midnight UTC of that day.
+        ("phenomenonTime ge 2025-03-01 and Datastream/id eq 2", "Observations", [10.5, 11.5, 12.5]),
+        ("phenomenonTime lt 2025-03-02 and result lt 2", "Observations", [0, 1]),
+        ("phenomenonTime gt 2025-03-01 and result lt 2", "Observations", [0, 1]),
+        ("phenomenonTime gt 2025-03-02", "Observations", []),
+        ("resultTime le 2025-02-28", "Observations", []),
+        # OData: whole-number div and mod truncate toward zero.
+        ("-7 div 2 eq -3 and result eq 0", "Observations", [0]),
+        ("-7 mod 2 eq -1 and result eq 0", "Observations", [0]),
+        ("7 mod -2 eq 1 and 7 div -2 eq -3 and result eq 0", "Observations", [0]),
+        ("-result div 2 eq -4", "Observations", [8, 9]),
+        ("-result mod 4 eq -1 and result lt 10", "Observations", [1, 5, 9]),
+        ("-7.5 div 2 eq -3.75 and result eq 0", "Observations", [0]),
+    ],
+)
+def test_filter_semantics_from_review(
+    store: SensorThingsStore, text: str, entity_set: str, expected: list[Any]
+) -> None:
+    assert results(store, text, entity_set) == expected
+
+
+# --- review fixes: bounded answers, next links -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big() -> SensorThingsStore:
+    """20 Datastreams of 600 Observations each (12,000)."""
+    s = SensorThingsStore()
+    thing = s.add("Things", {"name": "t", "description": ""})
+    foi = s.add("FeaturesOfInterest", {"name": "f"})
+    for n in range(20):
+        stream = s.add("Datastreams", {"name": f"d{n}"}, Thing=thing)
+        for k in range(600):
+            s.observe(stream, foi, T0 + timedelta(seconds=k), k)
+    return s
+
+
+def test_an_answer_of_more_than_max_entities_is_a_400_asking_for_top(big: SensorThingsStore) -> None:
+    service = SensorThingsService(big, [])
+    error = failure(big, "Datastreams", {"$expand": "Observations($top=600)"})
+    assert error.status == 400 and f"more than {MAX_ENTITIES} entities" in str(error)
+    assert "$top" in str(error)
+    error = failure(big, "Things", {"$expand": "Datastreams($expand=Observations($top=1000))"})
+    assert error.status == 400
+    # Expanded collections give DEFAULT_TOP each unless asked: 20 + 20 * 100 entities.
+    body = service.get("Datastreams", {"$expand": "Observations"}, BASE).body
+    assert [len(d["Observations"]) for d in body["value"]] == [DEFAULT_TOP] * 20
+    assert "Observations@iot.nextLink" in body["value"][0]
+    # Within the bound: 20 + 20 * 400 entities.
+    body = service.get("Datastreams", {"$expand": "Observations($top=400)"}, BASE).body
+    assert sum(len(d["Observations"]) for d in body["value"]) == 8000
+
+
+def test_next_link_keeps_ref_and_asks_for_the_rest_of_a_large_top(big: SensorThingsStore) -> None:
+    service = SensorThingsService(big, [])
+    body = service.get("Datastreams(1)/Observations/$ref", {"$top": "2"}, BASE).body
+    assert [o["@iot.selfLink"] for o in body["value"]] == [f"{BASE}/Observations({k})" for k in (1, 2)]
+    assert body["@iot.nextLink"] == f"{BASE}/Datastreams(1)/Observations/$ref?$top=2&$skip=2"
+    body = service.get("Observations/$ref", {}, BASE).body
+    assert body["@iot.nextLink"] == f"{BASE}/Observations/$ref?$top={DEFAULT_TOP}&$skip={DEFAULT_TOP}"
+    body = service.get("Observations", {"$top": "1500", "$select": "id"}, BASE).body
+    assert len(body["value"]) == MAX_TOP
+    assert body["@iot.nextLink"] == f"{BASE}/Observations?$top=500&$select=id&$skip={MAX_TOP}"
+    body = service.get("Observations", {"$top": "1000", "$select": "id"}, BASE).body
+    assert body["@iot.nextLink"].endswith("?$top=1000&$select=id&$skip=1000")
