@@ -1,7 +1,8 @@
 """SensorThings API under load: 100 concurrent clients querying /v1.1 while the district runs.
 
-``ccsim serve district`` at x1 (the simulation keeps pace), and in this process 100 asyncio
-clients (httpx, one connection each) running a mix of the queries a dashboard makes - a
+``ccsim serve district``, run at x20 for ``--warmup`` simulated seconds (half an hour: the
+store holds that much history) and then at x1 (the simulation keeps pace), and in this process
+100 asyncio clients (httpx, one connection each) running a mix of the queries a dashboard makes - a
 filtered list of Things with their Datastreams expanded, the newest Observations of a
 Datastream, a time-filtered page of Observations with a count, Datastreams filtered on their
 Thing - for ``--duration`` s in two regimes:
@@ -42,7 +43,7 @@ TOKEN = "sensorthings-benchmark-token-0123456789"
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "controlcenter.cli", "serve", "district", "--port", "0",
+        [sys.executable, "-m", "controlcenter.cli", "serve", "district", "--port", "0", "--speed", "20",
          "--db", f"sqlite:///{tmp / 'c.db'}", "--out", str(tmp / "run")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
         env={**os.environ, "CCSIM_ADMIN_TOKEN": TOKEN},
@@ -140,7 +141,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--period", type=float, default=1.0)
-    parser.add_argument("--warmup", type=float, default=60.0, help="simulated s before the load")
+    parser.add_argument("--warmup", type=float, default=1800.0,
+                        help="simulated s run at x20 before the load (the store fills)")  # fmt: skip
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     rows = []
@@ -149,6 +151,8 @@ def main() -> int:
         try:
             while (health(url)["run"].get("t") or 0) < args.warmup:
                 time.sleep(0.5)
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+                c.post("/api/simulation/speed", json={"speed": 1}).raise_for_status()
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
                 mix = queries(c)
             for regime, period in (("paced", args.period), ("saturated", None)):
@@ -183,12 +187,13 @@ def main() -> int:
     body = f"""## SensorThings API under load (district, x1)
 
 `{command}`, {dt.date.today().isoformat()}, {machine}.
-`ccsim serve district` at x1 and {args.clients} asyncio httpx clients (one connection each) in
+`ccsim serve district` (x20 for the first {args.warmup:g} simulated s, so that the store holds
+that much history, then x1) and {args.clients} asyncio httpx clients (one connection each) in
 another process on this machine, {len(mix)} dashboard queries in turn ($filter on
 Observations by time and result with $count, the newest 10 of a Datastream by $orderby,
 Things filtered by name with Datastreams $expand-ed, Datastreams filtered on their Thing with
-Thing and ObservedProperty expanded), {args.duration:g} s per regime after {args.warmup:g}
-simulated s. *paced*: each client one query every {args.period:g} s (a dashboard refreshing);
+Thing and ObservedProperty expanded), {args.duration:g} s per regime. *paced*: each client one
+query every {args.period:g} s (a dashboard refreshing);
 *saturated*: each client's next query as soon as the last is answered (the most the service
 answers; latency then is queueing). Simulation factor: simulated over wall seconds during the
 load.
