@@ -144,11 +144,18 @@ class NtcipService:
         self.stations = list(stations) + [(b.signal, (b.host, b.port)) for b in scenario.ntcip_stations]
         self.drive = frozenset(b.signal for b in scenario.ntcip_stations if b.drive)
         """Signals whose controllers use their external station's data (``drive = true``)."""
+        watched: set[str] = set()
         for tls, _ in self.stations:
             if tls not in self._by_tls:
                 raise CcsimError(
                     f"--ntcip-station {tls}=...: no signal '{tls}'; signals: {sorted(self._by_tls)}"
                 )
+            if tls in watched:
+                raise CcsimError(
+                    f"signal '{tls}' has two external stations (--ntcip-station and the scenario's "
+                    "[[ntcip.stations]] together count): bind one"
+                )
+            watched.add(tls)
         self.station_community = environment.get("CCSIM_SNMP_STATION_COMMUNITY", "public").encode()
         self.controllers = list(controllers) + [
             (b.signal, (b.host, b.port)) for b in scenario.ntcip_controllers
@@ -160,7 +167,10 @@ class NtcipService:
                     f"--ntcip-controller {tls}=...: no signal '{tls}'; signals: {sorted(self._by_tls)}"
                 )
             if tls in bound:
-                raise CcsimError(f"--ntcip-controller {tls}=...: signal '{tls}' is bound twice")
+                raise CcsimError(
+                    f"signal '{tls}' is bound to two external controllers (--ntcip-controller and "
+                    "the scenario's [[ntcip.controllers]] together count)"
+                )
             bound.add(tls)
         self.controller_community = environment.get("CCSIM_SNMP_CONTROLLER_COMMUNITY", "public").encode()
         write = environment.get("CCSIM_SNMP_CONTROLLER_WRITE_COMMUNITY")

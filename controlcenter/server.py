@@ -90,7 +90,18 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
     # Whatever can fail on bad input fails before an admin token is made: it is shown only once.
     scenario = load_scenario(config.scenario, config.variant)
     check_window(scenario, config.begin_s, config.end_s)
-    create_controller(config.controller)
+    controller = create_controller(config.controller)
+    drives = (
+        config.ntcip_controllers
+        or scenario.ntcip_controllers
+        or any(b.drive for b in scenario.ntcip_stations)
+    )
+    if drives and not controller.uses_detectors:
+        raise CcsimError(
+            f"--controller {config.controller}: SUMO runs the signals' own programs, so neither an "
+            "external controller in the loop nor a station with drive = true can drive them; "
+            "use a ccsim controller (adaptive, actuated, maxpressure, webster)"
+        )
     uplinks = scenario.parking is not None and scenario.parking.bay_sensor_source == "uplinks"
     if uplinks and config.mqtt is None:
         raise CcsimError(

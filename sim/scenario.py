@@ -317,15 +317,16 @@ def _bindings(path: Path, ntcip: dict[str, Any], key: str, *, drive: bool) -> tu
         seen.add(signal)
         address = _string(path, entry, "address")
         host, _, port_text = address.rpartition(":")
-        port = int(port_text) if port_text.isdigit() else 0
-        if not host or not 0 < port < 65536:
+        port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
+        if not host or ":" in host or "[" in host or not 0 < port < 65536:  # the manager: IPv4
             raise ScenarioError(path, "not an address", field=f"{at}.address", value=address,
-                                expected="HOST:PORT, e.g. 192.0.2.7:161")  # fmt: skip
+                                expected="HOST:PORT, an IPv4 address or host name and a port, "
+                                "e.g. 192.0.2.7:161")  # fmt: skip
         flag = entry.get("drive", False)
         if not isinstance(flag, bool):
             raise ScenarioError(path, "wrong type", field=f"{at}.drive", value=flag,
                                 expected="true or false")  # fmt: skip
-        bindings.append(NtcipBinding(signal, host.strip("[]"), port, flag, at))
+        bindings.append(NtcipBinding(signal, host, port, flag, at))
     return tuple(bindings)
 
 

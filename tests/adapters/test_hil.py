@@ -156,3 +156,24 @@ def test_a_controller_is_bound_at_its_first_answer_not_before() -> None:
     binding._on_poll(12.45, None, "timeout")
     binding._on_poll(13.2, None, "timeout")
     assert [(r.state, r.silent_s) for r in sent] == [("GGrrGr", 0.0), ("GGrrGr", 0.35), ("GGrrGr", 1.1)]
+
+
+def test_devices_that_drive_a_signal_need_a_ccsim_controller_and_one_binding_each(
+    tmp_path: Path,
+) -> None:
+    scenario = tmp_path / "single-bound"
+    shutil.copytree(REPO / "scenarios" / "single", scenario)
+    with (scenario / "scenario.toml").open("a") as toml:
+        toml.write('\n[[ntcip.stations]]\nsignal = "C"\naddress = "127.0.0.1:9"\n')
+    for args, expected in (
+        (["single", "--controller", "fixed", "--ntcip-controller", "C=127.0.0.1:9"],
+         "--controller fixed: SUMO runs the signals' own programs"),
+        ([str(scenario), "--ntcip-station", "C=127.0.0.1:9"],
+         "signal 'C' has two external stations"),
+    ):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "controlcenter.cli", "serve", *args, "--port", "0"],
+            capture_output=True, text=True, cwd=REPO, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert expected in done.stderr

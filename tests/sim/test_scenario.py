@@ -113,7 +113,7 @@ address = "192.0.2.7:161"
 drive = true
 [[ntcip.stations]]
 signal = "B"
-address = "[::1]:16100"
+address = "station-b.example:16100"
 [[ntcip.controllers]]
 signal = "A"
 address = "192.0.2.9:161"
@@ -121,7 +121,7 @@ address = "192.0.2.9:161"
     scenario = load_scenario(write_toml(tmp_path / "s", text))
     assert [(b.signal, b.host, b.port, b.drive, b.field) for b in scenario.ntcip_stations] == [
         ("A", "192.0.2.7", 161, True, "ntcip.stations[0]"),
-        ("B", "::1", 16100, False, "ntcip.stations[1]"),
+        ("B", "station-b.example", 16100, False, "ntcip.stations[1]"),
     ]
     assert [(b.signal, b.port) for b in scenario.ntcip_controllers] == [("A", 161)]
 
@@ -142,6 +142,10 @@ address = "192.0.2.9:161"
          r"'ntcip.controllers\[1\].signal'.*bound twice"),
         ('[ntcip]\nstations = "A=h:1"\n', r"'ntcip.stations'.*expected \[\[ntcip.stations\]\]"),
         ('[ntcip]\nagents = 1\n', r"'ntcip.agents'.*expected one of controllers, stations"),
+        ('[[ntcip.stations]]\nsignal = "A"\naddress = "::1"\n',
+         r"'ntcip.stations\[0\].address'.*an IPv4 address or host name"),
+        ('[[ntcip.stations]]\nsignal = "A"\naddress = "[::1]:161"\n',
+         r"'ntcip.stations\[0\].address'.*an IPv4 address or host name"),
     ],
 )  # fmt: skip
 def test_bad_ntcip_bindings_name_the_field(
