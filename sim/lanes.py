@@ -162,9 +162,8 @@ class LaneAccess:
         """An operator closes ``lane``: refused for an unknown lane or one some turn needs."""
         if lane not in self.network.lanes:
             return self._publish(t, lane, user, "close", False, f"no lane '{lane}'")
-        if not self.holds.closed(lane) and (
-            problem := closing_problem(self.network, lane, self.holds.closed)
-        ):
+        # checked even when the lane is closed already: this hold may outlive the others
+        if problem := closing_problem(self.network, lane, self.holds.closed):
             return self._publish(t, lane, user, "close", False, problem)
         others = [o for o in self.owners(lane) if not o.startswith(f"{OPERATOR}:")]
         if self.holds.hold(lane, OPERATOR, f"{OPERATOR}:{user}"):
@@ -192,9 +191,8 @@ class LaneAccess:
     # --- incidents ----------------------------------------------------------------------------
 
     def blocking_problem(self, lane: str) -> str | None:
-        """Why an incident may not block ``lane`` now, with the lanes closed now (None: it may)."""
-        if self.holds.closed(lane):
-            return None  # closed already: blocking it takes nothing more away
+        """Why an incident may not block ``lane`` now, with the other lanes closed now (None: it
+        may); checked even when the lane is closed already, as its hold may outlive the others."""
         return blocking_problem(self.network, lane, self.holds.closed)
 
     def block(self, t: float, lane: str, incident: str, *, known: bool) -> None:

@@ -173,4 +173,4 @@ def test_the_checks_count_lanes_already_closed() -> None:
     assert lanes.blocking_problem("W_C_1") is None and lanes.blocking_problem("W_C_2") is None
     lanes.block(1.0, "W_C_1", "incident.1", known=True)
     assert lanes.blocking_problem("W_C_2") == "W_C_2 is the only open vehicle lane of W_C"
-    assert lanes.blocking_problem("W_C_1") is None  # closed already: nothing more is taken
+    assert lanes.blocking_problem("W_C_1") is None  # a second incident there: W_C_2 is open
