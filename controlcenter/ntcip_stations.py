@@ -55,6 +55,8 @@ class StationWatch:
         simulation too."""
         self.periods = 0
         self.failures = 0
+        self.lanes = {d.number: d.lane for d in device.layout.detectors}
+        """Zone *n* -> the signal's detector *n*'s lane."""
 
     @property
     def tls(self) -> str:
@@ -95,7 +97,7 @@ class StationWatch:
 
     def report(self, samples: list[ZoneSample], period_s: float) -> StationReport:
         """A completed period as the simulation takes it (zone *n* -> the signal's lane)."""
-        lanes = {d.number: d.lane for d in self.device.layout.detectors}
+        lanes = self.lanes
         zones = tuple(
             StationZone(lanes[s.zone], s.volume, s.occupancy_pct, s.speed_kmh, s.status == ZONE_OK)
             for s in samples
@@ -104,7 +106,7 @@ class StationWatch:
         return StationReport(self.tls, f"{self.target[0]}:{self.target[1]}", period_s, zones)
 
     def _entries(self, samples: list[Any]) -> dict[str, Any]:
-        lanes = {d.number: d.lane for d in self.device.layout.detectors}
+        lanes = self.lanes
         entries: dict[str, Any] = {f"{self.tls}/status": {"error": None}}
         for s in samples:
             lane = lanes.get(s.zone, "")
