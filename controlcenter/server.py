@@ -140,7 +140,6 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
         url = url_of(config.host, sock.getsockname()[1])
         center.sensorthings.base_url = f"{url}v1.1"
         say(f"sensorthings: {url}v1.1 (locations: {center.sensorthings.projection.source})")
-        say(f"control room: {url}")
         if not center.ngsild.georef.placed:
             say("ngsi-ld: the net has no geo-projection, and neither --geo-origin nor the "
                 "scenario's [geo] origin places it: the entities carry no location")  # fmt: skip
@@ -148,6 +147,8 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
             say(f"ngsi-ld: pushing to {center.ngsild_push.url} every {config.ngsi_ld_period_s:g} s")
         for line in ntcip.mapping() if ntcip else []:
             say(line)
+        # last: scripts and tests read everything above once they see the control room's address
+        say(f"control room: {url}")
         _run(center, sock)
     finally:
         if broker is not None:
