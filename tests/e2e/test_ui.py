@@ -169,13 +169,14 @@ def test_alarms_are_sorted_by_severity_then_time(district: Server, page: Page) -
     expect(rows.first).to_be_visible(timeout=60_000)
     rank = {"critical": 5, "high": 4, "medium": 3, "low": 2, "informational": 1}
     page.mouse.move(5, 5)  # (the order is frozen while the pointer is over the list)
+    wait_for(lambda: rows.count() > 1, 60, "a second alarm to sort")
+    # read in one go, in the page: row by row, a list re-rendered meanwhile mixes two orders
+    attributes = rows.evaluate_all(
+        "rows => rows.map(r => [r.dataset.state, r.dataset.severity, r.dataset.issued])"
+    )
     seen = [
-        (
-            r.get_attribute("data-state") == "shelved",
-            -rank[r.get_attribute("data-severity") or ""],
-            [-ord(c) for c in r.get_attribute("data-issued") or ""],  # newest first
-        )
-        for r in rows.all()
+        (state == "shelved", -rank[severity or ""], [-ord(c) for c in issued or ""])  # newest first
+        for state, severity, issued in attributes
     ]
     assert len(seen) > 1 and seen == sorted(seen)
 
