@@ -1,11 +1,11 @@
 """The store's schema, in versions: ordered migration steps, applied when a store is opened.
 
-Each step takes the schema from the version before it to its own, inside one transaction with the
-write lock (on both engines a schema change is transactional: a step that fails leaves the
-database at the version before it). ``schema_version`` keeps one row per step applied. A
-database made before versions were kept (it has the tables of version 1 but no
-``schema_version``) is at version 1. A database at a version newer than this code knows is
-refused: an older ccsim must not write to it.
+Each step takes the schema from the version before it to its own. The steps a database lacks
+run in one transaction holding the write lock (on both engines a schema change is
+transactional: a step that fails leaves the database at the version it had).
+``schema_version`` keeps one row per step applied. A database made before versions were kept
+(it has the tables of version 1 but no ``schema_version``) is at version 1. A database at a
+version newer than this code knows is refused: an older ccsim must not write to it.
 
 The statements are written for SQLite; :meth:`Engine.ddl` turns their types into PostgreSQL's.
 To change the schema, append a step; never edit one that has been released.
