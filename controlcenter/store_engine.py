@@ -63,11 +63,14 @@ class PgRow(tuple[Any, ...]):
         return list(self.columns)
 
 
-def _pg_rows(cursor: Any) -> Any:
-    """psycopg's row factory for :class:`PgRow` (one subclass per result, holding its columns)."""
-    columns = {c.name: i for i, c in enumerate(cursor.description or ())}
-    row = type("PgRow", (PgRow,), {"columns": columns})
-    return row
+def _pg_rows(cursor: Any) -> type[PgRow]:
+    """psycopg's row factory: the :class:`PgRow` of the result's columns."""
+    return _row_class(tuple(c.name for c in cursor.description or ()))
+
+
+@lru_cache(maxsize=256)
+def _row_class(names: tuple[str, ...]) -> type[PgRow]:
+    return type("PgRow", (PgRow,), {"columns": {name: i for i, name in enumerate(names)}})
 
 
 class Db:
@@ -98,15 +101,25 @@ class Db:
     def transaction(self) -> Iterator[None]:
         """A writing transaction holding the write lock: committed on leaving, rolled back on an
         exception (a connection that broke meanwhile has nothing left to roll back)."""
-        for statement in self.engine.begin_write:
-            self.execute(statement)
+        begin, *lock = self.engine.begin_write
+        self.execute(begin)
         try:
+            for statement in lock:
+                self.execute(statement)
             yield
         except BaseException:
-            if not self.broken:
-                self.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.execute("COMMIT")
+        try:
+            self.execute("COMMIT")
+        except self.engine.errors:
+            self._rollback()  # a commit that failed (disk full) must not leave it open
+            raise
+
+    def _rollback(self) -> None:
+        if not self.broken:
+            with suppress(*self.engine.errors):  # (nothing left to roll back is fine)
+                self.execute("ROLLBACK")
 
     @property
     def broken(self) -> bool:
