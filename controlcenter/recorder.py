@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import sqlite3
 import sys
 import threading
 import time
@@ -178,7 +177,7 @@ class Recorder:
         except Exception as exc:  # handed back to the waiting request (e.g. an illegal transition)
             del session.published[published:]
             session.book.restore(before)  # the store rolled the job back: so does the book
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, self.store.errors):
                 exc = StoreError(f"the store failed, nothing of this was recorded: {exc}")
             return job, None, exc
 

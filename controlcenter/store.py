@@ -1,63 +1,34 @@
 """The durable store: runs, events, KPI series, alarms and their history, audit, users, settings.
 
-SQLite in WAL mode (readers never block the writer) with ``synchronous=FULL``: once a commit
-returns, what it wrote survives the process being killed and the machine losing power. One
-thread writes (the recorder, through :class:`Writer`); readers open their own connections. The
-URL names the database (``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``) so that
-another engine (PostgreSQL) can plug in behind the same methods.
+One store, two engines behind the same methods, named by the ``--db`` URL:
+
+- ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (the default, embedded):
+  WAL mode (readers never block the writer) with ``synchronous=FULL``;
+- ``postgresql://user[:password]@host[:port]/database`` (several operators, a database server):
+  every connection runs with ``synchronous_commit=on`` (PostgreSQL's default, set explicitly), so
+  a commit returns only once its WAL record is flushed to disk.
+
+On both, once a commit returns, what it wrote survives the process being killed (kill -9) and
+the machine losing power. One thread writes (the recorder, through :class:`Writer`), holding the
+engine's write lock for each transaction; readers use their own connections. Opening a store
+brings its schema to the latest version (:mod:`controlcenter.store_schema`). Where the engines
+differ is in :mod:`controlcenter.store_engine`, nowhere else.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from controlcenter.alarms import Alarm, AlarmAction, AlarmEvent, AlarmState, Severity, iso
 from controlcenter.auth import Role, User
+from controlcenter.store_engine import Db, Engine, Row, engine_for
+from controlcenter.store_schema import migrate
 from sim.errors import CcsimError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY, scenario TEXT NOT NULL, controller TEXT NOT NULL, seed INTEGER NOT NULL,
-    started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS events (
-    run_id INTEGER NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, source TEXT NOT NULL,
-    kind TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (run_id, seq));
-CREATE INDEX IF NOT EXISTS events_kind ON events (kind, run_id, seq);
-CREATE INDEX IF NOT EXISTS events_at ON events (at);
-CREATE TABLE IF NOT EXISTS kpis (
-    run_id INTEGER NOT NULL, period TEXT NOT NULL, begin_s REAL NOT NULL, end_s REAL NOT NULL,
-    scope TEXT NOT NULL, metric TEXT NOT NULL, value REAL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS kpis_scope ON kpis (scope, metric, run_id, end_s);
-CREATE TABLE IF NOT EXISTS alarms (
-    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, rule TEXT NOT NULL, key TEXT NOT NULL,
-    state TEXT NOT NULL, active INTEGER NOT NULL, severity TEXT NOT NULL, category TEXT NOT NULL,
-    subcategory TEXT NOT NULL, description TEXT NOT NULL, source TEXT NOT NULL,
-    raised_at REAL NOT NULL, raised_t REAL, updated_at REAL NOT NULL,
-    occurrences INTEGER NOT NULL, shelved_until REAL, location TEXT);
-CREATE INDEX IF NOT EXISTS alarms_state ON alarms (state);
-CREATE TABLE IF NOT EXISTS alarm_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id INTEGER NOT NULL, action TEXT NOT NULL,
-    from_state TEXT, to_state TEXT NOT NULL, user TEXT NOT NULL, at REAL NOT NULL, t REAL,
-    note TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS alarm_events_alarm ON alarm_events (alarm_id, seq);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL,
-    action TEXT NOT NULL, target TEXT NOT NULL, arguments TEXT NOT NULL, result TEXT NOT NULL,
-    detail TEXT NOT NULL, t REAL, run_id INTEGER, decided_at REAL);
-CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-    hash TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name), created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 RETENTION_DEFAULTS: dict[str, float] = {
     "events_days": 30.0,
@@ -77,28 +48,6 @@ EventRow = tuple[int, float, str, str, str]
 """(seq, t, source, kind, payload JSON) of one message."""
 
 
-def sqlite_path(url: str) -> Path:
-    """The file of a ``sqlite:///path`` URL; other schemes are refused with what is supported."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme != "sqlite":
-        raise CcsimError(
-            f"--db '{url}': unsupported store; expected sqlite:///path/to/file.db "
-            "(PostgreSQL is planned)"
-        )
-    if not rest.startswith("/") or rest == "/":
-        raise CcsimError(f"--db '{url}': expected sqlite:///relative.db or sqlite:////absolute.db")
-    return Path(rest[1:])
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    return connection
-
-
 @dataclass(frozen=True)
 class Page:
     total: int
@@ -109,28 +58,40 @@ class Store:
     """Opens the database (creating the schema) and answers read queries."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.path = sqlite_path(url)
+        self.engine: Engine = engine_for(url)
+        self.url = self.engine.shown_url
+        """The URL without its password (to print, and to show in the health)."""
+        self.migrated: list[int] = []
+        """The schema versions this opening applied."""
+        failures: tuple[type[Exception], ...] = (OSError, *self.engine.errors)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.reading() as connection:
-                mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
-                connection.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise CcsimError(f"--db '{url}': cannot open the store ({exc})") from None
-        if mode != "wal":
-            raise CcsimError(f"--db '{url}': the store refused WAL mode (journal mode {mode})")
+            self.engine.prepare()
+            db = self.engine.connect(writer=True)
+            try:
+                self.migrated = migrate(db, self.engine, self.url)
+            finally:
+                db.close()
+            self.engine.opened()
+        except failures as exc:
+            reason = " ".join(str(exc).split())  # libpq's messages span lines; an error is one
+            raise CcsimError(f"--db '{self.url}': cannot open the store ({reason})") from None
+
+    @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        """What the engine raises when the store fails (a lost connection, a full disk)."""
+        return self.engine.errors
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        connection = _connect(self.path)
-        try:
-            yield connection
-        finally:
-            connection.close()
+    def reading(self) -> Iterator[Db]:
+        with self.engine.reading() as db:
+            yield db
 
     def writer(self) -> Writer:
-        return Writer(_connect(self.path))
+        return Writer(self.engine)
+
+    def close(self) -> None:
+        """Close the connections kept for reading (a writer is closed by its owner)."""
+        self.engine.close()
 
     # --- users --------------------------------------------------------------------------------
 
@@ -138,7 +99,7 @@ class Store:
         with self.reading() as c:
             rows = c.execute(
                 "SELECT tokens.hash, users.name, users.role "
-                "FROM tokens JOIN users ON users.name = tokens.user"
+                'FROM tokens JOIN users ON users.name = tokens."user"'
             ).fetchall()
         return {r["hash"]: User(r["name"], Role.parse(r["role"])) for r in rows}
 
@@ -149,7 +110,7 @@ class Store:
             rows = c.execute(
                 "SELECT users.name, users.role, users.created_at, COUNT(tokens.hash) AS tokens, "
                 "MAX(tokens.created_at) AS issued FROM users "
-                "LEFT JOIN tokens ON tokens.user = users.name GROUP BY users.name ORDER BY users.name"
+                'LEFT JOIN tokens ON tokens."user" = users.name GROUP BY users.name ORDER BY users.name'
             ).fetchall()
         return [
             {"name": r["name"], "role": r["role"], "created": iso(r["created_at"]),
@@ -159,7 +120,7 @@ class Store:
 
     def user_count(self) -> int:
         with self.reading() as c:
-            return int(c.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+            return int(c.scalar("SELECT COUNT(*) FROM users"))
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -187,11 +148,11 @@ class Store:
 
     def next_alarm_id(self) -> int:
         with self.reading() as c:
-            return int(c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM alarms").fetchone()[0])
+            return int(c.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM alarms"))
 
     def last_alarm_seq(self) -> int:
         with self.reading() as c:
-            return int(c.execute("SELECT COALESCE(MAX(seq), 0) FROM alarm_events").fetchone()[0])
+            return int(c.scalar("SELECT COALESCE(MAX(seq), 0) FROM alarm_events"))
 
     def alarms(
         self,
@@ -207,7 +168,7 @@ class Store:
             ("state", states), ("severity", severities), ("category", category), ("run_id", run_id)
         )
         with self.reading() as c:
-            total = c.execute(f"SELECT COUNT(*) FROM alarms{where}", args).fetchone()[0]
+            total = c.scalar(f"SELECT COUNT(*) FROM alarms{where}", args)
             rows = c.execute(
                 f"SELECT * FROM alarms{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset]
             ).fetchall()
@@ -242,7 +203,7 @@ class Store:
 
     def first_alarm_seq(self) -> int:
         with self.reading() as c:
-            return int(c.execute("SELECT COALESCE(MIN(seq), 0) FROM alarm_events").fetchone()[0])
+            return int(c.scalar("SELECT COALESCE(MIN(seq), 0) FROM alarm_events"))
 
     # --- events, KPIs, audit ----------------------------------------------------------------------
 
@@ -306,9 +267,9 @@ class Store:
         limit: int = 100,
         offset: int = 0,
     ) -> Page:
-        where, args = _where(("user", user), ("action", action), ("result", result))
+        where, args = _where(('"user"', user), ("action", action), ("result", result))
         with self.reading() as c:
-            total = c.execute(f"SELECT COUNT(*) FROM audit{where}", args).fetchone()[0]
+            total = c.scalar(f"SELECT COUNT(*) FROM audit{where}", args)
             rows = c.execute(
                 f"SELECT * FROM audit{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset]
             ).fetchall()
@@ -325,7 +286,7 @@ class Store:
         ]  # fmt: skip
 
 
-def audit_entry(r: sqlite3.Row) -> dict[str, Any]:
+def audit_entry(r: Row) -> dict[str, Any]:
     return {
         "id": r["id"], "at": iso(r["at"]), "user": r["user"], "role": r["role"], "action": r["action"],
         "target": r["target"], "arguments": json.loads(r["arguments"]), "result": r["result"],
@@ -348,7 +309,7 @@ def _where(*filters: tuple[str, Any]) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def _alarm(r: sqlite3.Row) -> Alarm:
+def _alarm(r: Row) -> Alarm:
     return Alarm(
         id=r["id"], rule=r["rule"], key=r["key"], run_id=r["run_id"], severity=Severity(r["severity"]),
         category=r["category"], subcategory=r["subcategory"], description=r["description"],
@@ -359,7 +320,7 @@ def _alarm(r: sqlite3.Row) -> Alarm:
     )  # fmt: skip
 
 
-def _alarm_event(r: sqlite3.Row) -> AlarmEvent:
+def _alarm_event(r: Row) -> AlarmEvent:
     return AlarmEvent(
         alarm_id=r["alarm_id"], action=AlarmAction(r["action"]),
         from_state=AlarmState(r["from_state"]) if r["from_state"] else None,
@@ -368,25 +329,36 @@ def _alarm_event(r: sqlite3.Row) -> AlarmEvent:
     )  # fmt: skip
 
 
+_ALARM_COLUMNS = (
+    "id", "run_id", "rule", "key", "state", "active", "severity", "category", "subcategory",
+    "description", "source", "raised_at", "raised_t", "updated_at", "occurrences", "shelved_until",
+    "location",
+)  # fmt: skip
+SAVE_ALARM = (
+    f"INSERT INTO alarms ({', '.join(_ALARM_COLUMNS)}) VALUES ({', '.join('?' * len(_ALARM_COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _ALARM_COLUMNS[1:])
+)
+"""An alarm, new or changed: the whole row."""
+
+
 class Writer:
     """The one writing connection. Group writes in :meth:`transaction`; on leaving it, they are
     committed (and durable) or, on an exception, rolled back."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.c = connection
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.c = engine.connect(writer=True)
 
     def close(self) -> None:
         self.c.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.c.execute("BEGIN IMMEDIATE")
-        try:
+        if self.c.broken:  # the database server restarted or the link dropped: connect again
+            self.c.close()
+            self.c = self.engine.connect(writer=True)
+        with self.c.transaction():
             yield
-        except BaseException:
-            self.c.execute("ROLLBACK")
-            raise
-        self.c.execute("COMMIT")
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -403,11 +375,11 @@ class Writer:
     # --- runs, events, KPIs ---------------------------------------------------------------------
 
     def begin_run(self, scenario: str, controller: str, seed: int) -> int:
-        cursor = self.c.execute(
-            "INSERT INTO runs (scenario, controller, seed, started_at, status) VALUES (?, ?, ?, ?, ?)",
+        return self.c.insert(
+            "INSERT INTO runs (scenario, controller, seed, started_at, status) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (scenario, controller, seed, time.time(), "starting"),
         )
-        return int(cursor.lastrowid or 0)
 
     def close_interrupted_runs(self) -> int:
         """Mark runs that never ended (their server was killed) as interrupted."""
@@ -424,8 +396,8 @@ class Writer:
 
     def add_events(self, run_id: int, rows: Iterable[EventRow], at: float) -> None:
         self.c.executemany(
-            "INSERT OR IGNORE INTO events (run_id, seq, t, source, kind, payload, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (run_id, seq, t, source, kind, payload, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             ((run_id, *row, at) for row in rows),
         )
 
@@ -443,9 +415,7 @@ class Writer:
 
     def save_alarm(self, a: Alarm) -> None:
         self.c.execute(
-            "INSERT OR REPLACE INTO alarms (id, run_id, rule, key, state, active, severity, category, "
-            "subcategory, description, source, raised_at, raised_t, updated_at, occurrences, "
-            "shelved_until, location) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            SAVE_ALARM,
             (a.id, a.run_id, a.rule, a.key, a.state.value, int(a.active), a.severity.value, a.category,
              a.subcategory, a.description, a.source, a.raised_at, a.raised_t, a.updated_at,
              a.occurrences, a.shelved_until, json.dumps(a.location) if a.location else None),
@@ -453,13 +423,12 @@ class Writer:
 
     def add_alarm_event(self, e: AlarmEvent) -> int:
         """Persist a history entry; returns its sequence number."""
-        cursor = self.c.execute(
-            "INSERT INTO alarm_events (alarm_id, action, from_state, to_state, user, at, t, note) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        return self.c.insert(
+            'INSERT INTO alarm_events (alarm_id, action, from_state, to_state, "user", at, t, note) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
             (e.alarm_id, e.action.value, e.from_state.value if e.from_state else None,
              e.to_state.value, e.user, e.at, e.t, e.note),
         )  # fmt: skip
-        return int(cursor.lastrowid or 0)
 
     # --- audit ------------------------------------------------------------------------------------
 
@@ -477,13 +446,12 @@ class Writer:
         run_id: int | None = None,
     ) -> int:
         now = time.time()
-        cursor = self.c.execute(
-            "INSERT INTO audit (at, user, role, action, target, arguments, result, detail, t, run_id, "
-            "decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        return self.c.insert(
+            'INSERT INTO audit (at, "user", role, action, target, arguments, result, detail, t, '
+            "run_id, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (now, user, role, action, target, json.dumps(arguments, sort_keys=True), result, detail, t,
              run_id, None if result == "pending" else now),
         )  # fmt: skip
-        return int(cursor.lastrowid or 0)
 
     def decide_audit(self, audit_id: int, result: str, detail: str, t: float | None) -> None:
         """Record what came of a command that was pending."""
@@ -503,12 +471,12 @@ class Writer:
             self.c.execute(
                 "INSERT INTO users (name, role, created_at) VALUES (?, ?, ?)", (name, role, time.time())
             )
-        except sqlite3.IntegrityError:
+        except self.engine.integrity_errors:
             raise CcsimError(f"user '{name}' exists already") from None
 
     def add_token(self, hashed: str, user: str) -> None:
         self.c.execute(
-            "INSERT OR IGNORE INTO tokens (hash, user, created_at) VALUES (?, ?, ?)",
+            'INSERT INTO tokens (hash, "user", created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
             (hashed, user, time.time()),
         )
 
@@ -518,21 +486,22 @@ class Writer:
         return None if row is None else str(row["role"])
 
     def token_owner(self, hashed: str) -> str | None:
-        row = self.c.execute("SELECT user FROM tokens WHERE hash = ?", (hashed,)).fetchone()
+        row = self.c.execute('SELECT "user" FROM tokens WHERE hash = ?', (hashed,)).fetchone()
         return None if row is None else str(row["user"])
 
     def count_role(self, role: str) -> int:
-        return int(self.c.execute("SELECT COUNT(*) FROM users WHERE role = ?", (role,)).fetchone()[0])
+        return int(self.c.scalar("SELECT COUNT(*) FROM users WHERE role = ?", (role,)))
 
     def set_role(self, name: str, role: str) -> None:
         self.c.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
 
     def revoke_tokens(self, user: str, keep: str | None = None) -> list[str]:
         """Delete every token of ``user`` but ``keep`` (a hash); returns the hashes revoked."""
-        rows = self.c.execute(
-            "SELECT hash FROM tokens WHERE user = ? AND hash IS NOT ?", (user, keep)
-        ).fetchall()
-        self.c.execute("DELETE FROM tokens WHERE user = ? AND hash IS NOT ?", (user, keep))
+        which, args = (
+            ('"user" = ?', [user]) if keep is None else ('"user" = ? AND hash <> ?', [user, keep])
+        )
+        rows = self.c.execute(f"SELECT hash FROM tokens WHERE {which}", args).fetchall()
+        self.c.execute(f"DELETE FROM tokens WHERE {which}", args)
         return [str(r["hash"]) for r in rows]
 
     def delete_user(self, name: str) -> list[str]:
@@ -543,7 +512,8 @@ class Writer:
 
     def set_retention(self, settings: dict[str, float]) -> None:
         self.c.executemany(
-            "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             ((f"retention.{k}", str(v)) for k, v in settings.items()),
         )
 

@@ -1,13 +1,21 @@
-"""Shared fixtures: small real SUMO inputs built with SUMO's own tools."""
+"""Shared fixtures: small real SUMO inputs built with SUMO's own tools, and a fresh PostgreSQL
+database per test on the machine's server (``make postgres`` starts it; ``make test``
+runs that first)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.config import get_config
+from pytest_postgresql.executors import NoopExecutor
 
 from sim.sumo import sumo_binary, sumo_home
 
@@ -97,3 +105,39 @@ def alphabet_nets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )  # fmt: skip
     amber = add_red_amber(make_net(folder / "amber.net.xml", "--grid.number", "3"))
     return {"ror": ror, "amber": amber}
+
+
+# The server the store tests use: pytest-postgresql's options (``postgresql_host``... in
+# pyproject.toml, or --postgresql-host... on the command line). Each pytest process has its own
+# template database, so that two test runs on one server do not drop each other's.
+_pg_server = factories.postgresql_noproc(dbname=f"ccsim_test_{os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def pg_server(request: pytest.FixtureRequest) -> Iterator[NoopExecutor]:
+    """The PostgreSQL server, reachable: an unreachable one fails the tests, it never skips them."""
+    config = get_config(request)
+    try:  # at once, rather than after pytest-postgresql's minute of retries
+        psycopg.connect(
+            host=config.host, port=config.port, user=config.user, password=config.password,
+            dbname=config.maintenance_dbname, connect_timeout=10,
+        ).close()  # fmt: skip
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is unreachable ({exc}); start it and create the test role with "
+            "`make postgres` (make test does), or point --postgresql-host/-port/-user/-password "
+            "at another server",
+            pytrace=False,
+        )
+    server: NoopExecutor = request.getfixturevalue("_pg_server")
+    yield server
+
+
+pg_database = factories.postgresql("pg_server")
+
+
+@pytest.fixture
+def postgres_url(pg_database: psycopg.Connection[object]) -> str:
+    """The URL of a fresh, empty PostgreSQL database (dropped after the test)."""
+    info = pg_database.info
+    return f"postgresql://{info.user}:{info.password}@{info.host}:{info.port}/{info.dbname}"

@@ -1,8 +1,10 @@
-"""The SQLite store: WAL mode, what it keeps, retention, and the first admin."""
+"""The store, on both engines (SQLite and PostgreSQL, each test runs on each): what it keeps,
+retention, the first admin, durability settings, the write lock and schema migrations."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,24 +12,56 @@ import pytest
 from controlcenter.alarms import Alarm, AlarmAction, AlarmState, Severity
 from controlcenter.auth import ADMIN, Role, User, token_hash
 from controlcenter.server import bootstrap_admin
-from controlcenter.store import Store, sqlite_path
+from controlcenter.store import Store
+from controlcenter.store_engine import SqliteEngine, engine_for
+from controlcenter.store_schema import LATEST, MIGRATIONS, Migration, migrate
 from sim.errors import CcsimError
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store's URL, on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/control.db"
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    return postgres_url
+
+
 def test_urls() -> None:
-    assert sqlite_path("sqlite:///out/x.db") == Path("out/x.db")
-    assert sqlite_path("sqlite:////tmp/x.db") == Path("/tmp/x.db")
-    with pytest.raises(CcsimError, match="unsupported store; expected sqlite:///"):
-        sqlite_path("postgresql://db/ccsim")
+    relative, absolute = engine_for("sqlite:///out/x.db"), engine_for("sqlite:////tmp/x.db")
+    assert isinstance(relative, SqliteEngine) and relative.path == Path("out/x.db")
+    assert isinstance(absolute, SqliteEngine) and absolute.path == Path("/tmp/x.db")
+    assert engine_for("postgresql://u@db/ccsim").name == "postgresql"
+    assert engine_for("postgres://u@db/ccsim").name == "postgresql"
+    with pytest.raises(CcsimError, match=r"unsupported store; expected sqlite:///.* or postgresql://"):
+        engine_for("mysql://db/ccsim")
     with pytest.raises(CcsimError, match=r"expected sqlite:///relative\.db"):
-        sqlite_path("sqlite://x.db")
+        engine_for("sqlite://x.db")
+    with pytest.raises(CcsimError) as refused:
+        engine_for("mysql://ana:hunter2@db/ccsim")
+    assert "hunter2" not in str(refused.value) and "ana:***@db" in str(refused.value)
 
 
-def test_the_store_runs_in_wal_mode_and_creates_its_folder(tmp_path: Path) -> None:
+def test_sqlite_runs_in_wal_mode_and_creates_its_folder(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path}/deep/control.db")
     with store.reading() as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    writer = store.writer()
+    assert writer.c.scalar("PRAGMA synchronous") == 2  # FULL: a commit is on disk when it returns
+    writer.close()
     assert (tmp_path / "deep" / "control.db").is_file()
+
+
+def test_postgresql_commits_wait_for_the_disk_and_the_password_is_not_shown(
+    postgres_url: str,
+) -> None:
+    store = Store(postgres_url)
+    assert store.url == postgres_url.replace(":ccsim@", ":***@") and "ccsim@" not in store.url
+    writer = store.writer()
+    assert writer.c.scalar("SHOW synchronous_commit") == "on"
+    assert writer.c.scalar("SHOW lock_timeout") == "30s"
+    writer.close()
+    store.close()
 
 
 def test_unwritable_store_is_a_clear_error(tmp_path: Path) -> None:
@@ -36,13 +70,19 @@ def test_unwritable_store_is_a_clear_error(tmp_path: Path) -> None:
         Store(f"sqlite:///{tmp_path}/file/control.db")
 
 
+def test_unreachable_postgresql_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(CcsimError, match="cannot open the store") as refused:
+        Store("postgresql://ccsim:hunter2@127.0.0.1:1/ccsim")
+    assert "hunter2" not in str(refused.value)
+    assert str(refused.value).startswith("--db 'postgresql://ccsim:***@127.0.0.1:1/ccsim'")
+
+
 def alarm(alarm_id: int, state: AlarmState = AlarmState.ACTIVE_UNACKNOWLEDGED) -> Alarm:
     return Alarm(alarm_id, "queue", "J1", 1, Severity.HIGH, "traffic", "trafficJam", "jam", "tls:J1",
                  state=state, raised_at=100.0, updated_at=100.0)  # fmt: skip
 
 
-def test_alarms_and_their_history_survive_reopening(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/control.db"
+def test_alarms_and_their_history_survive_reopening(url: str) -> None:
     writer = Store(url).writer()
     with writer.transaction():
         a = alarm(1)
@@ -66,8 +106,8 @@ def test_alarms_and_their_history_survive_reopening(tmp_path: Path) -> None:
     )
 
 
-def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_a_failed_transaction_leaves_nothing(url: str) -> None:
+    store = Store(url)
     writer = store.writer()
     with pytest.raises(RuntimeError), writer.transaction():
         writer.save_alarm(alarm(1))
@@ -75,8 +115,8 @@ def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     assert store.open_alarms() == []
 
 
-def test_audit_entries_are_decided_later(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_audit_entries_are_decided_later(url: str) -> None:
+    store = Store(url)
     writer = store.writer()
     with writer.transaction():
         pending = writer.add_audit(
@@ -91,8 +131,8 @@ def test_audit_entries_are_decided_later(tmp_path: Path) -> None:
     assert entry["arguments"] == {"action": "flash"} and entry["decided"]
 
 
-def test_retention_deletes_old_records_but_never_open_alarms(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_retention_deletes_old_records_but_never_open_alarms(url: str) -> None:
+    store = Store(url)
     writer = store.writer()
     day = 86400.0
     with writer.transaction():
@@ -112,27 +152,27 @@ def test_retention_deletes_old_records_but_never_open_alarms(tmp_path: Path) -> 
     assert [a.id for a in store.open_alarms()] == [1]
 
 
-def test_first_start_creates_the_admin_once(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_first_start_creates_the_admin_once(url: str) -> None:
+    store = Store(url)
     token = bootstrap_admin(store, None)
     assert token is not None
     assert store.token_users()[token_hash(token)].role is Role.ADMIN
     assert bootstrap_admin(store, None) is None  # shown once, never again
     with store.reading() as c:
-        stored = [r[0] for r in c.execute("SELECT hash FROM tokens")]
+        stored = [r["hash"] for r in c.execute("SELECT hash FROM tokens").fetchall()]
     assert stored == [token_hash(token)]  # the token itself is nowhere in the store
 
 
-def test_admin_token_from_the_environment(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_admin_token_from_the_environment(url: str) -> None:
+    store = Store(url)
     assert bootstrap_admin(store, "a-long-enough-admin-token") is None
     assert store.token_users()[token_hash("a-long-enough-admin-token")] == User(ADMIN, Role.ADMIN)
     with pytest.raises(CcsimError, match="CCSIM_ADMIN_TOKEN: the token must be at least 16 characters"):
         bootstrap_admin(store, "short")
 
 
-def test_a_changed_environment_token_replaces_the_previous_one(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_a_changed_environment_token_replaces_the_previous_one(url: str) -> None:
+    store = Store(url)
     bootstrap_admin(store, "the-first-admin-token")
     bootstrap_admin(store, "the-first-admin-token")  # the same again: nothing changes
     assert set(store.token_users()) == {token_hash("the-first-admin-token")}
@@ -144,8 +184,8 @@ def test_a_changed_environment_token_replaces_the_previous_one(tmp_path: Path) -
     assert admin["name"] == ADMIN and admin["role"] == "admin" and admin["tokens"] == 1
 
 
-def test_the_environment_token_cannot_be_another_users_token(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_the_environment_token_cannot_be_another_users_token(url: str) -> None:
+    store = Store(url)
     bootstrap_admin(store, "the-first-admin-token")
     writer = store.writer()
     with writer.transaction():
@@ -156,8 +196,8 @@ def test_the_environment_token_cannot_be_another_users_token(tmp_path: Path) -> 
     assert store.token_users()[token_hash("the-first-admin-token")].name == ADMIN
 
 
-def test_a_store_from_before_the_admin_role_gets_its_admin_promoted(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_a_store_from_before_the_admin_role_gets_its_admin_promoted(url: str) -> None:
+    store = Store(url)
     writer = store.writer()
     with writer.transaction():
         writer.add_user(ADMIN, "engineer")
@@ -169,8 +209,8 @@ def test_a_store_from_before_the_admin_role_gets_its_admin_promoted(tmp_path: Pa
     assert store.token_users()[token_hash("an-old-admin-token-0")].role is Role.ADMIN
 
 
-def test_revoking_and_removing_accounts(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_revoking_and_removing_accounts(url: str) -> None:
+    store = Store(url)
     writer = store.writer()
     with writer.transaction():
         writer.add_user("ana", "operator")
@@ -188,12 +228,203 @@ def test_revoking_and_removing_accounts(tmp_path: Path) -> None:
     assert store.users() == [] and store.token_users() == {}
 
 
-def test_a_second_user_with_the_same_name_is_refused(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/control.db")
+def test_a_second_user_with_the_same_name_is_refused(url: str) -> None:
+    store = Store(url)
     writer = store.writer()
     with writer.transaction():
         writer.add_user("ana", "viewer")
     with pytest.raises(CcsimError, match="user 'ana' exists already"), writer.transaction():
         writer.add_user("ana", "operator")
-    with sqlite3.connect(tmp_path / "control.db") as c:
-        assert c.execute("SELECT role FROM users").fetchall() == [("viewer",)]
+    with store.reading() as c:
+        assert [r["role"] for r in c.execute("SELECT role FROM users").fetchall()] == ["viewer"]
+
+
+# --- the write lock, a lost connection ------------------------------------------------------------
+
+
+def test_one_writer_at_a_time(url: str) -> None:
+    """A second writer (another thread, or another process on the same database) waits for the
+    first one's transaction to end before its own begins."""
+    store = Store(url)
+    first, second = store.writer(), store.writer()
+    finished = threading.Event()
+
+    def write_second() -> None:
+        with second.transaction():
+            second.add_user("ben", "viewer")
+        finished.set()
+
+    with first.transaction():
+        first.add_user("ana", "viewer")
+        waiting = threading.Thread(target=write_second)
+        waiting.start()
+        assert not finished.wait(0.5), "the second writer did not wait for the first"
+    waiting.join(30)
+    assert finished.is_set()
+    assert [u["name"] for u in store.users()] == ["ana", "ben"]
+    first.close()
+    second.close()
+    store.close()
+
+
+def test_a_writer_whose_connection_was_cut_connects_again(postgres_url: str) -> None:
+    """The database server ended the writer's session (a restart, a failover): the transaction
+    that finds out fails and keeps nothing; the next one connects again."""
+    store = Store(postgres_url)
+    writer = store.writer()
+    with writer.transaction():
+        writer.add_user("ana", "viewer")
+    pid = writer.c.scalar("SELECT pg_backend_pid()")
+    with store.reading() as c:
+        assert c.scalar("SELECT pg_terminate_backend(?)", (pid,)) is True
+    with pytest.raises(store.errors), writer.transaction():
+        writer.add_user("ben", "viewer")
+    with writer.transaction():
+        writer.add_user("eve", "viewer")
+    assert [u["name"] for u in store.users()] == ["ana", "eve"]
+    writer.close()
+    store.close()
+
+
+# --- schema versions ------------------------------------------------------------------------------
+
+# The schema as ccsim created it before schema versions were kept (it is version 1).
+BEFORE_VERSIONS = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, scenario TEXT NOT NULL, controller TEXT NOT NULL, seed INTEGER NOT NULL,
+    started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, source TEXT NOT NULL,
+    kind TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (run_id, seq));
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind, run_id, seq);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE TABLE IF NOT EXISTS kpis (
+    run_id INTEGER NOT NULL, period TEXT NOT NULL, begin_s REAL NOT NULL, end_s REAL NOT NULL,
+    scope TEXT NOT NULL, metric TEXT NOT NULL, value REAL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS kpis_scope ON kpis (scope, metric, run_id, end_s);
+CREATE TABLE IF NOT EXISTS alarms (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, rule TEXT NOT NULL, key TEXT NOT NULL,
+    state TEXT NOT NULL, active INTEGER NOT NULL, severity TEXT NOT NULL, category TEXT NOT NULL,
+    subcategory TEXT NOT NULL, description TEXT NOT NULL, source TEXT NOT NULL,
+    raised_at REAL NOT NULL, raised_t REAL, updated_at REAL NOT NULL,
+    occurrences INTEGER NOT NULL, shelved_until REAL, location TEXT);
+CREATE INDEX IF NOT EXISTS alarms_state ON alarms (state);
+CREATE TABLE IF NOT EXISTS alarm_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id INTEGER NOT NULL, action TEXT NOT NULL,
+    from_state TEXT, to_state TEXT NOT NULL, user TEXT NOT NULL, at REAL NOT NULL, t REAL,
+    note TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS alarm_events_alarm ON alarm_events (alarm_id, seq);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL, arguments TEXT NOT NULL, result TEXT NOT NULL,
+    detail TEXT NOT NULL, t REAL, run_id INTEGER, decided_at REAL);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name), created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def versions(store: Store) -> list[int]:
+    with store.reading() as c:
+        return [r["version"] for r in c.execute("SELECT version FROM schema_version ORDER BY 1")]
+
+
+def test_a_new_store_gets_every_version_once(url: str) -> None:
+    store = Store(url)
+    assert store.migrated == [m.version for m in MIGRATIONS] and versions(store) == store.migrated
+    store.close()
+    again = Store(url)
+    assert again.migrated == [] and versions(again) == [m.version for m in MIGRATIONS]
+    again.close()
+
+
+def test_a_sqlite_store_from_before_schema_versions_opens_and_migrates(tmp_path: Path) -> None:
+    db = tmp_path / "control.db"
+    with sqlite3.connect(db) as c:  # what ccsim made before this change, with a little in it
+        c.executescript(BEFORE_VERSIONS)
+        c.execute("INSERT INTO users VALUES ('admin', 'admin', 1.0)")
+        c.execute("INSERT INTO tokens VALUES (?, 'admin', 1.0)", (token_hash("an-old-admin-token-0"),))
+        c.execute("INSERT INTO runs VALUES (1, 'single', 'adaptive', 1, 1.0, NULL, 'running', '')")
+        c.execute(
+            "INSERT INTO alarms VALUES (7, 1, 'queue', 'J1', 'active-unacknowledged', 1, "
+            "'high', 'traffic', 'trafficJam', 'jam', 'tls:J1', 1.0, 2.0, 1.0, 1, NULL, NULL)"
+        )
+        c.execute(
+            "INSERT INTO alarm_events (alarm_id, action, from_state, to_state, user, at, t) "
+            "VALUES (7, 'raise', NULL, 'active-unacknowledged', 'system', 1.0, 2.0)"
+        )
+        c.execute(
+            "INSERT INTO audit (at, user, role, action, target, arguments, result, detail) "
+            "VALUES (1.0, 'admin', 'admin', 'signal.override', 'tls:J1', '{}', 'accepted', '')"
+        )
+    c.close()
+    store = Store(f"sqlite:///{db}")
+    assert store.migrated == [v for v in range(2, LATEST + 1)] and versions(store) == [
+        *range(1, LATEST + 1)
+    ]
+    assert store.token_users()[token_hash("an-old-admin-token-0")] == User(ADMIN, Role.ADMIN)
+    [alarm] = store.open_alarms()
+    assert (alarm.id, alarm.severity, store.last_alarm_seq(), store.next_alarm_id()) == (
+        7,
+        Severity.HIGH,
+        1,
+        8,
+    )
+    assert store.audit(user="admin").items[0]["target"] == "tls:J1"
+    with store.reading() as c:
+        indexes = {
+            r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+        }
+    assert {"alarms_run", "tokens_user"} <= indexes
+    # and it goes on working: new ids follow the old ones
+    writer = store.writer()
+    with writer.transaction():
+        assert writer.begin_run("single", "fixed", 2) == 2
+        assert writer.add_alarm_event(alarm.raised_event("system")) == 2
+    writer.close()
+
+
+def test_a_store_at_an_older_version_is_brought_to_the_latest(url: str) -> None:
+    engine = engine_for(url)
+    db = engine.connect(writer=True)
+    assert migrate(db, engine, url, MIGRATIONS[:1]) == [1]  # a store made by version 1's code
+    with db.transaction():
+        db.execute("INSERT INTO users (name, role, created_at) VALUES ('ana', 'viewer', 1.0)")
+    db.close()
+    store = Store(url)
+    assert store.migrated == [v for v in range(2, LATEST + 1)] and versions(store) == [
+        *range(1, LATEST + 1)
+    ]
+    assert [u["name"] for u in store.users()] == ["ana"]
+    store.close()
+    engine.close()
+
+
+def test_a_store_newer_than_the_code_is_refused(url: str) -> None:
+    Store(url).close()
+    engine = engine_for(url)
+    db = engine.connect(writer=True)
+    with db.transaction():
+        db.execute("INSERT INTO schema_version VALUES (?, 1.0, 'from the future')", (LATEST + 1,))
+    db.close()
+    with pytest.raises(CcsimError, match=f"schema version {LATEST + 1}, newer than this ccsim knows "
+                       f"\\(up to {LATEST}\\); upgrade ccsim"):  # fmt: skip
+        Store(url)
+
+
+def test_a_failing_migration_step_leaves_the_store_as_it_was(url: str) -> None:
+    Store(url).close()
+    broken = Migration(LATEST + 1, "a step that fails half-way", (
+        "CREATE TABLE plans (id INTEGER PRIMARY KEY)",
+        "ALTER TABLE no_such_table ADD COLUMN x INTEGER",
+    ))  # fmt: skip
+    engine = engine_for(url)
+    db = engine.connect(writer=True)
+    with pytest.raises(engine.errors):
+        migrate(db, engine, url, [*MIGRATIONS, broken])
+    assert db.scalar("SELECT MAX(version) FROM schema_version") == LATEST
+    assert "plans" not in {r[0] for r in db.execute(engine.tables_query).fetchall()}
+    db.close()

@@ -86,18 +86,20 @@ def start_server(
     *args: str,
     scenario: str = "single",
     db: Path | None = None,
+    db_url: str | None = None,
     timeout_s: float = 60.0,
     admin_token: str | None = TOKEN,
 ) -> Server:
     """Start ``ccsim serve SCENARIO --port 0`` and wait until it says where it listens
-    (``admin_token`` None: without ``CCSIM_ADMIN_TOKEN``)."""
+    (``admin_token`` None: without ``CCSIM_ADMIN_TOKEN``). The store is the SQLite file ``db``
+    (default ``tmp/control.db``), or any ``--db`` URL given as ``db_url``."""
     db = db or tmp / "control.db"
     env = {k: v for k, v in os.environ.items() if k != "CCSIM_ADMIN_TOKEN"}
     if admin_token is not None:
         env["CCSIM_ADMIN_TOKEN"] = admin_token
     process = subprocess.Popen(
         [sys.executable, "-m", "controlcenter.cli", "serve", scenario, "--port", "0",
-         "--db", f"sqlite:///{db}", "--out", str(tmp / "run"), *args],
+         "--db", db_url or f"sqlite:///{db}", "--out", str(tmp / "run"), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()

@@ -406,7 +406,11 @@ def test_a_first_start_without_a_token_makes_one_and_shows_it_once(tmp_path: Pat
     [
         (["nowhere"], "nowhere: no such scenario; expected a bundled name"),
         (["single", "--controller", "psychic"], "unknown controller 'psychic'"),
-        (["single", "--db", "postgresql://db/ccsim"], "unsupported store; expected sqlite:///"),
+        (["single", "--db", "mysql://db/ccsim"], "unsupported store; expected sqlite:///"),
+        (
+            ["single", "--db", "postgresql://ccsim:hunter2@127.0.0.1:1/ccsim"],
+            "--db 'postgresql://ccsim:***@127.0.0.1:1/ccsim': cannot open the store",
+        ),
         (["single", "--speed", "0"], "expected a factor above 0"),
     ],
 )
