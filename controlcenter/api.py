@@ -21,11 +21,10 @@ from controlcenter.alarms import AlarmAction, AlarmState, Severity
 from controlcenter.auth import AuthError, Role, User
 from controlcenter.commands import CommandResult
 from controlcenter.runtime import ControlCenter
-from controlcenter.simproc import Control
 from controlcenter.store import RETENTION_DEFAULTS
 from sim.devices.incidents import incident_problem
 from sim.errors import CcsimError
-from sim.live import ControllerSwitch, check_speed
+from sim.live import ControllerSwitch, RunControl, check_speed
 from sim.signals import Action, IncidentCommand, LaneCommand, SignalCommand
 
 router = APIRouter(prefix="/api")
@@ -365,13 +364,15 @@ async def report_incident(center: Center, user: Caller, body: IncidentReport) ->
 @router.post("/simulation/pause")
 async def pause(center: Center, user: Caller) -> JSONResponse:
     await center.commands.require(user, Role.OPERATOR, "simulation.pause", "simulation", {})
-    return answer(await center.commands.control(user, "simulation.pause", {}, Control("pause")))
+    command = RunControl("pause", user=user.name)
+    return answer(await center.commands.simulate(user, "simulation.pause", "simulation", {}, command))
 
 
 @router.post("/simulation/resume")
 async def resume(center: Center, user: Caller) -> JSONResponse:
     await center.commands.require(user, Role.OPERATOR, "simulation.resume", "simulation", {})
-    return answer(await center.commands.control(user, "simulation.resume", {}, Control("resume")))
+    command = RunControl("resume", user=user.name)
+    return answer(await center.commands.simulate(user, "simulation.resume", "simulation", {}, command))
 
 
 @router.post("/simulation/speed")
@@ -385,8 +386,9 @@ async def speed(center: Center, user: Caller, body: Speed) -> JSONResponse:
             user, "simulation.speed", "simulation", arguments, "refused", str(exc)
         )
         return answer(refused)
+    command = RunControl("speed", body.speed, user=user.name)
     return answer(
-        await center.commands.control(user, "simulation.speed", arguments, Control("speed", body.speed))
+        await center.commands.simulate(user, "simulation.speed", "simulation", arguments, command)
     )
 
 

@@ -112,14 +112,6 @@ class Commands:
         if future is not None and not future.done():
             future.set_result(outcome)
 
-    async def control(
-        self, user: User, action: str, arguments: dict[str, Any], control: Control
-    ) -> CommandResult:
-        """Pause, resume, speed: applied by the simulation process at once."""
-        if not self.simulation.send(control):
-            return await self.audit(user, action, "simulation", arguments, "refused", "the run is over")
-        return await self.audit(user, action, "simulation", arguments, "accepted", "applied")
-
     # --- alarms ---------------------------------------------------------------------------------
 
     async def alarm(

@@ -78,13 +78,12 @@ class RunEnded:
 
 @dataclass(frozen=True)
 class Control:
-    """pause, resume, speed (``value``), submit (``command_id``, ``command``), report
+    """submit (``command_id``, ``command``: an operator's, run controls included), report
     (``observed``: bay reports ingested from the network), external (``external``: what an
     external controller in the loop shows), station (``station``: an external detector
     station's period), stop."""
 
     action: str
-    value: float | None = None
     command_id: int = 0
     command: LiveCommand | None = None
     observed: tuple[BayObserved, ...] = ()
@@ -156,12 +155,6 @@ def _obey(control: Connection, live: LiveRun, stopped: threading.Event) -> None:
             live.show_external(order.external)
         elif order.action == "station" and order.station is not None:
             live.feed_station(order.station)
-        elif order.action == "pause":
-            live.pause()
-        elif order.action == "resume":
-            live.resume()
-        elif order.action == "speed":
-            live.set_speed(order.value)
         elif order.action == "stop":
             stopped.set()
             live.stop()

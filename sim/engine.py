@@ -395,9 +395,9 @@ class Simulation:
             lanes = self.lanes
             assert lanes is not None  # built before SUMO starts
             if command.closed:
-                lanes.close(t, command.lane, command.user)
+                lanes.close(t, command.lane, command.user, command.command)
             else:
-                lanes.open(t, command.lane, command.user)
+                lanes.open(t, command.lane, command.user, command.command)
             return
         self._report_incident(t, command)
 
@@ -414,10 +414,11 @@ class Simulation:
         else:
             incident = InjectedIncident(t, command.edge, command.lane, command.pos_m,
                                         command.duration_s, command.cause)  # fmt: skip
-            incidents.submit(incident, command.user)
+            incidents.submit(incident, command.user, command.command)
             return
         refused = IncidentReported("", command.cause, command.edge, command.lane_id, command.pos_m,
-                                   command.duration_s, command.user, False, detail)  # fmt: skip
+                                   command.duration_s, command.user, False, detail,
+                                   command.command)  # fmt: skip
         self.bus.publish(t, "incidents", refused)
 
     def _start_parking(

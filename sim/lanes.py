@@ -158,35 +158,36 @@ class LaneAccess:
 
     # --- operators ----------------------------------------------------------------------------
 
-    def close(self, t: float, lane: str, user: str) -> LaneStatus:
+    def close(self, t: float, lane: str, user: str, command: int = 0) -> LaneStatus:
         """An operator closes ``lane``: refused for an unknown lane or one some turn needs."""
         if lane not in self.network.lanes:
-            return self._publish(t, lane, user, "close", False, f"no lane '{lane}'")
+            return self._publish(t, lane, user, "close", False, f"no lane '{lane}'", command)
         # checked even when the lane is closed already: this hold may outlive the others
         if problem := closing_problem(self.network, lane, self.holds.closed):
-            return self._publish(t, lane, user, "close", False, problem)
+            return self._publish(t, lane, user, "close", False, problem, command)
         others = [o for o in self.owners(lane) if not o.startswith(f"{OPERATOR}:")]
         if self.holds.hold(lane, OPERATOR, f"{OPERATOR}:{user}"):
             self._apply(lane, closed=True)
         detail = "closed" + (f" (also held by {_holders(tuple(others))})" if others else "")
-        return self._publish(t, lane, user, "close", True, detail)
+        return self._publish(t, lane, user, "close", True, detail, command)
 
-    def open(self, t: float, lane: str, user: str) -> LaneStatus:
+    def open(self, t: float, lane: str, user: str, command: int = 0) -> LaneStatus:
         """An operator opens ``lane``: this lifts the operators' hold only. A lane an incident
         still blocks stays closed (said in the detail); with no operators' hold to lift, that
         is a refusal."""
         if lane not in self.network.lanes:
-            return self._publish(t, lane, user, "open", False, f"no lane '{lane}'")
+            return self._publish(t, lane, user, "open", False, f"no lane '{lane}'", command)
         had_hold = self.holds.held_by(lane, OPERATOR)
         if self.holds.release(lane, OPERATOR):
             self._apply(lane, closed=False)
         others = self.owners(lane)
         if not others:
-            return self._publish(t, lane, user, "open", True, "open")
+            return self._publish(t, lane, user, "open", True, "open", command)
         why = f"the lane stays closed: held by {_holders(others)} until it ends"
         if had_hold:
-            return self._publish(t, lane, user, "open", True, f"operator hold lifted; {why}")
-        return self._publish(t, lane, user, "open", False, f"{why} (an operator cannot lift it)")
+            return self._publish(t, lane, user, "open", True, f"operator hold lifted; {why}", command)
+        refused = f"{why} (an operator cannot lift it)"
+        return self._publish(t, lane, user, "open", False, refused, command)
 
     # --- incidents ----------------------------------------------------------------------------
 
@@ -236,9 +237,16 @@ class LaneAccess:
         )
 
     def _publish(
-        self, t: float, lane: str, user: str, asked: str, accepted: bool, detail: str
+        self,
+        t: float,
+        lane: str,
+        user: str,
+        asked: str,
+        accepted: bool,
+        detail: str,
+        command: int = 0,
     ) -> LaneStatus:
         owners = self.owners(lane)
-        status = LaneStatus(lane, bool(owners), user, accepted, detail, owners, asked)
+        status = LaneStatus(lane, bool(owners), user, accepted, detail, owners, asked, command)
         self.bus.publish(t, f"lane:{lane}", status)
         return status

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,19 @@ from sim.kpi import INTERVAL
 from sim.messages import (
     BayObserved,
     ControllerChanged,
+    GuardRefused,
     IncidentEnded,
     IncidentReported,
     IntersectionInterval,
     LaneStatus,
     Message,
     NetworkInterval,
+    RunControlled,
     RunStarted,
+    SignalDecision,
     SignalOverride,
     SignalPhase,
+    SignalPreempted,
 )
 from sim.network import Network
 from sim.scenario import Scenario
@@ -284,6 +288,62 @@ def _run_finished(state: LiveState, message: Message) -> None:
     state.set("run", "status", "finished")
 
 
+DECISIONS_KEPT = 6
+"""The latest decisions kept per signal in the ``decisions`` section (the intersection panel's)."""
+
+
+def _decided(state: LiveState, tls: str, entry: dict[str, Any]) -> None:
+    kept = state.get("decisions", tls) or []
+    state.set("decisions", tls, [*kept[-(DECISIONS_KEPT - 1) :], entry])
+
+
+@register_reducer(SignalDecision.kind)
+def _signal_decision(state: LiveState, message: Message) -> None:
+    p = message.payload
+    assert isinstance(p, SignalDecision)
+    _decided(state, p.tls, {
+        "t": message.t, "by": p.controller, "reason": p.reason, "detail": p.detail,
+        "from": p.from_phase, "to": p.to_phase, "values": p.values,
+    })  # fmt: skip
+
+
+@register_reducer(SignalPreempted.kind)
+def _signal_preempted(state: LiveState, message: Message) -> None:
+    p = message.payload
+    assert isinstance(p, SignalPreempted)
+    _decided(state, p.tls, {
+        "t": message.t, "by": "pre-emption", "reason": "preemption",
+        "detail": f"emergency vehicle on {p.lane}: phase {p.phase} held for it", "to": p.phase,
+    })  # fmt: skip
+
+
+@register_reducer(GuardRefused.kind)
+def _guard_refused(state: LiveState, message: Message) -> None:
+    p = message.payload
+    assert isinstance(p, GuardRefused)
+    _decided(state, p.tls, {"t": message.t, "by": "guard", "reason": "guard", "detail": p.reason})
+
+
+@register_reducer(SignalOverride.kind)
+def _signal_override(state: LiveState, message: Message) -> None:
+    p = message.payload
+    assert isinstance(p, SignalOverride)
+    what = f"{p.action} {p.argument}".strip()
+    _decided(state, p.tls, {
+        "t": message.t, "by": p.user, "reason": "operator",
+        "detail": f"{what}: {'accepted' if p.accepted else 'refused'} ({p.detail})",
+    })  # fmt: skip
+
+
+@register_reducer(RunControlled.kind)
+def _run_controlled(state: LiveState, message: Message) -> None:
+    p = message.payload
+    assert isinstance(p, RunControlled)
+    if p.action in ("pause", "resume"):
+        state.set("run", "paused", p.action == "pause")
+    state.set("run", "speed", p.speed)
+
+
 @register_reducer(SignalPhase.kind)
 def _signal_phase(state: LiveState, message: Message) -> None:
     p = message.payload
@@ -435,9 +495,27 @@ class ControllerSwitch:
 
     controller: str
     user: str = "operator"
+    command: int = 0
+    """The audit entry this came from (its id), named again on the answer; 0: none."""
 
 
-LiveCommand = SignalCommand | LaneCommand | PhaseControl | IncidentCommand | ControllerSwitch
+@dataclass(frozen=True)
+class RunControl:
+    """An operator pauses (``pause``) or resumes (``resume``) the run, or sets its speed
+    (``speed``: ``value`` simulated seconds per wall second, None: as fast as it goes). The
+    pacer obeys at once; the answer (:class:`~sim.messages.RunControlled`) goes on the stream
+    from the simulation thread once it has (a pause: at the step it stopped after)."""
+
+    action: str
+    value: float | None = None
+    user: str = "operator"
+    command: int = 0
+    """The audit entry this came from (its id), named again on the answer; 0: none."""
+
+
+LiveCommand = (
+    SignalCommand | LaneCommand | PhaseControl | IncidentCommand | ControllerSwitch | RunControl
+)
 
 
 @dataclass(frozen=True)
@@ -463,28 +541,8 @@ class Flush:
     """Commands applied since the last flush (after ``changes``, which show their effect)."""
 
 
-Answer = SignalOverride | LaneStatus | IncidentReported
-"""The messages that say what came of a command."""
-
-
-def _command_key(
-    payload: Answer | SignalCommand | LaneCommand | PhaseControl | IncidentCommand,
-) -> tuple[Any, ...]:
-    if isinstance(payload, PhaseControl):
-        return ("signal", payload.tls, "phase-control", payload.label, payload.user)
-    if isinstance(payload, SignalCommand):
-        return ("signal", payload.tls, payload.action.value, payload.argument, payload.user)
-    if isinstance(payload, SignalOverride):
-        return ("signal", payload.tls, payload.action, payload.argument, payload.user)
-    if isinstance(payload, IncidentCommand):
-        return ("incident", payload.lane_id, payload.cause, payload.pos_m, payload.duration_s,
-                payload.user)  # fmt: skip
-    if isinstance(payload, IncidentReported):
-        return ("incident", payload.lane, payload.cause, payload.pos_m, payload.duration_s,
-                payload.user)  # fmt: skip
-    if isinstance(payload, LaneCommand):
-        return ("lane", payload.lane, "close" if payload.closed else "open", payload.user)
-    return ("lane", payload.lane, payload.asked, payload.user)
+Answer = SignalOverride | LaneStatus | IncidentReported | ControllerChanged | RunControlled
+"""The messages that say what came of a command (each names it by ``command``)."""
 
 
 class LiveRun:
@@ -534,8 +592,11 @@ class LiveRun:
         self._outcomes: list[Outcome] = []
         self._t = self.simulation.begin_s
         self._last_flush = -float("inf")
-        self._pending: dict[tuple[Any, ...], deque[int]] = {}
-        self._switches: deque[tuple[int, ControllerSwitch]] = deque()
+        self._pending: set[int] = set()
+        """Commands submitted to the simulation, not answered yet."""
+        self._switches: deque[ControllerSwitch] = deque()
+        self._controls: deque[RunControl] = deque()
+        """Run controls the pacer obeyed, for the simulation thread to answer on the stream."""
         self._kpi_rows_seen: set[tuple[Any, ...]] = set()
         self._intervals_seen = 0
         self._ended = False
@@ -544,18 +605,34 @@ class LiveRun:
     # --- commands (any thread) ------------------------------------------------------------------
 
     def submit(self, command_id: int, command: LiveCommand) -> None:
-        """Queue ``command``; its :class:`Outcome` reaches ``on_outcome`` once applied."""
+        """Queue ``command`` as command ``command_id``; the simulation's answer names that id,
+        and its :class:`Outcome` reaches ``on_outcome`` (with the flush that shows its effect)."""
+        command = replace(command, command=command_id)
         with self._lock:
             if self._ended:
                 refused = Outcome(command_id, False, "the run has ended", self._t)
-            elif isinstance(command, ControllerSwitch):
-                self._switches.append((command_id, command))
-                return
             else:
-                self._pending.setdefault(_command_key(command), deque()).append(command_id)
-                self.simulation.submit(command)
+                if command_id:
+                    self._pending.add(command_id)
+                if isinstance(command, ControllerSwitch):
+                    self._switches.append(command)
+                elif isinstance(command, RunControl):
+                    self._control(command)
+                else:
+                    self.simulation.submit(command)
                 return
         self._on_outcome(refused)
+
+    def _control(self, command: RunControl) -> None:
+        """Obey a run control at once (under the lock); the simulation thread answers it."""
+        if command.action == "pause":
+            self.pacer.pause()
+        elif command.action == "resume":
+            self.pacer.resume()
+        elif command.action == "speed":
+            self.pacer.set_speed(command.value)  # checked by the caller: a bad one never comes
+        self._controls.append(command)
+        self.pacer.nudge()  # a waiting (or paused) simulation thread answers now
 
     def report(self, observed: Sequence[BayObserved]) -> None:
         """Bay reports ingested from the sensors' network, for the next step boundary."""
@@ -574,33 +651,42 @@ class LiveRun:
 
     def _between(self) -> None:
         self.simulation.apply_external(self._t)
+        self._answer_controls(self._t)
         with self._lock:
             if self._messages:
-                self._flush_locked()  # a mirrored phase or a flash goes out at once
+                self._flush_locked()  # a mirrored phase, a flash or a pause goes out at once
+
+    def _answer_controls(self, t: float) -> None:
+        """Put the run controls obeyed since the last call on the stream (simulation thread)."""
+        while True:
+            with self._lock:
+                if not self._controls:
+                    return
+                command = self._controls.popleft()
+            if command.action == "pause":
+                detail = f"paused at t={t:g} s"
+            elif command.action == "resume":
+                detail = f"resumed at t={t:g} s"
+            else:
+                detail = f"speed {'max' if command.value is None else f'x{command.value:g}'}"
+            self.simulation.bus.publish(t, "engine", RunControlled(
+                command.action, self.pacer.speed, command.user, True, detail, command.command
+            ))  # fmt: skip
 
     def pause(self) -> None:
-        self.pacer.pause()
-        self._set_run_fields(paused=True)
+        self.submit(0, RunControl("pause"))
 
     def resume(self) -> None:
-        self.pacer.resume()
-        self._set_run_fields(paused=False)
+        self.submit(0, RunControl("resume"))
 
     def set_speed(self, speed: float | None) -> None:
-        self.pacer.set_speed(speed)
-        self._set_run_fields(speed=speed)
+        check_speed(speed)
+        self.submit(0, RunControl("speed", speed))
 
     def stop(self) -> None:
         """End the run after the current step (its outputs cover the time run)."""
         self.simulation.stop()
         self.pacer.stop()
-
-    def _set_run_fields(self, **fields: Any) -> None:
-        # Flushed at once: a paused simulation thread would not flush it.
-        with self._lock:
-            for key, value in fields.items():
-                self.state.set("run", key, value)
-            self._flush_locked()
 
     # --- the simulation thread --------------------------------------------------------------------
 
@@ -615,10 +701,10 @@ class LiveRun:
             with self._lock:
                 self._ended = True
                 self.state.set("run", "status", status)
-                unapplied = [i for ids in self._pending.values() for i in ids]
-                unapplied += [i for i, _ in self._switches]
+                unapplied = sorted(self._pending)
                 self._pending.clear()
                 self._switches.clear()
+                self._controls.clear()
                 self._outcomes += [
                     Outcome(i, False, "the run ended before it applied", self._t) for i in unapplied
                 ]
@@ -634,17 +720,17 @@ class LiveRun:
                 or message.kind == "run.finished"
             ):
                 self._intervals_seen += 1
-            if isinstance(payload, Answer):
-                ids = self._pending.get(_command_key(payload))
-                if ids:
-                    self._outcomes.append(
-                        Outcome(ids.popleft(), payload.accepted, payload.detail, message.t)
-                    )
+            if isinstance(payload, Answer) and payload.command in self._pending:
+                self._pending.discard(payload.command)
+                self._outcomes.append(
+                    Outcome(payload.command, payload.accepted, payload.detail, message.t)
+                )
 
     def _pace(self, t: float) -> None:
         self._t = t
         while self._switches:
-            self._switch(t, *self._switches.popleft())
+            self._switch(t, self._switches.popleft())
+        self._answer_controls(t)
         with self._lock:
             self.state.set("run", "t", t)
             # A command's outcome goes out at once; a waiting operator should not wait longer.
@@ -652,16 +738,16 @@ class LiveRun:
                 self._flush_locked()
         self.pacer(t, self._between)
 
-    def _switch(self, t: float, command_id: int, command: ControllerSwitch) -> None:
+    def _switch(self, t: float, command: ControllerSwitch) -> None:
         previous = self.controller.name
         accepted, detail = self.controller.switch(command.controller)
         self.simulation.bus.publish(
             t,
             "engine",
-            ControllerChanged(command.controller, previous, command.user, accepted, detail),
+            ControllerChanged(
+                command.controller, previous, command.user, accepted, detail, command.command
+            ),
         )
-        with self._lock:
-            self._outcomes.append(Outcome(command_id, accepted, detail, t))
 
     def _flush_locked(self) -> None:
         self._last_flush = self._clock()

@@ -152,6 +152,25 @@ class ControlShares(Payload):
 
 
 @dataclass(frozen=True, slots=True)
+class SignalDecision(Payload):
+    """Why ccsim's controller moved signal ``tls`` from green phase ``from_phase`` to
+    ``to_phase`` (program indices; -1: none yet), as the guard accepted it. ``reason``: start,
+    gap-out, max-out, split (webster), pressure (maxpressure), schedule, transit-priority,
+    max-wait (adaptive) or preemption; ``detail`` says it in words, ``values`` holds the figures
+    behind it (gaps and greens in s, pressures per phase, the planned schedule and its expected
+    delay in vehicle-seconds)."""
+
+    kind: ClassVar[str] = "signal.decision"
+    tls: str
+    controller: str
+    from_phase: int
+    to_phase: int
+    reason: str
+    detail: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class SignalOverride(Payload):
     """An operator command on a signal and what came of it."""
 
@@ -162,6 +181,8 @@ class SignalOverride(Payload):
     user: str
     accepted: bool
     detail: str
+    command: int = 0
+    """The id of the operator's command this answers (its audit entry); 0: not a command."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +212,8 @@ class LaneStatus(Payload):
     detail: str
     owners: tuple[str, ...]
     asked: str
+    command: int = 0
+    """The id of the operator's command this answers (its audit entry); 0: not a command."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +621,8 @@ class IncidentReported(Payload):
     user: str
     accepted: bool
     detail: str
+    command: int = 0
+    """The id of the operator's command this answers (its audit entry); 0: not a command."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -711,3 +736,21 @@ class ControllerChanged(Payload):
     user: str
     accepted: bool
     detail: str
+    command: int = 0
+    """The id of the operator's command this answers (its audit entry); 0: not a command."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunControlled(Payload):
+    """An operator paused or resumed a live run or changed its speed (``speed`` simulated seconds
+    per wall second, None: as fast as it goes), and what came of it: published by the
+    simulation once it has acted (a pause: at the step it stopped after)."""
+
+    kind: ClassVar[str] = "run.control"
+    action: str
+    speed: float | None
+    user: str
+    accepted: bool
+    detail: str
+    command: int = 0
+    """The id of the operator's command this answers (its audit entry); 0: not a command."""

@@ -61,6 +61,8 @@ class SignalCommand:
     user: str = "operator"
     via: str = "api"
     """How it came: ``api`` (the control room, REST) or ``ntcip`` (an SNMP SET)."""
+    command: int = 0
+    """The audit entry this came from (its id), named again on the answer; 0: none."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class LaneCommand:
     lane: str
     closed: bool
     user: str = "operator"
+    command: int = 0
+    """The audit entry this came from (its id), named again on the answer; 0: none."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class PhaseControl:
     call_lanes: frozenset[str] = frozenset()
     label: str = ""
     user: str = "operator"
+    command: int = 0
+    """The audit entry this came from (its id), named again on the answer; 0: none."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,8 @@ class IncidentCommand:
     duration_s: float
     cause: str
     user: str = "operator"
+    command: int = 0
+    """The audit entry this came from (its id), named again on the answer; 0: none."""
 
     @property
     def lane_id(self) -> str:
@@ -300,7 +308,9 @@ class SignalControl:
         self.bus.publish(
             t,
             f"tls:{cmd.tls}",
-            SignalOverride(cmd.tls, cmd.action.value, cmd.argument, cmd.user, accepted, detail),
+            SignalOverride(
+                cmd.tls, cmd.action.value, cmd.argument, cmd.user, accepted, detail, cmd.command
+            ),
         )
         return accepted
 
@@ -327,7 +337,7 @@ class SignalControl:
         self.bus.publish(
             t,
             f"tls:{cmd.tls}",
-            SignalOverride(cmd.tls, "phase-control", cmd.label, cmd.user, accepted, detail),
+            SignalOverride(cmd.tls, "phase-control", cmd.label, cmd.user, accepted, detail, cmd.command),
         )
         return accepted
 

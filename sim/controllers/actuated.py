@@ -39,6 +39,7 @@ class Actuated(DetectorController):
     def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
         position = phases.position(guard.target_phase)
         if position < 0:
+            self.explain(phases.tls, "start", "the first green phase of the program")
             return phases.indices[0]
         green = self.green_time(t, guard)
         if green is None or green < phases.min_green_s[position]:
@@ -49,6 +50,24 @@ class Actuated(DetectorController):
             return None  # rest in green
         moving = self.moving_lanes(phases, position)
         gap = min((self.observe(lane).gap_s for lane in moving), default=3600.0)
-        if gap < PASSAGE_S and green < max(MAX_GREEN_S, phases.min_green_s[position]):
+        max_green = max(MAX_GREEN_S, phases.min_green_s[position])
+        if gap < PASSAGE_S and green < max_green:
             return None  # extend
-        return phases.indices[calls[0] % n]
+        wanted = phases.indices[calls[0] % n]
+        values = {"green_s": round(green, 1), "gap_s": round(min(gap, 3600.0), 1),
+                  "passage_s": PASSAGE_S, "max_green_s": max_green,
+                  "calls": [phases.indices[p % n] for p in calls]}  # fmt: skip
+        if gap >= PASSAGE_S:
+            seen = f"gap {gap:.1f} s" if gap < 3600.0 else "none on its loops"
+            detail = (
+                f"gap-out: no vehicle within the {PASSAGE_S:g} s passage time "
+                f"({seen}) after {green:.0f} s of green; phase {wanted} has a call"
+            )
+            self.explain(phases.tls, "gap-out", detail, **values)
+        else:
+            detail = (
+                f"max-out: {max_green:g} s of green reached with phase {wanted} calling "
+                f"(vehicles still {gap:.1f} s apart)"
+            )
+            self.explain(phases.tls, "max-out", detail, **values)
+        return wanted

@@ -174,6 +174,7 @@ class Adaptive(DetectorController):
             green = self.green_time(t, guard)
             if position < 0:
                 wanted[k] = phases.indices[0]
+                self.explain(phases.tls, "start", "the first green phase of the program")
                 continue
             if green is None:
                 continue  # still changing phase
@@ -189,6 +190,12 @@ class Adaptive(DetectorController):
             ]  # fmt: skip
             if starving:
                 wanted[k] = phases.indices[starving[0]]
+                waited = t - self._last_served[phases.tls][starving[0]]
+                self.explain(
+                    phases.tls, "max-wait",
+                    f"phase {wanted[k]} has waited {waited:.0f} s (at most {MAX_WAIT_S:g} s)",
+                    waited_s=round(waited, 1), max_wait_s=MAX_WAIT_S,
+                )  # fmt: skip
                 continue
             self._current[i] = position
             self._elapsed[i] = green
@@ -209,7 +216,33 @@ class Adaptive(DetectorController):
             if segments > 1 and self._out_end[i, 0] <= 0.0:
                 first = int(self._out_phase[i, 1])  # the plan ends the current green now
             wanted[k] = None if first == position else phases.indices[first]
+            if first != position:
+                self._explain_plan(phases, i, segments, position, first)
         return wanted
+
+    def _explain_plan(
+        self, phases: IntersectionPhases, i: int, segments: int, position: int, first: int
+    ) -> None:
+        """The plan's reason for ending the green now: its schedule and expected delay (and a
+        bus the next phase carries, whose weight earned it the green)."""
+        plan = [
+            [phases.indices[int(self._out_phase[i, s])],
+             round(max(0.0, float(self._out_start[i, s])), 1), round(float(self._out_end[i, s]), 1)]
+            for s in range(segments)
+        ]  # fmt: skip
+        delay = round(float(self._out_delay[i]), 1)
+        buses = sum(self.observe(lane).buses for lane in phases.lanes[first])
+        to = phases.indices[first]
+        greens = ", ".join(f"{p} at {start:g}-{end:g} s" for p, start, end in plan[:4] if end > 0)
+        detail = (
+            f"the least-delay plan ends phase {phases.indices[position]} now "
+            f"({delay:.0f} vehicle-s of delay expected; greens: {greens})"
+        )
+        reason = "schedule"
+        if buses:
+            reason = "transit-priority"
+            detail = f"a bus waits for phase {to} (weighted x{BUS_WEIGHT:g}); " + detail
+        self.explain(phases.tls, reason, detail, schedule=plan, expected_delay_veh_s=delay, buses=buses)
 
     def _publish_forecast(self, t: float, phases: IntersectionPhases, i: int, segments: int) -> None:
         """Tell downstream approaches when this intersection's planned greens send vehicles."""

@@ -9,17 +9,28 @@ detection; then the controller takes over again.
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
 
 from sim.controllers.base import ControlContext, Controller
 from sim.controllers.phases import IntersectionPhases, intersection_phases
 from sim.guard import WALK_S, IntersectionGuard, Mode
-from sim.messages import SignalPreempted
+from sim.messages import SignalDecision, SignalPreempted
 from sim.sensors import LaneObservation, SensorLayer
 from sim.signals import SignalControl
 
 PREEMPT_HOLD_S = 15.0
 FULL_OCCUPANCY = 0.7
 """A downstream zone this occupied, covering (almost) its whole lane, means the lane is full."""
+
+
+@dataclass(frozen=True)
+class Why:
+    """A controller's reason for the phase it asks for (see :class:`~sim.messages.SignalDecision`)."""
+
+    reason: str
+    detail: str
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 class DetectorController(Controller):
@@ -46,8 +57,11 @@ class DetectorController(Controller):
             net_lane = context.network.lanes.get(lane)
             if net_lane is not None and zone >= 0.8 * net_lane.length_m:
                 self._exit_lanes.setdefault(net_lane.edge, []).append(lane)
-        self._preempted: dict[str, tuple[int, float]] = {}
-        """Signal -> (program phase held for an emergency vehicle, time of its last detection)."""
+        self._preempted: dict[str, tuple[int, float, str]] = {}
+        """Signal -> (program phase held for an emergency vehicle, time of its last detection,
+        the lane it was detected on)."""
+        self._why: dict[str, Why] = {}
+        """Signal -> the reason :meth:`decide` gave for the change it asks for this step."""
         self.setup(context)
 
     def setup(self, context: ControlContext) -> None:
@@ -62,10 +76,24 @@ class DetectorController(Controller):
             if guards[tls].mode is Mode.AUTOMATIC and not self._preempt(t, phases, guards[tls])
         ]
         for (phases, guard), wanted in zip(automatic, self.decide_all(t, automatic), strict=True):
+            why = self._why.pop(phases.tls, None)
             if wanted is not None and wanted != guard.target_phase:
-                self.signals.request_phase(t, phases.tls, wanted)
+                self._change(t, phases.tls, guard, wanted, why or Why("controller", ""))
             else:
                 self._end_walk(t, guard)
+
+    def explain(self, tls: str, reason: str, detail: str, **values: Any) -> None:
+        """Give the reason for the change :meth:`decide` asks for at ``tls`` this step."""
+        self._why[tls] = Why(reason, detail, values)
+
+    def _change(self, t: float, tls: str, guard: IntersectionGuard, phase: int, why: Why) -> None:
+        """Ask for ``phase``; once the guard accepts, the decision goes on the stream with its
+        reason (a refusal is the guard's to publish)."""
+        before = guard.target_phase
+        if self.signals.request_phase(t, tls, phase):
+            self.bus.publish(t, f"tls:{tls}", SignalDecision(
+                tls, self.name, before, phase, why.reason, why.detail, why.values
+            ))  # fmt: skip
 
     def decide_all(
         self, t: float, intersections: list[tuple[IntersectionPhases, IntersectionGuard]]
@@ -84,16 +112,17 @@ class DetectorController(Controller):
                 phase = phases.indices[position]
                 if phases.tls not in self._preempted:
                     self.bus.publish(t, f"tls:{phases.tls}", SignalPreempted(phases.tls, phase, lane))
-                self._preempted[phases.tls] = (phase, t)
+                self._preempted[phases.tls] = (phase, t, lane)
         held = self._preempted.get(phases.tls)
         if held is None:
             return False
-        phase, seen = held
+        phase, seen, lane = held
         if t - seen > PREEMPT_HOLD_S:
             del self._preempted[phases.tls]
             return False
         if guard.target_phase != phase:
-            self.signals.request_phase(t, phases.tls, phase)
+            why = Why("preemption", f"emergency vehicle detected on {lane}", {"lane": lane})
+            self._change(t, phases.tls, guard, phase, why)
         return True
 
     @staticmethod

@@ -55,4 +55,11 @@ class MaxPressure(DetectorController):
         best = max(range(phases.count), key=lambda p: (pressures[p], -p))
         if position >= 0 and pressures[best] <= pressures[position]:
             return None
+        by_phase = {str(phases.indices[p]): round(v, 2) for p, v in enumerate(pressures)}
+        if position < 0:
+            detail = f"phase {phases.indices[best]} has the highest pressure ({pressures[best]:.1f})"
+        else:
+            detail = (f"pressure {pressures[best]:.1f} on phase {phases.indices[best]} beats "
+                      f"{pressures[position]:.1f} on phase {phases.indices[position]}")  # fmt: skip
+        self.explain(phases.tls, "pressure", detail, pressures=by_phase)
         return phases.indices[best]

@@ -47,6 +47,8 @@ class Webster(DetectorController):
                 for p, i in enumerate(phases.indices)
             ]
             self._counts[tls] = {lane: 0 for served in phases.lanes for lane in served}
+        self._cycle: dict[str, float | None] = dict.fromkeys(self.intersections)
+        """Signal -> the cycle of its last retiming, s (None: the program's own greens yet)."""
         self._next_retime = RETIME_S
 
     def on_step(self, t: float) -> None:
@@ -70,14 +72,23 @@ class Webster(DetectorController):
         ]
         n = phases.count
         switch = [phases.switch_s[p][(p + 1) % n] for p in range(n)]
-        _cycle, self._greens[tls] = webster_greens(flows, phases.min_green_s, switch)
+        self._cycle[tls], self._greens[tls] = webster_greens(flows, phases.min_green_s, switch)
         self._counts[tls] = dict.fromkeys(counts, 0)
 
     def decide(self, t: float, phases: IntersectionPhases, guard: IntersectionGuard) -> int | None:
         position = phases.position(guard.target_phase)
         if position < 0:
+            self.explain(phases.tls, "start", "the first green phase of the program")
             return phases.indices[0]
         green = self.green_time(t, guard)
-        if green is None or green < self._greens[phases.tls][position]:
+        split = self._greens[phases.tls][position]
+        if green is None or green < split:
             return None
+        cycle = self._cycle[phases.tls]
+        of = f"its Webster split of a {cycle:.0f} s cycle" if cycle else "the program's green"
+        self.explain(
+            phases.tls, "split", f"{split:.0f} s of green ran: {of}",
+            green_s=round(green, 1), split_s=round(split, 1),
+            cycle_s=None if cycle is None else round(cycle, 1),
+        )  # fmt: skip
         return phases.indices[(position + 1) % phases.count]

@@ -205,7 +205,7 @@ class Incidents(DeviceModel):
         self._steps = 0
         self.lanes = context.lanes or LaneAccess(context.network, context.bus)
         self._pending = deque(sorted(config.inject, key=lambda i: i.at_s))
-        self._submitted: deque[tuple[InjectedIncident, str]] = deque()
+        self._submitted: deque[tuple[InjectedIncident, str, int]] = deque()
         self._active: list[_Active] = []
         self._count = 0
         self.collision_stand_s = 0.0
@@ -238,10 +238,10 @@ class Incidents(DeviceModel):
             elements.append(loop)
         return elements
 
-    def submit(self, incident: InjectedIncident, user: str) -> None:
+    def submit(self, incident: InjectedIncident, user: str, command: int = 0) -> None:
         """Inject ``incident``, reported by ``user``, at the next step (thread-safe; its ``at_s``
         is ignored). Check it with :func:`incident_problem` first."""
-        self._submitted.append((incident, user))
+        self._submitted.append((incident, user, command))
 
     def sites(self) -> tuple[str, ...]:
         return tuple(z.lane for z in self.zones)
@@ -256,20 +256,20 @@ class Incidents(DeviceModel):
         while self._pending and self._pending[0].at_s <= t:
             self._occur(t, self._pending.popleft())
         while self._submitted:
-            incident, user = self._submitted.popleft()
+            incident, user, command = self._submitted.popleft()
             lane = f"{incident.edge}_{incident.lane}"
             problem = self.lanes.blocking_problem(lane) if incident.cause == "blocked_lane" else None
             if problem is not None:  # lanes closed since it was checked
                 self.bus.publish(t, "incidents", IncidentReported(
                     "", incident.cause, incident.edge, lane, incident.pos_m, incident.duration_s,
-                    user, False, f"lane {lane}: {problem}",
+                    user, False, f"lane {lane}: {problem}", command,
                 ))  # fmt: skip
                 continue
             reported = self._occur(t, incident, known=True)
             self.bus.publish(t, "incidents", IncidentReported(
                 reported, incident.cause, incident.edge, lane,
                 incident.pos_m, incident.duration_s, user, True,
-                f"{reported}: {incident.cause} for {incident.duration_s:g} s",
+                f"{reported}: {incident.cause} for {incident.duration_s:g} s", command,
             ))  # fmt: skip
         for active in self._active:
             if not active.ended and t >= active.end_s:

@@ -14,7 +14,17 @@ from typing import ClassVar
 import pytest
 
 from sim.errors import CcsimError
-from sim.live import ControllerSwitch, Flush, LiveRun, LiveState, Outcome, Pacer, register_reducer
+from sim.live import (
+    DECISIONS_KEPT,
+    ControllerSwitch,
+    Flush,
+    LiveRun,
+    LiveState,
+    Outcome,
+    Pacer,
+    RunControl,
+    register_reducer,
+)
 from sim.messages import (
     AirReading,
     DevicesDeployed,
@@ -232,6 +242,8 @@ def test_sumo_driven_signals_refuse_overrides_with_a_reason(tmp_path: Path) -> N
 
 
 def test_a_paced_run_can_be_paused_and_sped_up(tmp_path: Path) -> None:
+    """Pause, speed and resume are commands like any other: the pacer obeys at once, and the
+    simulation answers each by its id on the stream (``run.control``) once it has acted."""
     got = Collect()
     run = live(tmp_path, "fixed", got, speed=50.0, end_s=60.0)
     thread = threading.Thread(target=run.run)
@@ -240,12 +252,61 @@ def test_a_paced_run_can_be_paused_and_sped_up(tmp_path: Path) -> None:
     first = threading.Event()
     while not got.flushes:  # a flush arrives within the first step
         first.wait(0.01)
-    run.pause()
-    paused_at = got.flushes[-1].changes["run"]
-    assert paused_at["paused"] is True
-    run.set_speed(None)
-    run.resume()
+    run.submit(11, RunControl("pause", user="ana"))
+    deadline = time.monotonic() + 10
+    while not any(o.command_id == 11 for o in got.outcomes) and time.monotonic() < deadline:
+        first.wait(0.01)
+    [paused] = [o for o in got.outcomes if o.command_id == 11]
+    assert paused.accepted and paused.detail == f"paused at t={paused.t:g} s"
+    assert run.state.snapshot()["run"]["paused"] is True
+    first.wait(0.3)  # paused: the simulation does not move (at x50 it would run 15 s meanwhile)
+    assert run.state.snapshot()["run"]["t"] <= (paused.t or 0) + 1
+    run.submit(12, RunControl("speed", None, user="ana"))
+    run.submit(13, RunControl("resume", user="ana"))
     thread.join(30)
     assert not thread.is_alive()
-    assert time.perf_counter() - started < 1.2  # x50 for a moment, then unpaced: well under 60/50 s
-    assert run.state.snapshot()["run"]["speed"] is None
+    assert time.perf_counter() - started < 2.0  # x50 for a moment, then unpaced: well under 60/50 s
+    snapshot = run.state.snapshot()["run"]
+    assert snapshot["speed"] is None and snapshot["paused"] is False
+    outcomes = {o.command_id: o for o in got.outcomes}
+    assert (outcomes[12].accepted, outcomes[12].detail) == (True, "speed max")
+    assert outcomes[13].accepted and outcomes[13].detail.startswith("resumed at t=")
+    answers = [m.payload for f in got.flushes for m in f.messages if m.kind == "run.control"]
+    assert [(a.action, a.command, a.user) for a in answers] == [  # type: ignore[attr-defined]
+        ("pause", 11, "ana"),
+        ("speed", 12, "ana"),
+        ("resume", 13, "ana"),
+    ]
+
+
+def test_identical_commands_are_answered_each_by_its_own_id(tmp_path: Path) -> None:
+    """Two operators' identical commands (same signal, action, user) are two audit entries: each
+    answer names its command, so neither is matched to the other's outcome."""
+    got = Collect()
+    run = live(tmp_path, "adaptive", got, speed=None, end_s=20.0)
+    run.submit(21, SignalCommand("C", Action.FLASH, "", "ana"))
+    run.submit(22, SignalCommand("C", Action.FLASH, "", "ana"))
+    run.submit(23, LaneCommand("nowhere_1", True, "ana"))
+    run.submit(24, LaneCommand("nowhere_1", True, "ana"))
+    result = run.run()
+    assert sorted(o.command_id for o in got.outcomes) == [21, 22, 23, 24]
+    overrides = [m.payload for m in result.log.messages if m.kind == "signal.override"]
+    assert [o.command for o in overrides] == [21, 22]  # type: ignore[attr-defined]
+    lanes = [m.payload for m in result.log.messages if m.kind == "lane.status"]
+    assert [o.command for o in lanes] == [23, 24]  # type: ignore[attr-defined]
+
+
+def test_the_intersection_panel_keeps_the_last_decisions_with_their_reasons(tmp_path: Path) -> None:
+    got = Collect()
+    run = live(tmp_path, "actuated", got, speed=None, end_s=300.0)
+    run.submit(31, SignalCommand("C", Action.HOLD, "9", "ana"))  # refused: named too
+    result = run.run()
+    kept = run.state.snapshot()["decisions"]["C"]
+    assert len(kept) == DECISIONS_KEPT
+    decided = [m for m in result.log.messages if m.kind in ("signal.decision", "signal.override")]
+    assert [e["t"] for e in kept] == [m.t for m in decided[-DECISIONS_KEPT:]]
+    last = decided[-1].payload.to_dict()
+    assert kept[-1]["reason"] == last["reason"] and kept[-1]["detail"] == last["detail"]
+    assert kept[-1]["values"] == last["values"] and kept[-1]["by"] == "actuated"
+    first = next(m for m in result.log.messages if m.kind == "signal.override").payload.to_dict()
+    assert first["command"] == 31 and not first["accepted"]

@@ -245,9 +245,16 @@ def test_an_operator_holds_a_phase_from_the_intersection_panel(district: Server,
         "the last minutes of phases on the timeline",
     )  # fmt: skip
     expect(panel.get_by_test_id("approach-queues").locator("tr")).not_to_have_count(0)
+    # why the light changed: the adaptive controller's last decisions, with their reasons
+    why = panel.get_by_test_id("decisions").locator("li")
+    expect(why.first).to_contain_text(
+        re.compile(r"(schedule|transit-priority|max-wait) \u2192 \d+ \(adaptive\)")
+    )
+    expect(why.first).to_contain_text(re.compile("vehicle-s of delay expected|has waited"))
 
     panel.get_by_test_id("override-hold").click()
     expect(panel.get_by_test_id("override-answer")).to_contain_text("hold: accepted", timeout=15_000)
+    expect(why.first).to_contain_text(re.compile(r"operator \(\w+\) hold \d+: accepted"))
     expect(panel.get_by_test_id("panel-mode")).to_have_text(re.compile("HOLD"))
     expect(page.locator("[data-testid=signal][data-id=C2]")).to_have_text("M")
     screenshot(page, "control-room-intersection.png")
@@ -283,6 +290,12 @@ def test_an_operator_pauses_and_resumes_the_simulation(district: Server, page: P
     paused_at = sim_seconds(page)
     page.wait_for_timeout(1500)  # a paused run's clock must stand still meanwhile
     assert sim_seconds(page) == paused_at
+    # audited as applied once the simulation had stopped, not when the command was sent
+    paused = wait_for(
+        lambda: (a := audit(district, action="simulation.pause")[0])["result"] != "pending" and a,
+        10, "the pause's verdict in the audit",
+    )  # fmt: skip
+    assert paused["result"] == "accepted" and paused["detail"].startswith("paused at t="), paused
     page.get_by_test_id("sim-resume").click()
     expect(page.get_by_test_id("run-info")).not_to_contain_text("(paused)", timeout=10_000)
     wait_for(lambda: sim_seconds(page) > paused_at, 15, "the clock to move again")

@@ -44,6 +44,54 @@ def test_bundled_scenarios(controller: str, scenario: str, end_s: float, tmp_pat
     assert all(len(phases) >= 2 for phases in shown.values()), shown
 
 
+REASONS = {
+    "actuated": {"start", "gap-out", "max-out"},
+    "maxpressure": {"pressure"},
+    "webster": {"start", "split"},
+    "adaptive": {"start", "schedule", "transit-priority", "max-wait"},
+}
+
+
+@pytest.mark.parametrize("controller", OURS)
+def test_every_phase_change_carries_its_reason(controller: str, tmp_path: Path) -> None:
+    """Why did this light change? Each change a controller asks for goes on the stream as a
+    ``signal.decision`` with its reason and the figures behind it, and the signal then shows
+    the phase it names."""
+    result = run("single", tmp_path, controller, 900.0)
+    decisions = result.log.of_kind("signal.decision")
+    assert len(decisions) >= 20
+    phases = [(m.t, m.payload.to_dict()) for m in result.log.of_kind("signal.phase")]
+    for message in decisions:
+        d = message.payload.to_dict()
+        assert d["controller"] == controller and d["reason"] in REASONS[controller], d
+        assert d["from_phase"] != d["to_phase"] and d["detail"], d
+        v = d["values"]
+        if d["reason"] == "gap-out":
+            assert v["gap_s"] >= v["passage_s"] and v["green_s"] < v["max_green_s"], d
+            assert d["to_phase"] in v["calls"], d
+        elif d["reason"] == "max-out":
+            assert v["green_s"] >= v["max_green_s"] and v["gap_s"] < v["passage_s"], d
+        elif d["reason"] == "pressure":
+            pressures = v["pressures"]
+            assert pressures[str(d["to_phase"])] == max(pressures.values()), d
+            assert pressures[str(d["to_phase"])] > pressures[str(d["from_phase"])], d
+        elif d["reason"] == "split":
+            assert v["green_s"] >= v["split_s"], d
+        elif d["reason"] in ("schedule", "transit-priority"):
+            planned = [p for p, _, end in v["schedule"] if end > 0]
+            assert planned[0] == d["to_phase"] and v["expected_delay_veh_s"] >= 0, d
+            assert (v["buses"] > 0) == (d["reason"] == "transit-priority"), d
+        # the next phase the signal shows is the one decided
+        shown = next(
+            (p["phase"] for t, p in phases
+             if t >= message.t and p["tls"] == d["tls"] and p["phase"] != d["from_phase"]),
+            None,
+        )  # fmt: skip
+        assert shown in (d["to_phase"], None), (d, shown)
+    reasons = {m.payload.to_dict()["reason"] for m in decisions}
+    assert reasons & {"gap-out", "pressure", "split", "schedule"}, reasons
+
+
 @pytest.mark.parametrize("controller", OURS)
 def test_third_party_grid(controller: str, grid_cfg: Path, tmp_path: Path) -> None:
     result = run(grid_cfg, tmp_path, controller, 300.0)
@@ -79,6 +127,10 @@ def test_emergency_vehicle_preempts_its_approach(tmp_path: Path) -> None:
         if m.t >= preempted.t and m.payload.to_dict()["phase"] == payload["phase"]
     ]  # fmt: skip
     assert served and served[0] - preempted.t <= 30.0
+    # and it says why: pre-emption, named on the stream with the lane
+    why = [m.payload.to_dict() for m in result.log.of_kind("signal.decision") if m.t >= preempted.t]
+    assert why[0]["reason"] == "preemption" and why[0]["to_phase"] == payload["phase"], why[0]
+    assert why[0]["values"]["lane"] == payload["lane"]
     arrived = {v for m in result.log.of_kind("vehicles.arrived") for v in m.payload.to_dict()["ids"]}
     assert "amb" in arrived
 

@@ -1,9 +1,11 @@
 // The intersection panel: controller and mode, the current phase and what each link shows, the
-// last five minutes of phases as a timeline, approach queues, and - for operators - overrides
-// that go through the safety guard (hold, force a plan, flash, back to automatic).
+// last five minutes of phases as a timeline, why the light last changed (each decision with its
+// reason, as the controller, the guard or an operator gave it), approach queues, and - for
+// operators - overrides that go through the safety guard (hold, force a plan, flash, automatic).
 
 import { describeAnswer, may } from "./api.js";
 import { el } from "./dom.js";
+import { clock } from "./format.js";
 import { STATE_MEANING, aspect, isAbnormalMode } from "./signals.js";
 
 const WINDOW_S = 300;
@@ -73,11 +75,13 @@ export class IntersectionPanel {
     this.links = el("div", { class: "links", "aria-label": "what each link shows" });
     this.timelineBox = el("div");
     this.queueBox = el("div");
+    this.whyBox = el("div");
     this.builtFor = { tls: this.tls, role };
     this.element.replaceChildren(
       el("div", { class: "panel-head" }, el("h3", {}, `Signal ${this.tls}`), close),
       this.facts, this.links,
       el("div", { class: "section-title" }, "Last 5 minutes"), this.timelineBox,
+      el("div", { class: "section-title" }, "Why it changed"), this.whyBox,
       el("div", { class: "section-title" }, "Approach queues (vehicles)"), this.queueBox,
       ...this.overrides(role));
   }
@@ -107,6 +111,7 @@ export class IntersectionPanel {
     }
     this.links.replaceChildren(...links);
     this.timelineBox.replaceChildren(this.timeline(t));
+    this.whyBox.replaceChildren(this.decisions((state.decisions || {})[this.tls] || []));
     this.queueBox.replaceChildren(this.queues(props.lanes || [], state.detectors || {}, state.sensor_faults || {}));
     if (this.holdButton) this.holdButton.textContent = `Hold phase ${signal.phase ?? ""}`.trim();
     // Commands only on a live picture (the server would refuse them on a finished run anyway).
@@ -175,6 +180,21 @@ export class IntersectionPanel {
       svg.append(label);
     }
     return svg;
+  }
+
+  // The latest decisions, newest first: when, who decided (the controller, the guard, an
+  // operator, pre-emption), the reason and its figures in words.
+  decisions(entries) {
+    const list = el("ol", { class: "decisions", testid: "decisions" });
+    for (const d of [...entries].reverse()) {
+      const to = d.to === undefined ? "" : ` \u2192 ${d.to}`;
+      list.append(el("li", { title: d.values ? JSON.stringify(d.values) : "" },
+        el("span", { class: "when" }, clock(d.t)), " ",
+        el("strong", {}, `${d.reason}${to}`), ` (${d.by}) `,
+        el("span", { class: "why" }, d.detail)));
+    }
+    if (!entries.length) list.append(el("li", { class: "none" }, "no decision yet"));
+    return list;
   }
 
   // Queues by approach, as the detectors report them; an approach with a faulty detector says so
