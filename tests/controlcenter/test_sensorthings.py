@@ -391,6 +391,55 @@ def test_filtering_A2_filter_on_a_live_district(served: Served) -> None:
     assert expected and sorted((o["phenomenonTime"], o["result"]) for o in answer) == sorted(expected)
 
 
+def test_filtering_A2_geospatial_functions_on_the_districts_places(served: Served) -> None:
+    """/req/request-data/built-in-query-functions, geospatial: the district lies on a plane
+    tangent at the origin, so a Location's net_xy is its ground distance from the origin in
+    metres - what geo.distance must give (to 0.1%, the plane's error is far smaller)."""
+    origin = f"geography'POINT({ORIGIN[0]} {ORIGIN[1]})'"
+    locations = served.all(
+        "Locations",
+        **{"$select": "id,location,properties", "$orderby": f"geo.distance(location, {origin})"},
+    )
+    metres = [math.hypot(*loc["properties"]["net_xy"]) for loc in locations]
+    assert metres == sorted(metres) and metres[-1] > 500
+    radius = sorted(metres)[len(metres) // 2] + 0.5  # half the district, not on a boundary
+    near = served.all("Locations", **{"$filter": f"geo.distance(location, {origin}) lt {radius}"})
+    assert {loc["@iot.id"] for loc in near} == {
+        loc["@iot.id"] for loc, m in zip(locations, metres, strict=True) if m < radius
+    }
+    for loc, m in zip(locations, metres, strict=True):
+        found = served.all(
+            "Locations",
+            **{"$filter": f"@iot.id eq {loc['@iot.id']} and geo.distance(location, {origin}) "
+               f"ge {m * 0.999 - 0.01} and geo.distance(location, {origin}) le {m * 1.001 + 0.01}"},
+        )  # fmt: skip
+        assert len(found) == 1, (loc, m)
+    # A box around one intersection's point: that Thing, through its Locations, and the
+    # Observations of its place (through their FeatureOfInterest).
+    [thing] = served.get("Things", **{"$filter": "properties/id eq 'C3'", "$expand": "Locations"})[
+        "value"
+    ]
+    lon, lat = thing["Locations"][0]["location"]["coordinates"]
+    d = 0.0001  # about 11 m
+    box = (
+        f"geography'POLYGON(({lon - d} {lat - d}, {lon + d} {lat - d}, {lon + d} {lat + d}, "
+        f"{lon - d} {lat + d}, {lon - d} {lat - d}))'"
+    )
+    inside = served.all("Things", **{"$filter": f"st_within(Locations/location, {box})"})
+    assert [t["@iot.id"] for t in inside] == [thing["@iot.id"]]
+    outside = served.get(
+        "Things", **{"$filter": f"st_disjoint(Locations/location, {box})", "$count": "true"}
+    )
+    assert outside["@iot.count"] == len(served.all("Things")) - 1
+    phases = served.get(
+        "Observations",
+        **{"$filter": f"st_within(FeatureOfInterest/feature, {box}) and "
+           "Datastream/properties/key eq 'phase'", "$count": "true", "$top": "0"},
+    )  # fmt: skip
+    stream = stream_of(served, "intersection", "C3", "phase")
+    assert phases["@iot.count"] == len(served.all(f"Datastreams({stream['@iot.id']})/Observations")) > 0
+
+
 def test_filtering_A2_bad_options_are_400(served: Served) -> None:
     for options in (
         {"$top": "x"},
