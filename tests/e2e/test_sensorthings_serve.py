@@ -74,6 +74,17 @@ def test_a_sensorthings_client_library_reads_the_live_service(server: Server) ->
     [location] = list(service.things().find(thing.id).get_locations().query().list())
     lon, lat = location.location["coordinates"]
     assert abs(lon + 77.03) < 0.01 and abs(lat + 12.12) < 0.01  # near the origin serve was given
+    # A geospatial filter, as the client library sends it (URL-encoded by it, through HTTP).
+    near = f"geo.distance(Locations/location, geography'POINT({lon} {lat + 0.01})')"
+    assert [t.name for t in service.things().query().filter(f"{near} lt 1200").list()] == [thing.name]
+    assert list(service.things().query().filter(f"{near} lt 1000").list()) == []  # 0.01 deg: 1.1 km
+    with server.client() as client:
+        bad = client.get(
+            "/v1.1/Things", params={"$filter": "st_within(Locations/location, geography'POINT(1)')"}
+        )
+    assert (
+        bad.status_code == 400 and "bad geography literal geography'POINT(1)'" in bad.json()["message"]
+    )
 
     stream_id = phase_stream(server)
     wait_for(
