@@ -264,8 +264,25 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
         ngsi_ld=check_broker_url(args.ngsi_ld) if args.ngsi_ld else None,
         ngsi_ld_period_s=args.ngsi_ld_period,
         geo_origin=args.geo_origin,
+        sta_mqtt_select=_sta_mqtt_select(args),
     )
     return serve(config)
+
+
+def _sta_mqtt_select(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--sta-mqtt-select TOPIC``s, checked before anything starts."""
+    from controlcenter.sensorthings.receive import parse_select_topic
+    from controlcenter.sensorthings.store import SensorThingsStore
+
+    topics = tuple(args.sta_mqtt_select)
+    if topics and args.mqtt is None:
+        raise CcsimError(f"--sta-mqtt-select {topics[0]}: needs --mqtt (a broker to publish to)")
+    for topic in topics:
+        try:
+            parse_select_topic(topic, SensorThingsStore())
+        except ValueError as exc:
+            raise CcsimError(f"--sta-mqtt-select: {exc}") from None
+    return topics
 
 
 def _mqtt_options(args: argparse.Namespace) -> MqttOptions | None:
@@ -309,6 +326,10 @@ def _mqtt_arguments(srv: argparse.ArgumentParser) -> None:
     group.add_argument("--lorawan-registry", type=Path, default=None,
                        help="real sensors: their registry CSV (device_id,dev_eui,model,zone,bay); "
                        "nothing simulated is published")  # fmt: skip
+    group.add_argument("--sta-mqtt-select", action="append", default=[], metavar="TOPIC",
+                       help="also serve this SensorThings $select topic over MQTT, e.g. "
+                       "'v1.1/Datastreams(1)/Observations?$select=result,phenomenonTime' "
+                       "(repeatable; subscribe to exactly this string)")  # fmt: skip
 
 
 def _positive(text: str) -> float:

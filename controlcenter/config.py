@@ -66,3 +66,6 @@ class ServeConfig:
     geo_origin: tuple[float, float] | None = None
     """``--geo-origin LON,LAT``: where net point (0, 0) lies, for nets without a geo-projection
     (SensorThings Locations); None: 0, 0."""
+    sta_mqtt_select: tuple[str, ...] = ()
+    """``--sta-mqtt-select TOPIC``: SensorThings ``$select`` topics served over MQTT (a broker
+    cannot tell the control center who subscribed to what, so only these are)."""

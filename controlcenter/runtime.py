@@ -149,6 +149,7 @@ class ControlCenter:
             origin=origin,
             origin_from=origin_from,
             mqtt_url=mqtt_url if config.mqtt is not None else None,
+            select_topics=config.sta_mqtt_select,
         )
         self.commands = Commands(self.recorder, self.simulation, wait_s=config.command_wait_s)
         self.ntcip = ntcip

@@ -6,9 +6,9 @@ mod`` and unary ``-``, parentheses; literals: strings (``'it''s'``), numbers, ``
 null``, date-times (``2024-05-01T08:00:00Z``, with an offset or ``Z``) and dates (``2024-05-01``);
 paths to properties (``result``), through to-one links (``Datastream/Thing/name``), into JSON
 properties (``properties/kind``, ``unitOfMeasurement/symbol``) and through to-many links
-(``Datastreams/name``: true if any of them matches); and the functions of :data:`FUNCTIONS`
-(strings, date parts, rounding). The geospatial functions are not implemented: asking for one
-is a clear 400, not a silently empty answer.
+(``Datastreams/name``: true if any of them matches); the functions of :data:`FUNCTIONS`
+(strings, date parts, rounding) and the geospatial ones of :mod:`.spatial` (``geo.distance``,
+``st_within``...) with their literals, ``geography'POINT(-77.03 -12.12)'``.
 
 Time comparisons with a phenomenon time that is an interval (``start/end``, end not included):
 ``gt t`` and ``ge t`` compare its start, ``lt t`` holds when it ends by ``t``, ``le t`` too, and
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
+from controlcenter.sensorthings import spatial
 from controlcenter.sensorthings.model import TYPES, Entity, EntityType, TimeInterval
 from controlcenter.sensorthings.store import SensorThingsStore
 
@@ -63,6 +64,7 @@ _TOKEN = re.compile(
     | (?P<date>\d{4}-\d{2}-\d{2})(?![\d:T])
     | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
     | (?P<string>'(?:[^']|'')*')
+    | (?P<geography>(?:geography|geometry)'(?:[^']|'')*')
     | (?P<name>@?[A-Za-z_][A-Za-z0-9_.]*)
     | (?P<punct>[()/,-])
     )""",
@@ -218,6 +220,15 @@ class _Parser:
                 return Literal(parse_datetime(token.text))
             except ValueError:
                 raise self.fail(f"bad date-time {token.text!r}") from None
+        if token.kind == "geography":
+            try:
+                return Literal(spatial.parse_literal(token.text))
+            except spatial.GeometryError as exc:
+                raise QueryError(
+                    f"{self.option}: bad geography literal {_shorten(token.text)}: {exc}; expected "
+                    f"Well-Known Text in longitude latitude order (degrees, WGS 84), e.g. "
+                    f"geography'POINT(-77.03 -12.12)' or geography'POLYGON((lon lat, ...))'"
+                ) from None
         if token.kind == "date":
             try:
                 return Literal(date.fromisoformat(token.text))
@@ -239,7 +250,7 @@ class _Parser:
         following = self.peek()
         if following is not None and following.text == "(":
             return self.call(token.text)
-        if token.text.startswith("geography") or token.text in _BINDING:
+        if token.text in ("geography", "geometry") or token.text in _BINDING:
             self.i -= 1
             raise self.fail("expected a value")
         segments = [token.text]
@@ -266,14 +277,9 @@ class _Parser:
         return number
 
     def call(self, name: str) -> Call:
-        spec = FUNCTIONS.get(name)
-        if spec is None:
-            known = ", ".join(sorted(FUNCTIONS))
-            if name.startswith(("geo.", "st_")):
-                raise QueryError(
-                    f"{self.option}: the geospatial function {name}() is not supported by this "
-                    f"service; supported functions: {known}"
-                )
+        arity = FUNCTIONS[name][0] if name in FUNCTIONS else spatial.ARITY.get(name)
+        if arity is None:
+            known = ", ".join(sorted([*FUNCTIONS, *spatial.ARITY]))
             raise QueryError(f"{self.option}: unknown function {name}(); supported: {known}")
         self.expect("(")
         args: list[Node] = []
@@ -288,7 +294,7 @@ class _Parser:
                 if token.text != ",":
                     self.i -= 1
                     raise self.fail("expected ',' or ')'")
-        low, high = spec[0]
+        low, high = arity
         if not low <= len(args) <= high:
             count = str(low) if low == high else f"{low} to {high}"
             raise QueryError(f"{self.option}: {name}() takes {count} arguments, not {len(args)}")
@@ -346,7 +352,7 @@ def depth(node: Node) -> int:
     return deepest
 
 
-_BOOLEAN_FUNCTIONS = {"substringof", "contains", "endswith", "startswith"}
+_BOOLEAN_FUNCTIONS = {"substringof", "contains", "endswith", "startswith", *spatial.BOOLEAN}
 
 
 def check_condition(node: Node, text: str, option: str = "$filter") -> None:
@@ -572,7 +578,11 @@ def compile_node(
             return lambda e: _negate(operand(e))
         return _guarded(lambda e: _arith("sub", 0, operand(e)), option, "-")
     if isinstance(node, Call):
-        fn = FUNCTIONS[node.name][1]
+        if node.name in spatial.ARITY:
+            _check_spatial(node, option)
+            fn = spatial.evaluator(node.name)
+        else:
+            fn = FUNCTIONS[node.name][1]
         args = [compile_node(a, entity_type, store, option) for a in node.args]
         return _guarded(lambda e: _apply(fn, [a(e) for a in args]), option, f"{node.name}()")
     left = compile_node(node.left, entity_type, store, option)
@@ -597,6 +607,30 @@ def compile_node(
     if isinstance(node.left, Literal):
         return _against(_MIRROR[op], right, node.left.value)
     return lambda e: _compare(op, left(e), right(e))
+
+
+def _check_spatial(node: Call, option: str) -> None:
+    """A literal given to a geospatial function must be what it takes: a geometry (not
+    ``'POINT(1 2)'`` in plain quotes), and for ``st_relate`` a DE-9IM pattern."""
+    geometries = spatial.GEOMETRY_ARGUMENTS.get(node.name, 2)
+    for k, arg in enumerate(node.args):
+        if not isinstance(arg, Literal):
+            continue
+        if k < geometries and not spatial.is_geometry(arg.value):
+            raise QueryError(
+                f"{option}: {node.name}(): argument {k + 1} is {_shorten(repr(arg.value))}, not a "
+                f"geometry: write a property (location, feature) or a literal such as "
+                f"geography'POINT(-77.03 -12.12)'"
+            )
+        if k >= geometries:
+            try:
+                spatial.check_pattern(arg.value)
+            except ValueError as exc:
+                raise QueryError(f"{option}: {node.name}(): {exc}") from None
+
+
+def _shorten(text: str, most: int = 80) -> str:
+    return text if len(text) <= most else f"{text[: most - 3]}..."
 
 
 _MIRROR = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}

@@ -18,9 +18,8 @@ from adapters.mqtt.broker import BrokerUrl
 from controlcenter.geojson import NetworkMap
 from controlcenter.sensorthings.district import District, ingested_kinds
 from controlcenter.sensorthings.geo import projection
-from controlcenter.sensorthings.model import Entity
-from controlcenter.sensorthings.mqtt import ObservationPublisher
-from controlcenter.sensorthings.options import Query
+from controlcenter.sensorthings.mqtt import UpdatePublisher
+from controlcenter.sensorthings.receive import Changes, SelectTopic, messages, parse_select_topic
 from controlcenter.sensorthings.service import (
     FILTERING,
     MQTT_RECEIVE,
@@ -30,6 +29,7 @@ from controlcenter.sensorthings.service import (
 )
 from controlcenter.sensorthings.store import MAX_OBSERVATIONS, SensorThingsStore
 from controlcenter.simproc import Batch
+from sim.errors import CcsimError
 from sim.scenario import Scenario
 
 VERSION_PATH = "/v1.1"
@@ -39,7 +39,8 @@ Item = tuple[float, str, dict[str, Any]]
 
 class SensorThingsLive:
     """See the module docstring. ``epoch``: the moment simulation time 0 stands for;
-    ``origin``: where net point (0, 0) lies for nets without a geo-projection (lon, lat)."""
+    ``origin``: where net point (0, 0) lies for nets without a geo-projection (lon, lat);
+    ``select_topics``: the ``$select`` topics served over MQTT (see :mod:`.receive`)."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class SensorThingsLive:
         origin: tuple[float, float] | None = None,
         origin_from: str = "--geo-origin",
         mqtt_url: BrokerUrl | None = None,
+        select_topics: tuple[str, ...] = (),
         max_observations: int = MAX_OBSERVATIONS,
     ) -> None:
         self.store = SensorThingsStore(max_observations)
@@ -57,12 +59,23 @@ class SensorThingsLive:
         self.district = District(self.store, scenario, network_map, self.projection, epoch)
         conformance = [SENSING_CORE, RESOURCE_PATH, FILTERING]
         settings: dict[str, Any] = {}
-        self.publisher: ObservationPublisher | None = None
+        self.publisher: UpdatePublisher | None = None
+        self.changes = Changes()
+        if select_topics and mqtt_url is None:
+            raise CcsimError(f"--sta-mqtt-select {select_topics[0]}: needs --mqtt (a broker)")
+        self.selects: dict[str, list[SelectTopic]] = {}
+        for text in select_topics:
+            try:
+                select = parse_select_topic(text, self.store)
+            except ValueError as exc:
+                raise CcsimError(f"--sta-mqtt-select: {exc}") from None
+            self.selects.setdefault(select.path, []).append(select)
         if mqtt_url is not None:
             conformance.append(MQTT_RECEIVE)
             settings[MQTT_RECEIVE] = {"endpoints": [str(mqtt_url)]}
-            self.publisher = ObservationPublisher(mqtt_url)
-            self.store.subscribe(self._publish)
+            self.publisher = UpdatePublisher(mqtt_url)
+            # From now on: the entities made above are there before anyone can subscribe.
+            self.store.subscribe(self.changes.note)
         self.service = SensorThingsService(self.store, conformance, settings)
         self.base_url = f"http://127.0.0.1{VERSION_PATH}"
         """Where the service answers, for the selfLinks of Observations sent over MQTT (serve
@@ -82,13 +95,16 @@ class SensorThingsLive:
             self._loop.call_soon_threadsafe(self.apply, items)
 
     def apply(self, items: Iterable[Item]) -> None:
+        """A batch of the run's messages into the store; then what changed, over MQTT (an
+        entity updated several times in the batch is sent once, as it is at the end)."""
         for t, kind, payload in items:
             self.district.on_message(t, kind, payload)
+        if self.publisher is not None and self.changes:
+            self.publisher.put(self.updates())
 
-    def _publish(self, observation: Entity) -> None:
-        assert self.publisher is not None
-        body = self.service.render(observation, Query(observation.type), self.base_url)
-        self.publisher.put(observation.one["Datastream"], body)
+    def updates(self) -> list[tuple[str, bytes]]:
+        """The MQTT messages for what changed since the last call."""
+        return messages(self.changes.take(), self.store, self.service, self.base_url, self.selects)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -114,5 +130,6 @@ class SensorThingsLive:
                 "connected": self.publisher.connected,
                 "published": self.publisher.published,
                 "dropped": self.publisher.dropped,
+                "select_topics": [s.topic for group in self.selects.values() for s in group],
             }
         return figures

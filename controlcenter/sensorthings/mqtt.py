@@ -1,20 +1,16 @@
-"""New Observations over MQTT (SensorThings API 1.1, 14.2 "Receive updates via MQTT").
-
-Each new Observation is published, as the JSON a ``GET`` of it returns, on
-``v1.1/Datastreams({id})/Observations`` and on ``v1.1/Observations``, at QoS 1, to the broker
-``ccsim serve --mqtt`` uses. The control center is a client of that broker, not the broker itself:
-it publishes this fixed set of topics whoever subscribes, so subscriptions with query options
-(``...?$select=result``) or to other entity sets get nothing.
-"""
+"""The SensorThings updates over MQTT (SensorThings API 1.1, 14.2 "Receive updates via MQTT"):
+the messages :mod:`.receive` makes are published, at QoS 1 and in order, to the broker
+``ccsim serve --mqtt`` uses; a broker that is away gets them when it is back (up to
+:data:`BACKLOG`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from collections import deque
+from collections.abc import Iterable
 
 import aiomqtt
 
@@ -23,16 +19,12 @@ from adapters.mqtt.transport import Publisher, connect
 
 log = logging.getLogger("ccsim.sensorthings")
 RECONNECT_S = 1.0
-BACKLOG = 100_000
-"""Observations kept for a broker that is away; past that the oldest are dropped (counted)."""
+BACKLOG = 200_000
+"""Messages kept for a broker that is away; past that the oldest are dropped (counted)."""
 
 
-def topics(datastream_id: int, version: str = "v1.1") -> tuple[str, str]:
-    return f"{version}/Datastreams({datastream_id})/Observations", f"{version}/Observations"
-
-
-class ObservationPublisher:
-    """Publishes rendered Observations on the event loop; :meth:`put` is called there too."""
+class UpdatePublisher:
+    """Publishes (topic, payload) messages on the event loop; :meth:`put` is called there too."""
 
     def __init__(self, url: BrokerUrl) -> None:
         self.url = url
@@ -43,13 +35,12 @@ class ObservationPublisher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def put(self, datastream_id: int, observation: dict[str, object]) -> None:
-        body = json.dumps(observation, separators=(",", ":")).encode()
-        for topic in topics(datastream_id):
+    def put(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        for message in messages:
             if len(self._queue) >= BACKLOG:
                 self._queue.popleft()
                 self.dropped += 1
-            self._queue.append((topic, body))
+            self._queue.append(message)
         self._wake.set()
 
     def start(self) -> None:
@@ -65,7 +56,7 @@ class ObservationPublisher:
                 await self._task
         if self._queue or self.dropped:
             log.warning(
-                "sensorthings: %d observations not published over MQTT at the end (%d dropped)",
+                "sensorthings: %d updates not published over MQTT at the end (%d dropped)",
                 len(self._queue),
                 self.dropped,
             )

@@ -37,7 +37,15 @@ _REVERSE: dict[tuple[str, str], str] = {
 for (_set, _nav), _back in list(_REVERSE.items()):
     _REVERSE[(TYPES[_set].target(_nav) or "", _back)] = _nav
 
-ObservationListener = Callable[[Entity], None]
+
+def reverse_navigation(entity_set: str, navigation: str) -> str | None:
+    """The navigation property that leads back from where ``navigation`` of ``entity_set`` leads
+    (``Observations``, ``Datastream`` -> ``Observations``); None if it is not a link."""
+    return _REVERSE.get((entity_set, navigation))
+
+
+ChangeListener = Callable[[Entity, tuple[str, ...] | None], None]
+"""Called with an entity just created (``None``) or the names of the properties just updated."""
 
 
 class SensorThingsStore:
@@ -49,7 +57,7 @@ class SensorThingsStore:
         self.max_observations = max_observations
         self.sets: dict[str, dict[int, Entity]] = {name: {} for name in TYPES}
         self._next_id: dict[str, int] = dict.fromkeys(TYPES, 1)
-        self._listeners: list[ObservationListener] = []
+        self._listeners: list[ChangeListener] = []
         self.evicted = 0
         self._last_start: dict[int, datetime] = {}
         self.unordered: set[int] = set()
@@ -76,9 +84,15 @@ class SensorThingsStore:
             if member is not None:
                 yield member
 
-    def subscribe(self, listener: ObservationListener) -> None:
-        """Call ``listener`` with every new Observation (the MQTT publisher)."""
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call ``listener`` with every entity created from now on (and ``None``), and every
+        entity updated (and the properties that changed) - what MQTT subscribers receive. An
+        entity is announced once made, before :meth:`link` adds the links made after it."""
         self._listeners.append(listener)
+
+    def _changed(self, entity: Entity, properties: tuple[str, ...] | None) -> None:
+        for listener in self._listeners:
+            listener(entity, properties)
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -91,6 +105,7 @@ class SensorThingsStore:
         self.sets[entity_set][ident] = entity
         for navigation, other in links.items():
             self.link(entity, navigation, other)
+        self._changed(entity, None)
         return entity
 
     def link(self, entity: Entity, navigation: str, other: Entity) -> None:
@@ -125,11 +140,11 @@ class SensorThingsStore:
             span = TimeInterval(min(span.start, start), max(span.end, end))
         else:
             span = TimeInterval(start, end)
-        datastream.fields["phenomenonTime"] = span
-        datastream.fields["resultTime"] = span
+        if span != datastream.fields.get("phenomenonTime"):
+            datastream.fields["phenomenonTime"] = span
+            datastream.fields["resultTime"] = span
+            self._changed(datastream, ("phenomenonTime", "resultTime"))
         self._evict()
-        for listener in self._listeners:
-            listener(observation)
         return observation
 
     def _evict(self) -> None:

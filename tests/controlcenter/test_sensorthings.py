@@ -7,6 +7,7 @@ the Observations are checked against the run's own messages."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from controlcenter.sensorthings.expr import QueryError
 from controlcenter.sensorthings.geo import projection
 from controlcenter.sensorthings.model import TYPES
 from controlcenter.sensorthings.options import DEFAULT_TOP
+from controlcenter.sensorthings.receive import Changes, messages, parse_select_topic
 from controlcenter.sensorthings.service import SENSING_CORE, SensorThingsService
 from controlcenter.sensorthings.store import SensorThingsStore
 from sim.controllers import create_controller
@@ -41,6 +43,8 @@ class Served:
     service: SensorThingsService
     store: SensorThingsStore
     log: MessageLog
+    changes: Changes
+    """What the run created and updated after the district's first entities were made."""
 
     def get(self, path: str, **options: str) -> Any:
         return self.service.get(path, options, BASE).body
@@ -66,6 +70,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     assert network_map.network is not None
     store = SensorThingsStore()
     district = District(store, scenario, network_map, projection(network_map.network, ORIGIN), EPOCH)
+    changes = Changes()
+    store.subscribe(changes.note)
     simulation = Simulation(
         scenario,
         create_controller("fixed"),
@@ -75,7 +81,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     )
     simulation.bus.subscribe(lambda m: district.on_message(m.t, m.kind, m.payload.to_dict()))
     simulation.run()
-    return Served(SensorThingsService(store, [SENSING_CORE]), store, simulation.log)
+    return Served(SensorThingsService(store, [SENSING_CORE]), store, simulation.log, changes)
 
 
 def things_of(served: Served, kind: str) -> list[dict[str, Any]]:
@@ -391,6 +397,55 @@ def test_filtering_A2_filter_on_a_live_district(served: Served) -> None:
     assert expected and sorted((o["phenomenonTime"], o["result"]) for o in answer) == sorted(expected)
 
 
+def test_filtering_A2_geospatial_functions_on_the_districts_places(served: Served) -> None:
+    """/req/request-data/built-in-query-functions, geospatial: the district lies on a plane
+    tangent at the origin, so a Location's net_xy is its ground distance from the origin in
+    metres - what geo.distance must give (to 0.1%, the plane's error is far smaller)."""
+    origin = f"geography'POINT({ORIGIN[0]} {ORIGIN[1]})'"
+    locations = served.all(
+        "Locations",
+        **{"$select": "id,location,properties", "$orderby": f"geo.distance(location, {origin})"},
+    )
+    metres = [math.hypot(*loc["properties"]["net_xy"]) for loc in locations]
+    assert metres == sorted(metres) and metres[-1] > 500
+    radius = sorted(metres)[len(metres) // 2] + 0.5  # half the district, not on a boundary
+    near = served.all("Locations", **{"$filter": f"geo.distance(location, {origin}) lt {radius}"})
+    assert {loc["@iot.id"] for loc in near} == {
+        loc["@iot.id"] for loc, m in zip(locations, metres, strict=True) if m < radius
+    }
+    for loc, m in zip(locations, metres, strict=True):
+        found = served.all(
+            "Locations",
+            **{"$filter": f"@iot.id eq {loc['@iot.id']} and geo.distance(location, {origin}) "
+               f"ge {m * 0.999 - 0.01} and geo.distance(location, {origin}) le {m * 1.001 + 0.01}"},
+        )  # fmt: skip
+        assert len(found) == 1, (loc, m)
+    # A box around one intersection's point: that Thing, through its Locations, and the
+    # Observations of its place (through their FeatureOfInterest).
+    [thing] = served.get("Things", **{"$filter": "properties/id eq 'C3'", "$expand": "Locations"})[
+        "value"
+    ]
+    lon, lat = thing["Locations"][0]["location"]["coordinates"]
+    d = 0.0001  # about 11 m
+    box = (
+        f"geography'POLYGON(({lon - d} {lat - d}, {lon + d} {lat - d}, {lon + d} {lat + d}, "
+        f"{lon - d} {lat + d}, {lon - d} {lat - d}))'"
+    )
+    inside = served.all("Things", **{"$filter": f"st_within(Locations/location, {box})"})
+    assert [t["@iot.id"] for t in inside] == [thing["@iot.id"]]
+    outside = served.get(
+        "Things", **{"$filter": f"st_disjoint(Locations/location, {box})", "$count": "true"}
+    )
+    assert outside["@iot.count"] == len(served.all("Things")) - 1
+    phases = served.get(
+        "Observations",
+        **{"$filter": f"st_within(FeatureOfInterest/feature, {box}) and "
+           "Datastream/properties/key eq 'phase'", "$count": "true", "$top": "0"},
+    )  # fmt: skip
+    stream = stream_of(served, "intersection", "C3", "phase")
+    assert phases["@iot.count"] == len(served.all(f"Datastreams({stream['@iot.id']})/Observations")) > 0
+
+
 def test_filtering_A2_bad_options_are_400(served: Served) -> None:
     for options in (
         {"$top": "x"},
@@ -452,3 +507,113 @@ def test_filtering_A2_filter_through_the_datastream_index_equals_a_full_scan(ser
         assert [o["@iot.id"] for o in backwards["value"]] == [
             o["@iot.id"] for o in indexed[::-1][:DEFAULT_TOP]
         ]
+
+
+# --- A.8 Receive updates via MQTT: the topics and what each carries ----------------------------
+
+
+def test_receive_updates_A8_every_change_on_its_topics_as_rest_gives_it(served: Served) -> None:
+    """/req/receive-updates-via-mqtt/receive-updates, without the broker (the e2e test has it):
+    what the 10-minute run created (Observations; the air stations it deployed, with their
+    Location, HistoricalLocation, FeatureOfInterest, Sensor and Datastreams) and updated (the
+    Datastreams' phenomenonTime and resultTime) goes out on the entity set, every linked
+    entity's collection of it, the entity's own topic and each changed property - and each
+    topic carries exactly what a GET of that path has."""
+    select = parse_select_topic(
+        "v1.1/Datastreams(4)/Observations?$select=result,phenomenonTime", served.store
+    )
+    changes = served.changes.take()
+    sent = messages(changes, served.store, served.service, BASE, {select.path: [select]})
+    on: dict[str, list[dict[str, Any]]] = {}
+    for topic, body in sent:
+        on.setdefault(topic, []).append(json.loads(body))
+    created = {(e.type.plural, e.id) for e, props in changes if props is None}
+    updated = {(e.type.plural, e.id): props for e, props in changes if props is not None}
+
+    # A deployed station: its Thing and what hangs on it, each on every collection holding it.
+    expand = "Locations,HistoricalLocations,Datastreams($expand=Sensor,ObservedProperty)"
+    [station] = served.get(
+        "Things", **{"$filter": "properties/kind eq 'air_station'", "$top": "1", "$expand": expand}
+    )["value"]
+    t, [location], [history] = station["@iot.id"], station["Locations"], station["HistoricalLocations"]
+    loc, hist = location["@iot.id"], history["@iot.id"]
+    assert {("Things", t), ("Locations", loc), ("HistoricalLocations", hist)} <= created
+    thing = served.get(f"Things({t})")
+    for topic in ("v1.1/Things", f"v1.1/Things({t})", f"v1.1/Locations({loc})/Things"):
+        assert thing in on[topic], topic
+    for topic in (
+        "v1.1/Locations",
+        f"v1.1/Things({t})/Locations",
+        f"v1.1/HistoricalLocations({hist})/Locations",
+    ):
+        assert served.get(f"Locations({loc})") in on[topic], topic
+    for topic in (f"v1.1/Things({t})/HistoricalLocations", f"v1.1/Locations({loc})/HistoricalLocations"):
+        assert served.get(f"HistoricalLocations({hist})") in on[topic], topic
+    for stream in station["Datastreams"]:
+        d = stream["@iot.id"]
+        assert ("Datastreams", d) in created
+        sensor, observed = stream["Sensor"]["@iot.id"], stream["ObservedProperty"]["@iot.id"]
+        for topic in (f"v1.1/Things({t})/Datastreams", f"v1.1/Sensors({sensor})/Datastreams",
+                      f"v1.1/ObservedProperties({observed})/Datastreams"):  # fmt: skip
+            assert served.get(f"Datastreams({d})") in on[topic], topic
+
+    # Every Observation: on four topics, as a GET of it gives it.
+    observations = [e for e, _props in changes if e.type.plural == "Observations"]
+    assert len(observations) == len(served.store.entities("Observations")) > 1000
+    for o in observations[::97]:
+        body = served.get(f"Observations({o.id})")
+        d, f = o.one["Datastream"], o.one["FeatureOfInterest"]
+        topics = {t for t, bodies in on.items() if body in bodies}
+        assert topics == {
+            "v1.1/Observations",
+            f"v1.1/Observations({o.id})",
+            f"v1.1/Datastreams({d})/Observations",
+            f"v1.1/FeaturesOfInterest({f})/Observations",
+        }
+
+    # A Datastream of the district updated by its Observations: in full on its topics, and each
+    # changed property on its own.
+    assert updated[("Datastreams", 4)] == {"phenomenonTime", "resultTime"}
+    stream = served.get("Datastreams(4)")
+    thing_id = served.get("Datastreams(4)/Thing")["@iot.id"]
+    sensor = served.get("Datastreams(4)/Sensor")["@iot.id"]
+    for topic in ("v1.1/Datastreams", "v1.1/Datastreams(4)", f"v1.1/Things({thing_id})/Datastreams",
+                  f"v1.1/Sensors({sensor})/Datastreams"):  # fmt: skip
+        assert stream in on[topic], topic
+    assert on["v1.1/Datastreams(4)/phenomenonTime"] == [{"phenomenonTime": stream["phenomenonTime"]}]
+    assert on["v1.1/Datastreams(4)/resultTime"] == [{"resultTime": stream["resultTime"]}]
+
+    # The configured $select topic: those properties only, of each new Observation of
+    # Datastream 4 (a signal's phases).
+    expected = [{"result": o["result"], "phenomenonTime": o["phenomenonTime"]}
+                for o in served.all("Datastreams(4)/Observations")]  # fmt: skip
+    assert on[select.topic] == expected and len(expected) > 3
+
+    # Honest topics: what a collection topic carries is in that collection over REST.
+    for topic in [t for t in on if "?" not in t and t.endswith("s") and "Observations" not in t]:
+        path = topic.removeprefix("v1.1/")
+        ids = {item["@iot.id"] for item in served.all(path, **{"$select": "id"})}
+        assert {body["@iot.id"] for body in on[topic]} <= ids, topic
+    assert served.changes.take() == []  # taken once
+
+
+@pytest.mark.parametrize(
+    ("topic", "message"),
+    [
+        ("Datastreams(1)/Observations?$select=result", "expected v1.1/PATH?$select=NAME,NAME"),
+        ("v1.1/Datastreams(1)/Observations", "expected v1.1/PATH?$select=NAME,NAME"),
+        ("v1.1/Robots?$select=name", "the path must be an entity set"),
+        ("v1.1/Datastreams(x)/Observations?$select=result", "the path must be an entity set"),
+        ("v1.1/Things(1)/Datastreams(2)/Observations?$select=result", "the path must be an entity set"),
+        ("v1.1/Datastreams(1)/Thing?$select=name", "a Datastream has no collection 'Thing'"),
+        ("v1.1/Observations?$filter=result gt 1", "only $select is served on MQTT topics"),
+        ("v1.1/Observations?$select=result&$top=1", "only $select is served on MQTT topics"),
+        ("v1.1/Datastreams(1)/Observations?$select=reslt", "an Observation has no 'reslt'"),
+    ],
+)
+def test_receive_updates_A8_select_topic_that_cannot_be_served_is_refused(
+    topic: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        parse_select_topic(topic, SensorThingsStore())
+    assert repr(topic) in str(info.value)

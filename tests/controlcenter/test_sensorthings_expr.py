@@ -4,6 +4,7 @@ client gets for what the service does not understand."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -146,8 +147,8 @@ def test_filtering_A2_filter_string_functions_and_paths(
         ("Datastream eq 3", "name a property of the Datastream"),
         ("result eq 'a", "cannot read"),
         (
-            "st_within(FeatureOfInterest/feature, geography'POINT(0 0)')",
-            "geospatial function st_within()",
+            "st_within(FeatureOfInterest/feature, geography'POINT(0)')",
+            "bad geography literal geography'POINT(0)'",
         ),
         ("frobnicate(result)", "unknown function frobnicate()"),
         ("startswith(name)", "startswith() takes 2 arguments, not 1"),
@@ -365,3 +366,191 @@ def test_next_link_keeps_ref_and_asks_for_the_rest_of_a_large_top(big: SensorThi
     assert body["@iot.nextLink"] == f"{BASE}/Observations?$top=500&$select=id&$skip={MAX_TOP}"
     body = service.get("Observations", {"$top": "1000", "$select": "id"}, BASE).body
     assert body["@iot.nextLink"].endswith("?$top=1000&$select=id&$skip=1000")
+
+
+# --- A.2 Filtering: the geospatial functions (Table 25) -------------------------------------------
+
+# Four places in Miraflores (longitude, latitude): A and B on one parallel 0.01 degree apart,
+# a street C south of them, a block D around A.
+A, B = (-77.03, -12.12), (-77.02, -12.12)
+STREET = [(-77.03, -12.13), (-77.01, -12.13)]
+BLOCK = [(-77.035, -12.125), (-77.025, -12.125), (-77.025, -12.115), (-77.035, -12.115)]
+
+
+def _haversine_m(p: tuple[float, float], q: tuple[float, float]) -> float:
+    """Great-circle distance on a sphere of the earth's mean radius: an independent check that
+    the service answers in metres (the WGS 84 ellipsoid differs by under 0.5%)."""
+    (lon1, lat1), (lon2, lat2) = [(math.radians(a), math.radians(b)) for a, b in (p, q)]
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
+
+
+def _wkt(kind: str, points: list[tuple[float, float]]) -> str:
+    text = ", ".join(f"{lon} {lat}" for lon, lat in points)
+    return f"geography'{kind}({text})'" if kind != "POLYGON" else f"geography'POLYGON(({text}))'"
+
+
+@pytest.fixture
+def places() -> SensorThingsStore:
+    """Things A and B (each with a point Location) and FeaturesOfInterest A, B (points),
+    C (a street, a line) and D (a block, a polygon) - the GeoJSON a service stores."""
+    s = SensorThingsStore()
+    for name, xy in (("A", A), ("B", B)):
+        thing = s.add("Things", {"name": name, "description": ""})
+        location = s.add(
+            "Locations",
+            {"name": name, "description": "", "encodingType": GEOJSON,
+             "location": {"type": "Point", "coordinates": list(xy)}},
+        )  # fmt: skip
+        s.link(thing, "Locations", location)
+    ring = [*BLOCK, BLOCK[0]]
+    for name, geometry in (
+        ("A", {"type": "Point", "coordinates": list(A)}),
+        ("B", {"type": "Feature", "properties": {},
+               "geometry": {"type": "Point", "coordinates": list(B)}}),  # a Feature is read too
+        ("C", {"type": "LineString", "coordinates": [list(p) for p in STREET]}),
+        ("D", {"type": "Polygon", "coordinates": [[list(p) for p in ring]]}),
+    ):  # fmt: skip
+        s.add("FeaturesOfInterest", {"name": name, "description": "", "encodingType": GEOJSON,
+                                     "feature": geometry})  # fmt: skip
+    return s
+
+
+def test_filtering_A2_geo_distance_is_metres_on_the_earth(places: SensorThingsStore) -> None:
+    service = SensorThingsService(places, [])
+    near_a = "geo.distance(location, geography'POINT(-77.03 -12.12)')"
+    answer = service.get("Locations", {"$orderby": f"{near_a} desc", "$select": "name"}, BASE).body
+    assert [item["name"] for item in answer["value"]] == ["B", "A"]
+    ab = _haversine_m(A, B)
+    assert 1080 < ab < 1095  # 0.01 degree of longitude at 12 degrees south
+    assert results(places, f"{near_a} lt 1", "Locations") == ["A"]
+    assert results(places, f"{near_a} gt {ab * 0.995:.1f} and {near_a} lt {ab * 1.005:.1f}",
+                   "Locations") == ["B"]  # fmt: skip
+    assert results(places, f"{near_a} gt {ab * 1.005:.1f}", "Locations") == []
+    # Through a to-many link, from a Thing: any of its Locations.
+    assert results(places, f"geo.distance(Locations/location, {_wkt('POINT', [B])}) lt 1", "Things") == [
+        "B"
+    ]
+    # A polygon and a point: between their closest points (B is 0.005 degree east of the block);
+    # a point inside is at 0.
+    to_b = f"geo.distance(feature, {_wkt('POINT', [B])})"
+    half = _haversine_m((-77.025, -12.12), B)
+    assert results(places, f"{to_b} gt {half * 0.995:.1f} and {to_b} lt {half * 1.005:.1f}",
+                   "FeaturesOfInterest") == ["D"]  # fmt: skip
+    assert results(
+        places, f"geo.distance(feature, {_wkt('POINT', [A])}) eq 0", "FeaturesOfInterest"
+    ) == ["A", "D"]
+
+
+def test_filtering_A2_geo_length_of_a_line_in_metres(places: SensorThingsStore) -> None:
+    street = _haversine_m(*STREET)  # 0.02 degree of longitude
+    assert 2160 < street < 2190
+    low, high = f"{street * 0.995:.1f}", f"{street * 1.005:.1f}"
+    assert results(places, f"geo.length(feature) gt {low} and geo.length(feature) lt {high}",
+                   "FeaturesOfInterest") == ["C"]  # fmt: skip
+    assert results(places, f"geo.length(feature) lt {low}", "FeaturesOfInterest") == []  # points: null
+    literal = f"geo.length({_wkt('LINESTRING', STREET)})"
+    assert results(places, f"{literal} gt {low} and {literal} lt {high}", "FeaturesOfInterest") == [
+        "A",
+        "B",
+        "C",
+        "D",
+    ]
+
+
+BOX_EAST = [(-77.03, -12.13), (-77.015, -12.13), (-77.015, -12.11), (-77.03, -12.11)]
+"""Overlaps the east half of the block D, holds B, has A on its west edge and the street C along
+part of its south edge."""
+SOUTH = [(-77.03, -12.13), (-77.02, -12.13), (-77.02, -12.14), (-77.03, -12.14)]
+"""South of the street C, sharing part of it as its north edge."""
+FAR = [(-76.0, -12.0), (-75.9, -12.0), (-75.9, -11.9), (-76.0, -11.9)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"geo.intersects(feature, {_wkt('POLYGON', [*BLOCK, BLOCK[0]])})", ["A", "D"]),
+        (f"geo.intersects(feature, {_wkt('POLYGON', [*FAR, FAR[0]])})", []),
+        (f"st_equals(feature, {_wkt('POINT', [A])})", ["A"]),
+        (f"st_equals(feature, {_wkt('POINT', [(-77.0301, -12.12)])})", []),
+        (f"st_disjoint(feature, {_wkt('POLYGON', [*BLOCK, BLOCK[0]])})", ["B", "C"]),
+        (f"st_disjoint(feature, {_wkt('POLYGON', [*FAR, FAR[0]])})", ["A", "B", "C", "D"]),
+        (f"st_touches(feature, {_wkt('POLYGON', [*SOUTH, SOUTH[0]])})", ["C"]),  # on its edge
+        (f"st_touches(feature, {_wkt('POLYGON', [*BOX_EAST, BOX_EAST[0]])})", ["A", "C"]),
+        (f"st_within(feature, {_wkt('POLYGON', [*BLOCK, BLOCK[0]])})", ["A", "D"]),
+        (f"st_within(feature, {_wkt('POLYGON', [*BOX_EAST, BOX_EAST[0]])})", ["B"]),
+        (f"st_overlaps(feature, {_wkt('POLYGON', [*BOX_EAST, BOX_EAST[0]])})", ["D"]),
+        (f"st_overlaps(feature, {_wkt('POLYGON', [*BLOCK, BLOCK[0]])})", []),  # equal: no overlap
+        (f"st_crosses(feature, {_wkt('LINESTRING', [(-77.02, -12.14), (-77.02, -12.12)])})", ["C"]),
+        (f"st_crosses(feature, {_wkt('LINESTRING', [(-77.02, -12.129), (-77.02, -12.121)])})", []),
+        (f"st_intersects(feature, {_wkt('POLYGON', [*BOX_EAST, BOX_EAST[0]])})", ["A", "B", "C", "D"]),
+        (f"st_intersects(feature, {_wkt('LINESTRING', [(-77.0, -12.2), (-77.0, -12.0)])})", []),
+        (f"st_contains(feature, {_wkt('POINT', [A])})", ["A", "D"]),
+        (f"st_contains(feature, {_wkt('POINT', [B])})", ["B"]),
+        (f"st_relate(feature, {_wkt('POINT', [A])}, 'T*****FF*')", ["A", "D"]),  # contains
+        (f"st_relate(feature, {_wkt('POINT', [A])}, 'FF*FF****')", ["B", "C"]),  # disjoint
+        (f"not st_within(feature, {_wkt('POLYGON', [*BLOCK, BLOCK[0]])})", ["B", "C"]),
+        # WKT as OData writes it too: SRID=4326 and geometry'...'.
+        ("st_equals(feature, geography'SRID=4326;POINT(-77.03 -12.12)')", ["A"]),
+        ("st_equals(feature, geometry'POINT (-77.03 -12.12)')", ["A"]),
+    ],
+)
+def test_filtering_A2_spatial_relationship_functions(
+    places: SensorThingsStore, text: str, expected: list[str]
+) -> None:
+    assert results(places, text, "FeaturesOfInterest") == expected
+
+
+def test_filtering_A2_spatial_functions_on_a_value_that_is_no_geometry_are_null(
+    places: SensorThingsStore,
+) -> None:
+    """A name, a missing property: null, so nothing passes (and ``not`` of null is null)."""
+    point = _wkt("POINT", [A])
+    assert results(places, f"st_equals(name, {point})", "FeaturesOfInterest") == []
+    assert results(places, f"not st_equals(properties/where, {point})", "FeaturesOfInterest") == []
+    assert results(places, f"geo.distance(description, {point}) ge 0", "FeaturesOfInterest") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "st_within(feature, geography'POINT(1)')",
+            "bad geography literal geography'POINT(1)': not Well-Known Text",
+        ),
+        (
+            "st_within(feature, geography'POLYGON((0 0, 1 0, 1 1))')",
+            "bad geography literal geography'POLYGON((0 0, 1 0, 1 1))': not Well-Known Text",
+        ),
+        (
+            "st_within(feature, geography'POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))')",
+            "geography'POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))': not a valid geometry: Self-intersection",
+        ),
+        (
+            "st_within(feature, geography'POINT(-12.12 -97.03)')",
+            "point (-12.12 -97.03) is off the earth",
+        ),
+        ("st_within(feature, geography'SRID=3857;POINT(1 2)')", "only SRID=4326"),
+        ("st_within(feature, geography'POINT EMPTY')", "geography'POINT EMPTY': the geometry is empty"),
+        (
+            "st_within(feature, geography'CIRCLE(1 2, 3)')",
+            "geography'CIRCLE(1 2, 3)': not Well-Known Text",
+        ),
+        ("st_within(feature, 'POINT(1 2)')", "st_within(): argument 2 is 'POINT(1 2)', not a geometry"),
+        ("geo.length(3) gt 1", "geo.length(): argument 1 is 3, not a geometry"),
+        ("st_relate(feature, geography'POINT(1 2)', 'T**')", "'T**' is no DE-9IM matrix pattern"),
+        ("st_relate(feature, geography'POINT(1 2)', name)", "'A' is no DE-9IM matrix pattern"),
+        ("st_within(feature)", "st_within() takes 2 arguments, not 1"),
+        ("geo.distance(feature, geography'POINT(1 2)')", "is not a condition"),
+        ("geo.area(feature) gt 1", "unknown function geo.area()"),
+    ],
+)
+def test_filtering_A2_bad_geography_is_400_naming_the_literal(
+    places: SensorThingsStore, text: str, message: str
+) -> None:
+    error = failure(places, "FeaturesOfInterest", {"$filter": text})
+    assert error.status == 400
+    assert message in str(error)

@@ -1,24 +1,27 @@
 """``ccsim serve --mqtt`` with its SensorThings API as a user runs it: a client library nobody
 here wrote (Fraunhofer IOSB's frost-sta-client) reads the service over HTTP while the run goes
-on; mosquitto_sub, an independent MQTT client, receives new Observations (conformance class
-"Receive updates via MQTT", SensorThings API 1.1 Annex A); and the HTTP layer's
-authentication and errors."""
+on; mosquitto_sub and aiomqtt, MQTT clients, receive what changes on each kind of topic the
+standard names (conformance class "Receive updates via MQTT", SensorThings API 1.1 Annex A);
+and the HTTP layer's authentication and errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import aiomqtt
 import frost_sta_client as fsc
 import httpx
 import pytest
 
 from controlcenter.sensorthings.service import MQTT_RECEIVE
-from tests.e2e.serving import TOKEN, Server, start_server, wait_for
+from tests.e2e.serving import REPO, TOKEN, Server, start_server, wait_for
 
 pytestmark = [
     pytest.mark.skipif(
@@ -27,6 +30,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:furl.pathstr is deprecated:DeprecationWarning"),
 ]
 ORIGIN = "-77.03,-12.12"
+SELECT = "v1.1/Datastreams(1)/Observations?$select=result,phenomenonTime"
+"""A $select topic served (--sta-mqtt-select): Datastream 1 is the signal's phases."""
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(
         tmp_path_factory.mktemp("sensorthings"),
         "--controller", "fixed", "--speed", "20", "--mqtt", f"--geo-origin={ORIGIN}",
+        "--sta-mqtt-select", SELECT,
         scenario="single",
     )  # fmt: skip
     try:
@@ -68,6 +74,17 @@ def test_a_sensorthings_client_library_reads_the_live_service(server: Server) ->
     [location] = list(service.things().find(thing.id).get_locations().query().list())
     lon, lat = location.location["coordinates"]
     assert abs(lon + 77.03) < 0.01 and abs(lat + 12.12) < 0.01  # near the origin serve was given
+    # A geospatial filter, as the client library sends it (URL-encoded by it, through HTTP).
+    near = f"geo.distance(Locations/location, geography'POINT({lon} {lat + 0.01})')"
+    assert [t.name for t in service.things().query().filter(f"{near} lt 1200").list()] == [thing.name]
+    assert list(service.things().query().filter(f"{near} lt 1000").list()) == []  # 0.01 deg: 1.1 km
+    with server.client() as client:
+        bad = client.get(
+            "/v1.1/Things", params={"$filter": "st_within(Locations/location, geography'POINT(1)')"}
+        )
+    assert (
+        bad.status_code == 400 and "bad geography literal geography'POINT(1)'" in bad.json()["message"]
+    )
 
     stream_id = phase_stream(server)
     wait_for(
@@ -102,14 +119,19 @@ def test_a_sensorthings_client_library_reads_the_live_service(server: Server) ->
     assert [i for i, _r in seen] == sorted((i for i, _r in seen), reverse=True)
 
 
-def test_new_observations_reach_an_mqtt_subscriber(server: Server) -> None:
+def broker_of(server: Server) -> tuple[str, str]:
     found = re.fullmatch(
         r"mqtt: mqtt://(127\.0\.0\.1):(\d+)", next(x for x in server.lines if x.startswith("mqtt: "))
     )
     assert found
+    return found[1], found[2]
+
+
+def test_new_observations_reach_an_mqtt_subscriber(server: Server) -> None:
+    host, port = broker_of(server)
     root = sta(server, "")
     assert MQTT_RECEIVE in root["serverSettings"]["conformance"]
-    assert root["serverSettings"][MQTT_RECEIVE]["endpoints"] == [f"mqtt://{found[1]}:{found[2]}"]
+    assert root["serverSettings"][MQTT_RECEIVE]["endpoints"] == [f"mqtt://{host}:{port}"]
     stream_id = phase_stream(server)
     before = sta(
         server, f"Datastreams({stream_id})/Observations", **{"$top": "1", "$orderby": "id desc"}
@@ -119,9 +141,9 @@ def test_new_observations_reach_an_mqtt_subscriber(server: Server) -> None:
         [
             "mosquitto_sub",
             "-h",
-            found[1],
+            host,
             "-p",
-            found[2],
+            port,
             "-q",
             "1",
             "-v",
@@ -170,3 +192,113 @@ def test_http_needs_a_token_bearer_or_basic_and_errors_are_json(server: Server) 
     assert twice.status_code == 400 and "$top given more than once" in twice.json()["message"]
     assert raw.status_code == 200 and raw.text == "intersection C"
     assert raw.headers["content-type"].startswith("text/plain")
+
+
+Received = dict[str, list[dict[str, Any]]]
+
+
+async def receive(
+    host: str, port: int, topics: Iterable[str], enough: Callable[[Received], bool], timeout_s: float
+) -> Received:
+    """Subscribe to ``topics`` in one SUBSCRIBE (so all start at the same message) and collect
+    what arrives, by topic, until ``enough`` says so."""
+    got: Received = {topic: [] for topic in topics}
+    async with aiomqtt.Client(host, port, identifier="test-sta-receive") as client:
+        await client.subscribe([(topic, 1) for topic in got])
+        async with asyncio.timeout(timeout_s):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                got[message.topic.value].append(json.loads(message.payload))
+                if enough(got):
+                    return got
+    raise AssertionError("unreachable")
+
+
+def aligned(later: list[Any], earlier: list[Any]) -> bool:
+    """Whether ``later`` - published right after each item of ``earlier``, on another topic -
+    runs along ``earlier``: the same items in the same order, but for one at its start (the
+    subscription fell between the two publications) and those cut off at the end."""
+    if later and later[0] not in earlier:
+        later = later[1:]
+    if not later or later[0] not in earlier:
+        return False
+    k = earlier.index(later[0])
+    n = min(len(later), len(earlier) - k)
+    return n >= 2 and later[:n] == earlier[k : k + n]
+
+
+def test_receive_updates_on_each_kind_of_topic_the_standard_names(server: Server) -> None:
+    """SensorThings API 1.1, 14.2: an entity set, through a navigation property too; one entity
+    (an Observation not made yet, a Datastream that its Observations update); one property; a
+    $select topic the service was told to serve - and one it was not, which gets nothing."""
+    host, port = broker_of(server)
+    d = phase_stream(server)
+    assert SELECT.startswith(f"v1.1/Datastreams({d})/")
+    t = sta(server, f"Datastreams({d})/Thing")["@iot.id"]
+    newest = sta(server, "Observations", **{"$orderby": "id desc", "$top": "1"})["value"]
+    f = sta(server, "FeaturesOfInterest")["value"][0]["@iot.id"]  # the one intersection's place
+    future = (newest[0]["@iot.id"] if newest else 0) + 5
+    topics = {
+        "set": "v1.1/Observations",
+        "stream": f"v1.1/Datastreams({d})/Observations",
+        "feature": f"v1.1/FeaturesOfInterest({f})/Observations",
+        "entity": f"v1.1/Observations({future})",
+        "datastream": f"v1.1/Datastreams({d})",
+        "property": f"v1.1/Datastreams({d})/phenomenonTime",
+        "thing": f"v1.1/Things({t})/Datastreams",
+        "select": SELECT,
+        "unserved": f"v1.1/Datastreams({d})/Observations?$select=result",
+    }
+
+    def enough(got: Received) -> bool:
+        counts = {name: len(got[topic]) for name, topic in topics.items()}
+        return counts["entity"] >= 1 and all(
+            counts[name] >= 3
+            for name in ("set", "stream", "feature", "datastream", "property", "thing", "select")
+        )
+
+    got = asyncio.run(receive(host, int(port), topics.values(), enough, 90.0))
+    on = {name: got[topic] for name, topic in topics.items()}
+    assert on["unserved"] == []
+    [created] = on["entity"]
+    assert created["@iot.id"] == future and sta(server, f"Observations({future})") == created
+    seen = {o["@iot.id"] for o in on["set"]}
+    for o in on["stream"]:
+        assert o == sta(server, f"Observations({o['@iot.id']})")  # what a GET gives
+        assert sta(server, f"Observations({o['@iot.id']})/Datastream")["@iot.id"] == d
+        # The entity set has them all (but those published before or after the window).
+        assert o["@iot.id"] in seen or not min(seen) < o["@iot.id"] < max(seen)
+    for o in on["feature"]:
+        assert sta(server, f"Observations({o['@iot.id']})/FeatureOfInterest")["@iot.id"] == f
+    # The $select topic: the same Observations as the Datastream's topic, those two properties.
+    assert aligned(on["select"], [{"result": o["result"], "phenomenonTime": o["phenomenonTime"]}
+                                  for o in on["stream"]])  # fmt: skip
+    # The Datastream, updated by each batch of its Observations; its phenomenonTime alone.
+    assert {s["@iot.id"] for s in on["datastream"]} == {d}
+    spans = [s["phenomenonTime"] for s in on["datastream"]]
+    assert spans == sorted(spans) and len(set(spans)) == len(spans)  # each one a change
+    assert aligned(on["property"], [{"phenomenonTime": span} for span in spans])
+    streams = {s["@iot.id"] for s in sta(server, f"Things({t})/Datastreams")["value"]}
+    assert {s["@iot.id"] for s in on["thing"]} <= streams and d in {s["@iot.id"] for s in on["thing"]}
+    assert server.health()["sensorthings"]["mqtt"]["select_topics"] == [SELECT]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((SELECT,), f"--sta-mqtt-select {SELECT}: needs --mqtt"),
+        (("v1.1/Observations?$select=reslt", "--mqtt"), "an Observation has no 'reslt'"),
+        (("v1.1/Observations?$top=1", "--mqtt"), "only $select is served on MQTT topics"),
+    ],
+)
+def test_a_select_topic_that_cannot_be_served_stops_serve_before_it_starts(
+    args: tuple[str, ...], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "controlcenter.cli", "serve", "single", "--port", "0",
+         "--sta-mqtt-select", *args],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("ccsim: error: ") and message in result.stderr
+    assert "mqtt: " not in result.stdout  # no broker was started
