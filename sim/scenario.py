@@ -13,6 +13,7 @@ expected, raised before SUMO starts.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import tomllib
 import xml.etree.ElementTree as ET
@@ -89,8 +90,15 @@ class Scenario:
 
 
 def bundled_root() -> Path:
-    """The folder of bundled scenarios (``scenarios/`` beside the packages)."""
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    """The folder of bundled scenarios: ``scenarios/`` beside the packages in a checkout, else
+    the installed data package ``ccsim_scenarios`` (the same files, shipped by ``pip install``)."""
+    checkout = Path(__file__).resolve().parent.parent / "scenarios"
+    if checkout.is_dir():
+        return checkout
+    spec = importlib.util.find_spec("ccsim_scenarios")  # a namespace package: data only
+    if spec is None or not spec.submodule_search_locations:
+        return checkout
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def bundled_names() -> list[str]:
