@@ -104,6 +104,7 @@ def main() -> int:
             )
             for s in seeds
         ]
+    revision = commit()  # what ran (edits made while it runs are not in it)
     start = time.perf_counter()
     summaries = run_many(specs, jobs=args.jobs)
     rows = [
@@ -151,7 +152,7 @@ def main() -> int:
             "wrote; `webster` retimes every 5 minutes from its detectors; `sumo-actuated` is "
             "SUMO's gap actuation on the same phases.\n"
         )
-    when = f"{dt.date.today().isoformat()}, commit {commit()}, {platform.machine()}"
+    when = f"{dt.date.today().isoformat()}, commit {revision}, {platform.machine()}"
     body = f"""## {"Variants" if args.variants else "Control quality"}: {name}
 
 `{command}` (the same runs as `{same}`), {when},
