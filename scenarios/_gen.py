@@ -257,11 +257,17 @@ def write_sumocfg(folder: Path, name: str) -> None:
     write_xml(folder / "scenario.sumocfg", root)
 
 
+# Calibrated so that the rotating bays run at 80-95% in the peak, as a dense district's curb does
+# (scenarios/district/README.md "Parking demand": the sources, and what each value stands for).
 PARKING = """
 [parking]
-share = 0.06                # of car and van trips that park in the district on the way
-dwell_mean_s = 900
-time_limit_s = 1800         # rotating bays
+share = 0.07                # of car and van trips that park in the district on the way
+dwell_mean_s = 3600         # cars: a mean stay of an hour, under the rotating bays' 2 h limit
+time_limit_s = 7200         # rotating bays
+loading_dwell_mean_s = 900  # deliveries; loading_max_dwell_s = 1200
+long_stay_share = 0.3       # of the parking cars: commuters who head for a lot, for the day
+long_stay_dwell_mean_s = 14400
+initial_occupancy = { rotating = 0.85, loading = 0.5, disabled = 0.6, lot = 0.3 }  # at 7:00
 guidance = false
 guidance_share = 0.5
 pricing = false
@@ -278,6 +284,14 @@ bay_sensor_profile = "ideal"
 "parking.pricing" = true
 
 [variants.bay-magnetometer]
+"parking.bay_sensor_profile" = "cheap-magnetometer"
+
+[variants."guidance+pricing"]
+"parking.guidance" = true
+"parking.pricing" = true
+
+[variants.guidance-magnetometer]  # guidance from cheap bay sensors (false occupancy, dropouts)
+"parking.guidance" = true
 "parking.bay_sensor_profile" = "cheap-magnetometer"
 
 [variants.guidance-uplinks]  # guidance and pricing from the bay sensors' LoRaWAN uplinks (serve --mqtt)
@@ -396,17 +410,42 @@ reroute_share = 0.3         # of drivers warned of an incident on their route wh
 """
 
 
-def write_toml(folder: Path, description: str, *, parking: bool = False, devices: bool = False) -> None:
-    """``scenario.toml`` in the schema the engine validates (``parking``: declare ``[parking]``;
-    ``devices``: declare the field devices of ``[devices]`` with their defaults)."""
+GEO = """
+# Where the net lies on the earth (its (0, 0), WGS 84 lon/lat): the generated net has no
+# geo-projection, so the NGSI-LD entities are placed from here, in Miraflores, Lima.
+[geo]
+origin = [-77.0346, -12.1255]
+"""
+
+
+def signals_toml(plans: str) -> str:
+    """``[signals]`` running the Webster-timed plans ``ccsim retime`` wrote (``fixed-webster.add.xml``,
+    not written here), and the ``net-plans`` variant running netconvert's (``plans``: "plan" or
+    "plans", as the scenario has one signal or several)."""
+    program = "program" if plans == "plan" else "programs"
+    return (
+        f'\n# Fixed-time {plans} Webster-timed from this demand (`ccsim retime`); the "net-plans" '
+        f"variant runs\n# the {program} netconvert wrote instead.\n"
+        '[signals]\nplans = "fixed-webster.add.xml"\n'
+        '\n[variants.net-plans]\n"signals.plans" = ""\n'
+    )
+
+
+def write_toml(
+    folder: Path, description: str, *, plans: str, parking: bool = False, devices: bool = False
+) -> None:
+    """``scenario.toml`` in the schema the engine validates (``plans``: see :func:`signals_toml`;
+    ``parking``: declare ``[parking]``; ``devices``: the field devices of ``[devices]``)."""
     text = (
         f'name = "{folder.name}"\n'
         f'description = "{description}"\n'
         'sumocfg = "scenario.sumocfg"\n'
+        f"{GEO}"
         "\n[run]\nbegin_s = 0\nend_s = 3600\nstep_length_s = 1.0\n"
         "\n[kpi]\ninterval_s = 300\n"
         '\n[detectors]\nprofile = "ideal"\n'
     )
+    text += signals_toml(plans)
     # One variant per bundled sensor profile, to price sensor quality with `ccsim compare --variants`.
     for profile in ("ideal", "good-loop", "cheap-magnetometer", "degraded-radar"):
         text += f'\n[variants.{profile}]\n"detectors.profile" = "{profile}"\n'

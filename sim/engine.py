@@ -440,6 +440,7 @@ class Simulation:
             )
         manager = ParkingManager(config, zones, world, self.bus, self.seed)
         manager.bind_network(network)
+        manager.fill_initially()
         arrived: list[str] = []
 
         def listen(message: Message) -> None:

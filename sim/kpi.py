@@ -8,6 +8,7 @@ wait since the intended departure).
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from sim.messages import (
     IntersectionInterval,
     Message,
     NetworkInterval,
+    ParkingOccupancy,
     ParkingTotals,
     RadarPasses,
     RedLightViolation,
@@ -62,6 +64,8 @@ SUMMARY_KEYS = (
     "parking_turnover_per_bay_h",
     "parking_overstay_rate",
     "public_space_efficiency",
+    "public_space_efficiency_rotating_loading",
+    "parking_rotating_peak_occupancy",
     "sensor_occupancy_accuracy",
     "speeding_rate",
     "radar_mean_speed_kmh",
@@ -80,6 +84,10 @@ SUMMARY_KEYS = (
     "realtime_factor",
 )
 """The keys of ``summary.json``, in order (the contract in DESIGN.md)."""
+
+PEAK_WINDOW_S = 900.0
+"""The peak of parking occupancy is the busiest quarter-hour (SFpark's and most parking
+surveys' unit is the hour or less; a quarter-hour is what an hour-long run can show)."""
 
 NETWORK = "network"
 RUN = "run"
@@ -121,6 +129,8 @@ class KpiCollector:
         self.guard_violations = 0
         self.control: ControlShares | None = None
         self.parking: ParkingTotals | None = None
+        self.rotating: list[tuple[float, float]] = []
+        """(t, share of rotating bays truly occupied) once a minute."""
         self.deployed: dict[str, tuple[str, ...]] = {}
         self.violations: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.radar = [0, 0, 0.0]  # passes, speeding, speed sum (km/h)
@@ -150,6 +160,11 @@ class KpiCollector:
             self.finished = payload
         elif isinstance(payload, ParkingTotals):
             self.parking = payload
+        elif isinstance(payload, ParkingOccupancy):
+            zones = [z for z in payload.zones if z.zone_kind == "rotating"]
+            bays = sum(z.bays for z in zones)
+            if bays:
+                self.rotating.append((message.t, sum(z.occupied for z in zones) / bays))
         elif isinstance(payload, Violation):
             self.violations[payload.site][payload.kind.removeprefix("violation.")] += 1
         elif isinstance(payload, RadarPasses):
@@ -225,18 +240,36 @@ class KpiCollector:
         """Parking KPIs (None without parking); see sim/parking.py for what each measures."""
         p = self.parking
         if p is None or p.bays == 0 or p.duration_s <= 0:
-            return dict.fromkeys(k for k in SUMMARY_KEYS if k.startswith("parking_") or k in (
-                "public_space_efficiency", "sensor_occupancy_accuracy"))  # fmt: skip
+            return dict.fromkeys(k for k in SUMMARY_KEYS if k.startswith(("parking_", "public_space"))
+                                 or k == "sensor_occupancy_accuracy")  # fmt: skip
         bay_s = p.bays * p.duration_s
         return {
             "parking_occupancy_mean": p.occupied_bay_s / bay_s,
             "parking_search_time_mean_s": _ratio(p.search_time_s, p.parked),
             "parking_search_distance_mean_m": _ratio(p.search_distance_m, p.parked),
             "parking_turnover_per_bay_h": p.parked / p.bays / (p.duration_s / 3600.0),
-            "parking_overstay_rate": _ratio(p.overstays, p.parked),
+            "parking_overstay_rate": _ratio(p.overstays, p.parked + p.initially_parked),
             "public_space_efficiency": p.legitimate_bay_s / bay_s,
+            "public_space_efficiency_rotating_loading": _ratio(
+                p.curb_legitimate_bay_s, p.curb_bays * p.duration_s
+            ),
+            "parking_rotating_peak_occupancy": self._rotating_peak(),
             "sensor_occupancy_accuracy": _ratio(p.sensor_agree, p.sensor_samples),
         }
+
+    def _rotating_peak(self) -> float | None:
+        """The highest mean share of rotating bays occupied over a ``PEAK_WINDOW_S`` window of
+        the once-a-minute samples (the whole run's mean if it is shorter); None without them."""
+        samples = self.rotating
+        if not samples:
+            return None
+        end = self.started.end_s if self.started is not None else samples[-1][0]
+        means = [
+            statistics.fmean(v for t, v in samples if start <= t < start + PEAK_WINDOW_S)
+            for start, _v in samples
+            if start + PEAK_WINDOW_S <= end
+        ]
+        return max(means) if means else statistics.fmean(v for _t, v in samples)
 
     def _device_kpis(self, duration_s: float) -> dict[str, Any]:
         """Field-device KPIs (see sim/devices/); None where the scenario has no such devices.

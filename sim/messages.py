@@ -322,13 +322,16 @@ class ParkingOccupancy(Payload):
 
 @dataclass(frozen=True, slots=True)
 class ParkingTotals(Payload):
-    """Parking over the whole run (for the KPIs). Times in s, distances in m."""
+    """Parking over the whole run (for the KPIs). Times in s, distances in m. ``parked`` counts
+    parking events in the run, ``initially_parked`` the cars in their bays when it began;
+    ``curb_*``: the rotating and loading zones alone."""
 
     kind: ClassVar[str] = "parking.totals"
     bays: int
     duration_s: float
     parkers: int
     parked: int
+    initially_parked: int
     search_time_s: float
     search_distance_m: float
     overstays: int
@@ -336,6 +339,8 @@ class ParkingTotals(Payload):
     misuse: int
     occupied_bay_s: float
     legitimate_bay_s: float
+    curb_bays: int
+    curb_legitimate_bay_s: float
     sensor_agree: int
     sensor_samples: int
 

@@ -4,14 +4,21 @@ The scenario's SUMO parking areas are the zones; each carries ``<param key="ccsi
 ``rotating`` (a time limit), ``loading`` (delivery vehicles, within allowed hours, maximum dwell),
 ``disabled`` (permit holders only) or ``lot`` (off-street, entries and exits counted).
 
-A share of the trips park near their destination on the way (``[parking] share``). A driver picks
+The run can start with bays already taken, as a district's are when its morning peak begins
+(``initial_occupancy``, a share of each kind's bays): those cars were parked before the run, for
+a time drawn from the dwell distribution, and stay for another such draw (an exponential dwell is
+memoryless, so both are exponential with its mean); then they drive off to an exit of the net.
+
+A share of the trips park near their destination on the way (``[parking] share``); of the cars,
+``long_stay_share`` are commuters who head for a lot for the day. A driver picks
 a zone of its kind within ``SEARCH_RADIUS_M`` of its destination by a utility ``-distance/100 m -
 price_sensitivity * price``; a driver with guidance (``guidance_share`` when ``guidance`` is on)
 picks only among zones the bay sensors report free. Reaching a full zone, a driver cruises to the
 next best one: the time and distance from first reaching a zone to parking are its search.
 Some drivers overstay the time limit, park in a loading zone without being a delivery, or in a
 disabled bay without a permit, at the configured rates. Parked, they stay for an exponentially
-distributed dwell (``dwell_mean_s``), then drive on to their destination.
+distributed dwell (``dwell_mean_s``; deliveries ``loading_dwell_mean_s``), then drive on to their
+destination.
 
 Every bay has an in-ground sensor whose reports pass through a sensor profile (missed and false
 detections, latency, faults), giving ``parking.arrival`` / ``parking.departure`` messages; time-limit
@@ -51,6 +58,8 @@ from sim.sensor_profiles import BUNDLED, Fault, ProfileSpec, read_profile
 from sim.sumo import SumoWorld
 
 KINDS = ("rotating", "loading", "disabled", "lot")
+CURB_KINDS = ("rotating", "loading")
+"""The zones the city's public-space efficiency aim is stated for (the bay sensors' zones)."""
 SEARCH_RADIUS_M = 400.0
 SAMPLE_S = 60.0
 FALSE_OCCUPANCY_S = 300.0
@@ -62,6 +71,12 @@ class ParkingConfig:
 
     share: float = 0.15
     dwell_mean_s: float = 900.0
+    loading_dwell_mean_s: float = 900.0
+    """Deliveries' dwell (in loading zones or wherever they find a bay)."""
+    long_stay_share: float = 0.0
+    """Of the parking car drivers, commuters who head for a lot (a rotating bay only if no lot is
+    near), for ``long_stay_dwell_mean_s``."""
+    long_stay_dwell_mean_s: float = 14400.0
     time_limit_s: float = 1800.0
     loading_max_dwell_s: float = 1200.0
     loading_hours: tuple[float, float] = (6.0, 11.0)
@@ -82,13 +97,16 @@ class ParkingConfig:
     bay_sensor_source: str = "simulated"
     """``simulated``: guidance sees the simulated sensors directly; ``uplinks``: what arrived
     through the network (needs ``ccsim serve --mqtt``)."""
+    initial_occupancy: dict[str, float] = field(default_factory=dict)
+    """Share (0..1) of each kind's bays taken when the run starts; kinds not named start empty."""
 
 
 SENSOR_SOURCES = ("simulated", "uplinks")
 
 
 _FLOAT_KEYS = {
-    "share": (0, 1), "dwell_mean_s": (1, 86400), "time_limit_s": (60, 86400),
+    "share": (0, 1), "dwell_mean_s": (1, 86400), "loading_dwell_mean_s": (1, 86400),
+    "time_limit_s": (60, 86400), "long_stay_share": (0, 1), "long_stay_dwell_mean_s": (1, 86400),
     "loading_max_dwell_s": (60, 86400), "start_hour": (0, 24), "guidance_share": (0, 1),
     "base_price": (0, 1000), "price_step": (0, 1000), "price_period_s": (60, 86400),
     "price_sensitivity": (0, 100), "overstay_share": (0, 1), "loading_misuse_share": (0, 1),
@@ -128,6 +146,8 @@ def parking_config(path: Path, table: dict[str, Any]) -> ParkingConfig:
                 raise ScenarioError(path, "wrong value", field=field_name, value=value,
                                     expected=" or ".join(f"'{v}'" for v in SENSOR_SOURCES))  # fmt: skip
             values[key] = value
+        elif key == "initial_occupancy":
+            values[key] = _initial_occupancy(path, value)
         elif key == "bay_sensor_profile":
             if not isinstance(value, str):
                 raise ScenarioError(
@@ -136,11 +156,28 @@ def parking_config(path: Path, table: dict[str, Any]) -> ParkingConfig:
             values[key] = value
         else:
             known = sorted([*_FLOAT_KEYS, "guidance", "pricing", "loading_hours", "target_occupancy",
-                            "bay_sensor_profile", "bay_sensor_source"])  # fmt: skip
+                            "bay_sensor_profile", "bay_sensor_source", "initial_occupancy"])  # fmt: skip
             raise ScenarioError(
                 path, "unknown field", field=field_name, expected="one of " + ", ".join(known)
             )
     return ParkingConfig(**values)
+
+
+def _initial_occupancy(path: Path, value: Any) -> dict[str, float]:
+    """``{ rotating = 0.85, lot = 0.3 }``: kinds of zone, each a share 0..1."""
+    if not isinstance(value, dict):
+        raise ScenarioError(path, "wrong type", field="parking.initial_occupancy", value=value,
+                            expected="a table of zone kinds, e.g. { rotating = 0.85 }")  # fmt: skip
+    shares = {}
+    for kind, share in value.items():
+        name = f"parking.initial_occupancy.{kind}"
+        if kind not in KINDS:
+            raise ScenarioError(path, "unknown zone kind", field=name, expected=" / ".join(KINDS))
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise ScenarioError(path, "out of range or not a number", field=name, value=share,
+                                expected="a share in 0..1")  # fmt: skip
+        shares[kind] = float(share)
+    return shares
 
 
 @dataclass
@@ -221,6 +258,11 @@ class _Parker:
     parked_at: float | None = None
     bay: int = -1
     legitimate: bool = True
+    long_stay: bool = False
+    """A commuter: heads for a lot, for the day."""
+    initial: bool = False
+    """Parked before the run began, for ``age_s`` by then."""
+    age_s: float = 0.0
 
 
 def _bay_spec(name: str) -> ProfileSpec:
@@ -254,20 +296,47 @@ class ParkingManager:
             z.reported = [False] * z.bays
             z.price = config.base_price if config.pricing else 0.0
         self._bay_fault: dict[tuple[str, int], tuple[Fault, float]] = {}
-        self._pending: list[tuple[float, str, int, bool]] = []
+        self._pending: list[tuple[float, str, int, bool, float | None]] = []
         self._false_until: dict[tuple[str, int], float] = {}
         self.parkers: dict[str, _Parker] = {}
         self._searching: set[str] = set()
         self._last_t: float | None = None
+        self._exits: list[str] = []
         self._next_sample = 0.0
         self._next_price = config.price_period_s
-        self.totals = {"parkers": 0, "parked": 0, "search_s": 0.0, "search_m": 0.0, "overstays": 0,
-                       "rotating": 0, "misuse": 0, "agree": 0, "samples": 0}  # fmt: skip
+        self.totals = {"parkers": 0, "parked": 0, "initial": 0, "search_s": 0.0, "search_m": 0.0,
+                       "overstays": 0, "rotating": 0, "misuse": 0, "agree": 0, "samples": 0}  # fmt: skip
         self._overstay_reported: set[str] = set()
 
     # --- demand --------------------------------------------------------------------------------
 
+    def fill_initially(self) -> None:
+        """Cars parked before the run: of each zone's bays a binomial draw with its kind's
+        ``initial_occupancy``. Each is inserted in its bay (SUMO parks it in the first steps, and
+        its sensor reports it), stays for an exponential dwell and then drives to an exit."""
+        c = self.config
+        for zone in self.zones.values():
+            share = c.initial_occupancy.get(zone.kind, 0.0)
+            delivery, long_stay = zone.kind == "loading", zone.kind == "lot"
+            mean = self._dwell_mean(delivery, long_stay)
+            for i in range(int(self.rng.binomial(zone.bays, share)) if share > 0 else 0):
+                vehicle = f"parked.{zone.id}.{i}"
+                exits = self._exits or [zone.edge]
+                exit_edge = exits[int(self.rng.integers(len(exits)))]
+                parker = _Parker(vehicle, exit_edge, zone.kind, delivery, informed=False,
+                                 overstays=False, permit=zone.kind == "disabled", zone=zone.id,
+                                 long_stay=long_stay, initial=True,
+                                 age_s=float(self.rng.exponential(mean)))  # fmt: skip
+                stay = max(60.0, float(self.rng.exponential(mean)))
+                vclass = "delivery" if delivery else "passenger"
+                if self.world.add_parked(vehicle, zone.id, zone.edge, vclass, stay):
+                    parker.tried.add(zone.id)
+                    self.parkers[vehicle] = parker
+                    self._searching.add(vehicle)
+
     def on_departed(self, t: float, vehicle: str, vclass: str) -> None:
+        if vehicle in self.parkers:  # parked before the run: inserted in its bay
+            return
         if vclass not in ("passenger", "delivery") or self.rng.random() >= self.config.share:
             return
         c = self.config
@@ -280,9 +349,12 @@ class ParkingManager:
                 kind = "disabled"
             elif draw < c.disabled_misuse_share + c.loading_misuse_share:
                 kind = "loading"
+            elif c.long_stay_share > 0 and self.rng.random() < c.long_stay_share:
+                kind = "lot"
         informed = c.guidance and self.rng.random() < c.guidance_share
         parker = _Parker(vehicle, self.world.route(vehicle)[-1], kind, delivery, informed,
-                         overstays=self.rng.random() < c.overstay_share, permit=permit)  # fmt: skip
+                         overstays=self.rng.random() < c.overstay_share, permit=permit,
+                         long_stay=kind == "lot")  # fmt: skip
         zone = self._choose(parker)
         if zone is None:
             return
@@ -290,6 +362,12 @@ class ParkingManager:
         self.totals["parkers"] += 1
         if not self._send(parker, zone):
             del self.parkers[vehicle]
+
+    def _dwell_mean(self, delivery: bool, long_stay: bool) -> float:
+        c = self.config
+        if delivery:
+            return c.loading_dwell_mean_s
+        return c.long_stay_dwell_mean_s if long_stay else c.dwell_mean_s
 
     def _choose(self, parker: _Parker) -> Zone | None:
         """The zone this driver heads for next, or None if no zone of its kind is left near."""
@@ -318,6 +396,12 @@ class ParkingManager:
 
     def bind_network(self, network: Network) -> None:
         self._edge_xy = {edge: network.edge_xy(edge) for edge in network.edge_ends}
+        cars = {lane.edge for lane in network.lanes.values() if lane.carries_vehicles}
+        self._exits = sorted(
+            edge
+            for edge, (_start, end) in network.edge_ends.items()
+            if edge in cars and network.junction_types.get(end) == "dead_end"
+        )
 
     def _send(self, parker: _Parker, zone: Zone | None) -> bool:
         """Send the driver to ``zone``, or to the next candidate if SUMO cannot route it there (a
@@ -326,7 +410,7 @@ class ParkingManager:
         while zone is not None:
             parker.zone = zone.id
             parker.tried.add(zone.id)
-            dwell = float(self.rng.exponential(c.dwell_mean_s))
+            dwell = float(self.rng.exponential(self._dwell_mean(parker.delivery, parker.long_stay)))
             if zone.kind == "rotating" and parker.overstays:
                 dwell = c.time_limit_s * float(self.rng.uniform(1.2, 2.0))
             if self.world.send_to_parking(parker.vehicle, zone.id, zone.edge, max(60.0, dwell)):
@@ -382,15 +466,19 @@ class ParkingManager:
             return
         zone.occupant[bay] = parker.vehicle
         parker.bay, parker.parked_at = bay, t
-        reached = parker.reached_at if parker.reached_at is not None else t
-        self.totals["parked"] += 1
-        self.totals["search_s"] += t - reached
-        self.totals["search_m"] += max(
-            0.0, self.world.odometer(parker.vehicle) - parker.reached_odometer
-        )
-        self.totals["rotating"] += zone.kind == "rotating"
+        if parker.initial:
+            self.totals["initial"] += 1
+        else:
+            reached = parker.reached_at if parker.reached_at is not None else t
+            self.totals["parked"] += 1
+            self.totals["search_s"] += t - reached
+            self.totals["search_m"] += max(
+                0.0, self.world.odometer(parker.vehicle) - parker.reached_odometer
+            )
+            self.totals["rotating"] += zone.kind == "rotating"
         self.world.change_target(parker.vehicle, parker.destination)
-        self._true_change(t, zone, bay, True)
+        # a car parked before the run: its sensor saw it arrive then (enforcement counts from there)
+        self._true_change(t, zone, bay, True, since=t - parker.age_s if parker.initial else None)
         misuse = self._misuse(t, zone, parker)
         parker.legitimate = not misuse
         zone.occupied += 1
@@ -438,31 +526,34 @@ class ParkingManager:
         self.bus.publish(t, f"lorawan:{observed.device}", observed)
         return True
 
-    def _true_change(self, t: float, zone: Zone, bay: int, occupied: bool) -> None:
+    def _true_change(
+        self, t: float, zone: Zone, bay: int, occupied: bool, since: float | None = None
+    ) -> None:
         spec = self.spec
         fault = self._bay_fault.get((zone.id, bay))
         if fault is not None and t < fault[1]:
             return  # a faulty sensor does not see it
         self._false_until.pop((zone.id, bay), None)
         if self.rng.random() < spec.detection_probability:
-            self._pending.append((t + spec.latency_s, zone.id, bay, occupied))
+            self._pending.append((t + spec.latency_s, zone.id, bay, occupied, since))
 
     def _sensors(self, t: float) -> None:
         due = [p for p in self._pending if p[0] <= t]
         if due:
             self._pending = [p for p in self._pending if p[0] > t]
-            for _t, zone_id, bay, occupied in due:
-                self._sense(t, self.zones[zone_id], bay, occupied)
+            for _t, zone_id, bay, occupied, since in due:
+                self._sense(t, self.zones[zone_id], bay, occupied, since)
         for key, until in list(self._false_until.items()):
             if t >= until:
                 del self._false_until[key]
                 self._sense(t, self.zones[key[0]], key[1], False)
 
-    def _sense(self, t: float, zone: Zone, bay: int, occupied: bool) -> None:
+    def _sense(self, t: float, zone: Zone, bay: int, occupied: bool, since: float | None = None) -> None:
+        """The bay's sensor reports a change; ``since``: when it saw it (default now)."""
         if zone.sensed[bay] == occupied:
             return
         dwell = t - zone.sensed_since[bay]
-        zone.sensed[bay], zone.sensed_since[bay] = occupied, t
+        zone.sensed[bay], zone.sensed_since[bay] = occupied, t if since is None else since
         if occupied:
             self.bus.publish(t, f"parking:{zone.id}", ParkingArrival(zone.id, bay, zone.kind))
         else:
@@ -554,12 +645,14 @@ class ParkingManager:
 
     def finish(self, t: float, duration_s: float) -> ParkingTotals:
         bays = sum(z.bays for z in self.zones.values())
+        curb = [z for z in self.zones.values() if z.kind in CURB_KINDS]
         tt = self.totals
         return ParkingTotals(
             bays=bays,
             duration_s=duration_s,
             parkers=int(tt["parkers"]),
             parked=int(tt["parked"]),
+            initially_parked=int(tt["initial"]),
             search_time_s=float(tt["search_s"]),
             search_distance_m=float(tt["search_m"]),
             overstays=int(tt["overstays"]),
@@ -567,6 +660,8 @@ class ParkingManager:
             misuse=int(tt["misuse"]),
             occupied_bay_s=sum(z.occupied_s for z in self.zones.values()),
             legitimate_bay_s=sum(z.legitimate_s for z in self.zones.values()),
+            curb_bays=sum(z.bays for z in curb),
+            curb_legitimate_bay_s=sum(z.legitimate_s for z in curb),
             sensor_agree=int(tt["agree"]),
             sensor_samples=int(tt["samples"]),
         )

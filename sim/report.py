@@ -26,6 +26,8 @@ REPORTED = (
     "parking_turnover_per_bay_h",
     "parking_overstay_rate",
     "public_space_efficiency",
+    "public_space_efficiency_rotating_loading",
+    "parking_rotating_peak_occupancy",
     "sensor_occupancy_accuracy",
 )
 """The metrics in the markdown table; the CSV has every summary key."""

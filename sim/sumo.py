@@ -260,6 +260,31 @@ class SumoWorld:
             return False
         return True
 
+    def add_parked(
+        self, vehicle: str, area: str, area_edge: str, vclass: str, duration_s: float
+    ) -> bool:
+        """Insert ``vehicle`` in a bay of ``area`` (on ``area_edge``), to stay ``duration_s``: a
+        car parked before the run. Its type is the scenario's first of ``vclass`` (SUMO's default
+        type if it has none). False if SUMO refuses."""
+        api = self._require()
+        types = sorted(
+            t
+            for t in api.vehicletype.getIDList()
+            if not t.startswith("DEFAULT_") and api.vehicletype.getVehicleClass(t) == vclass
+        )
+        try:
+            api.route.add(f"{vehicle}.route", [area_edge])
+            api.vehicle.add(vehicle, f"{vehicle}.route", typeID=types[0] if types else "DEFAULT_VEHTYPE",
+                            depart="now", departPos="stop")  # fmt: skip
+        except api.TraCIException:
+            return False
+        try:
+            api.vehicle.setParkingAreaStop(vehicle, area, duration_s)
+        except api.TraCIException:
+            api.vehicle.remove(vehicle)
+            return False
+        return True
+
     def change_target(self, vehicle: str, edge: str) -> None:
         self._require().vehicle.changeTarget(vehicle, edge)
 

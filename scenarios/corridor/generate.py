@@ -146,7 +146,9 @@ def main() -> None:
     build_additional()
     build_demand()
     write_sumocfg(HERE, NAME)
-    write_toml(HERE, "Arterial with 5 coordinated fixed-time signals, eastbound green wave, 1 h")
+    write_toml(
+        HERE, "Arterial with 5 coordinated fixed-time signals, eastbound green wave, 1 h", plans="plans"
+    )
 
 
 if __name__ == "__main__":

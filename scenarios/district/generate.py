@@ -365,7 +365,7 @@ def main() -> None:
     write_xml(HERE / f"{NAME}.rou.xml", el("routes", [*bus_routes, *dists, *departures]), note)
     write_sumocfg(HERE, NAME)
     description = "Synthetic 34-signal district modelled on Miraflores (Lima), 1 h morning peak"
-    write_toml(HERE, description, parking=True, devices=True)
+    write_toml(HERE, description, plans="plans", parking=True, devices=True)
 
 
 if __name__ == "__main__":

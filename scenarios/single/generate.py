@@ -83,7 +83,9 @@ def main() -> None:
     build_additional()
     build_demand()
     write_sumocfg(HERE, NAME)
-    write_toml(HERE, "One signalised four-arm intersection with pedestrian crossings, 1 h demand")
+    write_toml(
+        HERE, "One signalised four-arm intersection with pedestrian crossings, 1 h demand", plans="plan"
+    )
 
 
 if __name__ == "__main__":

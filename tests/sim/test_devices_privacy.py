@@ -31,13 +31,15 @@ def district_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The district for 25 minutes - past its incident (at 20 min) and its detection - with air
     alarms at index 36: at its defaults (100) the district's air stays good (index 35-40, the
     background PM10 alone gives 35), so the alarm would never sound. The signals run the net's
-    90 s programs (``net-plans``): their long reds see right turns on red within the 25 minutes
-    (the shorter Webster-timed cycles of seed 5 happen not to). Returns the output folder and
-    what the command printed."""
+    90 s programs (``net-plans``): their long reds see right turns on red within the 25 minutes.
+    Crosswalk, box-blocking and improper-turn violations are rare (a few an hour), so the seed is
+    one whose 25 minutes see each: seed 1 (seed 5 did until the district's parking was
+    calibrated; now seeds 2-6 each miss one or more). Returns the output folder and what the
+    command printed."""
     out = tmp_path_factory.mktemp("district") / "out"
     ccsim = Path(sys.executable).parent / "ccsim"
     done = subprocess.run(
-        [str(ccsim), "run", "district", "--controller", "fixed", "--seed", "5", "--end", "1500",
+        [str(ccsim), "run", "district", "--controller", "fixed", "--seed", "1", "--end", "1500",
          "--variant", "net-plans;devices.air.alarm_index=36", "--out", str(out)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip

@@ -11,10 +11,13 @@ from sim.messages import (
     IntersectionInterval,
     MessageBus,
     NetworkInterval,
+    ParkingOccupancy,
+    ParkingTotals,
     RunFinished,
     RunStarted,
     SignalPhase,
     TripTotals,
+    ZoneOccupancy,
 )
 
 
@@ -83,3 +86,46 @@ def test_interval_and_intersection_figures() -> None:
     assert value("run", 0.0, "tls:J", "approach_delay_s") == pytest.approx((50 + 270) / 40)
     assert value("run", 0.0, "tls:J", "queue_mean_veh") == pytest.approx(3.0)
     assert value("run", 0.0, "tls:J", "queue_max_veh") == 9
+
+
+def test_parking_peak_and_rotating_loading_efficiency() -> None:
+    """The rotating bays' peak is the busiest quarter-hour of the minute samples (lots, loading
+    bays and windows running past the end left out); the aim's efficiency counts rotating and
+    loading bays only."""
+    kpi = run_stream()
+    bus = MessageBus()
+    bus.subscribe(kpi)
+    kpi.started = RunStarted("s", "fixed", 1, 0.0, 1800.0, 1.0, "SUMO")
+    for minute in range(30):  # rotating: 5 of 10 bays, 9 in minutes 10-24, 10 after that
+        taken = 9 if 10 <= minute < 25 else 10 if minute >= 25 else 5
+        zones = (
+            ZoneOccupancy("r1", "rotating", 4, min(4, taken), 0, 0.0),
+            ZoneOccupancy("r2", "rotating", 6, max(0, taken - 4), 0, 0.0),
+            ZoneOccupancy("lot", "lot", 100, 100, 0, 0.0),
+            ZoneOccupancy("l1", "loading", 2, 2, 0, 0.0),
+        )
+        bus.publish(1.0 + 60 * minute, "parking", ParkingOccupancy(zones))
+    bus.publish(1800.0, "parking", ParkingTotals(
+        bays=112, duration_s=1800.0, parkers=5, parked=4, initially_parked=6, search_time_s=40.0,
+        search_distance_m=400.0, overstays=2, rotating_parked=3, misuse=0,
+        occupied_bay_s=112 * 1800.0 * 0.5, legitimate_bay_s=112 * 1800.0 * 0.4, curb_bays=12,
+        curb_legitimate_bay_s=12 * 1800.0 * 0.75, sensor_agree=1, sensor_samples=1,
+    ))  # fmt: skip
+    s = kpi.summary(scenario="s", controller="fixed", seed=1, wall_time_s=1.0)
+    # windows of 15 samples start at minutes 0..14 (one starting later would run past the end):
+    # the busiest, minutes 14-28, has 11 at 0.9 and 4 at 1.0 (the last minute alone would be 1.0)
+    assert s["parking_rotating_peak_occupancy"] == pytest.approx((11 * 0.9 + 4 * 1.0) / 15)
+    assert s["public_space_efficiency_rotating_loading"] == pytest.approx(0.75)
+    assert s["public_space_efficiency"] == pytest.approx(0.4)
+    assert s["parking_overstay_rate"] == pytest.approx(2 / 10)  # over every stay seen, before too
+    assert s["parking_turnover_per_bay_h"] == pytest.approx(4 / 112 / 0.5)  # events in the run
+
+
+def test_a_run_shorter_than_the_peak_window_takes_its_mean() -> None:
+    kpi = run_stream()  # 600 s
+    bus = MessageBus()
+    bus.subscribe(kpi)
+    for minute, taken in enumerate((2, 4, 6)):
+        zone = ZoneOccupancy("r", "rotating", 10, taken, 0, 0.0)
+        bus.publish(1.0 + 60 * minute, "parking", ParkingOccupancy((zone,)))
+    assert kpi._rotating_peak() == pytest.approx(0.4)

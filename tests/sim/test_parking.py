@@ -20,6 +20,11 @@ class _World:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.parked: list[tuple[str, str, str, float]] = []
+
+    def add_parked(self, vehicle: str, area: str, edge: str, vclass: str, duration_s: float) -> bool:
+        self.parked.append((vehicle, area, vclass, duration_s))
+        return True
 
     def route(self, vehicle: str) -> tuple[str, ...]:
         return ("a", "b")
@@ -154,6 +159,61 @@ def test_bad_parking_settings_are_named(tmp_path: Path) -> None:
         parking_config(path, {"valet": True})
 
 
+def test_initial_occupancy_is_a_table_of_kinds_and_shares(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.toml"
+    config = parking_config(path, {"initial_occupancy": {"rotating": 0.85, "lot": 0}})
+    assert config.initial_occupancy == {"rotating": 0.85, "lot": 0.0}
+    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy.valet'.*unknown zone kind"):
+        parking_config(path, {"initial_occupancy": {"valet": 0.5}})
+    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy.lot'.*1.5.*0..1"):
+        parking_config(path, {"initial_occupancy": {"lot": 1.5}})
+    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy'.*0.8.*table of zone kinds"):
+        parking_config(path, {"initial_occupancy": 0.8})
+    with pytest.raises(ScenarioError, match=r"'parking.long_stay_share'.*2.*0..1"):
+        parking_config(path, {"long_stay_share": 2})
+
+
+def test_bays_taken_before_the_run_are_filled_and_enforced_from_their_arrival() -> None:
+    """Cars parked before the run: inserted in their bays (vans in loading zones), not counted
+    as parking events, and their sensors know how long they have been there."""
+    zones = [Zone("rot", "rotating", "b", 40), Zone("load", "loading", "b", 10),
+             Zone("lot", "lot", "b", 50)]  # fmt: skip
+    config = ParkingConfig(initial_occupancy={"rotating": 1.0, "loading": 0.5}, time_limit_s=1800.0,
+                           dwell_mean_s=1800.0, loading_dwell_mean_s=600.0)  # fmt: skip
+    m, log = manager(config, zones)
+    m.fill_initially()
+    world = m.world
+    by_area = {a: [p for p in world.parked if p[1] == a] for a in ("rot", "load", "lot")}  # type: ignore[attr-defined]
+    assert len(by_area["rot"]) == 40 and not by_area["lot"]
+    assert 1 <= len(by_area["load"]) <= 9
+    assert {p[2] for p in by_area["rot"]} == {"passenger"}
+    assert {p[2] for p in by_area["load"]} == {"delivery"}
+    m.on_departed(1.0, by_area["rot"][0][0], "passenger")  # its insertion is no new trip
+    assert m.totals["parkers"] == 0
+    for vehicle in sorted(m.parkers):  # SUMO parks them in the first steps
+        m._parked(2.0, m.parkers[vehicle])
+    m._sensors(3.0)
+    assert m.totals["parked"] == 0 and m.totals["initial"] == 40 + len(by_area["load"])
+    assert not log.of_kind("parking.misuse")
+    aged = sum(1 for v, p in m.parkers.items() if p.zone == "rot" and p.age_s + 59.0 > 1800.0)
+    m._sample(61.0)  # the first minute's enforcement: cars there since before the limit
+    overstays = [o for o in log.of_kind("parking.overstay") if o.payload.to_dict()["zone"] == "rot"]
+    assert 0 < len(overstays) == aged
+
+
+def test_commuters_head_for_a_lot() -> None:
+    zones = [Zone("rot", "rotating", "b", 4, (0.0, 0.0)), Zone("lot", "lot", "b", 100, (300.0, 0.0))]
+    commuters = ParkingConfig(share=1.0, long_stay_share=1.0, permit_share=0.0,
+                              disabled_misuse_share=0.0, loading_misuse_share=0.0)  # fmt: skip
+    m, _log = manager(commuters, zones)
+    for i in range(5):
+        m.on_departed(0.0, f"car{i}", "passenger")
+    assert {m.parkers[f"car{i}"].zone for i in range(5)} == {"lot"}
+    m2, _log = manager(ParkingConfig(share=1.0, long_stay_share=0.0), zones)
+    m2.on_departed(0.0, "car", "passenger")
+    assert m2.parkers["car"].zone == "rot"
+
+
 def test_district_zones_by_kind() -> None:
     scenario = load_scenario("district")
     zones = read_zones(list(scenario.additional_files), read_network(scenario.net_file))
@@ -209,3 +269,21 @@ def test_a_zone_sumo_cannot_route_to_is_skipped_for_the_next() -> None:
     m.on_departed(0.0, "car", "passenger")
     assert m.world.sent == [("car", "near"), ("car", "far")]
     assert m.parkers["car"].zone == "far"
+
+
+def test_district_rotating_bays_run_at_80_to_95_percent_in_the_peak(tmp_path: Path) -> None:
+    """The calibrated district (scenarios/district/README.md): its curb runs as a dense
+    district's does, 80-95% taken in the busiest quarter-hour, and the lots take the commuters."""
+    sim = Simulation(load_scenario("district"), create_controller("fixed"), seed=1,
+                     workdir=tmp_path)  # fmt: skip
+    result = sim.run()
+    s = result.summary
+    assert 0.80 <= s["parking_rotating_peak_occupancy"] <= 0.95
+    totals = result.log.of_kind("parking.totals")[0].payload.to_dict()
+    assert totals["initially_parked"] > 200 and totals["parked"] > 300
+    lots = [
+        sum(z.occupied for z in m.payload.zones if z.zone_kind == "lot")  # type: ignore[attr-defined]
+        for m in result.log.of_kind("parking.occupancy")
+    ]
+    assert lots[-1] > 1.5 * lots[1]  # filling through the morning
+    assert 0.0 < s["public_space_efficiency_rotating_loading"] <= 1.0
