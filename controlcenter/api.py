@@ -381,6 +381,11 @@ async def speed(center: Center, user: Caller, body: Speed) -> JSONResponse:
     await center.commands.require(user, Role.OPERATOR, "simulation.speed", "simulation", arguments)
     try:
         check_speed(body.speed)
+        if center.ntcip is not None and center.ntcip.controllers and body.speed != 1.0:
+            raise CcsimError(
+                "an external controller is in the loop: it times its phases on the wall clock, "
+                "so the run keeps speed 1"
+            )
     except CcsimError as exc:
         refused = await center.commands.audit(
             user, "simulation.speed", "simulation", arguments, "refused", str(exc)

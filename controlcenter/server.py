@@ -102,6 +102,13 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
             "external controller in the loop nor a station with drive = true can drive them; "
             "use a ccsim controller (adaptive, actuated, maxpressure, webster)"
         )
+    in_the_loop = config.ntcip_controllers or scenario.ntcip_controllers
+    if in_the_loop and config.speed != 1.0:
+        speed = "max" if config.speed is None else f"{config.speed:g}"
+        raise CcsimError(
+            f"--speed {speed}: an external controller in the loop times its phases on the wall "
+            "clock, so the simulation must keep it too: run at --speed 1"
+        )
     uplinks = scenario.parking is not None and scenario.parking.bay_sensor_source == "uplinks"
     if uplinks and config.mqtt is None:
         raise CcsimError(

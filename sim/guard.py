@@ -536,7 +536,9 @@ class IntersectionGuard:
             shown = "".join("O" if i in self.always_off else c for i, c in enumerate(state))
             if wall is not None:
                 if len(self.external_since) != len(shown) or not self.external:
-                    self.external_since = [wall] * len(shown)
+                    # colours already showing at the first answer began at an unknown time:
+                    # they are not timed (a yellow half over at binding is not "short")
+                    self.external_since = [-math.inf] * len(shown)
                 else:
                     for i, (before, now) in enumerate(zip(self.external, shown, strict=True)):
                         if before != now:
@@ -546,8 +548,25 @@ class IntersectionGuard:
 
     def _bad_change(self, state: str, wall: float) -> str | None:
         """A change of colour a cabinet's monitor flashes on: a vehicle link from green straight
-        to red, or a yellow shorter than the link's yellow (less :data:`YELLOW_TOLERANCE_S`, the
+        to red, a yellow shorter than the link's yellow, or a green started while a conflicting
+        vehicle link is still in its all-red clearance (each less :data:`YELLOW_TOLERANCE_S`, the
         poll's jitter). Timed on the wall clock, which the controller keeps."""
+        for j, (before, now) in enumerate(zip(self.external, state, strict=False)):
+            if now not in "Gg" or before in "Gg" or j in self.always_off:
+                continue
+            for i in self.foes[j]:
+                if self.timings[i].pedestrian or state[i] not in "rs" or i >= len(self.external_since):
+                    continue
+                if self.compatible(j, now, i, "G") and self.compatible(j, now, i, "g"):
+                    continue  # a permissive pair: no clearance between them
+                # red since it last changed, or just now (a foe ending its yellow as j starts)
+                red = wall - self.external_since[i] if self.external[i] in "rs" else 0.0
+                clearance = self.timings[i].clearance_s
+                if red < clearance - YELLOW_TOLERANCE_S:
+                    return (
+                        f"link {j} turned green {red:.1f} s after conflicting link {i} turned "
+                        f"red, inside its {clearance:g} s all-red clearance"
+                    )
         for i, (before, now) in enumerate(zip(self.external, state, strict=False)):
             if before == now or self.timings[i].pedestrian or i in self.always_off:
                 continue

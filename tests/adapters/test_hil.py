@@ -67,6 +67,9 @@ def test_an_external_controller_drives_a_signal_and_its_loss_flashes_it(
             )
             assert calls[0]["user"] == "snmp@127.0.0.1" and calls[0]["result"] == "accepted"
             wait_for(lambda: signal_c(centre)["mode"] == "external", 30, "signal C in external mode")
+            with centre.client() as c:  # the controller keeps wall-clock time: so does the run
+                refused = c.post("/api/simulation/speed", json={"speed": 5})
+            assert refused.status_code == 409 and "in the loop" in refused.json()["detail"]
 
             # What SUMO shows at C in the centre is what the external controller shows.
             external, mirrored = set(), set()
@@ -170,6 +173,8 @@ def test_devices_that_drive_a_signal_need_a_ccsim_controller_and_one_binding_eac
          "--controller fixed: SUMO runs the signals' own programs"),
         ([str(scenario), "--ntcip-station", "C=127.0.0.1:9"],
          "signal 'C' has two external stations"),
+        (["single", "--speed", "5", "--ntcip-controller", "C=127.0.0.1:9"],
+         "--speed 5: an external controller in the loop times its phases on the wall clock"),
     ):  # fmt: skip
         done = subprocess.run(
             [sys.executable, "-m", "controlcenter.cli", "serve", *args, "--port", "0"],

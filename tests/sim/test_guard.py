@@ -980,6 +980,14 @@ def test_the_monitor_flashes_on_a_green_ended_without_its_yellow(net_paths: dict
         ([(first, 0.0), (all_red, 5.0)], f"link {vehicle} went from green to red without yellow"),
         ([(first, 0.0), (yellow, 5.0), (all_red, 5.0 + yellow_s / 3)], f"link {vehicle}'s yellow"),
         ([(first, 0.0), (yellow, 5.0), (all_red, 5.0 + yellow_s), (second, 9.0 + yellow_s)], None),
+        # a foe's green inside the all-red clearance, or straight after the yellow
+        (
+            [(first, 0.0), (yellow, 5.0), (all_red, 5.0 + yellow_s), (second, 5.1 + yellow_s)],
+            "all-red clearance",
+        ),
+        ([(first, 0.0), (yellow, 5.0), (second, 5.0 + yellow_s)], "all-red clearance"),
+        # bound mid-yellow: the colour's start is unknown, so it is not timed
+        ([(yellow, 0.0), (all_red, 0.2), (second, 9.0)], None),
     ):
         guard = sig.guard()
         guard.start(0.0, first)
