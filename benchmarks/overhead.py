@@ -41,9 +41,10 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument(
         "--variant",
-        default="parking.share=0",
-        help="scenario variant for ccsim; the default switches ccsim's parking model off, which "
-        "bare sumo does not have, so that both run the same traffic",
+        default="parking.share=0;parking.initial_occupancy={}",
+        help="scenario variant for ccsim; the default switches ccsim's parking model off (no "
+        "trips park, no cars parked at the start), which bare sumo does not have, so that both "
+        "run the same traffic",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()

@@ -12,15 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.conformance.plan import bundled_plans, find_plan, load_plan
-from adapters.conformance.report import write_all
-from controlcenter.conformance import run_plan
-from controlcenter.conformance_impact import price
 from sim.errors import CcsimError
 
 STYLE = {"pass": "green", "fail": "bold red", "not-applicable": "dim"}
 
 
 def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
+    # Loaded here, not with the CLI: statistics, plots and emulators cost every other command
+    # (``ccsim run`` included) over a second of start-up and ~100 MB.
+    from adapters.conformance.report import write_all
+    from controlcenter.conformance import run_plan
+    from controlcenter.conformance_impact import price
+
     if args.list:
         for name, path in bundled_plans().items():
             plan = load_plan(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,20 @@ def register(name: str) -> Callable[[type[Controller]], type[Controller]]:
         return cls
 
     return add
+
+
+def register_lazy(name: str, module: str) -> None:
+    """Register ``name`` for a controller whose module registers it when imported: loaded at
+    its first use (``adaptive`` brings in Numba, which other runs need not load)."""
+
+    def load() -> Controller:
+        importlib.import_module(module)
+        factory = _REGISTRY[name]
+        if factory is load:
+            raise RuntimeError(f"{module} did not register controller '{name}'")
+        return factory()
+
+    _REGISTRY[name] = load
 
 
 def controller_names() -> list[str]:
