@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import statistics
 import subprocess
@@ -27,10 +28,16 @@ from sim.scenario import load_scenario
 from sim.sumo import sumo_binary
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak resident memory (MiB) of ``cmd``, a process of its own."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    return elapsed, usage.ru_maxrss / 1024  # KiB on Linux
 
 
 def main() -> int:
@@ -62,15 +69,19 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.pairs):
-            t_sumo = timed(sumo)
-            t_ccsim = timed([*ccsim, "--out", str(Path(tmp) / f"run{i}")])
-            rows.append((t_sumo, t_ccsim, t_ccsim / t_sumo))
-            print(f"pair {i + 1}: sumo {t_sumo:.2f} s, ccsim {t_ccsim:.2f} s, "
-                  f"ratio {t_ccsim / t_sumo:.3f}", flush=True)  # fmt: skip
+            t_sumo, m_sumo = timed(sumo)
+            t_ccsim, m_ccsim = timed([*ccsim, "--out", str(Path(tmp) / f"run{i}")])
+            rows.append((t_sumo, t_ccsim, t_ccsim / t_sumo, m_sumo, m_ccsim))
+            print(f"pair {i + 1}: sumo {t_sumo:.2f} s {m_sumo:.0f} MiB, ccsim {t_ccsim:.2f} s "
+                  f"{m_ccsim:.0f} MiB, ratio {t_ccsim / t_sumo:.3f}", flush=True)  # fmt: skip
     ratio = statistics.median(r[2] for r in rows)
-    print(f"median ratio ccsim/sumo: {ratio:.3f}")
+    peak = max(r[4] for r in rows)
+    print(f"median ratio ccsim/sumo: {ratio:.3f}; ccsim's peak memory {peak:.0f} MiB")
 
-    table = "\n".join(f"| {i + 1} | {s:.2f} | {c:.2f} | {r:.3f} |" for i, (s, c, r) in enumerate(rows))
+    table = "\n".join(
+        f"| {i + 1} | {s:.2f} | {c:.2f} | {r:.3f} | {ms:.0f} | {mc:.0f} |"
+        for i, (s, c, r, ms, mc) in enumerate(rows)
+    )
     command = (
         f"python benchmarks/overhead.py --pairs {args.pairs} --scenario {args.scenario} "
         f"--controller {args.controller}"
@@ -82,13 +93,14 @@ def main() -> int:
 Both commands run the whole hour of the same files with the same seed, alternating in one run.
 `ccsim` is the full command (start-up, libsumo, measurement, KPIs, the three output files), with
 `--variant {args.variant}` (ccsim's parking model adds trips' parking that bare SUMO does not have);
-`sumo` is `sumo -c scenario.sumocfg --seed {args.seed}`. Targets: <= 1.3 (fixed), <= 1.6 (adaptive).
+`sumo` is `sumo -c scenario.sumocfg --seed {args.seed}`. Targets: <= 1.3 (fixed), <= 1.6 (adaptive);
+peak memory of `adaptive` under 250 MiB. Memory is each process's peak resident set (`wait4`).
 
-| pair | sumo (s) | ccsim run (s) | ratio |
-|---|---|---|---|
+| pair | sumo (s) | ccsim run (s) | ratio | sumo peak (MiB) | ccsim peak (MiB) |
+|---|---|---|---|---|---|
 {table}
 
-**Median ratio: {ratio:.3f}**
+**Median ratio: {ratio:.3f}**; ccsim's peak memory {peak:.0f} MiB
 """
     if not args.no_write:
         replace_section(f"overhead-{args.scenario}-{args.controller}", body)
