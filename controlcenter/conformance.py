@@ -69,7 +69,10 @@ def resolve_site(plan: Plan, end_s: float | None = None) -> Site:
                         "station", field="scenario.controller", value=doc.controller,
                         expected="actuated, maxpressure or adaptive")  # fmt: skip
     network = read_network(scenario.net_file)
-    tls = network.traffic_lights.get(doc.signal)
+    signal = doc.signal
+    if signal is None:
+        raise PlanError(plan.path, "missing", field="scenario.signal", expected="a value")
+    tls = network.traffic_lights.get(signal)
     if tls is None:
         known = "one of " + ", ".join(sorted(network.traffic_lights))
         raise PlanError(plan.path, "no such signal in the scenario's net", field="scenario.signal",
@@ -86,7 +89,7 @@ def resolve_site(plan: Plan, end_s: float | None = None) -> Site:
     if end <= begin + doc.period_s:
         raise PlanError(plan.path, "the run is shorter than one sample period", field="scenario.end_s",
                         value=end, expected=f"above {begin + doc.period_s:g} s")  # fmt: skip
-    return Site(scenario, doc.signal, lanes, begin, end)
+    return Site(scenario, signal, lanes, begin, end)
 
 
 def input_files(plan: Plan, scenario: Scenario) -> list[Path]:
@@ -116,7 +119,7 @@ async def run_plan(
     site = resolve_site(plan, end_s)
     prepare_out_dir(out)  # a folder that cannot be written fails before the run
     wanted = selected(plan.doc.cases.include, plan.doc.cases.exclude)
-    device = plan.doc.device
+    device = plan.station
     emulator: EmulatorProcess | None = None
     write = device.write_community
     if plan.emulated:

@@ -23,6 +23,7 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     from adapters.conformance.report import write_all
     from controlcenter.conformance import run_plan
     from controlcenter.conformance_impact import price
+    from controlcenter.conformance_parking import run_parking_plan
 
     if args.list:
         for name, path in bundled_plans().items():
@@ -32,9 +33,13 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     if args.plan is None:
         raise CcsimError("ccsim conformance: name a PLAN.toml or a bundled plan (see --list)")
     plan = load_plan(find_plan(args.plan))
+    if args.impact and plan.kind != "ntcip1209":
+        raise CcsimError(f"{plan.path}: --impact prices detector stations' accuracy in delay; "
+                         f"for {plan.kind} devices it is not supported yet")  # fmt: skip
     out = args.out or Path("out") / f"conformance-{plan.name}"
+    run = run_parking_plan if plan.kind == "lorawan" else run_plan
     results = asyncio.run(
-        run_plan(plan, out, end_s=args.end, say=lambda s: console.print(s, highlight=False))
+        run(plan, out, end_s=args.end, say=lambda s: console.print(s, highlight=False))
     )
     _print(console, results)
     if args.impact:
@@ -87,7 +92,9 @@ def _interval(e: dict[str, Any], spec: str) -> str:
 
 def add_conformance_parser(sub: Any) -> None:
     con = sub.add_parser(
-        "conformance", help="score a device under test against NTCIP 1209 and the ground truth"
+        "conformance",
+        help="score a device under test (NTCIP 1209 station, LoRaWAN parking sensors) against "
+        "its standard and the ground truth",
     )
     con.add_argument("plan", nargs="?", default=None, help="PLAN.toml, or a bundled plan's name")
     con.add_argument("--list", action="store_true", help="list the bundled plans")

@@ -59,7 +59,7 @@ class EmulatorProcess:
     """The emulated station as a child process (see :mod:`adapters.conformance.emulator`)."""
 
     def __init__(self, plan: Plan, site: Site, log: Path, write_community: str) -> None:
-        em = plan.doc.device.emulator
+        em = plan.station.emulator
         assert em is not None
         command = [
             sys.executable, "-m", "adapters.conformance.emulator", "--listen", "127.0.0.1:0",
@@ -67,7 +67,7 @@ class EmulatorProcess:
             "--begin", f"{site.begin_s:g}", "--undercount", str(em.undercount),
             "--false-counts-per-h", str(em.false_counts_per_h),
             "--occupancy-noise", str(em.occupancy_noise_points), "--latency", str(em.latency_s),
-            "--broken", em.broken, "--seed", str(em.seed), "--community", plan.doc.device.community,
+            "--broken", em.broken, "--seed", str(em.seed), "--community", plan.station.community,
             "--descr", em.descr, "--name", em.name,
         ]  # fmt: skip
         env = dict(os.environ, **{WRITE_COMMUNITY_ENV: write_community})

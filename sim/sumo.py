@@ -285,8 +285,15 @@ class SumoWorld:
             return False
         return True
 
-    def change_target(self, vehicle: str, edge: str) -> None:
-        self._require().vehicle.changeTarget(vehicle, edge)
+    def change_target(self, vehicle: str, edge: str) -> bool:
+        """Send ``vehicle`` on to ``edge``; False (and its route kept) when ``edge`` cannot be
+        reached from where it is now (a parked car on a dead-end street beyond its junction)."""
+        api = self._require()
+        try:
+            api.vehicle.changeTarget(vehicle, edge)
+        except api.TraCIException:
+            return False
+        return True
 
     def parking_started_ids(self) -> tuple[str, ...]:
         return tuple(self._require().simulation.getParkingStartingVehiclesIDList())

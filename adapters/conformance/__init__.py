@@ -5,6 +5,10 @@ and against the simulation's ground truth (``ccsim conformance PLAN.toml``).
 detector station with a vendor error model, ``emulator`` puts one on a UDP port as a separate
 process, ``protocol_cases`` are the SNMP / NTCIP 1209 cases, ``accuracy`` the statistics against
 ground truth (pure), ``profile`` the measured errors as a sensor profile, ``report`` writes
-results.json, the Markdown summary and the HTML report.
-The run itself (simulation, emulator process, polling) is wired by ``controlcenter.conformance``.
+results.json, the Markdown summary and the HTML report. For LoRaWAN parking sensors,
+``bay_sensors`` is the pure model of emulated sensors and their network server,
+``parking_emulator`` publishes them on MQTT as a separate process, ``lorawan_cases`` are the
+LORA-* cases on recorded messages and ``parking_accuracy`` the statistics against ground truth.
+The runs themselves (simulation, emulator process, polling or subscribing) are wired by
+``controlcenter.conformance`` and ``controlcenter.conformance_parking``.
 """

@@ -26,6 +26,8 @@ class CaseSpec:
     group: str
     title: str
     refs: tuple[str, ...]
+    kind: str = "ntcip1209"
+    """The kind of device the case is for (a plan's ``device.kind``)."""
 
 
 @dataclass
@@ -58,7 +60,7 @@ def not_applicable(case_id: str, why: str) -> CaseResult:
 
 
 MIB = "NTCIP 1209 v02 MIB"
-_SPECS = (
+_SPECS: tuple[CaseSpec, ...] = (
     CaseSpec("TSS-ID-1", "protocol", "Device identity readable (sysDescr, sysObjectID, sysName)",
              ("RFC 3418 system group",)),
     CaseSpec("TSS-OBJ-1", "protocol", "Mandatory sensor-zone and sample objects present for every zone",
@@ -117,13 +119,64 @@ _SPECS = (
     CaseSpec("ACC-OCC-1", "accuracy", "Per-lane mean absolute occupancy error within the threshold",
              ("plan thresholds.occupancy_error_points",)),
 )  # fmt: skip
+TTS = "The Things Stack v3 docs"
+CS = "ChirpStack v4 docs"
+LW = "LoRaWAN L2 1.0.4 (TS001-1.0.4)"
+DEVREPO = "vendor codec, TheThingsNetwork/lorawan-devices (vendor/<brand>/<model>.js)"
+_LORAWAN = (
+    CaseSpec("LORA-TOP-1", "protocol",
+             "Every message is on the declared network server's uplink topic",
+             (f"{TTS}: MQTT Server, topic v3/{{application id}}@{{tenant id}}/devices/{{device id}}/up",
+              f"{CS}: MQTT integration, topic "
+              "application/{application_id}/device/{dev_eui}/event/up"),
+             "lorawan"),
+    CaseSpec("LORA-JSON-1", "protocol",
+             "Every message is the server's uplink event JSON, its device the topic's",
+             (f"{TTS}: Data Formats, uplink_message (end_device_ids, f_port, f_cnt, frm_payload, "
+              "received_at)", f"{CS}: integration.proto UplinkEvent (deviceInfo, fPort, fCnt, data, "
+              "time), protobuf JSON mapping"), "lorawan"),
+    CaseSpec("LORA-ID-1", "protocol",
+             "Every uplink from a registered device, of the plan's model where the server names it",
+             (f"{TTS}: end_device_ids.dev_eui, uplink_message.version_ids",
+              "ccsim device registry (device_id, dev_eui, model, zone, bay)"), "lorawan"),
+    CaseSpec("LORA-FCNT-1", "protocol", "Frame counters rise per device (gaps allowed and counted)",
+             (f"{LW} 4.3.1.5 Frame counter (FCnt): FCntUp incremented with each uplink",),
+             "lorawan"),
+    CaseSpec("LORA-FCNT-2", "protocol", "No frame counter delivered twice (the server deduplicates)",
+             (f"{LW} 4.3.1.5 Frame counter (FCnt)",
+              f"{TTS}: Network Server deduplication of uplinks heard by several gateways",
+              f"{CS}: uplink deduplication (deduplication_delay)"), "lorawan"),
+    CaseSpec("LORA-COD-1", "protocol",
+             "Every payload a frame the vendor's codec documents (f_port, length)",
+             (DEVREPO, "the model's codec YAML: uplinkDecoder examples"), "lorawan"),
+    CaseSpec("LORA-COD-2", "protocol",
+             "The server's decoded payload equals the vendor codec's output for the bytes",
+             (DEVREPO, f"{TTS}: uplink_message.decoded_payload (payload formatters)",
+              f"{CS}: UplinkEvent.object (codec)"), "lorawan"),
+    CaseSpec("LORA-HB-1", "protocol",
+             "Heartbeats at the declared period (+-10 %), no device silent for longer",
+             ("vendor datasheet heartbeat (Nwave NPS405 hourly, Bosch TPS110 and Dingtek DO201 "
+              "daily by default)", "plan device.heartbeat_s"), "lorawan"),
+    CaseSpec("ACC-PRK-1", "accuracy",
+             "Parking state right for at least the threshold's share of bay-time",
+             ("parking state accuracy >= 98 % (ccsim preset)",), "lorawan"),
+    CaseSpec("ACC-PRK-2", "accuracy",
+             "Bay state changes detected (within the window) at the threshold's rate",
+             ("plan thresholds.change_detection_pct",), "lorawan"),
+    CaseSpec("ACC-PRK-3", "accuracy", "False occupancies per free bay-hour within the threshold",
+             ("plan thresholds.false_per_bay_h",), "lorawan"),
+    CaseSpec("ACC-PRK-4", "accuracy", "95th percentile latency of state changes within the threshold",
+             ("plan thresholds.change_latency_p95_s",), "lorawan"),
+)  # fmt: skip
+_SPECS = _SPECS + _LORAWAN
 CASES: dict[str, CaseSpec] = {spec.id: spec for spec in _SPECS}
+KINDS = ("ntcip1209", "lorawan")
 
 
-def selected(include: list[str], exclude: list[str]) -> list[str]:
-    """The case ids a plan runs, in catalogue order."""
+def selected(include: list[str], exclude: list[str], kind: str = "ntcip1209") -> list[str]:
+    """The case ids a plan for a device of ``kind`` runs, in catalogue order."""
 
     def named(items: list[str], spec: CaseSpec) -> bool:
         return spec.id in items or spec.group in items
 
-    return [s.id for s in _SPECS if named(include, s) and not named(exclude, s)]
+    return [s.id for s in _SPECS if s.kind == kind and named(include, s) and not named(exclude, s)]

@@ -13,7 +13,9 @@ observes, the cases to run and the thresholds. The smallest plan::
     name = "single"                 # bundled name, or a folder relative to the plan
     signal = "C"                    # the station watches this signal's approach lanes
 
-Bundled plans live next to this module (``plans/*.toml``) and run by name. The file is checked
+A LoRaWAN parking sensor plan has ``kind = "lorawan"``, a ``model``, a ``format`` and a
+``[device.emulator]`` of its own, and names parking ``zones`` instead of a signal (see the
+README). Bundled plans live next to this module (``plans/*.toml``) and run by name. The file is checked
 whole before anything starts; a problem is a :class:`PlanError` naming the file, the field, the
 value and what was expected (the CLI exits with code 2).
 """
@@ -23,11 +25,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.conformance.cases import CASES
+from adapters.lorawan.codecs import codec_for, models
 from sim.errors import FileFieldError
 
 PLANS = Path(__file__).resolve().parent / "plans"
@@ -54,6 +57,8 @@ class EmulatorDoc(BaseModel):
 
 
 class DeviceDoc(BaseModel):
+    """An NTCIP 1209 detector station."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     kind: Literal["ntcip1209"] = "ntcip1209"
@@ -74,11 +79,59 @@ class DeviceDoc(BaseModel):
         return value
 
 
+class BayEmulatorDoc(BaseModel):
+    """The emulated parking sensors' error model (shares 0..1, per free bay-hour, s)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    miss_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    false_per_h: float = Field(default=0.0, ge=0.0, le=60.0)
+    false_duration_s: float = Field(default=300.0, gt=0.0, le=86400.0)
+    latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
+    duplicate_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    heartbeat_s: float | None = Field(default=None, ge=10.0, le=7 * 86400.0)
+    """What the emulated sensors do; none: the plan's ``device.heartbeat_s``."""
+    seed: int = Field(default=1, ge=0)
+
+
+class LoRaWANDeviceDoc(BaseModel):
+    """LoRaWAN parking sensors, as their network server publishes their uplinks on MQTT."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["lorawan"]
+    address: str
+    """'emulated', or the broker the network server publishes on: mqtt[s]://HOST[:PORT]."""
+    format: Literal["tts", "chirpstack"] = "tts"
+    topic: str | None = Field(default=None, min_length=1)
+    """MQTT topic filter of the device's uplinks; none: every application's of the format."""
+    model: str = Field(min_length=3)
+    """brand/model, e.g. nwave/nps405."""
+    registry: str | None = Field(default=None, min_length=1)
+    """Device registry CSV (device_id,dev_eui,model,zone,bay), relative to the plan; an emulated
+    fleet's is made from the scenario's bays."""
+    heartbeat_s: float | None = Field(default=None, ge=10.0, le=7 * 86400.0)
+    """The heartbeat the device is configured for; none: the vendor's default."""
+    listen_s: float = Field(default=600.0, gt=0.0, le=7 * 86400.0)
+    """A real device: how long the harness listens to its uplinks (wall s)."""
+    emulator: BayEmulatorDoc | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == "emulated" or value.startswith(("mqtt://", "mqtts://")):
+            return value
+        raise ValueError("'emulated' or the broker's mqtt://HOST[:PORT]")
+
+
 class ScenarioDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1)
-    signal: str = Field(min_length=1)
+    signal: str | None = Field(default=None, min_length=1)
+    """A detector station watches this signal's approach lanes."""
+    zones: list[str] | None = Field(default=None, min_length=1)
+    """Parking sensors: the parking areas whose bays they sit in; none: every one."""
     lanes: list[str] | None = Field(default=None, min_length=1)
     """The station's zones in order (zone n is lanes[n-1]); none: every approach lane of the
     signal, in the order of ccsim's own agents."""
@@ -119,6 +172,13 @@ class ThresholdsDoc(BaseModel):
     occupancy_error_points: float = Field(default=3.0, gt=0, le=100)
     response_p95_ms: float = Field(default=500.0, gt=0)
     timing_requests: int = Field(default=30, ge=5, le=10_000)
+    state_accuracy_pct: float = Field(default=98.0, gt=0, le=100)
+    """ACC-PRK-1: parking state right for at least this share of bay-time."""
+    change_detection_pct: float = Field(default=95.0, gt=0, le=100)
+    false_per_bay_h: float = Field(default=0.1, ge=0)
+    change_latency_p95_s: float = Field(default=60.0, gt=0)
+    match_window_s: float = Field(default=300.0, gt=0, le=3600)
+    """A reported change this late after a true one still detects it."""
 
 
 class ImpactDoc(BaseModel):
@@ -141,7 +201,7 @@ class PlanDoc(BaseModel):
 
     name: str = Field(min_length=1)
     description: str = ""
-    device: DeviceDoc
+    device: Annotated[DeviceDoc | LoRaWANDeviceDoc, Field(discriminator="kind")]
     scenario: ScenarioDoc
     cases: CasesDoc = Field(default_factory=CasesDoc)
     thresholds: ThresholdsDoc = Field(default_factory=ThresholdsDoc)
@@ -160,6 +220,11 @@ class Thresholds:
     occupancy_error_points: float
     response_p95_ms: float
     timing_requests: int
+    state_accuracy_pct: float
+    change_detection_pct: float
+    false_per_bay_h: float
+    change_latency_p95_s: float
+    match_window_s: float
 
 
 @dataclass(frozen=True)
@@ -175,6 +240,18 @@ class Plan:
     @property
     def emulated(self) -> bool:
         return self.doc.device.address == "emulated"
+
+    @property
+    def kind(self) -> str:
+        return self.doc.device.kind
+
+    @property
+    def station(self) -> DeviceDoc:
+        """The device of an NTCIP 1209 plan."""
+        if not isinstance(self.doc.device, DeviceDoc):
+            raise PlanError(self.path, "not a detector station plan", field="device.kind",
+                            value=self.kind, expected="'ntcip1209'")  # fmt: skip
+        return self.doc.device
 
     def scenario_spec(self) -> str:
         """The scenario as ``load_scenario`` takes it: a folder next to the plan, or a name."""
@@ -212,6 +289,8 @@ def load_plan(path: Path) -> Plan:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(path, f"invalid TOML: {exc}") from None
+    if isinstance(raw.get("device"), dict):
+        raw["device"].setdefault("kind", "ntcip1209")  # plans from before there were kinds
     try:
         doc = PlanDoc.model_validate(raw)
     except ValidationError as exc:
@@ -223,10 +302,12 @@ def load_plan(path: Path) -> Plan:
     if device.address != "emulated" and device.emulator is not None:
         raise PlanError(path, "an error model is for emulated devices only",
                         field="device.emulator", expected="address = 'emulated'")  # fmt: skip
+    _check_kind(path, doc)
     for key in ("include", "exclude"):
         for i, item in enumerate(getattr(doc.cases, key)):
-            if item not in GROUPS and item not in CASES:
-                known = "protocol, accuracy or a case id: " + ", ".join(CASES)
+            if item not in GROUPS and (item not in CASES or CASES[item].kind != device.kind):
+                ids = [c for c, spec in CASES.items() if spec.kind == device.kind]
+                known = f"protocol, accuracy or a {device.kind} case id: " + ", ".join(ids)
                 raise PlanError(
                     path, "unknown case", field=f"cases.{key}[{i}]", value=item, expected=known
                 )
@@ -241,25 +322,67 @@ def load_plan(path: Path) -> Plan:
         occupancy_error_points=t.occupancy_error_points,
         response_p95_ms=t.response_p95_ms,
         timing_requests=t.timing_requests,
+        state_accuracy_pct=t.state_accuracy_pct,
+        change_detection_pct=t.change_detection_pct,
+        false_per_bay_h=t.false_per_bay_h,
+        change_latency_p95_s=t.change_latency_p95_s,
+        match_window_s=t.match_window_s,
     )
     return Plan(path, doc, thresholds)
+
+
+def _check_kind(path: Path, doc: PlanDoc) -> None:
+    """What a plan needs for its kind of device, beyond each field's own checks."""
+    device = doc.device
+    if isinstance(device, DeviceDoc):
+        if doc.scenario.signal is None:
+            raise PlanError(path, "missing", field="scenario.signal", expected="a value")
+        if doc.scenario.zones is not None:
+            raise PlanError(path, "parking zones are for kind = 'lorawan'", field="scenario.zones",
+                            expected="scenario.signal and lanes for a detector station")  # fmt: skip
+        return
+    try:
+        codec_for(device.model)
+    except KeyError:
+        raise PlanError(path, "unknown sensor model", field="device.model", value=device.model,
+                        expected="one of " + ", ".join(models())) from None  # fmt: skip
+    if device.address != "emulated" and device.registry is None:
+        raise PlanError(path, "missing", field="device.registry",
+                        expected="the devices' registry CSV (device_id,dev_eui,model,zone,bay) for "
+                        "a real device")  # fmt: skip
+    if doc.scenario.signal is not None or doc.scenario.lanes is not None:
+        raise PlanError(path, "a signal and lanes are for detector stations",
+                        field="scenario.signal" if doc.scenario.signal else "scenario.lanes",
+                        expected="scenario.zones (parking areas) for kind = 'lorawan'")  # fmt: skip
 
 
 _FIELDS: dict[str, type[BaseModel]] = {
     "": PlanDoc, "device": DeviceDoc, "device.emulator": EmulatorDoc, "scenario": ScenarioDoc,
     "cases": CasesDoc, "thresholds": ThresholdsDoc, "impact": ImpactDoc,
 }  # fmt: skip
+_KIND_FIELDS: dict[str, dict[str, type[BaseModel]]] = {
+    "ntcip1209": {"device": DeviceDoc, "device.emulator": EmulatorDoc},
+    "lorawan": {"device": LoRaWANDeviceDoc, "device.emulator": BayEmulatorDoc},
+}
 
 
 def _field_error(path: Path, exc: ValidationError) -> PlanError:
     """The first problem pydantic found, as one line in the project's terms."""
     error = exc.errors()[0]
-    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+    loc = list(error["loc"])
+    tables = dict(_FIELDS)
+    if len(loc) > 1 and loc[0] == "device" and loc[1] in _KIND_FIELDS:  # the union's tag
+        tables |= _KIND_FIELDS[str(loc.pop(1))]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     field = field.split(".literal[")[0].split(".str")[0].split(".float")[0].split(".int")[0]
     kind, message = error["type"], error["msg"]
+    if kind == "union_tag_invalid":
+        return PlanError(path, "unknown device kind", field=f"{field}.kind",
+                         value=error.get("input", {}).get("kind"),
+                         expected="'ntcip1209' or 'lorawan'")  # fmt: skip
     if kind == "extra_forbidden":
         table = field.rpartition(".")[0]
-        known = ", ".join(_FIELDS[table].model_fields) if table in _FIELDS else "none"
+        known = ", ".join(tables[table].model_fields) if table in tables else "none"
         return PlanError(path, "unknown field", field=field, expected=f"one of {known}")
     if kind == "missing":
         return PlanError(path, "missing", field=field, expected="a value")

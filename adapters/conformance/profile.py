@@ -52,6 +52,8 @@ def fitted_profile(results: dict[str, Any]) -> dict[str, Any] | None:
 
 def profile_toml(results: dict[str, Any]) -> str | None:
     """The fitted profile as a TOML file ``read_profile`` takes (None without an accuracy run)."""
+    if results["device"]["kind"] == "lorawan":
+        return bay_profile_toml(results)
     fit = fitted_profile(results)
     if fit is None:
         return None
@@ -70,5 +72,33 @@ def profile_toml(results: dict[str, Any]) -> str | None:
         f"false_detections_per_h = {fit['false_detections_per_h']}",
         f"occupancy_noise_sd = {fit['occupancy_noise_sd']}",
         "latency_s = 0",
+        "",
+    ])  # fmt: skip
+
+
+def bay_profile_toml(results: dict[str, Any]) -> str | None:
+    """Parking sensors' fitted figures (``results['fitted_profile']``) as a bay sensor profile a
+    scenario takes (``[parking] bay_sensor_profile = "profile.toml"``)."""
+    fit = results.get("fitted_profile")
+    if not fit:
+        return None
+
+    def ci(key: str, spec: str) -> str:
+        low, high = fit[f"{key}_ci"]
+        return "n/a" if low is None else f"{low:{spec}} .. {high:{spec}}"
+
+    plan = results["plan"]["name"]
+    model = results["device"]["model"]
+    return "\n".join([
+        f"# Fitted by ccsim conformance from plan '{plan}' ({results['created_utc']}):",
+        f"# {model} parking sensors, {fit['changes']} bay state changes judged.",
+        f"# 95 % CIs: detection_probability {ci('detection_probability', '.4f')}, "
+        f"false_detections_per_h {ci('false_detections_per_h', '.4f')}, latency_s "
+        f"{ci('latency_s', '.2f')}. Faults are not fitted by one run.",
+        f'name = "measured-{plan}"',
+        f'description = "Measured: {model} parking sensors"',
+        f"detection_probability = {fit['detection_probability']}",
+        f"false_detections_per_h = {fit['false_detections_per_h']}",
+        f"latency_s = {fit['latency_s']}",
         "",
     ])  # fmt: skip

@@ -72,16 +72,25 @@ LANE_HEADER = ["lane", "true vehicles", "counted", "volume error", "95 % CI", "b
                "occupancy MAE (points)"]  # fmt: skip
 
 
-def markdown(results: dict[str, Any]) -> str:
-    plan, device, sc = results["plan"], results["device"], results["scenario"]
+def _device_lines(results: dict[str, Any]) -> list[str]:
+    """The device, its identity as read from it, the scenario and the thresholds."""
+    device, sc, th = results["device"], results["scenario"], results["thresholds"]
     ident = device["identity"] or {}
-    th = results["thresholds"]
-    counts = results["counts"]
-    lines = [
-        f"# Conformance: {plan['name']} - {results['verdict'].upper()}",
-        "",
-        plan["description"] or "",
-        "",
+    if device["kind"] == "lorawan":
+        seen = ", ".join(f"{k} {v}" for k, v in ident.items()) or "no uplink arrived"
+        return [
+            f"- device: LoRaWAN parking sensors ({device['model']}), uplinks as "
+            f"{device['format']} publishes them at {device['target']} ({device['address']}); "
+            f"declared heartbeat {device['heartbeat_s']:g} s",
+            f"- identity (read from its uplinks): {seen}",
+            f"- scenario: {sc['name']}, {sc['bays']} bays in {', '.join(sc['zones'])}; "
+            f"{sc['controller']} seed {sc['seed']}, {sc['begin_s']:g}-{sc['end_s']:g} s",
+            f"- thresholds: state right >= {th['state_accuracy_pct']:g} % of bay-time, changes "
+            f"detected >= {th['change_detection_pct']:g} % within {th['match_window_s']:g} s, false "
+            f"occupancy <= {th['false_per_bay_h']:g} per free bay-hour, latency p95 <= "
+            f"{th['change_latency_p95_s']:g} s",
+        ]
+    return [
         f"- device: NTCIP 1209 station at {device['target']} ({device['address']})",
         f"- identity (read from the device): sysDescr '{ident.get('sysDescr', 'unreadable')}', "
         f"sysObjectID {ident.get('sysObjectID', 'unreadable')}, sysName '{ident.get('sysName', '')}'",
@@ -90,6 +99,52 @@ def markdown(results: dict[str, Any]) -> str:
         f"- thresholds: preset {th['preset']}, volume +-{th['volume_error_pct']:g} % over "
         f"{th['block_vehicles']} vehicles or {th['block_s'] / 60:g} min, occupancy "
         f"{th['occupancy_error_points']:g} points, answers p95 {th['response_p95_ms']:g} ms",
+    ]
+
+
+PARKING_HEADER = ["figure", "value", "95 % CI", "n"]
+
+
+def parking_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The parking sensors' accuracy figures, from results.json's ``parking``."""
+    p = results.get("parking")
+    if not p:
+        return []
+    s, c, f, lat = p["state"], p["changes"], p["false_occupancy"], p["latency"]
+
+    def rng(low: Any, high: Any, spec: str, scale: float = 1.0, unit: str = "") -> str:
+        return "n/a" if low is None else f"{scale * low:{spec}} .. {scale * high:{spec}}{unit}"
+
+    det = "n/a" if c["detection"] is None else f"{100 * c['detection']:.1f} %"
+    per_h = "n/a" if f["per_bay_h"] is None else f"{f['per_bay_h']:.3f} /h"
+    return [
+        ["state right (share of bay-time)", _pct(s["accuracy_pct"], sign=False),
+         rng(s["low_pct"], s["high_pct"], ".2f", unit=" %"),
+         f"{p['bays']} bays, {p['bay_hours']:g} bay-h"],
+        ["changes detected", det, rng(c["low"], c["high"], ".1f", 100, " %"),
+         f"{c['detected']} of {c['eligible']} eligible ({p['true_changes']} true changes)"],
+        ["changes missed", str(c["missed"]), "", f"{c['other_unmatched']} other unmatched reports"],
+        ["false occupancies per free bay-hour", per_h, rng(f["low"], f["high"], ".3f"),
+         f"{f['count']} in {f['free_bay_h']:g} free bay-h"],
+        ["latency of changes, mean", "n/a" if lat["mean_s"] is None else f"{lat['mean_s']:g} s",
+         rng(lat["low_s"], lat["high_s"], ".2f", unit=" s"), f"{lat['n']} changes"],
+        ["latency of changes, p95 / max", "n/a" if lat["p95_s"] is None else
+         f"{lat['p95_s']:g} s / {lat['max_s']:g} s", "", ""],
+        ["uplinks published / received / applied", f"{p['published']} / {p['received']} / "
+         f"{p['ingest'].get('applied', 0)}", "", ", ".join(f"{k} {v}" for k, v in
+         sorted(p["ingest"].items()) if k != "applied") or "nothing dropped"],
+    ]  # fmt: skip
+
+
+def markdown(results: dict[str, Any]) -> str:
+    plan = results["plan"]
+    counts = results["counts"]
+    lines = [
+        f"# Conformance: {plan['name']} - {results['verdict'].upper()}",
+        "",
+        plan["description"] or "",
+        "",
+        *_device_lines(results),
         f"- cases: {counts['pass']} pass, {counts['fail']} fail, {counts['not-applicable']} not "
         f"applicable; run {results['wall_time_s']:g} s on {results['created_utc']}",
         "",
@@ -111,19 +166,15 @@ def markdown(results: dict[str, Any]) -> str:
     if conditions:
         lines += ["", "## Volume error by condition (all lanes)", "",
                   *_md_table(CONDITION_HEADER, conditions)]  # fmt: skip
-    size = results["sample_size"]
-    lines += [
-        "",
-        "## How many vehicles a test needs",
-        "",
-        f"To tell a device that misses {100 * size['miss_good']:g} % of vehicles from one that "
-        f"misses {100 * size['miss_bad']:g} % (two-sided alpha {size['alpha']:g}, power "
-        f"{size['power']:g}, each vehicle missed independently) a test needs "
-        f"**{size['vehicles']} vehicles per lane**.",
-        "",
-    ]
+    parking = parking_rows(results)
+    if parking:
+        lines += ["", "## Parking accuracy against ground truth", "",
+                  *_md_table(PARKING_HEADER, parking)]  # fmt: skip
+    lines += ["", f"## How many {_unit(results)} a test needs", "", _sample_size(results), ""]
     fit = results.get("fitted_profile")
-    if fit:
+    if fit and results["device"]["kind"] == "lorawan":
+        lines += ["## Fitted bay sensor profile (profile.toml)", "", _bay_fit(fit), ""]
+    elif fit:
         low, high = fit["detection_probability_ci"]
         ci = "n/a" if low is None else f"{low:.3f} .. {high:.3f}"
         lines += [
@@ -139,6 +190,37 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["## Inputs (sha256)", ""]
     lines += [f"- `{i['sha256']}` {i['path']}" for i in results["inputs"]]
     return "\n".join(lines) + "\n"
+
+
+def _unit(results: dict[str, Any]) -> str:
+    return "bay state changes" if results["device"]["kind"] == "lorawan" else "vehicles"
+
+
+def _sample_size(results: dict[str, Any]) -> str:
+    size = results["sample_size"]
+    if results["device"]["kind"] == "lorawan":
+        return (f"To tell sensors that miss {100 * size['miss_good']:g} % of bay state changes from "
+                f"ones that miss {100 * size['miss_bad']:g} % (two-sided alpha {size['alpha']:g}, "
+                f"power {size['power']:g}, each change missed independently) a test needs "
+                f"**{size['vehicles']} bay state changes**.")  # fmt: skip
+    return (f"To tell a device that misses {100 * size['miss_good']:g} % of vehicles from one that "
+            f"misses {100 * size['miss_bad']:g} % (two-sided alpha {size['alpha']:g}, power "
+            f"{size['power']:g}, each vehicle missed independently) a test needs "
+            f"**{size['vehicles']} vehicles per lane**.")  # fmt: skip
+
+
+def _bay_fit(fit: dict[str, Any]) -> str:
+    def ci(key: str, spec: str) -> str:
+        low, high = fit[f"{key}_ci"]
+        return "n/a" if low is None else f"95 % CI {low:{spec}} .. {high:{spec}}"
+
+    return (
+        f"detection probability {fit['detection_probability']:.3f} "
+        f"({ci('detection_probability', '.3f')}), false detections "
+        f"{fit['false_detections_per_h']:.3f} per free bay-hour "
+        f"({ci('false_detections_per_h', '.3f')}), latency {fit['latency_s']:g} s "
+        f"({ci('latency_s', '.2f')}), from {fit['changes']} changes; faults not fitted."
+    )
 
 
 def impact_lines(results: dict[str, Any]) -> list[str]:
@@ -288,6 +370,51 @@ def occupancy_chart(results: dict[str, Any]) -> str:
     return _svg(w, h, body, "Reported against true occupancy per lane-period")
 
 
+def occupied_bays(
+    timelines: dict[str, dict[str, list[list[Any]]]], key: str, begin: float, end: float, step: float
+) -> list[int]:
+    """Bays occupied at each ``step`` from ``begin`` by ``key`` (truth or reported) timelines."""
+    times = [begin + k * step for k in range(int((end - begin) / step) + 1)]
+    counts = [0] * len(times)
+    for lines in timelines.values():
+        line = lines[key]
+        j, state = 0, False
+        for k, t in enumerate(times):
+            while j < len(line) and line[j][0] <= t:
+                state = bool(line[j][1])
+                j += 1
+            counts[k] += state
+    return counts
+
+
+def occupied_chart(results: dict[str, Any]) -> str:
+    """Occupied bays over the run, true and as reported, once a minute."""
+    sc, timelines = results["scenario"], results["parking"]["timelines"]
+    begin, end = sc["begin_s"], sc["end_s"]
+    true = occupied_bays(timelines, "truth", begin, end, 60.0)
+    said = occupied_bays(timelines, "reported", begin, end, 60.0)
+    w, h, pad = 640, 180, 34
+    top = max([1, *true, *said])
+    n = max(1, len(true) - 1)
+
+    def line(values: list[int]) -> str:
+        return " ".join(f"{pad + i / n * (w - pad - 10):.1f},{h - pad - v / top * (h - pad - 10):.1f}"
+                        for i, v in enumerate(values))  # fmt: skip
+
+    body = [
+        f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#999"/>',
+        f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#999"/>',
+        f'<text x="{pad - 4}" y="16" font-size="10" text-anchor="end">{top}</text>',
+        f'<text x="{pad - 4}" y="{h - pad}" font-size="10" text-anchor="end">0</text>',
+        f'<text x="{w / 2:.0f}" y="{h - 8}" font-size="11" text-anchor="middle">occupied bays, '
+        f"{begin:g}-{end:g} s</text>",
+        f'<polyline points="{line(true)}" fill="none" stroke="#0969da" stroke-width="2"/>',
+        f'<polyline points="{line(said)}" fill="none" stroke="#cf222e" stroke-width="1.5" '
+        'stroke-dasharray="4 2"/>',
+    ]
+    return _svg(w, h, body, "Occupied bays: true (blue) and reported (red)")
+
+
 def html_report(results: dict[str, Any]) -> str:
     plan = results["plan"]
     verdict = results["verdict"]
@@ -328,15 +455,20 @@ def html_report(results: dict[str, Any]) -> str:
         parts.append("<h3>Vehicles per period: true (blue) and reported (red, dashed)</h3><div>")
         parts += [volume_chart(results, lane) for lane in results["accuracy"]["intervals"]]
         parts.append("</div><h3>Occupancy: reported against true</h3>" + occupancy_chart(results))
-    size = results["sample_size"]
-    parts.append(
-        f"<h2>How many vehicles a test needs</h2><p>To tell a device that misses "
-        f"{100 * size['miss_good']:g} % of vehicles from one that misses {100 * size['miss_bad']:g} % "
-        f"(two-sided alpha {size['alpha']:g}, power {size['power']:g}): "
-        f"<b>{size['vehicles']} vehicles per lane</b>.</p>"
-    )
+    parking = parking_rows(results)
+    if parking:
+        parts.append("<h2>Parking accuracy against ground truth</h2>")
+        parts.append(_html_table(PARKING_HEADER, parking))
+        parts.append("<h3>Occupied bays: true (blue) and as reported (red, dashed)</h3>"
+                     + occupied_chart(results))  # fmt: skip
+    size_text = html.escape(_sample_size(results)).replace("**", "")
+    parts.append(f"<h2>How many {_unit(results)} a test needs</h2><p>{size_text}</p>")
     fit = results.get("fitted_profile")
-    if fit:
+    if fit and results["device"]["kind"] == "lorawan":
+        parts.append(
+            f"<h2>Fitted bay sensor profile (profile.toml)</h2><p>{html.escape(_bay_fit(fit))}</p>"
+        )
+    elif fit:
         low, high = fit["detection_probability_ci"]
         ci = "n/a" if low is None else f"{low:.3f} .. {high:.3f}"
         parts.append(
