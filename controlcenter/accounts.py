@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from controlcenter.api import Caller, Center, need
+from controlcenter.api import Body, Caller, Center, need
 from controlcenter.auth import USER_NAME, Role, User, new_token, token_hash
 from controlcenter.commands import CommandResult
 from controlcenter.feed import CLOSE_POLICY, CLOSE_RECONNECT
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/users")
 RoleName = Literal["viewer", "operator", "engineer", "admin"]
 
 
-class NewUser(BaseModel):
+class NewUser(Body):
     name: str = Field(
         pattern=USER_NAME.pattern,
         description="1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
@@ -40,7 +40,7 @@ class NewUser(BaseModel):
     role: RoleName
 
 
-class RoleChange(BaseModel):
+class RoleChange(Body):
     role: RoleName
 
 

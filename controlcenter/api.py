@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from controlcenter.alarms import AlarmAction, AlarmState, Severity
 from controlcenter.auth import AuthError, Role, User
@@ -26,6 +26,21 @@ from sim.devices.incidents import incident_problem
 from sim.errors import CcsimError
 from sim.live import ControllerSwitch, RunControl, check_speed
 from sim.signals import Action, IncidentCommand, LaneCommand, SignalCommand
+
+NUL = "\x00"
+
+
+class Body(BaseModel):
+    """A request body. No text in it may hold a NUL character: nobody means one, and the
+    PostgreSQL store cannot keep one (it would answer 503 for what is bad input)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and NUL in value:
+            raise ValueError("NUL characters (\\u0000) are not accepted")
+        return value
+
 
 router = APIRouter(prefix="/api")
 
@@ -191,16 +206,16 @@ def runs(center: Center, _user: Caller) -> dict[str, Any]:
 # --- alarm commands ------------------------------------------------------------------------------
 
 
-class Note(BaseModel):
+class Note(Body):
     note: str = Field("", max_length=2000)
 
 
-class Shelve(BaseModel):
+class Shelve(Body):
     duration_s: float = Field(3600.0, gt=0, le=7 * 86400, description="how long, s (at most 7 days)")
     note: str = Field("", max_length=2000)
 
 
-class Comment(BaseModel):
+class Comment(Body):
     text: str = Field(min_length=1, max_length=2000)
 
 
@@ -274,18 +289,18 @@ async def comment(center: Center, user: Caller, alarm_id: int, body: Comment) ->
 # --- commands into the simulation ----------------------------------------------------------------
 
 
-class Override(BaseModel):
+class Override(Body):
     action: Literal["hold", "plan", "flash", "automatic"]
     argument: str = Field("", max_length=100, description="phase index (hold) or program id (plan)")
 
 
-class Speed(BaseModel):
+class Speed(Body):
     speed: float | None = Field(
         description="simulated seconds per wall second; null: as fast as possible"
     )
 
 
-class ControllerChoice(BaseModel):
+class ControllerChoice(Body):
     controller: str = Field(min_length=1, max_length=64)
 
 
@@ -321,7 +336,7 @@ async def open_lane(center: Center, user: Caller, lane: str) -> JSONResponse:
     return await _lane(center, user, lane, False)
 
 
-class IncidentReport(BaseModel):
+class IncidentReport(Body):
     """As a ``[[devices.incidents.inject]]`` entry of scenario.toml, without ``at_s``: it occurs
     at the next step."""
 
@@ -411,7 +426,7 @@ async def controller(center: Center, user: Caller, body: ControllerChoice) -> JS
 # --- users and settings --------------------------------------------------------------------------
 
 
-class Retention(BaseModel):
+class Retention(Body):
     events_days: float | None = Field(None, ge=0)
     kpis_days: float | None = Field(None, ge=0)
     alarms_days: float | None = Field(None, ge=0)

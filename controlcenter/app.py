@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,6 +43,19 @@ def create_app(center: ControlCenter) -> FastAPI:
     # The control room's scripts, styles and vendored map library (no build step, no CDN).
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     page = control_room_page()
+
+    @app.middleware("http")
+    async def no_nul(request: Request, call_next: Any) -> Any:
+        """A NUL character in a command's path or query is refused before it can reach the
+        store (bodies are checked field by field: ``api.Body``)."""
+        if request.url.path.startswith("/api/"):
+            where = "path" if api.NUL in request.url.path else None
+            where = where or next((f"query.{k}" for k, v in request.query_params.multi_items()
+                                   if api.NUL in k or api.NUL in v), None)  # fmt: skip
+            if where is not None:
+                detail = f"{where}: NUL characters (\\u0000) are not accepted"
+                return JSONResponse({"detail": detail}, status_code=422)
+        return await call_next(request)
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:

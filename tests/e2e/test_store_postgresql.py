@@ -30,6 +30,19 @@ def test_serve_on_postgresql_keeps_runs_alarms_and_audit_across_a_kill(
             alarm = wait_for(lambda: manual_alarm(first), 15, "the manual-control alarm")
             ack = c.post(f"/api/alarms/{alarm['id']}/acknowledge", json={"note": "seen on pg"})
             assert ack.status_code == 200, ack.text
+            # PostgreSQL cannot keep a NUL: refused as bad input (naming where), never a 503
+            nul = "NUL characters"
+            for response, where, why in (
+                (c.post(f"/api/alarms/{alarm['id']}/comment", json={"text": "a\x00b"}),
+                 "body.text", nul),
+                (c.post("/api/signals/C%00/override", json={"action": "flash"}), "path", nul),
+                (c.get("/api/audit", params={"user": "x\x00"}), "query.user", nul),
+                (c.post("/api/users", json={"name": "eve\x00", "role": "viewer"}), "body.name",
+                 "should match pattern"),
+            ):  # fmt: skip
+                assert response.status_code == 422, response.text
+                detail = response.json()["detail"]
+                assert detail.startswith(where) and why in detail, response.text
             wait_for(lambda: audit(first, action="signal.override", result="accepted"), 15,
                      "the override to be applied")  # fmt: skip
             events = c.get("/api/events", params={"limit": 5}).json()["items"]
