@@ -16,6 +16,7 @@ results.json alone), ``emulator.log`` and the simulation's files under ``sim/``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -42,6 +43,7 @@ from adapters.conformance.protocol_cases import (
     timing_case,
     zone_table_case,
 )
+from adapters.conformance.reference import align_reference, interval_s, read_reference
 from adapters.ntcip import ber
 from adapters.ntcip.manager import Manager, ManagerError
 from controlcenter.conformance_lockstep import EmulatorProcess, Poller, Site, TruthPeriods, lockstep
@@ -117,9 +119,12 @@ async def run_plan(
     """Run ``plan``; returns results.json's content (also written, with the reports, to ``out``)."""
     started = time.perf_counter()
     site = resolve_site(plan, end_s)
+    device = plan.station
+    reference = None
+    if device.reference is not None:  # a bad file fails before anything starts
+        reference = read_reference(plan.path.parent / device.reference, site.lanes)
     prepare_out_dir(out)  # a folder that cannot be written fails before the run
     wanted = selected(plan.doc.cases.include, plan.doc.cases.exclude)
-    device = plan.station
     emulator: EmulatorProcess | None = None
     write = device.write_community
     if plan.emulated:
@@ -143,6 +148,7 @@ async def run_plan(
     summary: dict[str, Any] | None = None
     truth: TruthPeriods | None = None
     poller = Poller(station, observed)
+    polled = False
     try:
         identity, id_case = await _identify(station)
         if "TSS-ID-1" in wanted:
@@ -157,8 +163,16 @@ async def run_plan(
             say(f"running {site.scenario.name} {site.begin_s:g}-{site.end_s:g} s, signal {site.signal}, "
                 f"{len(site.lanes)} zones, {period} s periods")  # fmt: skip
             summary = await lockstep(site, plan, out / "sim", emulator, truth, poller)
+        elif reference is not None and identity is not None:
+            say(f"polling {target[0]}:{target[1]} until its clock passes {reference.end_s:g} s, "
+                f"the end of {reference.path.name} (at most {device.listen_s:g} s)")  # fmt: skip
+            polled = await poll_until(poller, reference.end_s, device.listen_s,
+                                      min(1.0, observed.period_s / 4))  # fmt: skip
+            if not polled:
+                poller.unreadable.append(f"the station's clock did not reach {reference.end_s:g} s "
+                                         f"within {device.listen_s:g} s")  # fmt: skip
         results += await _protocol(
-            station, observed, plan, wanted, ran=truth is not None,
+            station, observed, plan, wanted, ran=truth is not None, polled=polled or truth is not None,
             power_cycle=None if emulator is None else emulator.power_cycle,
         )  # fmt: skip
     finally:
@@ -186,9 +200,25 @@ async def run_plan(
             "conditions": accuracy.by_condition(aligned),
             "unread_periods": poller.unreadable,
         }
+    elif reference is not None and identity is not None:
+        aligned, untiled = align_reference(reference, site.lanes, poller.device, observed.period_s)
+        step = interval_s(reference)
+        lanes = accuracy.lane_summaries(aligned, step, acc_th)
+        results += accuracy.accuracy_cases(lanes, acc_th, acc_wanted)
+        accuracy_doc = {
+            "period_s": step,
+            "truth": "reference",
+            "reference": {"file": str(reference.path), "site": reference.site,
+                          "clock": reference.clock, "rows": len(reference.rows),
+                          "untiled": untiled},
+            "intervals": {lane: [r.__dict__ for r in rows] for lane, rows in aligned.items()},
+            "lanes": lanes,
+            "conditions": accuracy.by_condition(aligned),
+            "unread_periods": poller.unreadable,
+        }  # fmt: skip
     else:
         why = ("an external station sees traffic the simulation does not: accuracy needs an "
-               "emulated station (or a reference count file, not supported yet)")  # fmt: skip
+               "emulated station or a reference count file (device.reference)")  # fmt: skip
         results += [not_applicable(c, why) for c in acc_wanted]
     order = {c: i for i, c in enumerate(CASES)}
     results.sort(key=lambda r: order[r.id])
@@ -207,11 +237,13 @@ async def run_plan(
         "scenario": {
             "name": site.scenario.name, "signal": site.signal, "zones": site.lanes,
             "controller": plan.doc.scenario.controller, "seed": plan.doc.scenario.seed,
-            "begin_s": site.begin_s, "end_s": site.end_s,
+            "begin_s": reference.begin_s if reference else site.begin_s,
+            "end_s": reference.end_s if reference else site.end_s,
             "vehicles_departed": summary["vehicles_departed"] if summary else None,
         },
         "thresholds": plan.thresholds.__dict__,
-        "inputs": [{"path": str(p), "sha256": sha256(p)} for p in input_files(plan, site.scenario)],
+        "inputs": [{"path": str(p), "sha256": sha256(p)} for p in input_files(plan, site.scenario)
+                   + ([reference.path.resolve()] if reference else [])],
         "cases": [r.to_dict() for r in results],
         "accuracy": accuracy_doc,
         "sample_size": {
@@ -243,9 +275,21 @@ async def _period(station: Station, default: int) -> int:
     return value if isinstance(value, int) and value > 0 else default
 
 
+async def poll_until(poller: Poller, end_s: float, wait_s: float, every_s: float) -> bool:
+    """Poll a station on its own clock until it shows a period ending at or after ``end_s``;
+    False if it did not within ``wait_s`` (wall s)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        last = await poller.sweep()
+        if last is not None and last >= end_s:
+            return True
+        await asyncio.sleep(every_s)
+    return False
+
+
 async def _protocol(
     station: Station, observed: RunObservations, plan: Plan, wanted: list[str], *, ran: bool,
-    power_cycle: Callable[[], None] | None,
+    polled: bool, power_cycle: Callable[[], None] | None,
 ) -> list[CaseResult]:  # fmt: skip
     results: list[CaseResult] = []
     if any(c in wanted for c in ("TSS-OBJ-1", "TSS-OBJ-2", "TSS-OBJ-3")):
@@ -254,13 +298,13 @@ async def _protocol(
         results.append(await zone_table_case(station))
     if "TSS-TBL-2" in wanted:
         results.append(await sample_table_case(station, observed.period_s))
-    no_run = "needs a run: only an emulated station is polled through one here"
+    no_run = "needs a run: an emulated station, or a real one with a reference count file"
     if "TSS-TBL-3" in wanted:
-        results.append(cadence_case(observed) if ran else not_applicable("TSS-TBL-3", no_run))
+        results.append(cadence_case(observed) if polled else not_applicable("TSS-TBL-3", no_run))
     if "TSS-COM-1" in wanted:
         results.append(buffer_case(observed) if ran else not_applicable("TSS-COM-1", no_run))
     if "TSS-STS-1" in wanted:
-        results.append(status_case(observed) if ran else not_applicable("TSS-STS-1", no_run))
+        results.append(status_case(observed) if polled else not_applicable("TSS-STS-1", no_run))
     results += await set_cases(station, wanted)
     if "TSS-TIM-1" in wanted:
         th = plan.thresholds

@@ -216,6 +216,23 @@ class Poller:
             self._recover(tlvs, missed)
         self._read(tlvs, 2, end_s)
 
+    async def sweep(self) -> int | None:
+        """A station running on its own clock (a real one, with a reference file): read entries
+        2 and 3 of every zone and keep each completed period not read yet. Returns the end (s)
+        of the last completed period, None if unreadable."""
+        zones = range(1, self.station.zones + 1)
+        oids = [instance(c, z, e, 1) for e in (2, 3) for z in zones for c in SAMPLE_COLUMNS]
+        try:
+            tlvs = await self.station.get(oids)
+        except ManagerError:
+            return None
+        ends = {e: ber.decode_value(tlvs.get(instance("sampleEndTime", 1, e, 1), b"")) for e in (3, 2)}
+        for entry, end in ends.items():  # the older first: periods read in order
+            if isinstance(end, int) and float(end) not in self.device:
+                self._read(tlvs, entry, float(end))
+        last = ends[2]
+        return last if isinstance(last, int) else None
+
     def _recover(self, tlvs: dict[OID, bytes], missed: int) -> None:
         end3 = ber.decode_value(tlvs.get(instance("sampleEndTime", 1, 3, 1), b""))
         if end3 == missed:

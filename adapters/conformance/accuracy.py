@@ -31,11 +31,12 @@ from adapters.conformance.cases import CaseResult, judged, not_applicable
 
 @dataclass(frozen=True)
 class LaneInterval:
-    """One lane in one sample period: true and reported volume (vehicles) and occupancy (%)."""
+    """One lane in one interval: true and reported volume (vehicles) and occupancy (%); the true
+    occupancy is None when the truth is a reference count file (it has none)."""
 
     end_s: float
     true_volume: int
-    true_occupancy_pct: float
+    true_occupancy_pct: float | None
     device_volume: int | None
     device_occupancy_pct: float | None
 
@@ -138,7 +139,12 @@ def by_condition(aligned: Mapping[str, Sequence[LaneInterval]]) -> dict[str, dic
     """Volume error pooled over every lane's periods of each condition (:data:`CONDITIONS`)."""
     out = {}
     for name, low, high in CONDITIONS:
-        rows = [r for lane in aligned.values() for r in lane if low <= r.true_occupancy_pct < high]
+        rows = [
+            r
+            for lane in aligned.values()
+            for r in lane
+            if r.true_occupancy_pct is not None and low <= r.true_occupancy_pct < high
+        ]
         out[name] = {"occupancy_pct": [low, min(high, 100.0)], "periods": len(rows),
                      **volume_error(rows).to_dict()}  # fmt: skip
     return out
@@ -162,7 +168,7 @@ def lane_summaries(
         occ = [
             r.device_occupancy_pct - r.true_occupancy_pct
             for r in rows
-            if r.device_occupancy_pct is not None
+            if r.device_occupancy_pct is not None and r.true_occupancy_pct is not None
         ]
         lane_blocks = blocks(rows, period_s, th.block_vehicles, th.block_s)
         judged_blocks = [b for b in lane_blocks if b.error_pct is not None]
@@ -252,7 +258,8 @@ def accuracy_cases(
                     f"{s['occupancy_bias_points']:+.2f}), limit {th.occupancy_error_points:g}"
                 )
         if periods == 0:
-            results.append(not_applicable("ACC-OCC-1", "no occupancy reported"))
+            results.append(not_applicable("ACC-OCC-1", "no interval with both a true and a "
+                                          "reported occupancy"))  # fmt: skip
         else:
             results.append(
                 judged("ACC-OCC-1", failures, f"{periods} lane-periods, every lane's mean absolute "

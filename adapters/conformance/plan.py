@@ -67,6 +67,12 @@ class DeviceDoc(BaseModel):
     write_community: str | None = Field(default=None, min_length=1)
     """For the SET cases (an emulated station is given it); none: they are not applicable."""
     emulator: EmulatorDoc | None = None
+    reference: str | None = Field(default=None, min_length=1)
+    """A real station's truth: a reference count file (hand or video counts, CSV; see
+    ``adapters.conformance.reference``), relative to the plan."""
+    listen_s: float = Field(default=3600.0, gt=0.0, le=7 * 86400.0)
+    """With a reference: how long at most the harness polls the station (wall s) waiting for
+    its clock to pass the reference's last interval."""
 
     @field_validator("address")
     @classmethod
@@ -340,6 +346,13 @@ def _check_kind(path: Path, doc: PlanDoc) -> None:
         if doc.scenario.zones is not None:
             raise PlanError(path, "parking zones are for kind = 'lorawan'", field="scenario.zones",
                             expected="scenario.signal and lanes for a detector station")  # fmt: skip
+        if device.reference is not None and device.address == "emulated":
+            raise PlanError(path, "an emulated station's truth is the simulation",
+                            field="device.reference", expected="address = HOST:PORT")  # fmt: skip
+        if device.reference is not None and doc.scenario.lanes is None:
+            raise PlanError(path, "missing", field="scenario.lanes",
+                            expected="the lane each zone watches (zone n is lanes[n-1]), as the "
+                            "reference file names them")  # fmt: skip
         return
     try:
         codec_for(device.model)

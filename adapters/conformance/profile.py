@@ -31,7 +31,7 @@ def fitted_profile(results: dict[str, Any]) -> dict[str, Any] | None:
     errors = [
         (r.device_occupancy_pct - r.true_occupancy_pct) / 100
         for r in rows
-        if r.device_occupancy_pct is not None
+        if r.device_occupancy_pct is not None and r.true_occupancy_pct is not None
     ]
     mean = sum(errors) / len(errors) if errors else 0.0
     sd = math.sqrt(sum((e - mean) ** 2 for e in errors) / (len(errors) - 1)) if len(errors) > 1 else 0.0

@@ -348,7 +348,8 @@ def occupancy_chart(results: dict[str, Any]) -> str:
     acc = results["accuracy"]
     points = [(r["true_occupancy_pct"], r["device_occupancy_pct"])
               for rows in acc["intervals"].values() for r in rows
-              if r["device_occupancy_pct"] is not None]  # fmt: skip
+              if r["device_occupancy_pct"] is not None
+              and r["true_occupancy_pct"] is not None]  # fmt: skip
     top = max([5.0, *(max(p) for p in points)]) * 1.05
     w = h = 260
     pad = 30

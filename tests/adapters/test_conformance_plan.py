@@ -48,6 +48,12 @@ def test_bundled_plans_load_with_their_presets() -> None:
         ('preset = "cdot"', 'preset = "cdott"', "thresholds.preset", "'cdot' or 'vdot'"),
         ('include = ["protocol", "accuracy"]', 'include = ["TSS-XYZ"]', "cases.include[0]", "TSS-OBJ-1"),
         ("[device.emulator]", "[device.emulatr]", "device.emulatr", "one of kind"),
+        (
+            'address = "emulated"',
+            'address = "emulated"\nreference = "c.csv"',
+            "device.reference",
+            "HOST:PORT",
+        ),
     ],
 )
 def test_a_bad_plan_names_file_field_and_expectation(
