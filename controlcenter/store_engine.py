@@ -2,8 +2,10 @@
 
 The store's queries are written once, in the SQL both engines speak: ``?`` placeholders,
 ``INSERT ... ON CONFLICT`` for upserts, ``RETURNING`` for the key a row was given, double-quoted
-identifiers (``"user"`` is a reserved word in PostgreSQL). JSON is kept as text in both. What
-differs is here:
+identifiers (``"user"`` is a reserved word in PostgreSQL). JSON is kept as text in both. A NUL
+character in a text written is kept as U+FFFD on both (PostgreSQL's text cannot hold a NUL: one
+in an operator's note, or in a refusal that quotes a command's argument, would otherwise fail the
+whole transaction and the recorder's batch with it). What differs is here:
 
 - connecting: SQLite opens a file per connection (WAL mode, ``synchronous=FULL``); PostgreSQL
   connects with libpq and keeps a few idle reading connections for the next read;
@@ -73,6 +75,13 @@ def _row_class(names: tuple[str, ...]) -> type[PgRow]:
     return type("PgRow", (PgRow,), {"columns": {name: i for i, name in enumerate(names)}})
 
 
+def _text(value: Any) -> Any:
+    """A value to write: a string's NUL characters as U+FFFD (see the module's docstring)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 class Db:
     """One connection: runs the store's SQL, in the engine's dialect. Rows are read by position
     or by column name (``row[0]``, ``row["id"]``), on both engines."""
@@ -82,11 +91,13 @@ class Db:
         self.connection = connection
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Cursor:
-        cursor: Cursor = self.connection.execute(self.engine.query(statement), tuple(params))
+        values = tuple(map(_text, params))
+        cursor: Cursor = self.connection.execute(self.engine.query(statement), values)
         return cursor
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.engine.executemany(self.connection, self.engine.query(statement), rows)
+        values = (tuple(map(_text, row)) for row in rows)
+        self.engine.executemany(self.connection, self.engine.query(statement), values)
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row."""

@@ -131,6 +131,33 @@ def test_audit_entries_are_decided_later(url: str) -> None:
     assert entry["arguments"] == {"action": "flash"} and entry["decided"]
 
 
+def test_a_nul_character_is_kept_as_a_replacement_and_fails_nothing(url: str) -> None:
+    """PostgreSQL's text cannot hold a NUL: an operator's note with one, or a refusal quoting a
+    command's argument (``phase '\x00' is not a number``), must not fail the transaction - on
+    PostgreSQL that lost the recorder's whole batch, its messages with it."""
+    store = Store(url)
+    writer = store.writer()
+    with writer.transaction():
+        run = writer.begin_run("single", "fixed", 1)
+        pending = writer.add_audit(
+            user="ana", role="operator", action="signal.override", target="tls:J\x00",
+            arguments={"argument": "\x00"}, result="pending",
+        )  # fmt: skip
+    with writer.transaction():
+        writer.add_events(run, [(1, 0.5, "engine\x00", "run.status", "{}")], 1.0)
+        writer.decide_audit(pending, "refused", "phase '\x00' is not a number", 12.0)
+        a = alarm(1)
+        writer.save_alarm(a)
+        writer.add_alarm_event(a.apply(AlarmAction.ACKNOWLEDGE, user="ana", at=120.0, note="x\x00"))
+    [entry] = store.audit().items
+    assert (entry["target"], entry["detail"]) == ("tls:J\ufffd", "phase '\ufffd' is not a number")
+    assert entry["arguments"] == {"argument": "\x00"}  # JSON escapes it: kept as it was
+    assert [e["source"] for e in store.events(run_id=run)] == ["engine\ufffd"]
+    assert [h["note"] for h in store.alarm_history(1)] == ["x\ufffd"]
+    writer.close()
+    store.close()
+
+
 def test_retention_deletes_old_records_but_never_open_alarms(url: str) -> None:
     store = Store(url)
     writer = store.writer()
