@@ -355,10 +355,23 @@ class Writer:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         if self.c.broken:  # the database server restarted or the link dropped: connect again
-            self.c.close()
-            self.c = self.engine.connect(writer=True)
-        with self.c.transaction():
+            self._reconnect()
+        try:
+            self.c.begin()
+        except self.engine.errors:
+            if not self.c.broken:
+                raise  # e.g. another writer held the lock too long
+            # The server ended the session while it was idle (a restart, a failover): this is
+            # where it shows, before anything of the transaction was sent - begin it again on a
+            # new connection rather than fail it (the recorder would drop its whole batch).
+            self._reconnect()
+            self.c.begin()
+        with self.c.transaction(begun=True):
             yield
+
+    def _reconnect(self) -> None:
+        self.c.close()
+        self.c = self.engine.connect(writer=True)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -108,15 +108,25 @@ class Db:
         rows = self.execute(statement, params).fetchall()  # to its end: SQLite then frees it
         return int(rows[0][0])
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A writing transaction holding the write lock: committed on leaving, rolled back on an
-        exception (a connection that broke meanwhile has nothing left to roll back)."""
+    def begin(self) -> None:
+        """Begin a writing transaction and take the write lock (on failure, nothing is open)."""
         begin, *lock = self.engine.begin_write
         self.execute(begin)
         try:
             for statement in lock:
                 self.execute(statement)
+        except BaseException:
+            self._rollback()
+            raise
+
+    @contextmanager
+    def transaction(self, *, begun: bool = False) -> Iterator[None]:
+        """A writing transaction holding the write lock (``begun``: :meth:`begin` was called):
+        committed on leaving, rolled back on an exception (a connection that broke meanwhile has
+        nothing left to roll back)."""
+        if not begun:
+            self.begin()
+        try:
             yield
         except BaseException:
             self._rollback()

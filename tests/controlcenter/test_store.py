@@ -295,20 +295,30 @@ def test_one_writer_at_a_time(url: str) -> None:
 
 
 def test_a_writer_whose_connection_was_cut_connects_again(postgres_url: str) -> None:
-    """The database server ended the writer's session (a restart, a failover): the transaction
-    that finds out fails and keeps nothing; the next one connects again."""
+    """The database server ended the writer's session (a restart, a failover). Cut while it was
+    idle, the next transaction finds out as it begins, before sending anything: it begins again
+    on a new connection and keeps what it writes (the recorder's batch is not lost). Cut in the
+    middle of a transaction, that one fails and keeps nothing; the next connects again."""
     store = Store(postgres_url)
     writer = store.writer()
+
+    def cut() -> None:
+        pid = writer.c.scalar("SELECT pg_backend_pid()")
+        with store.reading() as c:
+            assert c.scalar("SELECT pg_terminate_backend(?)", (pid,)) is True
+
     with writer.transaction():
         writer.add_user("ana", "viewer")
-    pid = writer.c.scalar("SELECT pg_backend_pid()")
-    with store.reading() as c:
-        assert c.scalar("SELECT pg_terminate_backend(?)", (pid,)) is True
-    with pytest.raises(store.errors), writer.transaction():
+    cut()
+    with writer.transaction():
         writer.add_user("ben", "viewer")
+    with pytest.raises(store.errors), writer.transaction():
+        writer.add_user("cat", "viewer")
+        cut()
+        writer.add_user("dan", "viewer")
     with writer.transaction():
         writer.add_user("eve", "viewer")
-    assert [u["name"] for u in store.users()] == ["ana", "eve"]
+    assert [u["name"] for u in store.users()] == ["ana", "ben", "eve"]
     writer.close()
     store.close()
 
