@@ -284,7 +284,10 @@ class PostgresEngine(Engine):
     def reading(self) -> Iterator[Db]:
         with self._lock:
             db = self._idle.pop() if self._idle else None
-        if db is None or db.broken:
+        if db is not None and not self._alive(db):
+            db.close()
+            db = None
+        if db is None:
             db = self.connect(writer=False)
         try:
             yield db
@@ -295,6 +298,17 @@ class PostgresEngine(Engine):
                     self._idle.append(db)
             if not keep:
                 db.close()
+
+    def _alive(self, db: Db) -> bool:
+        """Whether a kept connection still reaches the server: one that restarted (or a
+        failover) ended its session while it sat idle, and the read would fail on it (a 500)."""
+        if db.broken:
+            return False
+        try:
+            db.connection.execute("SELECT 1")
+        except self.errors:
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:

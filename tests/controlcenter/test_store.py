@@ -305,7 +305,7 @@ def test_a_writer_whose_connection_was_cut_connects_again(postgres_url: str) -> 
     def cut() -> None:
         pid = writer.c.scalar("SELECT pg_backend_pid()")
         with store.reading() as c:
-            assert c.scalar("SELECT pg_terminate_backend(?)", (pid,)) is True
+            assert c.scalar("SELECT pg_terminate_backend(?, 10000)", (pid,)) is True
 
     with writer.transaction():
         writer.add_user("ana", "viewer")
@@ -319,6 +319,20 @@ def test_a_writer_whose_connection_was_cut_connects_again(postgres_url: str) -> 
     with writer.transaction():
         writer.add_user("eve", "viewer")
     assert [u["name"] for u in store.users()] == ["ana", "ben", "eve"]
+    writer.close()
+    store.close()
+
+
+def test_reads_after_the_server_ended_the_kept_connections(postgres_url: str) -> None:
+    """The reading connections kept between reads were ended by the server (a restart): the
+    next reads connect again rather than fail (an API read answered 500)."""
+    store = Store(postgres_url)
+    with store.reading() as first, store.reading() as second:  # two kept for the next reads
+        pids = [first.scalar("SELECT pg_backend_pid()"), second.scalar("SELECT pg_backend_pid()")]
+    writer = store.writer()
+    for pid in pids:
+        assert writer.c.scalar("SELECT pg_terminate_backend(?, 10000)", (pid,)) is True
+    assert store.user_count() == 0 and store.user_count() == 0
     writer.close()
     store.close()
 
