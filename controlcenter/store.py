@@ -480,12 +480,15 @@ class Writer:
     # --- users and settings ----------------------------------------------------------------------
 
     def add_user(self, name: str, role: str) -> None:
-        try:
-            self.c.execute(
-                "INSERT INTO users (name, role, created_at) VALUES (?, ?, ?)", (name, role, time.time())
-            )
-        except self.engine.integrity_errors:
-            raise CcsimError(f"user '{name}' exists already") from None
+        # Not by catching the unique violation: on PostgreSQL that aborts the transaction, and
+        # the refusal could no longer be audited in it.
+        added = self.c.execute(
+            "INSERT INTO users (name, role, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING RETURNING name",
+            (name, role, time.time()),
+        ).fetchall()
+        if not added:
+            raise CcsimError(f"user '{name}' exists already")
 
     def add_token(self, hashed: str, user: str) -> None:
         self.c.execute(

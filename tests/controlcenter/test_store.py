@@ -266,6 +266,27 @@ def test_a_second_user_with_the_same_name_is_refused(url: str) -> None:
         assert [r["role"] for r in c.execute("SELECT role FROM users").fetchall()] == ["viewer"]
 
 
+def test_a_refused_user_leaves_the_transaction_usable(url: str) -> None:
+    """POST /api/users with a taken name: the refusal is audited in the same transaction (a 409).
+    On PostgreSQL a unique violation aborts the transaction, so the audit failed with it (a 503,
+    nothing audited); the name is checked without one."""
+    store = Store(url)
+    writer = store.writer()
+    with writer.transaction():
+        writer.add_user("ana", "viewer")
+    with writer.transaction(), writer.savepoint():  # as the recorder runs a job
+        with pytest.raises(CcsimError, match="user 'ana' exists already"):
+            writer.add_user("ana", "operator")
+        writer.add_audit(
+            user="admin", role="admin", action="user.create", target="user:ana", arguments={},
+            result="refused", detail="user 'ana' exists already",
+        )  # fmt: skip
+    assert [(e["action"], e["result"]) for e in store.audit().items] == [("user.create", "refused")]
+    assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer")]
+    writer.close()
+    store.close()
+
+
 # --- the write lock, a lost connection ------------------------------------------------------------
 
 
