@@ -355,10 +355,23 @@ class Writer:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         if self.c.broken:  # the database server restarted or the link dropped: connect again
-            self.c.close()
-            self.c = self.engine.connect(writer=True)
-        with self.c.transaction():
+            self._reconnect()
+        try:
+            self.c.begin()
+        except self.engine.errors:
+            if not self.c.broken:
+                raise  # e.g. another writer held the lock too long
+            # The server ended the session while it was idle (a restart, a failover): this is
+            # where it shows, before anything of the transaction was sent - begin it again on a
+            # new connection rather than fail it (the recorder would drop its whole batch).
+            self._reconnect()
+            self.c.begin()
+        with self.c.transaction(begun=True):
             yield
+
+    def _reconnect(self) -> None:
+        self.c.close()
+        self.c = self.engine.connect(writer=True)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -467,12 +480,15 @@ class Writer:
     # --- users and settings ----------------------------------------------------------------------
 
     def add_user(self, name: str, role: str) -> None:
-        try:
-            self.c.execute(
-                "INSERT INTO users (name, role, created_at) VALUES (?, ?, ?)", (name, role, time.time())
-            )
-        except self.engine.integrity_errors:
-            raise CcsimError(f"user '{name}' exists already") from None
+        # Not by catching the unique violation: on PostgreSQL that aborts the transaction, and
+        # the refusal could no longer be audited in it.
+        added = self.c.execute(
+            "INSERT INTO users (name, role, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING RETURNING name",
+            (name, role, time.time()),
+        ).fetchall()
+        if not added:
+            raise CcsimError(f"user '{name}' exists already")
 
     def add_token(self, hashed: str, user: str) -> None:
         self.c.execute(

@@ -2,8 +2,10 @@
 
 The store's queries are written once, in the SQL both engines speak: ``?`` placeholders,
 ``INSERT ... ON CONFLICT`` for upserts, ``RETURNING`` for the key a row was given, double-quoted
-identifiers (``"user"`` is a reserved word in PostgreSQL). JSON is kept as text in both. What
-differs is here:
+identifiers (``"user"`` is a reserved word in PostgreSQL). JSON is kept as text in both. A NUL
+character in a text written is kept as U+FFFD on both (PostgreSQL's text cannot hold a NUL: one
+in an operator's note, or in a refusal that quotes a command's argument, would otherwise fail the
+whole transaction and the recorder's batch with it). What differs is here:
 
 - connecting: SQLite opens a file per connection (WAL mode, ``synchronous=FULL``); PostgreSQL
   connects with libpq and keeps a few idle reading connections for the next read;
@@ -73,6 +75,13 @@ def _row_class(names: tuple[str, ...]) -> type[PgRow]:
     return type("PgRow", (PgRow,), {"columns": {name: i for i, name in enumerate(names)}})
 
 
+def _text(value: Any) -> Any:
+    """A value to write: a string's NUL characters as U+FFFD (see the module's docstring)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 class Db:
     """One connection: runs the store's SQL, in the engine's dialect. Rows are read by position
     or by column name (``row[0]``, ``row["id"]``), on both engines."""
@@ -82,11 +91,13 @@ class Db:
         self.connection = connection
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Cursor:
-        cursor: Cursor = self.connection.execute(self.engine.query(statement), tuple(params))
+        values = tuple(map(_text, params))
+        cursor: Cursor = self.connection.execute(self.engine.query(statement), values)
         return cursor
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.engine.executemany(self.connection, self.engine.query(statement), rows)
+        values = (tuple(map(_text, row)) for row in rows)
+        self.engine.executemany(self.connection, self.engine.query(statement), values)
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row."""
@@ -97,15 +108,25 @@ class Db:
         rows = self.execute(statement, params).fetchall()  # to its end: SQLite then frees it
         return int(rows[0][0])
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A writing transaction holding the write lock: committed on leaving, rolled back on an
-        exception (a connection that broke meanwhile has nothing left to roll back)."""
+    def begin(self) -> None:
+        """Begin a writing transaction and take the write lock (on failure, nothing is open)."""
         begin, *lock = self.engine.begin_write
         self.execute(begin)
         try:
             for statement in lock:
                 self.execute(statement)
+        except BaseException:
+            self._rollback()
+            raise
+
+    @contextmanager
+    def transaction(self, *, begun: bool = False) -> Iterator[None]:
+        """A writing transaction holding the write lock (``begun``: :meth:`begin` was called):
+        committed on leaving, rolled back on an exception (a connection that broke meanwhile has
+        nothing left to roll back)."""
+        if not begun:
+            self.begin()
+        try:
             yield
         except BaseException:
             self._rollback()
@@ -263,7 +284,10 @@ class PostgresEngine(Engine):
     def reading(self) -> Iterator[Db]:
         with self._lock:
             db = self._idle.pop() if self._idle else None
-        if db is None or db.broken:
+        if db is not None and not self._alive(db):
+            db.close()
+            db = None
+        if db is None:
             db = self.connect(writer=False)
         try:
             yield db
@@ -274,6 +298,17 @@ class PostgresEngine(Engine):
                     self._idle.append(db)
             if not keep:
                 db.close()
+
+    def _alive(self, db: Db) -> bool:
+        """Whether a kept connection still reaches the server: one that restarted (or a
+        failover) ended its session while it sat idle, and the read would fail on it (a 500)."""
+        if db.broken:
+            return False
+        try:
+            db.connection.execute("SELECT 1")
+        except self.errors:
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:

@@ -259,15 +259,21 @@ class KpiCollector:
 
     def _rotating_peak(self) -> float | None:
         """The highest mean share of rotating bays occupied over a ``PEAK_WINDOW_S`` window of
-        the once-a-minute samples (the whole run's mean if it is shorter); None without them."""
+        the once-a-minute samples (the whole run's mean if it is shorter); None without them.
+
+        A window counts when the samples were taken through it: it starts at a sample and the
+        run went on to sample at least once more after it (the last window ends one sample
+        interval after the last sample). Windows are judged by the samples, not by the end the
+        run planned: a run stopped early has no windows of one or two samples at its end."""
         samples = self.rotating
         if not samples:
             return None
-        end = self.started.end_s if self.started is not None else samples[-1][0]
+        spacing = samples[1][0] - samples[0][0] if len(samples) > 1 else PEAK_WINDOW_S
+        covered = samples[-1][0] + spacing + 1e-6
         means = [
             statistics.fmean(v for t, v in samples if start <= t < start + PEAK_WINDOW_S)
             for start, _v in samples
-            if start + PEAK_WINDOW_S <= end
+            if start + PEAK_WINDOW_S <= covered
         ]
         return max(means) if means else statistics.fmean(v for _t, v in samples)
 

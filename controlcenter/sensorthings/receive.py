@@ -36,7 +36,9 @@ from controlcenter.sensorthings.service import SensorThingsService
 from controlcenter.sensorthings.store import SensorThingsStore, reverse_navigation
 
 VERSION = "v1.1"
-_STEP = re.compile(r"^(?P<name>[A-Za-z]+)\((?P<id>\d{1,18})\)$")
+_STEP = re.compile(r"^(?P<name>[A-Za-z]+)\((?P<id>[1-9]\d{0,17})\)$")
+"""One step of a topic path; an id as the service writes it (no leading zero: a topic is matched
+letter for letter, so Datastreams(01) would never be published on)."""
 
 Message = tuple[str, bytes]
 

@@ -81,8 +81,23 @@ def parse_literal(token: str) -> BaseGeometry:
             raise GeometryError(f"{srid}: only SRID=4326 (WGS 84 longitude, latitude) is served")
     try:
         geometry = shapely.wkt.loads(body)
+    except NotImplementedError:
+        raise GeometryError(_CURVED) from None
     except (ShapelyError, ValueError) as exc:
         raise GeometryError(f"not Well-Known Text ({exc})") from None
+    try:
+        return _checked(geometry)
+    except (ShapelyError, NotImplementedError):  # e.g. a curve inside a collection
+        raise GeometryError(f"a geometry the service cannot work with; {_CURVED}") from None
+
+
+_CURVED = (
+    "curved geometries (CIRCULARSTRING, COMPOUNDCURVE, CURVEPOLYGON, MULTICURVE, MULTISURFACE) "
+    "are not served: write the curve as straight segments"
+)
+
+
+def _checked(geometry: BaseGeometry) -> BaseGeometry:
     if geometry.is_empty:
         raise GeometryError("the geometry is empty")
     coordinates = shapely.get_coordinates(geometry)

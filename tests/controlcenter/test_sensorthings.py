@@ -604,6 +604,8 @@ def test_receive_updates_A8_every_change_on_its_topics_as_rest_gives_it(served: 
         ("v1.1/Datastreams(1)/Observations", "expected v1.1/PATH?$select=NAME,NAME"),
         ("v1.1/Robots?$select=name", "the path must be an entity set"),
         ("v1.1/Datastreams(x)/Observations?$select=result", "the path must be an entity set"),
+        # accepted, it was never published on: updates go to Datastreams(1)/Observations
+        ("v1.1/Datastreams(01)/Observations?$select=result", "the path must be an entity set"),
         ("v1.1/Things(1)/Datastreams(2)/Observations?$select=result", "the path must be an entity set"),
         ("v1.1/Datastreams(1)/Thing?$select=name", "a Datastream has no collection 'Thing'"),
         ("v1.1/Observations?$filter=result gt 1", "only $select is served on MQTT topics"),

@@ -534,6 +534,14 @@ def test_filtering_A2_spatial_functions_on_a_value_that_is_no_geometry_are_null(
             "point (-12.12 -97.03) is off the earth",
         ),
         ("st_within(feature, geography'SRID=3857;POINT(1 2)')", "only SRID=4326"),
+        (  # shapely reads no curve: it was a NotImplementedError, a 500
+            "st_within(feature, geography'CIRCULARSTRING(0 0, 1 1, 2 0)')",
+            "geography'CIRCULARSTRING(0 0, 1 1, 2 0)': curved geometries",
+        ),
+        (  # read, but GEOS fails on it (a GEOSException, a 500)
+            "geo.length(geography'GEOMETRYCOLLECTION(CIRCULARSTRING(0 0, 1 1, 2 0))') gt 0",
+            "a geometry the service cannot work with; curved geometries",
+        ),
         ("st_within(feature, geography'POINT EMPTY')", "geography'POINT EMPTY': the geometry is empty"),
         (
             "st_within(feature, geography'CIRCLE(1 2, 3)')",

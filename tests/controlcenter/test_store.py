@@ -131,6 +131,33 @@ def test_audit_entries_are_decided_later(url: str) -> None:
     assert entry["arguments"] == {"action": "flash"} and entry["decided"]
 
 
+def test_a_nul_character_is_kept_as_a_replacement_and_fails_nothing(url: str) -> None:
+    """PostgreSQL's text cannot hold a NUL: an operator's note with one, or a refusal quoting a
+    command's argument (``phase '\x00' is not a number``), must not fail the transaction - on
+    PostgreSQL that lost the recorder's whole batch, its messages with it."""
+    store = Store(url)
+    writer = store.writer()
+    with writer.transaction():
+        run = writer.begin_run("single", "fixed", 1)
+        pending = writer.add_audit(
+            user="ana", role="operator", action="signal.override", target="tls:J\x00",
+            arguments={"argument": "\x00"}, result="pending",
+        )  # fmt: skip
+    with writer.transaction():
+        writer.add_events(run, [(1, 0.5, "engine\x00", "run.status", "{}")], 1.0)
+        writer.decide_audit(pending, "refused", "phase '\x00' is not a number", 12.0)
+        a = alarm(1)
+        writer.save_alarm(a)
+        writer.add_alarm_event(a.apply(AlarmAction.ACKNOWLEDGE, user="ana", at=120.0, note="x\x00"))
+    [entry] = store.audit().items
+    assert (entry["target"], entry["detail"]) == ("tls:J\ufffd", "phase '\ufffd' is not a number")
+    assert entry["arguments"] == {"argument": "\x00"}  # JSON escapes it: kept as it was
+    assert [e["source"] for e in store.events(run_id=run)] == ["engine\ufffd"]
+    assert [h["note"] for h in store.alarm_history(1)] == ["x\ufffd"]
+    writer.close()
+    store.close()
+
+
 def test_retention_deletes_old_records_but_never_open_alarms(url: str) -> None:
     store = Store(url)
     writer = store.writer()
@@ -239,6 +266,27 @@ def test_a_second_user_with_the_same_name_is_refused(url: str) -> None:
         assert [r["role"] for r in c.execute("SELECT role FROM users").fetchall()] == ["viewer"]
 
 
+def test_a_refused_user_leaves_the_transaction_usable(url: str) -> None:
+    """POST /api/users with a taken name: the refusal is audited in the same transaction (a 409).
+    On PostgreSQL a unique violation aborts the transaction, so the audit failed with it (a 503,
+    nothing audited); the name is checked without one."""
+    store = Store(url)
+    writer = store.writer()
+    with writer.transaction():
+        writer.add_user("ana", "viewer")
+    with writer.transaction(), writer.savepoint():  # as the recorder runs a job
+        with pytest.raises(CcsimError, match="user 'ana' exists already"):
+            writer.add_user("ana", "operator")
+        writer.add_audit(
+            user="admin", role="admin", action="user.create", target="user:ana", arguments={},
+            result="refused", detail="user 'ana' exists already",
+        )  # fmt: skip
+    assert [(e["action"], e["result"]) for e in store.audit().items] == [("user.create", "refused")]
+    assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer")]
+    writer.close()
+    store.close()
+
+
 # --- the write lock, a lost connection ------------------------------------------------------------
 
 
@@ -268,20 +316,44 @@ def test_one_writer_at_a_time(url: str) -> None:
 
 
 def test_a_writer_whose_connection_was_cut_connects_again(postgres_url: str) -> None:
-    """The database server ended the writer's session (a restart, a failover): the transaction
-    that finds out fails and keeps nothing; the next one connects again."""
+    """The database server ended the writer's session (a restart, a failover). Cut while it was
+    idle, the next transaction finds out as it begins, before sending anything: it begins again
+    on a new connection and keeps what it writes (the recorder's batch is not lost). Cut in the
+    middle of a transaction, that one fails and keeps nothing; the next connects again."""
     store = Store(postgres_url)
     writer = store.writer()
+
+    def cut() -> None:
+        pid = writer.c.scalar("SELECT pg_backend_pid()")
+        with store.reading() as c:
+            assert c.scalar("SELECT pg_terminate_backend(?, 10000)", (pid,)) is True
+
     with writer.transaction():
         writer.add_user("ana", "viewer")
-    pid = writer.c.scalar("SELECT pg_backend_pid()")
-    with store.reading() as c:
-        assert c.scalar("SELECT pg_terminate_backend(?)", (pid,)) is True
-    with pytest.raises(store.errors), writer.transaction():
+    cut()
+    with writer.transaction():
         writer.add_user("ben", "viewer")
+    with pytest.raises(store.errors), writer.transaction():
+        writer.add_user("cat", "viewer")
+        cut()
+        writer.add_user("dan", "viewer")
     with writer.transaction():
         writer.add_user("eve", "viewer")
-    assert [u["name"] for u in store.users()] == ["ana", "eve"]
+    assert [u["name"] for u in store.users()] == ["ana", "ben", "eve"]
+    writer.close()
+    store.close()
+
+
+def test_reads_after_the_server_ended_the_kept_connections(postgres_url: str) -> None:
+    """The reading connections kept between reads were ended by the server (a restart): the
+    next reads connect again rather than fail (an API read answered 500)."""
+    store = Store(postgres_url)
+    with store.reading() as first, store.reading() as second:  # two kept for the next reads
+        pids = [first.scalar("SELECT pg_backend_pid()"), second.scalar("SELECT pg_backend_pid()")]
+    writer = store.writer()
+    for pid in pids:
+        assert writer.c.scalar("SELECT pg_terminate_backend(?, 10000)", (pid,)) is True
+    assert store.user_count() == 0 and store.user_count() == 0
     writer.close()
     store.close()
 

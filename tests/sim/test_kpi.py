@@ -112,9 +112,10 @@ def test_parking_peak_and_rotating_loading_efficiency() -> None:
         curb_legitimate_bay_s=12 * 1800.0 * 0.75, sensor_agree=1, sensor_samples=1,
     ))  # fmt: skip
     s = kpi.summary(scenario="s", controller="fixed", seed=1, wall_time_s=1.0)
-    # windows of 15 samples start at minutes 0..14 (one starting later would run past the end):
-    # the busiest, minutes 14-28, has 11 at 0.9 and 4 at 1.0 (the last minute alone would be 1.0)
-    assert s["parking_rotating_peak_occupancy"] == pytest.approx((11 * 0.9 + 4 * 1.0) / 15)
+    # windows of 15 samples start at minutes 0..15 (one starting later would run past the last
+    # sample): the busiest, the run's last quarter-hour (minutes 15-29), has 10 at 0.9 and 5 at
+    # 1.0 (the last minute alone would be 1.0)
+    assert s["parking_rotating_peak_occupancy"] == pytest.approx((10 * 0.9 + 5 * 1.0) / 15)
     assert s["public_space_efficiency_rotating_loading"] == pytest.approx(0.75)
     assert s["public_space_efficiency"] == pytest.approx(0.4)
     assert s["parking_overstay_rate"] == pytest.approx(2 / 10)  # over every stay seen, before too
@@ -129,3 +130,18 @@ def test_a_run_shorter_than_the_peak_window_takes_its_mean() -> None:
         zone = ZoneOccupancy("r", "rotating", 10, taken, 0, 0.0)
         bus.publish(1.0 + 60 * minute, "parking", ParkingOccupancy((zone,)))
     assert kpi._rotating_peak() == pytest.approx(0.4)
+
+
+def test_a_run_stopped_early_has_no_short_windows_at_its_end() -> None:
+    """Stopped after 17 minutes of a planned hour: the windows are the three that have 15
+    samples, not the ones of a few samples at the stop (a last minute of 1.0 is no peak)."""
+    kpi = KpiCollector()
+    bus = MessageBus()
+    bus.subscribe(kpi)
+    bus.publish(0.0, "engine", RunStarted("s", "fixed", 1, 0.0, 3600.0, 1.0, "SUMO"))
+    for minute in range(17):
+        taken = 10 if minute == 16 else 6 if minute >= 14 else 4
+        zone = ZoneOccupancy("r", "rotating", 10, taken, 0, 0.0)
+        bus.publish(1.0 + 60 * minute, "parking", ParkingOccupancy((zone,)))
+    # windows at minutes 0-14, 1-15 and 2-16; the last: 12 at 0.4, 2 at 0.6, 1 at 1.0
+    assert kpi._rotating_peak() == pytest.approx((12 * 0.4 + 2 * 0.6 + 1.0) / 15)
