@@ -113,7 +113,6 @@ class Seek:
     to then, to be reduced into a fresh state."""
 
     batch: Batch
-    paused: bool
 
 
 ReplayRecord = Batch | Outcome | RunEnded | Seek
@@ -202,7 +201,7 @@ class Replayer:
             self._next = run.until(t)
             self._t = t
             batch = Batch(t, run.rows[: self._next], run.interval_rows(-float("inf"), t))
-            self._on_record(Seek(batch, self.paused))
+            self._on_record(Seek(batch))
             self._wake.notify_all()
         return t
 

@@ -194,7 +194,6 @@ class ControlCenter:
             # A replay moved to another time: the state as of then, from the start.
             self.state = ControlState()
             self._start_state()
-            self.state.set("run", "paused", record.paused)
             self._reduce(record.batch)
             self.mirror.replace(self.state.snapshot(), record.batch.t)
             return
@@ -225,6 +224,10 @@ class ControlCenter:
         state.apply_rows(batch.events)
         state.apply_kpis(batch.kpis)
         state.set("run", "t", batch.t)
+        replaying = self.replaying
+        if replaying is not None:  # the replay's own pause and speed, not the recorded run's
+            state.set("run", "paused", replaying.paused)
+            state.set("run", "speed", replaying.speed)
         batch.changes = state.changes()
 
     def _read(self, name: str, reader: Callable[..., object], *args: Any) -> None:

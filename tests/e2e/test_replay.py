@@ -86,6 +86,7 @@ def test_a_seek_back_shows_the_state_as_of_then(
     run_dir, _ = live
     with replay.client() as c:
         assert c.post("/api/simulation/pause").json()["result"] == "accepted"
+        assert state(replay)["state"]["run"]["paused"] is True  # the replay's, not the run's
         sought = c.post("/api/simulation/seek", json={"t": 100})
         outside = c.post("/api/simulation/seek", json={"t": 5000})
     assert sought.status_code == 200 and sought.json()["t"] == 100, sought.text
