@@ -10,7 +10,9 @@ yet), 409 refused (and why), 403 when the role does not allow it - audited all t
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -20,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from controlcenter.alarms import AlarmAction, AlarmState, Severity
 from controlcenter.auth import AuthError, Role, User
 from controlcenter.commands import CommandResult
+from controlcenter.replay import RecordedRun
 from controlcenter.runtime import ControlCenter
 from controlcenter.store import RETENTION_DEFAULTS
 from sim.devices.incidents import incident_problem
@@ -161,10 +164,17 @@ def events(
 ) -> dict[str, Any]:
     """The message history: every message of the run (``t``, ``seq``, source, kind, payload)."""
     run_id = center.run.id if run is None else run
-    items = center.store.events(
-        run_id=run_id, kinds=kind or [], source=source, after_seq=after, since_t=since_t,
-        until_t=until_t, limit=limit,
-    )  # fmt: skip
+    if center.replaying is not None and run_id == center.run.id:
+        # a replay's messages are those of its events.parquet, up to the time replayed
+        until = center.replaying.t if until_t is None else min(until_t, center.replaying.t)
+        items = replayed_events(
+            center.replaying.run, run_id, kind or [], source, after, since_t, until, limit
+        )
+    else:
+        items = center.store.events(
+            run_id=run_id, kinds=kind or [], source=source, after_seq=after, since_t=since_t,
+            until_t=until_t, limit=limit,
+        )  # fmt: skip
     return {"run": run_id, "items": items, "next": items[-1]["seq"] if items else after}
 
 
@@ -179,7 +189,16 @@ def kpis(
 ) -> dict[str, Any]:
     """KPI time series (the rows of ``timeseries.parquet``), as each interval closes."""
     run_id = center.run.id if run is None else run
-    rows = center.store.kpis(run_id=run_id, scope=scope, metric=metric, period=period)
+    if center.replaying is not None and run_id == center.run.id:
+        t, recorded = center.replaying.t, center.replaying.run
+        rows = [
+            r for r in recorded.kpis
+            if (r["end_s"] <= t if r["period"] == "interval" else t >= recorded.end_t)
+            and (scope is None or r["scope"] == scope) and (metric is None or r["metric"] == metric)
+            and (period is None or r["period"] == period)
+        ]  # fmt: skip
+    else:
+        rows = center.store.kpis(run_id=run_id, scope=scope, metric=metric, period=period)
     return {"run": run_id, "items": rows}
 
 
@@ -201,6 +220,24 @@ def audit(
 @router.get("/runs")
 def runs(center: Center, _user: Caller) -> dict[str, Any]:
     return {"current": center.run.id, "items": center.store.runs()}
+
+
+def replayed_events(
+    run: RecordedRun, run_id: int, kinds: list[str], source: str | None, after: int,
+    since_t: float | None, until_t: float, limit: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """A replayed run's messages as ``/api/events`` gives a live run's."""
+    items = []
+    for seq, t, src, kind, payload in run.rows[: run.until(until_t)]:
+        if seq <= after or (since_t is not None and t < since_t) or (kinds and kind not in kinds):
+            continue
+        if source is not None and src != source:
+            continue
+        items.append({"run": run_id, "seq": seq, "t": t, "source": src, "kind": kind,
+                      "payload": json.loads(payload)})  # fmt: skip
+        if len(items) >= limit:
+            break
+    return items
 
 
 # --- alarm commands ------------------------------------------------------------------------------
@@ -410,6 +447,36 @@ async def speed(center: Center, user: Caller, body: Speed) -> JSONResponse:
     return answer(
         await center.commands.simulate(user, "simulation.speed", "simulation", arguments, command)
     )
+
+
+class SeekTo(BaseModel):
+    t: float = Field(description="the simulation time to move the replay to, s")
+
+
+@router.post("/simulation/seek")
+async def seek(center: Center, user: Caller, body: SeekTo) -> JSONResponse:
+    """Move a replay (``ccsim replay``) to simulation time ``t``: the control room then shows
+    the state as of ``t``, and plays on from there unless paused. Refused (409) on a live run,
+    and for a time outside the run."""
+    arguments = body.model_dump()
+    await center.commands.require(user, Role.OPERATOR, "simulation.seek", "simulation", arguments)
+    replaying = center.replaying
+    if replaying is None:
+        detail = "seek is for a replay of a finished run (ccsim replay); a live run goes forward only"
+        return answer(await center.commands.audit(
+            user, "simulation.seek", "simulation", arguments, "refused", detail
+        ))  # fmt: skip
+    try:
+        t = await asyncio.to_thread(replaying.seek, body.t)
+    except CcsimError as exc:
+        return answer(await center.commands.audit(
+            user, "simulation.seek", "simulation", arguments, "refused", str(exc)
+        ))  # fmt: skip
+    center.hub.resync()
+    result = await center.commands.audit(
+        user, "simulation.seek", "simulation", arguments, "accepted", f"at t={t:g} s"
+    )
+    return answer(replace(result, t=t))
 
 
 @router.post("/simulation/controller")

@@ -1,5 +1,5 @@
 """The ``ccsim`` command: ``run`` one scenario, ``compare`` controllers over paired seeds,
-``serve`` a live run with the control room.
+``serve`` a live run with the control room, ``replay`` a finished one.
 
 Bad input (unknown scenario or controller, malformed files, bad fields, an unwritable output
 folder) ends with exit code 2 and one line on stderr naming what is wrong.
@@ -285,6 +285,26 @@ def _sta_mqtt_select(args: argparse.Namespace) -> tuple[str, ...]:
     return topics
 
 
+def _cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    from controlcenter.replay import load_run
+    from controlcenter.server import replay  # the web stack loads only for this command
+
+    run = load_run(args.run_dir)
+    started = run.started
+    config = ServeConfig(
+        scenario=args.scenario or str(started.get("scenario", "")),
+        controller=str(started.get("controller", "fixed")),
+        seed=int(started.get("seed", 1)),
+        speed=args.speed,
+        host=args.host,
+        port=args.port,
+        db_url=args.db,
+        feed_rate_hz=args.rate,
+        send_timeout_s=args.send_timeout,
+    )
+    return replay(run, config)
+
+
 def _mqtt_options(args: argparse.Namespace) -> MqttOptions | None:
     if args.mqtt is None:
         return None
@@ -439,6 +459,23 @@ def build_parser() -> argparse.ArgumentParser:
     ngsi.add_argument("--ngsi-ld-period", type=_positive, default=5.0,
                       help="push every this many seconds (default 5)")  # fmt: skip
     srv.set_defaults(handler=_cmd_serve)
+    rep = sub.add_parser(
+        "replay", help="the control room of a finished run, from its events.parquet (seek, pause, speed)"
+    )
+    rep.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                     help="a run's output folder (ccsim run --out; serve's --out)")  # fmt: skip
+    rep.add_argument("--scenario", default=None,
+                     help="where the run's scenario is (bundled name, folder or .sumocfg) if its "
+                     "name in the events is not a bundled one")  # fmt: skip
+    rep.add_argument("--speed", type=_speed, default=1.0,
+                     help="simulated seconds per wall second, or max (default 1)")  # fmt: skip
+    rep.add_argument("--host", default="127.0.0.1")
+    rep.add_argument("--port", type=int, default=8000, help="0: any free port")
+    rep.add_argument("--db", default=DEFAULT_DB, help=f"store URL (default {DEFAULT_DB})")
+    rep.add_argument("--rate", type=_positive, default=2.0, help="feed frames per second (default 2)")
+    rep.add_argument("--send-timeout", type=_positive, default=2.0,
+                     help="drop a feed client that cannot take a frame for this long, s")  # fmt: skip
+    rep.set_defaults(handler=_cmd_replay)
     add_study_parser(sub)
     add_conformance_parser(sub)
     return parser

@@ -16,6 +16,7 @@ from typing import Any
 from controlcenter.alarms import AlarmAction, IllegalTransition
 from controlcenter.auth import Role, User
 from controlcenter.recorder import Recorder, Session
+from controlcenter.replay import Replayer
 from controlcenter.simproc import Control, SimProcess
 from sim.live import LiveCommand, Outcome
 
@@ -46,7 +47,7 @@ class Forbidden(Exception):
 
 
 class Commands:
-    def __init__(self, recorder: Recorder, simulation: SimProcess, *, wait_s: float) -> None:
+    def __init__(self, recorder: Recorder, simulation: SimProcess | Replayer, *, wait_s: float) -> None:
         self.recorder = recorder
         self.simulation = simulation
         self.wait_s = wait_s
@@ -85,6 +86,9 @@ class Commands:
         """Audit, send ``command`` into the running simulation and wait a moment for its verdict."""
         if not self.simulation.running:
             return await self.audit(user, action, target, arguments, "refused", "the run is over")
+        refusal = self.simulation.refusal(command)
+        if refusal is not None:
+            return await self.audit(user, action, target, arguments, "refused", refusal)
         pending = await self.audit(user, action, target, arguments, "pending", "sent to the simulation")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting[pending.command] = future

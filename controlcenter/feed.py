@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlcenter.alarms import Alarm, AlarmEvent
-from sim.live import StateChanges
+from controlcenter.state import StateChanges
 
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
@@ -63,6 +63,18 @@ class StateMirror:
                 self._pending.setdefault(section, {}).update(entries)
             if t is not None:
                 self.t = t
+
+    def replace(self, state: StateChanges, t: float | None) -> None:
+        """Put ``state`` in place of the whole state (a replay moved in time): what differs goes
+        to the next delta, entries gone as None."""
+        with self._lock:
+            for section in self._state.keys() | state.keys():
+                old, new = self._state.get(section, {}), state.get(section, {})
+                pending = self._pending.setdefault(section, {})
+                pending.update(dict.fromkeys(old.keys() - new.keys()))
+                pending.update({k: v for k, v in new.items() if old.get(k, None) != v or k not in old})
+            self._state = {section: dict(entries) for section, entries in state.items()}
+            self.t = t
 
     def take(self) -> tuple[StateChanges, float | None]:
         """What changed since the last call, and the simulation time now."""
@@ -222,6 +234,12 @@ class FeedHub:
         text = dumps({"type": "delta", "seq": self.seq, "sent": time.time(), "t": t, "changes": changes})
         for client in self.clients:
             client.offer_state(self.seq, text)
+
+    def resync(self) -> None:
+        """Every client gets a snapshot next, not a delta (the state was replaced)."""
+        self._snapshot = None
+        for client in self.clients:
+            client.state_seq = None
 
     def snapshot_frame(self) -> tuple[int, str]:
         """The whole state as of the latest tick (serialised at most once per tick)."""

@@ -28,8 +28,8 @@ from controlcenter.auth import Role, User
 from controlcenter.commands import CommandResult, Commands
 from controlcenter.geojson import NetworkMap
 from controlcenter.simproc import Control
+from controlcenter.state import StateChanges
 from sim.errors import CcsimError, ScenarioError
-from sim.live import StateChanges
 from sim.network import read_network
 from sim.scenario import Scenario
 from sim.sensors import StationReport

@@ -15,8 +15,8 @@ from adapters.ntcip.device import SignalDevice
 from adapters.ntcip.manager import Manager, ManagerError, StationPoller, ZoneSample
 from adapters.ntcip.model import ZONE_OK
 from controlcenter.ntcip import parse_address
+from controlcenter.state import StateChanges
 from sim.errors import CcsimError
-from sim.live import StateChanges
 from sim.sensors import StationReport, StationZone
 
 log = logging.getLogger("ccsim.ntcip")

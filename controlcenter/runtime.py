@@ -26,8 +26,10 @@ from controlcenter.lorawan import LoRaWANLink
 from controlcenter.ngsild.entities import EntityBook
 from controlcenter.ngsild.push import Pusher
 from controlcenter.recorder import Recorder, Session
+from controlcenter.replay import RecordedRun, Replayer, Seek
 from controlcenter.sensorthings.live import SensorThingsLive
 from controlcenter.simproc import Batch, ChildSpec, Control, Record, RunEnded, SimProcess
+from controlcenter.state import ControlState
 from controlcenter.store import Store
 from sim.controllers import create_controller
 from sim.detectors import place_detectors, priority_types
@@ -64,8 +66,11 @@ class ControlCenter:
         throttle: LoginThrottle | None = None,
         ntcip: NtcipService | None = None,
         mqtt_url: BrokerUrl | None = None,
+        replay: RecordedRun | None = None,
     ) -> None:
+        """``replay``: serve this finished run from its events instead of running one."""
         self.config = config
+        self.replay = replay
         self.store = store
         scenario = load_scenario(config.scenario, config.variant)
         self.scenario = scenario
@@ -79,7 +84,8 @@ class ControlCenter:
         try:
             with writer.transaction():
                 writer.close_interrupted_runs()
-                run_id = writer.begin_run(scenario.name, config.controller, config.seed)
+                name = scenario.name if replay is None else f"{scenario.name} (replay)"
+                run_id = writer.begin_run(name, config.controller, config.seed)
         finally:
             writer.close()
         self.run = RunInfo(run_id, scenario.name, config.controller, config.seed)
@@ -111,22 +117,29 @@ class ControlCenter:
             on_outcome=self._on_outcome,
         )
         out = config.out or Path("out") / f"serve-{scenario.name}"
-        self.simulation = SimProcess(
-            ChildSpec(
-                scenario=config.scenario,
-                variant=config.variant,
-                controller=config.controller,
-                seed=config.seed,
-                speed=config.speed,
-                out=out,
-                rules=config.rules,
-                begin_s=config.begin_s,
-                end_s=config.end_s,
-                bay_reports=config.mqtt is not None,
-                stations=ntcip is not None and bool(ntcip.drive),
-            ),
-            self._on_record,
-        )
+        self.state = ControlState()
+        """What the control room shows, reduced here from the simulation's messages (the pump
+        thread's: it alone touches it)."""
+        self.simulation: SimProcess | Replayer
+        if replay is not None:
+            self.simulation = Replayer(replay, self._on_record, speed=config.speed)
+        else:
+            self.simulation = SimProcess(
+                ChildSpec(
+                    scenario=config.scenario,
+                    variant=config.variant,
+                    controller=config.controller,
+                    seed=config.seed,
+                    speed=config.speed,
+                    out=out,
+                    rules=config.rules,
+                    begin_s=config.begin_s,
+                    end_s=config.end_s,
+                    bay_reports=config.mqtt is not None,
+                    stations=ntcip is not None and bool(ntcip.drive),
+                ),
+                self._on_record,
+            )
         self.lorawan: LoRaWANLink | None = None
         if config.mqtt is not None and mqtt_url is not None:
             uses_uplinks = scenario.parking is not None and (
@@ -155,15 +168,43 @@ class ControlCenter:
         self.ntcip = ntcip
         if ntcip is not None:
             ntcip.attach(self.commands, lambda changes: self.mirror.merge(changes, None))
-        self.mirror.merge({"run": {"status": "starting", "id": run_id}}, None)
+        self._start_state()
+        self.mirror.merge(self.state.changes(), None)
         self.reader_errors: dict[str, int] = {}
         """Batches of the stream an adapter failed on, by adapter (``/api/health``)."""
 
     # --- records from the simulation (pump thread) -----------------------------------------------
 
-    def _on_record(self, record: Record) -> None:
+    @property
+    def replaying(self) -> Replayer | None:
+        """The replay this server plays (``ccsim replay``), None for a live run."""
+        return self.simulation if isinstance(self.simulation, Replayer) else None
+
+    def _start_state(self) -> None:
+        state = self.state
+        state.set("run", "status", "starting")
+        state.set("run", "id", self.run.id)
+        state.set("run", "speed", self.config.speed)
+        state.set("run", "paused", False)
+        if self.replay is not None:
+            state.set("run", "replay", True)
+            state.set("run", "end_t", self.replay.end_t)
+
+    def _on_record(self, record: Record | Seek) -> None:
+        if isinstance(record, Seek):
+            # A replay moved to another time: the state as of then, from the start.
+            self.state = ControlState()
+            self._start_state()
+            self._reduce(record.batch)
+            self.mirror.replace(self.state.snapshot(), record.batch.t)
+            return
         if isinstance(record, Batch):
+            self._reduce(record)
             self.mirror.merge(record.changes, record.t)  # the feed sees it at once...
+            if self.replay is not None:
+                for outcome in record.outcomes:
+                    self.recorder.put(outcome)
+                return  # a replay's messages are recorded already (its events.parquet)
             # ...the adapters too; one that fails on a record is logged and counted, and the
             # record is still stored (a bug in a reader must not stop the recording)
             if self.ntcip is not None:
@@ -173,8 +214,22 @@ class ControlCenter:
             self._read("ngsi-ld", self.ngsild.on_rows, record.events)
             self._read("sensorthings", self.sensorthings.on_batch, record)
         elif isinstance(record, RunEnded):
-            self.mirror.merge({"run": {"status": record.status, "detail": record.detail}}, None)
+            self.state.set("run", "status", record.status)
+            self.state.set("run", "detail", record.detail)
+            self.mirror.merge(self.state.changes(), None)
         self.recorder.put(record)  # ...the store right after
+
+    def _reduce(self, batch: Batch) -> None:
+        """Reduce a batch's messages into the state; its ``changes`` are what they changed."""
+        state = self.state
+        state.apply_rows(batch.events)
+        state.apply_kpis(batch.kpis)
+        state.set("run", "t", batch.t)
+        replaying = self.replaying
+        if replaying is not None:  # the replay's own pause and speed, not the recorded run's
+            state.set("run", "paused", replaying.paused)
+            state.set("run", "speed", replaying.speed)
+        batch.changes = state.changes()
 
     def _read(self, name: str, reader: Callable[..., object], *args: Any) -> None:
         try:
@@ -228,6 +283,8 @@ class ControlCenter:
             await self.sensorthings.stop()
             self.hub.close_all()
             await asyncio.to_thread(self.simulation.stop)
+            if self.replay is not None:  # the replay's own entry in the store's runs ends here
+                self.recorder.put(RunEnded("stopped", "replay ended"))
             await asyncio.to_thread(self.recorder.stop)
 
     def adapters(self) -> dict[str, Any]:

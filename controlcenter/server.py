@@ -1,5 +1,5 @@
-"""``ccsim serve``: validate everything, open the store, make sure an admin exists, bind the
-socket, say where the control room is, and serve until interrupted."""
+"""``ccsim serve`` (and ``ccsim replay``): validate everything, open the store, make sure an admin
+exists, bind the socket, say where the control room is, and serve until interrupted."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from controlcenter.app import create_app
 from controlcenter.auth import ADMIN, ADMIN_TOKEN_ENV, Role, check_token_text, new_token, token_hash
 from controlcenter.config import ServeConfig
 from controlcenter.lorawan import load_registry, open_broker
+from controlcenter.replay import RecordedRun
 from controlcenter.runtime import ControlCenter, network_map_of
 from controlcenter.store import Store
 from sim.controllers import create_controller
@@ -160,6 +161,33 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
     finally:
         if broker is not None:
             broker.stop()
+    return 0
+
+
+def replay(run: RecordedRun, config: ServeConfig, say: Callable[[str], None] = _say) -> int:
+    """``ccsim replay``: serve the control room of the finished ``run``."""
+    try:
+        load_scenario(config.scenario)
+    except CcsimError as exc:
+        raise CcsimError(
+            f"{run.run_dir}: its run's scenario '{config.scenario}' cannot be loaded ({exc}); "
+            "name it with --scenario"
+        ) from None
+    sock = bind(config.host, config.port)
+    try:
+        store = Store(config.db_url)
+        token = bootstrap_admin(store, os.environ.get(ADMIN_TOKEN_ENV))
+        if token is not None:
+            say(f"admin token: {token}")
+        center = ControlCenter(config, store, replay=run)
+    except BaseException:
+        sock.close()
+        raise
+    url = url_of(config.host, sock.getsockname()[1])
+    say(f"replay: {run.run_dir} ({config.scenario}, {config.controller}, seed {config.seed}; "
+        f"t {run.begin_t:g} to {run.end_t:g} s, {len(run.rows)} messages)")  # fmt: skip
+    say(f"control room: {url}")  # last, as for serve
+    _run(center, sock)
     return 0
 
 

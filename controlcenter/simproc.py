@@ -5,8 +5,8 @@ milliseconds at a time: in a separate process it can neither stall the feed's ev
 stalled by it. The child runs a :class:`~sim.live.LiveRun` with the alarm rules subscribed to
 its message stream, and puts records on a queue that never blocks it:
 
-* :class:`Batch` - per flush: the messages as store rows, the state changes, new KPI rows and
-  alarm condition changes;
+* :class:`Batch` - per flush: the messages as store rows, new KPI rows and alarm condition
+  changes (the parent reduces the rows into the control room's state);
 * :class:`~sim.live.Outcome` - what became of a command refused before it reached the run
   (the others travel in the batch that shows their effect);
 * :class:`RunEnded` - last of all.
@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from controlcenter.rules import ConditionChange, Rule, RuleEngine
+from controlcenter.state import Row, StateChanges
 from sim.errors import CcsimError
-from sim.live import Flush, LiveCommand, LiveRun, Outcome, StateChanges
+from sim.live import Flush, LiveCommand, LiveRun, Outcome
 from sim.messages import BayObserved
 from sim.outputs import payload_json, prepare_out_dir, write_run
 from sim.scenario import load_scenario
@@ -61,11 +62,13 @@ class ChildSpec:
 @dataclass
 class Batch:
     t: float
-    events: list[tuple[int, float, str, str, str]]
-    changes: StateChanges
+    events: list[Row]
     kpis: list[dict[str, Any]]
     conditions: list[ConditionChange] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    changes: StateChanges = field(default_factory=dict)
+    """The state entries the events changed: reduced in the parent, which fills this in before
+    handing the batch on (the feed, the adapters)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def child_main(spec: ChildSpec, control: Connection, out: multiprocessing.queues
 
     def on_flush(flush: Flush) -> None:
         rows = [(m.seq, m.t, m.source, m.kind, payload_json(m)) for m in flush.messages]
-        out.put(Batch(flush.t, rows, flush.changes, flush.kpis, rules.drain(), flush.outcomes))
+        out.put(Batch(flush.t, rows, flush.kpis, rules.drain(), flush.outcomes))
 
     try:
         live = LiveRun(
@@ -200,6 +203,10 @@ class SimProcess:
         self._control = sender
         self._pump = threading.Thread(target=self._run_pump, args=(records,), daemon=True)
         self._pump.start()
+
+    def refusal(self, command: LiveCommand) -> str | None:
+        """Why ``command`` cannot be sent (None: it goes to the simulation, which decides)."""
+        return None
 
     def send(self, control: Control) -> bool:
         """Send a control; False if the run is over (nothing was sent)."""

@@ -163,6 +163,7 @@ class Simulation:
             return
         while self._external:
             signals.show_external(t, self._external.popleft())
+        signals.report_modes(t)
         if signals.step_external(t):
             monitor.check_signals(t)
 
@@ -324,9 +325,9 @@ class Simulation:
                         sensors.drive_externally(binding.signal)
             self.sensors = sensors
             signals.take_over(self.begin_s, {tls: world.signal_state(tls) for tls in signals.guards})
-            guards = signals.guards
-            monitor.phase_of = lambda tls: guards[tls].target_phase if tls in guards else -1
+            monitor.phase_of = signals.phase_shown
             env.process(self._drive_signals(env, sensors, signals))
+        signals.report_modes(self.begin_s)
         self.signals = signals
         self.parking = self._start_parking(env, world, network)
         if self.devices is not None:
@@ -364,6 +365,7 @@ class Simulation:
                     signals.show_external(t, self._external.popleft())
                 if signals.external:
                     signals.check_silence(t)
+                signals.report_modes(t)
                 while self._stations:
                     station = self._stations.popleft()
                     if self.sensors is not None:

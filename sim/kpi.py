@@ -19,7 +19,7 @@ from sim.messages import (
     DevicesDeployed,
     EmissionsInterval,
     GuardViolation,
-    IncidentDetected,
+    IncidentTotals,
     InfoSignTotals,
     IntersectionInterval,
     Message,
@@ -106,6 +106,8 @@ class _Cycles:
     ends: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, t: float, phase: SignalPhase) -> None:
+        if phase.phase < 0:
+            return  # changing between greens: the cycle goes on
         previous = self.last.get(phase.tls)
         if previous is not None and previous[0] == phase.program and phase.phase < previous[1]:
             self.ends[phase.tls].append(t)
@@ -171,11 +173,12 @@ class KpiCollector:
             self.radar[0] += payload.passes
             self.radar[1] += payload.speeding
             self.radar[2] += payload.speed_sum_kmh
-        elif isinstance(payload, IncidentDetected):
-            if payload.delay_s is not None:
-                self.detection_delays.append(payload.delay_s)
-            else:
-                self.false_alarms += 1
+        elif isinstance(payload, IncidentTotals):
+            for match in payload.detections:
+                if match.delay_s is not None:
+                    self.detection_delays.append(match.delay_s)
+                else:
+                    self.false_alarms += 1
         elif isinstance(payload, DevicesDeployed):
             self.deployed[payload.device] = payload.sites
         elif isinstance(payload, InfoSignTotals):

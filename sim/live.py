@@ -1,4 +1,4 @@
-"""A live run: the simulation paced to the wall clock, steerable while it runs, with its state kept.
+"""A live run: the simulation paced to the wall clock and steerable while it runs.
 
 Virtual time stays in the engine; this module only wraps it, as ``simpy.rt`` wraps simpy:
 
@@ -6,15 +6,13 @@ Virtual time stays in the engine; this module only wraps it, as ``simpy.rt`` wra
   blocks the simulation thread until the wall clock has caught up with ``t / speed``. Pause,
   resume and speed changes (from any thread) take effect at once, even in the middle of a wait.
 * :class:`LiveController` wraps a controller so that an operator can change it mid-run.
-* :class:`LiveState` is a subscriber to the message stream that keeps the current state of the
-  district (signals, detectors, queues, lanes, KPIs) as plain JSON-able sections, and remembers
-  which entries changed since it was last asked.
 * :class:`LiveRun` puts them together and hands out, at step boundaries and at most every
-  ``flush_period_s`` of wall time, a :class:`Flush`: the new messages, the changed state entries
-  and the new KPI rows. It never waits on its consumer: ``on_flush`` must not block.
+  ``flush_period_s`` of wall time, a :class:`Flush`: the new messages, the new KPI rows and the
+  commands' outcomes. It never waits on its consumer: ``on_flush`` must not block.
 
-Nothing here knows about sockets or processes; the control center runs a LiveRun in a process
-of its own and carries flushes and commands across.
+Nothing here knows about sockets or processes, nor about what a control room shows: the control
+center runs a LiveRun in a process of its own, carries flushes and commands across, and reduces
+the messages into its state (controlcenter/state.py), as it does when it replays a run.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,23 +32,17 @@ from sim.kpi import INTERVAL
 from sim.messages import (
     BayObserved,
     ControllerChanged,
-    GuardRefused,
-    IncidentEnded,
     IncidentReported,
     IntersectionInterval,
     LaneStatus,
     Message,
     NetworkInterval,
     RunControlled,
-    RunStarted,
-    SignalDecision,
     SignalOverride,
-    SignalPhase,
-    SignalPreempted,
 )
 from sim.network import Network
 from sim.scenario import Scenario
-from sim.sensors import LaneObservation, StationReport
+from sim.sensors import StationReport
 from sim.signals import ExternalShown, IncidentCommand, LaneCommand, PhaseControl, SignalCommand
 
 Clock = Callable[[], float]
@@ -203,289 +195,6 @@ class LiveController(Controller):
         return True, f"'{name}' drives the signals"
 
 
-# --- the current state ---------------------------------------------------------------------------
-
-StateChanges = dict[str, dict[str, Any]]
-"""section -> key -> entry (a JSON-able value; ``None`` once an entry is gone)."""
-
-Reducer = Callable[["LiveState", Message], None]
-_REDUCERS: dict[str, Reducer] = {}
-
-
-def register_reducer(kind: str) -> Callable[[Reducer], Reducer]:
-    """Declare how messages of ``kind`` change the live state (devices of later issues plug in
-    here: parking bays, gates, stations...)."""
-
-    def add(reducer: Reducer) -> Reducer:
-        _REDUCERS[kind] = reducer
-        return reducer
-
-    return add
-
-
-class LiveState:
-    """The district now, kept from the message stream (subscribe it to the bus) and from samples
-    of the detectors and signal modes. Not thread-safe: the owner serialises access."""
-
-    def __init__(self) -> None:
-        self._sections: StateChanges = {}
-        self._changed: StateChanges = {}
-
-    def __call__(self, message: Message) -> None:
-        reducer = _REDUCERS.get(message.kind)
-        if reducer is not None:
-            reducer(self, message)
-
-    def get(self, section: str, key: str) -> Any:
-        return self._sections.get(section, {}).get(key)
-
-    def set(self, section: str, key: str, entry: Any) -> None:
-        """Set one entry; it counts as changed only if it differs."""
-        entries = self._sections.setdefault(section, {})
-        if key in entries and entries[key] == entry:
-            return
-        entries[key] = entry
-        self._changed.setdefault(section, {})[key] = entry
-
-    def update(self, section: str, key: str, **fields: Any) -> None:
-        """Merge ``fields`` into a dict entry."""
-        current = self.get(section, key)
-        self.set(section, key, {**(current if isinstance(current, dict) else {}), **fields})
-
-    def add(self, section: str, key: str, amount: float) -> None:
-        self.set(section, key, (self.get(section, key) or 0) + amount)
-
-    def sample(self, detectors: Mapping[str, LaneObservation], modes: Mapping[str, str]) -> None:
-        """Record what the detectors last reported (per lane) and each signal's mode."""
-        for lane, obs in detectors.items():
-            self.set(
-                "detectors",
-                lane,
-                {"count": obs.count, "queue": obs.queue, "present": obs.present,
-                 "occupancy": round(obs.occupancy, 3), "buses": obs.buses},
-            )  # fmt: skip
-        for tls, mode in modes.items():
-            self.update("signals", tls, mode=mode)
-
-    def changes(self) -> StateChanges:
-        """The entries changed since the last call (and forget them)."""
-        changed, self._changed = self._changed, {}
-        return changed
-
-    def snapshot(self) -> StateChanges:
-        return {section: dict(entries) for section, entries in self._sections.items()}
-
-
-@register_reducer(RunStarted.kind)
-def _run_started(state: LiveState, message: Message) -> None:
-    for key, value in message.payload.to_dict().items():
-        state.set("run", key, value)
-    state.set("run", "status", "running")
-
-
-@register_reducer("run.finished")
-def _run_finished(state: LiveState, message: Message) -> None:
-    state.set("run", "status", "finished")
-
-
-DECISIONS_KEPT = 6
-"""The latest decisions kept per signal in the ``decisions`` section (the intersection panel's)."""
-
-
-def _decided(state: LiveState, tls: str, entry: dict[str, Any]) -> None:
-    kept = state.get("decisions", tls) or []
-    state.set("decisions", tls, [*kept[-(DECISIONS_KEPT - 1) :], entry])
-
-
-@register_reducer(SignalDecision.kind)
-def _signal_decision(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, SignalDecision)
-    _decided(state, p.tls, {
-        "t": message.t, "by": p.controller, "reason": p.reason, "detail": p.detail,
-        "from": p.from_phase, "to": p.to_phase, "values": p.values,
-    })  # fmt: skip
-
-
-@register_reducer(SignalPreempted.kind)
-def _signal_preempted(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, SignalPreempted)
-    _decided(state, p.tls, {
-        "t": message.t, "by": "pre-emption", "reason": "preemption",
-        "detail": f"emergency vehicle on {p.lane}: phase {p.phase} held for it", "to": p.phase,
-    })  # fmt: skip
-
-
-@register_reducer(GuardRefused.kind)
-def _guard_refused(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, GuardRefused)
-    _decided(state, p.tls, {"t": message.t, "by": "guard", "reason": "guard", "detail": p.reason})
-
-
-@register_reducer(SignalOverride.kind)
-def _signal_override(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, SignalOverride)
-    what = f"{p.action} {p.argument}".strip()
-    _decided(state, p.tls, {
-        "t": message.t, "by": p.user, "reason": "operator",
-        "detail": f"{what}: {'accepted' if p.accepted else 'refused'} ({p.detail})",
-    })  # fmt: skip
-
-
-@register_reducer(RunControlled.kind)
-def _run_controlled(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, RunControlled)
-    if p.action in ("pause", "resume"):
-        state.set("run", "paused", p.action == "pause")
-    state.set("run", "speed", p.speed)
-
-
-@register_reducer(SignalPhase.kind)
-def _signal_phase(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, SignalPhase)
-    state.update("signals", p.tls, program=p.program, phase=p.phase, state=p.state, since=message.t)
-
-
-@register_reducer(IntersectionInterval.kind)
-def _intersection_interval(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, IntersectionInterval)
-    state.set(
-        "intersections",
-        p.tls,
-        {"begin_s": p.begin_s, "end_s": p.end_s, "queue_mean_veh": round(p.queue_mean_veh, 2),
-         "queue_max_veh": p.queue_max_veh},
-    )  # fmt: skip
-
-
-@register_reducer(NetworkInterval.kind)
-def _network_interval(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, NetworkInterval)
-    state.set("kpis", "pending", p.pending)
-
-
-def _counter(key: str) -> Reducer:
-    def count(state: LiveState, message: Message) -> None:
-        ids = getattr(message.payload, "ids", ())
-        state.add("kpis", key, len(ids))
-        if key in ("departed", "arrived"):
-            running = (state.get("kpis", "departed") or 0) - (state.get("kpis", "arrived") or 0)
-            state.set("kpis", "running", running)
-
-    return count
-
-
-register_reducer("vehicles.departed")(_counter("departed"))
-register_reducer("vehicles.arrived")(_counter("arrived"))
-register_reducer("vehicles.teleported")(_counter("teleported"))
-
-
-@register_reducer("guard.violation")
-def _guard_violation(state: LiveState, message: Message) -> None:
-    state.add("kpis", "guard_violations", 1)
-
-
-@register_reducer(LaneStatus.kind)
-def _lane_status(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, LaneStatus)
-    if not p.accepted:
-        return
-    # ``since``: when the lane last closed or opened (a holder joining or leaving does neither).
-    previous = state.get("lanes", p.lane) or {}
-    since = previous["since"] if previous.get("closed") == p.closed else message.t
-    state.set(
-        "lanes",
-        p.lane,
-        {"closed": p.closed, "owners": list(p.owners), "user": p.user, "since": since},
-    )
-
-
-@register_reducer(IncidentReported.kind)
-def _incident_reported(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, IncidentReported)
-    if p.accepted:
-        state.set(
-            "reported_incidents",
-            p.incident,
-            {"cause": p.cause, "edge": p.edge, "lane": p.lane, "pos_m": p.pos_m, "user": p.user,
-             "since": message.t, "until": message.t + p.duration_s},
-        )  # fmt: skip
-
-
-@register_reducer(IncidentEnded.kind)
-def _incident_ended(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, IncidentEnded)
-    if state.get("reported_incidents", p.incident) is not None:  # one an operator reported
-        state.set("reported_incidents", p.incident, None)
-
-
-@register_reducer(ControllerChanged.kind)
-def _controller_changed(state: LiveState, message: Message) -> None:
-    p = message.payload
-    assert isinstance(p, ControllerChanged)
-    if p.accepted:
-        state.set("run", "controller", p.controller)
-
-
-def _keyed(section: str, key: str) -> Reducer:
-    """Each message is the latest entry of its device (named by the payload field ``key``)."""
-
-    def reduce(state: LiveState, message: Message) -> None:
-        entry = message.payload.to_dict()
-        state.set(section, str(entry.pop(key, "")), {**entry, "t": message.t})
-
-    return reduce
-
-
-# Field devices: each appears in its own section, keyed by its id.
-for _kind, _section, _key in (
-    ("air.reading", "stations", "station"),
-    ("gate.count", "gates", "gate"),
-    ("sign.shown", "signs", "sign"),
-    ("radar.passes", "radars", "site"),
-    ("pedestrian.count", "crossings", "site"),
-    ("sensor.fault", "sensor_faults", "lane"),
-    ("incident.detected", "incidents", "lane"),
-):
-    register_reducer(_kind)(_keyed(_section, _key))
-
-
-@register_reducer("sensor.recovered")
-def _sensor_recovered(state: LiveState, message: Message) -> None:
-    state.set("sensor_faults", str(message.payload.to_dict().get("lane", "")), None)
-
-
-@register_reducer("parking.occupancy")
-def _parking_occupancy(state: LiveState, message: Message) -> None:
-    for zone in message.payload.to_dict().get("zones", ()):
-        entry = dict(zone)
-        state.set("zones", str(entry.pop("zone", "")), entry)
-
-
-@register_reducer("devices.deployed")
-def _devices_deployed(state: LiveState, message: Message) -> None:
-    entry = message.payload.to_dict()
-    state.set("devices", str(entry.get("device", "")), list(entry.get("sites", ())))
-
-
-def _violation(state: LiveState, message: Message) -> None:
-    state.add("kpis", "violations", 1)
-
-
-for _kind in ("violation", "violation.red_light", "violation.speeding", "violation.crosswalk",
-              "violation.box_blocking", "violation.improper_turn"):  # fmt: skip
-    register_reducer(_kind)(_violation)
-
-
 # --- the live run --------------------------------------------------------------------------------
 
 
@@ -534,11 +243,10 @@ class Flush:
 
     t: float
     messages: list[Message] = field(default_factory=list)
-    changes: StateChanges = field(default_factory=dict)
     kpis: list[dict[str, Any]] = field(default_factory=list)
     """New rows of the run's KPI time series (the rows of ``timeseries.parquet``)."""
     outcomes: list[Outcome] = field(default_factory=list)
-    """Commands applied since the last flush (after ``changes``, which show their effect)."""
+    """Commands applied since the last flush (after ``messages``, which show their effect)."""
 
 
 Answer = SignalOverride | LaneStatus | IncidentReported | ControllerChanged | RunControlled
@@ -579,10 +287,6 @@ class LiveRun:
         )
         self.simulation.bay_reports_fed = bay_reports
         self.simulation.stations_fed = stations
-        self.state = LiveState()
-        self.state.set("run", "status", "starting")
-        self.state.set("run", "speed", speed)
-        self.state.set("run", "paused", False)
         self._on_flush = on_flush
         self._on_outcome = on_outcome
         self.flush_period_s = flush_period_s
@@ -600,6 +304,8 @@ class LiveRun:
         self._kpi_rows_seen: set[tuple[Any, ...]] = set()
         self._intervals_seen = 0
         self._ended = False
+        self.status = "running"
+        """running, then finished or failed."""
         self.simulation.bus.subscribe(self._on_message)
 
     # --- commands (any thread) ------------------------------------------------------------------
@@ -692,7 +398,7 @@ class LiveRun:
 
     def run(self) -> RunResult:
         """Run to the end (or :meth:`stop`); the final flush carries the end-of-run messages."""
-        status = "failed"
+        status = "failed"  # what became of the run (``status``, once it returns)
         try:
             result = self.simulation.run()
             status = "finished"
@@ -700,7 +406,7 @@ class LiveRun:
         finally:
             with self._lock:
                 self._ended = True
-                self.state.set("run", "status", status)
+                self.status = status
                 unapplied = sorted(self._pending)
                 self._pending.clear()
                 self._switches.clear()
@@ -713,7 +419,6 @@ class LiveRun:
     def _on_message(self, message: Message) -> None:
         with self._lock:
             self._messages.append(message)
-            self.state(message)
             payload = message.payload
             if (
                 isinstance(payload, NetworkInterval | IntersectionInterval)
@@ -732,7 +437,6 @@ class LiveRun:
             self._switch(t, self._switches.popleft())
         self._answer_controls(t)
         with self._lock:
-            self.state.set("run", "t", t)
             # A command's outcome goes out at once; a waiting operator should not wait longer.
             if self._outcomes or self._clock() - self._last_flush >= self.flush_period_s:
                 self._flush_locked()
@@ -751,24 +455,7 @@ class LiveRun:
 
     def _flush_locked(self) -> None:
         self._last_flush = self._clock()
-        context = self.controller.context
-        if context is not None:
-            sensors = context.sensors
-            signals = context.signals
-            modes = {
-                tls: guard.mode.value if signals.driving else "program"
-                for tls, guard in signals.guards.items()
-            }
-            self.state.sample(sensors.latest if sensors is not None else {}, modes)
         flush = Flush(self._t, self._messages, kpis=self._new_kpi_rows(), outcomes=self._outcomes)
-        # The latest closed interval's network figures, apart from the run's running counters
-        # in ``kpis`` (both have ``departed`` and ``arrived``: per interval vs since the start).
-        closed = [r for r in flush.kpis if r["scope"] == "network" and r["period"] == INTERVAL]
-        for row in closed:
-            self.state.set("interval", row["metric"], row["value"])
-        if closed:
-            self.state.set("interval", "end_s", max(r["end_s"] for r in closed))
-        flush.changes = self.state.changes()
         self._messages, self._outcomes = [], []
         self._on_flush(flush)
 

@@ -68,13 +68,44 @@ class VehiclesTeleported(Payload):
 
 @dataclass(frozen=True, slots=True)
 class SignalPhase(Payload):
-    """A signal switched phase. ``state`` is SUMO's per-link string (``GrYy...``)."""
+    """What a signal shows in SUMO changed. ``state`` is SUMO's per-link string (``GrYy...``);
+    ``phase`` the program phase it shows: SUMO's own phase index where the net's program runs,
+    and where ccsim drives, the green phase whose state is shown (-1 while changing between
+    greens, through yellow and all-red). ``target``: where ccsim drives, the green phase the
+    guard is moving to or holding (None where the net's program runs)."""
 
     kind: ClassVar[str] = "signal.phase"
     tls: str
     program: str
     phase: int
     state: str
+    target: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalMode(Payload):
+    """Who drives signal ``tls`` now (published at the start and at each change): ``program``
+    (the net's own program in SUMO), or the guard's mode where ccsim drives: ``automatic``,
+    ``hold``, ``plan``, ``flash``, ``failsafe``, ``external``."""
+
+    kind: ClassVar[str] = "signal.mode"
+    tls: str
+    mode: str
+
+
+READING_FIELDS = ("count", "queue", "present", "occupancy", "buses")
+"""The order of a lane's figures in :class:`DetectorReadings`."""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorReadings(Payload):
+    """What the approach detectors reported at the end of a reporting period, for the lanes whose
+    report differs from their previous one (the first report has every lane): lane ->
+    ``[count, queue, present, occupancy, buses]`` (see :data:`READING_FIELDS`; vehicles, occupancy
+    0..1 to 3 decimals). What the controllers see: a faulty lane reads as on recall."""
+
+    kind: ClassVar[str] = "detector.readings"
+    lanes: dict[str, tuple[int, int, int, float, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,16 +663,33 @@ class IncidentReported(Payload):
 
 @dataclass(frozen=True, slots=True)
 class IncidentDetected(Payload):
-    """Detector data on ``lane`` look like an incident (stopped traffic that does not clear).
-
-    ``incident`` and ``delay_s`` name the incident this matches and how long after it began it
-    was found; both None for a detection that matches no incident (a false alarm)."""
+    """Detector data on ``lane`` (of ``edge``) look like an incident (stopped traffic that does
+    not clear). Only what the detection knows: which incident it is, if any, is ground truth
+    (see :class:`IncidentTotals`)."""
 
     kind: ClassVar[str] = "incident.detected"
     lane: str
     edge: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionMatch:
+    """Ground truth on one detection at ``t`` on ``lane``: the incident it found and how long
+    after it began (s), or None for both (a false alarm)."""
+
+    t: float
+    lane: str
     incident: str | None
     delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentTotals(Payload):
+    """At the end of a run, for the KPIs only (ground truth a city would not have): every
+    detection matched against the incidents that occurred."""
+
+    kind: ClassVar[str] = "incident.totals"
+    detections: tuple[DetectionMatch, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,8 +78,9 @@ class TrafficMonitor:
     persons_departed: int = 0
     person_waiting_s: float = 0.0
     buses: FleetTotals = field(default_factory=lambda: FleetTotals(0, 0.0))
-    phase_of: Callable[[str], int] | None = None
-    """Names the phase a signal is in, when ccsim (not SUMO's program) drives it."""
+    phase_of: Callable[[str, str], tuple[int, int | None]] | None = None
+    """Where ccsim (not SUMO's program) drives: (the green phase a signal's shown state is, -1
+    while changing; the phase the guard is moving to), from its id and its state in SUMO."""
     on_signal: Callable[[float, str, str], None] | None = None
     """Told of every state a signal shows (the guard checks SUMO's own programs with it)."""
     _signals: dict[str, SignalState] = field(default_factory=dict)
@@ -159,8 +160,12 @@ class TrafficMonitor:
             last = self._signals.get(tls)
             if last is None or last.state != state.state or last.program != state.program:
                 self._signals[tls] = state
-                phase = state.phase if self.phase_of is None else self.phase_of(tls)
-                self.bus.publish(t, f"tls:{tls}", SignalPhase(tls, state.program, phase, state.state))
+                phase, target = (
+                    (state.phase, None) if self.phase_of is None else self.phase_of(tls, state.state)
+                )
+                self.bus.publish(
+                    t, f"tls:{tls}", SignalPhase(tls, state.program, phase, state.state, target)
+                )
                 if self.on_signal is not None:
                     self.on_signal(t, tls, state.state)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from sim.detectors import Detector, DetectorKind
 from sim.errors import UnknownNameError
-from sim.messages import MessageBus, SensorFault, SensorRecovered
+from sim.messages import DetectorReadings, MessageBus, SensorFault, SensorRecovered
 from sim.readings import IntArray, Readings
 from sim.sensor_health import SensorHealth
 from sim.sumo import SumoWorld
@@ -211,6 +211,8 @@ class SensorLayer:
         self._groups = [groups[tls] for tls in self._tls]
         self._n = n
         self.latest: dict[str, LaneObservation] = dict.fromkeys(self.lanes, NO_TRAFFIC)
+        self._published: dict[str, tuple[int, int, int, float, int]] = {}
+        """Per lane, the figures last put on the stream (``detector.readings``)."""
         self.standing_calls: dict[str, frozenset[str]] = {}
         """Per signal, lanes a central system places a standing vehicle call on (NTCIP VehCall)."""
         self._called: frozenset[str] = frozenset()
@@ -232,6 +234,7 @@ class SensorLayer:
         self._next_report = t + self.period_s
         self._health = SensorHealth(self._groups, t)
         self.latest = dict.fromkeys(self.lanes, replace(NO_TRAFFIC, t_s=t))
+        self._publish_readings(t)
 
     def _count_arrivals(self) -> None:
         """Add the vehicles newly over each loop this step to its lane's count."""
@@ -304,6 +307,18 @@ class SensorLayer:
                 latest[lane] = LaneObservation(
                     count, gap, queue, present, occupancy, buses, emergency, t
                 )
+        self._publish_readings(t)
+
+    def _publish_readings(self, t: float) -> None:
+        """Put what the controllers now see on the stream: the lanes whose figures changed."""
+        changed: dict[str, tuple[int, int, int, float, int]] = {}
+        published = self._published
+        for lane, obs in self.latest.items():
+            figures = (obs.count, obs.queue, obs.present, round(obs.occupancy, 3), obs.buses)
+            if published.get(lane) != figures:
+                published[lane] = changed[lane] = figures
+        if changed:
+            self.bus.publish(t, "detectors", DetectorReadings(changed))
 
     def lanes_of(self, tls: str) -> list[str]:
         """The approach lanes of signal ``tls`` that have detectors."""

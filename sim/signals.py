@@ -37,6 +37,7 @@ from sim.messages import (
     MessageBus,
     MonitorTripped,
     SignalFallback,
+    SignalMode,
     SignalNote,
     SignalOverride,
 )
@@ -195,6 +196,8 @@ class SignalControl:
         """When (wall clock) each bound signal's last report arrived."""
         self._clock: Callable[[], float] = time.monotonic
         self._unbound: set[str] = set()
+        self._modes: dict[str, str] = {}
+        """The mode last published per signal."""
 
     @property
     def violations(self) -> int:
@@ -216,6 +219,24 @@ class SignalControl:
         self.driving = True
         for tls, guard in self.guards.items():
             guard.start(t, shown.get(tls, "r" * len(guard.timings)))
+
+    def phase_shown(self, tls: str, state: str) -> tuple[int, int | None]:
+        """For a signal ccsim drives: the green phase ``state`` (SUMO's) shows (-1 while changing
+        between greens) and the phase its guard is moving to or holding; (-1, None) otherwise."""
+        guard = self.guards.get(tls)
+        if guard is None:
+            return -1, None
+        return guard.phase_of(state), guard.target_phase
+
+    def report_modes(self, t: float) -> None:
+        """Publish each signal's mode where it changed since last said (``program`` where the
+        net's own program runs it)."""
+        for tls in self.monitors:
+            guard = self.guards.get(tls)
+            mode = guard.mode.value if self.driving and guard is not None else "program"
+            if self._modes.get(tls) != mode:
+                self._modes[tls] = mode
+                self.bus.publish(t, f"tls:{tls}", SignalMode(tls, mode))
 
     def control_shares(self, t: float) -> dict[str, float | None]:
         """Per signal, the part of the run up to ``t`` it was under ccsim's control (0..1); None
@@ -279,6 +300,8 @@ class SignalControl:
                 self.bus.publish(
                     t, f"tls:{tls}", GuardViolation(tls, "inconsistent state: fail-safe flashing")
                 )
+            if guard.mode.value != self._modes.get(tls):
+                self.report_modes(t)  # the guard went to fail-safe flashing
             if guard.refusals:
                 self._refused_steps[tls] += 1
                 self._refusals += len(guard.refusals)

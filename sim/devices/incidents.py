@@ -29,9 +29,10 @@ and keeps moving, however slowly, or stands behind a jammed exit: that is conges
 incident. A lane re-arms once its zone is free of halting vehicles.
 
 A detection on the edge of an incident that began before it and is not yet found - or on an
-edge entering the junction of an incident inside a junction - is matched to it, and ``delay_s``
-is the time since it began (the KPI ``incident_detection_delay_mean_s``); unmatched detections
-are false alarms.
+edge entering the junction of an incident inside a junction - is matched to it, and its delay is
+the time since it began (the KPI ``incident_detection_delay_mean_s``); unmatched detections are
+false alarms. That matching is ground truth: ``incident.detected`` says only where stopped traffic
+was found, and the matches go to the KPIs at the end of the run (``incident.totals``).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ from sim.devices.sites import induction_loop
 from sim.errors import ScenarioError
 from sim.lanes import LaneAccess, blocking_problem
 from sim.messages import (
+    DetectionMatch,
     IncidentDetected,
     IncidentEnded,
     IncidentOccurred,
     IncidentReported,
+    IncidentTotals,
     MessageBus,
 )
 from sim.network import Network
@@ -208,6 +211,8 @@ class Incidents(DeviceModel):
         self._submitted: deque[tuple[InjectedIncident, str, int]] = deque()
         self._active: list[_Active] = []
         self._count = 0
+        self.matches: list[DetectionMatch] = []
+        """Every detection against the ground truth (for the KPIs, at the end)."""
         self.collision_stand_s = 0.0
         for i, incident in enumerate(config.inject):
             problem = incident_problem(self.network, incident.edge, incident.lane, incident.pos_m,
@@ -352,10 +357,13 @@ class Incidents(DeviceModel):
         )  # fmt: skip
         if match is not None:
             match.detected = True
-            payload = IncidentDetected(zone.lane, zone.edge, match.id, t - match.begin_s)
+            self.matches.append(DetectionMatch(t, zone.lane, match.id, t - match.begin_s))
         else:
-            payload = IncidentDetected(zone.lane, zone.edge, None, None)
-        self.bus.publish(t, "incidents", payload)
+            self.matches.append(DetectionMatch(t, zone.lane, None, None))
+        self.bus.publish(t, "incidents", IncidentDetected(zone.lane, zone.edge))
+
+    def finish(self, t: float) -> None:
+        self.bus.publish(t, "incidents", IncidentTotals(tuple(self.matches)))
 
 
 @register_device("incidents")

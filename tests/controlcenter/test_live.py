@@ -1,4 +1,4 @@
-"""sim/live.py: wall-clock pacing, the live state, and a live run of real SUMO steered while it runs.
+"""sim/live.py: wall-clock pacing, and a live run of real SUMO steered while it runs.
 
 (Kept here beside the control center that drives it; it tests the sim package's live module.)
 """
@@ -7,39 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
+from controlcenter.state import DECISIONS_KEPT, ControlState, StateChanges
 from sim.errors import CcsimError
-from sim.live import (
-    DECISIONS_KEPT,
-    ControllerSwitch,
-    Flush,
-    LiveRun,
-    LiveState,
-    Outcome,
-    Pacer,
-    RunControl,
-    register_reducer,
-)
-from sim.messages import (
-    AirReading,
-    DevicesDeployed,
-    LaneStatus,
-    Message,
-    ParkingOccupancy,
-    Payload,
-    RedLightViolation,
-    SensorFault,
-    SensorRecovered,
-    SignalPhase,
-    VehiclesArrived,
-    VehiclesDeparted,
-    ZoneOccupancy,
-)
+from sim.live import ControllerSwitch, Flush, LiveRun, Outcome, Pacer, RunControl
+from sim.outputs import payload_json
 from sim.scenario import load_scenario
 from sim.signals import Action, LaneCommand, SignalCommand
 
@@ -103,81 +78,31 @@ def test_speed_must_be_positive() -> None:
         Pacer(1.0).set_speed(-2.0)
 
 
-# --- the live state -------------------------------------------------------------------------------
-
-
-def test_state_keeps_the_latest_entries_and_hands_out_only_changes() -> None:
-    state = LiveState()
-    state(Message(1.0, 1, "tls:J1", SignalPhase("J1", "0", 0, "GGrr")))
-    state(Message(1.0, 2, "monitor", VehiclesDeparted(("a", "b", "c"))))
-    state(Message(2.0, 3, "monitor", VehiclesArrived(("a",))))
-    closed = LaneStatus("L_1", True, "ana", True, "closed", ("operator:ana",), "close")
-    state(Message(2.0, 4, "lane:L", closed))
-    changes = state.changes()
-    assert changes["signals"]["J1"]["state"] == "GGrr"
-    assert changes["kpis"] == {"departed": 3, "arrived": 1, "running": 2}
-    assert changes["lanes"]["L_1"] == {
-        "closed": True,
-        "owners": ["operator:ana"],
-        "user": "ana",
-        "since": 2.0,
-    }
-    state(Message(1.0, 5, "tls:J1", SignalPhase("J1", "0", 0, "GGrr")))  # the same again
-    assert "signals" not in state.changes()
-    refused = LaneStatus("X_1", False, "ana", False, "no lane", (), "close")
-    state(Message(3.0, 6, "lane:L", refused))
-    assert state.changes() == {} and set(state.snapshot()["lanes"]) == {"L_1"}
-
-
-def test_field_devices_appear_in_the_state() -> None:
-    state = LiveState()
-    zones = (ZoneOccupancy("pa_1", "loading", 4, 3, 2, 1.5),)
-    for seq, payload in enumerate(
-        [ParkingOccupancy(zones), AirReading("aq1", 40.0, 30.0, 420.0, 38.0, 28.0, 55.0, "moderate"),
-         SensorFault("N_C_1", "C", "chatter"), DevicesDeployed("gates", ("A1_B1",)),
-         RedLightViolation("C", "serious", 32.0, "entered on red")],
-        start=1,
-    ):  # fmt: skip
-        state(Message(60.0, seq, "devices", payload))
-    snapshot = state.snapshot()
-    assert snapshot["zones"]["pa_1"]["sensed_occupied"] == 2
-    assert snapshot["stations"]["aq1"]["index"] == 55.0
-    assert snapshot["sensor_faults"]["N_C_1"]["fault"] == "chatter"
-    assert snapshot["devices"] == {"gates": ["A1_B1"]} and snapshot["kpis"]["violations"] == 1
-    state(Message(90.0, 6, "devices", SensorRecovered("N_C_1", "C", "chatter", 60.0)))
-    assert state.changes()["sensor_faults"] == {"N_C_1": None}
-
-
-@dataclass(frozen=True, slots=True)
-class BayOccupancy(Payload):
-    kind: ClassVar[str] = "test.bay"
-    bay: str
-    occupied: bool
-
-
-def test_devices_of_later_issues_plug_into_the_state() -> None:
-    @register_reducer(BayOccupancy.kind)
-    def bay(state: LiveState, message: Message) -> None:
-        payload = message.payload
-        assert isinstance(payload, BayOccupancy)
-        state.set("bays", payload.bay, {"occupied": payload.occupied})
-
-    state = LiveState()
-    state(Message(1.0, 1, "bay:b1", BayOccupancy("b1", True)))
-    assert state.snapshot()["bays"] == {"b1": {"occupied": True}}
-
-
 # --- a live run of real SUMO -----------------------------------------------------------------------
 
 
 class Collect:
+    """Takes the flushes as the control center does: it reduces their messages (as rows, the way
+    they cross to it) into the control room's state."""
+
     def __init__(self) -> None:
         self.flushes: list[Flush] = []
         self.outcomes: list[Outcome] = []
+        self._state = ControlState()
+        self._lock = threading.Lock()
 
     def flush(self, flush: Flush) -> None:
         self.flushes.append(flush)
         self.outcomes += flush.outcomes
+        rows = [(m.seq, m.t, m.source, m.kind, payload_json(m)) for m in flush.messages]
+        with self._lock:
+            self._state.apply_rows(rows)
+            self._state.apply_kpis(flush.kpis)
+            self._state.set("run", "t", flush.t)
+
+    def snapshot(self) -> StateChanges:
+        with self._lock:
+            return self._state.snapshot()
 
 
 def live(tmp_path: Path, controller: str, collect: Collect, **kwargs: object) -> LiveRun:
@@ -208,12 +133,20 @@ def test_a_live_run_applies_commands_at_step_boundaries_and_reports_them(tmp_pat
     assert result.summary["controller"] == "maxpressure"
     seqs = [m.seq for f in got.flushes for m in f.messages]
     assert seqs == list(range(1, len(result.log.messages) + 1))  # every message, once, in order
-    snapshot = run.state.snapshot()
+    snapshot = got.snapshot()
     assert snapshot["run"]["status"] == "finished" and snapshot["run"]["controller"] == "maxpressure"
     assert snapshot["signals"]["C"]["mode"] == "flash" and set(snapshot["signals"]["C"]["state"]) == {
         "o"
     }
     assert "lanes" not in snapshot and len(snapshot["detectors"]) == 6
+    # what the detectors last reported, from the stream: the same as the controllers saw
+    sensors = run.simulation.sensors
+    assert sensors is not None
+    assert snapshot["detectors"] == {
+        lane: {"count": o.count, "queue": o.queue, "present": o.present,
+               "occupancy": round(o.occupancy, 3), "buses": o.buses}
+        for lane, o in sensors.latest.items()
+    }  # fmt: skip
     # Running counters since the start, apart from the last closed interval's figures.
     summary = result.summary
     assert snapshot["kpis"]["departed"] == summary["vehicles_departed"]
@@ -236,7 +169,7 @@ def test_sumo_driven_signals_refuse_overrides_with_a_reason(tmp_path: Path) -> N
     run.run()
     [outcome] = got.outcomes
     assert not outcome.accepted and "SUMO's own programs" in outcome.detail
-    assert run.state.snapshot()["signals"]["C"]["mode"] == "program"
+    assert got.snapshot()["signals"]["C"]["mode"] == "program"
     run.submit(2, SignalCommand("C", Action.FLASH, "", "ana"))  # after the end
     assert got.outcomes[-1] == Outcome(2, False, "the run has ended", 30.0)
 
@@ -258,15 +191,15 @@ def test_a_paced_run_can_be_paused_and_sped_up(tmp_path: Path) -> None:
         first.wait(0.01)
     [paused] = [o for o in got.outcomes if o.command_id == 11]
     assert paused.accepted and paused.detail == f"paused at t={paused.t:g} s"
-    assert run.state.snapshot()["run"]["paused"] is True
+    assert got.snapshot()["run"]["paused"] is True
     first.wait(0.3)  # paused: the simulation does not move (at x50 it would run 15 s meanwhile)
-    assert run.state.snapshot()["run"]["t"] <= (paused.t or 0) + 1
+    assert got.snapshot()["run"]["t"] <= (paused.t or 0) + 1
     run.submit(12, RunControl("speed", None, user="ana"))
     run.submit(13, RunControl("resume", user="ana"))
     thread.join(30)
     assert not thread.is_alive()
     assert time.perf_counter() - started < 2.0  # x50 for a moment, then unpaced: well under 60/50 s
-    snapshot = run.state.snapshot()["run"]
+    snapshot = got.snapshot()["run"]
     assert snapshot["speed"] is None and snapshot["paused"] is False
     outcomes = {o.command_id: o for o in got.outcomes}
     assert (outcomes[12].accepted, outcomes[12].detail) == (True, "speed max")
@@ -301,7 +234,7 @@ def test_the_intersection_panel_keeps_the_last_decisions_with_their_reasons(tmp_
     run = live(tmp_path, "actuated", got, speed=None, end_s=300.0)
     run.submit(31, SignalCommand("C", Action.HOLD, "9", "ana"))  # refused: named too
     result = run.run()
-    kept = run.state.snapshot()["decisions"]["C"]
+    kept = got.snapshot()["decisions"]["C"]
     assert len(kept) == DECISIONS_KEPT
     decided = [m for m in result.log.messages if m.kind in ("signal.decision", "signal.override")]
     assert [e["t"] for e in kept] == [m.t for m in decided[-DECISIONS_KEPT:]]

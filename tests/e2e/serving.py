@@ -94,12 +94,27 @@ def start_server(
     (``admin_token`` None: without ``CCSIM_ADMIN_TOKEN``). The store is the SQLite file ``db``
     (default ``tmp/control.db``), or any ``--db`` URL given as ``db_url``."""
     db = db or tmp / "control.db"
+    command = ["serve", scenario, "--port", "0", "--db", db_url or f"sqlite:///{db}",
+               "--out", str(tmp / "run"), *args]  # fmt: skip
+    return _start(command, db, timeout_s, admin_token)
+
+
+def start_replay(
+    tmp: Path, run_dir: Path, *args: str, db: Path | None = None, timeout_s: float = 60.0
+) -> Server:
+    """Start ``ccsim replay RUN_DIR --port 0`` (store ``db``, default ``tmp/replay.db``) and wait
+    until it says where it listens."""
+    db = db or tmp / "replay.db"
+    command = ["replay", str(run_dir), "--port", "0", "--db", f"sqlite:///{db}", *args]
+    return _start(command, db, timeout_s, TOKEN)
+
+
+def _start(command: list[str], db: Path, timeout_s: float, admin_token: str | None) -> Server:
     env = {k: v for k, v in os.environ.items() if k != "CCSIM_ADMIN_TOKEN"}
     if admin_token is not None:
         env["CCSIM_ADMIN_TOKEN"] = admin_token
     process = subprocess.Popen(
-        [sys.executable, "-m", "controlcenter.cli", "serve", scenario, "--port", "0",
-         "--db", db_url or f"sqlite:///{db}", "--out", str(tmp / "run"), *args],
+        [sys.executable, "-m", "controlcenter.cli", *command],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -118,7 +133,7 @@ def start_server(
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             process.kill()
-            raise AssertionError(f"ccsim serve did not start: {seen}") from None
+            raise AssertionError(f"ccsim {command[0]} did not start: {seen}") from None
         if line.startswith("control room: "):
             return Server(process, line.split(": ", 1)[1].strip(), db, lines=seen)
 

@@ -81,10 +81,13 @@ def test_every_phase_change_carries_its_reason(controller: str, tmp_path: Path) 
             planned = [p for p, _, end in v["schedule"] if end > 0]
             assert planned[0] == d["to_phase"] and v["expected_delay_veh_s"] >= 0, d
             assert (v["buses"] > 0) == (d["reason"] == "transit-priority"), d
-        # the next phase the signal shows is the one decided
+        # the next green phase the signal shows (in SUMO) is the one decided, and the guard
+        # heads for it at once
+        heading = [p["target"] for t, p in phases if t > message.t and p["tls"] == d["tls"]]
+        assert heading[:1] in ([d["to_phase"]], []), (d, heading[:1])
         shown = next(
             (p["phase"] for t, p in phases
-             if t >= message.t and p["tls"] == d["tls"] and p["phase"] != d["from_phase"]),
+             if t >= message.t and p["tls"] == d["tls"] and p["phase"] not in (d["from_phase"], -1)),
             None,
         )  # fmt: skip
         assert shown in (d["to_phase"], None), (d, shown)

@@ -82,7 +82,7 @@ def test_a_share_of_warned_drivers_take_another_way(on: bool) -> None:
     signs = InfoSigns(context, InfoSignsConfig(sites=("W_C",), reroute_share=0.3, on=on))
     world = _World()
     signs.bind(world, 0.0)  # type: ignore[arg-type]
-    bus.publish(10.0, "incidents", IncidentDetected("b_1", "b", None, None))
+    bus.publish(10.0, "incidents", IncidentDetected("b_1", "b"))
     sign = signs.signs[0]
     for i in range(1000):
         signs._warn(20.0, sign, f"through{i}")

@@ -133,7 +133,17 @@ export class KpiPanel {
     this.controls.hidden = !may(role, "operator");
   }
 
+  // ``live``: the controls act (a live run, or a replay: then seeking too).
   showRun(run, live) {
+    const seekBox = this.controls.querySelector("#sim-seek-box");
+    seekBox.hidden = !run.replay;
+    if (run.replay) {
+      const range = this.controls.querySelector("#sim-seek");
+      range.min = String(Math.floor(run.begin_s ?? 0));
+      range.max = String(Math.ceil(run.end_t ?? 0));
+      if (document.activeElement !== range) range.value = String(Math.round(run.t ?? 0));
+      for (const control of seekBox.querySelectorAll("input, button")) control.disabled = !live;
+    }
     const select = this.controls.querySelector("#sim-speed");
     const speed = run.speed === null ? "max" : run.speed === undefined ? "" : String(run.speed);
     if (speed && document.activeElement !== select) {
@@ -156,6 +166,14 @@ export class KpiPanel {
       () => say("pause", this.api.post("/api/simulation/pause")));
     this.controls.querySelector("#sim-resume").addEventListener("click",
       () => say("resume", this.api.post("/api/simulation/resume")));
+    const seekTo = (value) => {
+      if (value === "" || Number.isNaN(Number(value))) return;
+      say(`go to t ${value} s`, this.api.post("/api/simulation/seek", { t: Number(value) }))
+        .then(() => { if (this.onSeek) this.onSeek(); });
+    };
+    this.controls.querySelector("#sim-seek").addEventListener("change", (event) => seekTo(event.target.value));
+    this.controls.querySelector("#sim-seek-go").addEventListener("click",
+      () => seekTo(this.controls.querySelector("#sim-seek-t").value));
     this.controls.querySelector("#sim-speed").addEventListener("change", (event) => {
       const value = event.target.value;
       say("speed", this.api.post("/api/simulation/speed", { speed: value === "max" ? null : Number(value) }));

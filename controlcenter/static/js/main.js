@@ -114,6 +114,8 @@ const alarms = new AlarmList({
 const panel = new IntersectionPanel({ element: $("intersection-panel"), api: null, onClose: () => map.select(null) });
 
 const kpis = new KpiPanel({ charts: $("kpi-charts"), controls: $("sim-controls"), api: null });
+// A replay moved in time: the charts start again from the KPIs up to then.
+kpis.onSeek = () => { kpis.reset(); kpis.backfill(); };
 
 const lanes = new LanesPanel({
   list: $("closed-lanes"), empty: $("lanes-empty"), count: $("closed-count"), reported: $("reported-incidents"),
@@ -130,9 +132,15 @@ const accounts = new Accounts({
 page.accounts = accounts;
 
 // Live: the feed is connected and the run is going. Otherwise the picture is the last one
-// received: it is greyed out and says so, and no command can be sent from it.
+// received: it is greyed out and says so, and no command can be sent from it. A replay of a
+// finished run is never live: only its own pause, speed and seek act.
 function isLive() {
-  return page.connection === "connected" && (page.state.run || {}).status === "running";
+  const run = page.state.run || {};
+  return page.connection === "connected" && run.status === "running" && !run.replay;
+}
+
+function isReplay() {
+  return Boolean((page.state.run || {}).replay);
 }
 
 function context() {
@@ -143,8 +151,13 @@ function showLiveness() {
   const live = isLive();
   document.body.dataset.live = live ? "yes" : "no";
   const run = page.state.run || {};
+  const label = $("replay-label");
+  label.hidden = !run.replay;
+  if (run.replay) {
+    label.textContent = `REPLAY of a finished run${run.paused ? " (paused)" : ""}: commands are off`;
+  }
   const note = $("stale-note");
-  note.hidden = live || page.connection === "offline" && !page.feed;
+  note.hidden = live || run.replay && page.connection === "connected" || page.connection === "offline" && !page.feed;
   note.textContent = page.connection !== "connected"
     ? `NOT LIVE (${page.connection}): the picture is from simulation time ${clock(page.t)}`
     : run.status && run.status !== "running"
@@ -194,7 +207,7 @@ function showConnection(state, detail) {
   showLiveness();
   panel.update(context());
   lanes.update(page.state, page.t, isLive());
-  kpis.showRun(page.state.run || {}, isLive());
+  kpis.showRun(page.state.run || {}, isLive() || isReplay() && state === "connected");
   const box = $("connection-state");
   box.dataset.state = state;
   box.title = detail || state;
@@ -265,7 +278,7 @@ function render(sections) {
   $("sim-clock").textContent = clock(page.t);
   map.update(page.state, sections, page.t);
   kpis.sample(page.state, page.t);
-  kpis.showRun(run, isLive());
+  kpis.showRun(run, isLive() || isReplay() && page.connection === "connected");
   alarms.setRunEnded(["finished", "stopped", "failed"].includes(run.status));
   panel.update(context());
   lanes.update(page.state, page.t, isLive());

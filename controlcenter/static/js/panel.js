@@ -14,6 +14,12 @@ const WINDOW_S = 300;
 const ASPECT_FILL = { green: "#3f6e42", amber: "#e0b000", red: "#8a2f2f", flash: "#e0b000", dark: "#777" };
 const BAR = { green: [4, 26], amber: [17, 13], flash: [17, 13], red: [26, 4], dark: [26, 4] };
 
+// The green phase a signal shows or is changing to: the guard's target where ccsim drives
+// (``phase`` is then the one SUMO shows, -1 between greens), SUMO's phase where its program runs.
+function heading(entry) {
+  return entry.target ?? entry.phase;
+}
+
 function approachOf(lane) {
   return lane.replace(/_\d+$/, "");
 }
@@ -40,7 +46,7 @@ export class IntersectionPanel {
       `&since_t=${Math.max(0, now - WINDOW_S)}&limit=5000`);
     if (this.tls !== tls) return;  // another intersection was chosen meanwhile
     if (answer.ok) {
-      const earlier = answer.data.items.map((e) => ({ t: e.t, phase: e.payload.phase, state: e.payload.state }));
+      const earlier = answer.data.items.map((e) => ({ t: e.t, phase: heading(e.payload), state: e.payload.state }));
       const later = this.history.filter((h) => !earlier.length || h.t > earlier[earlier.length - 1].t);
       this.history = [...earlier, ...later];
     }
@@ -59,8 +65,8 @@ export class IntersectionPanel {
     const entry = (context.state.signals || {})[this.tls];
     if (entry) {
       const last = this.history[this.history.length - 1];
-      if (!last || last.state !== entry.state || last.phase !== entry.phase) {
-        this.history.push({ t: entry.since ?? context.t, phase: entry.phase, state: entry.state });
+      if (!last || last.state !== entry.state || last.phase !== heading(entry)) {
+        this.history.push({ t: entry.since ?? context.t, phase: heading(entry), state: entry.state });
       }
     }
     this.render(context);
@@ -97,13 +103,13 @@ export class IntersectionPanel {
       isAbnormalMode(mode) ? `\u25B2 ${mode.toUpperCase()}` : mode);
     const since = this.phaseSince(signal);
     const elapsed = since !== null && t !== null ? ` (${Math.max(0, Math.round(t - since))} s)` : "";
-    // The feed names the green phase the signal shows or is changing to (through amber / red).
-    const changing = signal.state && aspect(signal.state) !== "green" ? ", changing to it" : "";
+    // The green phase the signal shows, or is changing to (through amber / red).
+    const changing = signal.phase === -1 || signal.state && aspect(signal.state) !== "green" ? ", changing to it" : "";
     this.facts.replaceChildren(
       el("dt", {}, "controller"), el("dd", { testid: "panel-controller" }, run.controller || "-"),
       el("dt", {}, "mode"), el("dd", {}, modeText),
       el("dt", {}, "program"), el("dd", {}, signal.program ?? "-"),
-      el("dt", {}, "phase"), el("dd", { testid: "panel-phase" }, `${signal.phase ?? "-"}${elapsed}${changing}`));
+      el("dt", {}, "phase"), el("dd", { testid: "panel-phase" }, `${heading(signal) ?? "-"}${elapsed}${changing}`));
     const links = [];
     for (const [i, c] of [...(signal.state || "")].entries()) {
       const kind = /[Gg]/.test(c) ? "g" : /[yYu]/.test(c) ? "y" : /[oO]/.test(c) ? "o" : /[rRs]/.test(c) ? "r" : "";
@@ -113,18 +119,19 @@ export class IntersectionPanel {
     this.timelineBox.replaceChildren(this.timeline(t));
     this.whyBox.replaceChildren(this.decisions((state.decisions || {})[this.tls] || []));
     this.queueBox.replaceChildren(this.queues(props.lanes || [], state.detectors || {}, state.sensor_faults || {}));
-    if (this.holdButton) this.holdButton.textContent = `Hold phase ${signal.phase ?? ""}`.trim();
+    if (this.holdButton) this.holdButton.textContent = `Hold phase ${heading(signal) ?? ""}`.trim();
     // Commands only on a live picture (the server would refuse them on a finished run anyway).
     for (const control of this.commandControls || []) control.disabled = !live;
-    this.phase = signal.phase;
+    this.phase = heading(signal);
   }
 
   // Since when the signal has been on (or heading to) its current green phase: the start of the
   // latest run of history entries with that phase (a pedestrian link ending does not restart it).
   phaseSince(signal) {
-    if (signal.phase === undefined) return null;
+    const phase = heading(signal);
+    if (phase === undefined) return null;
     let since = signal.since ?? null;
-    for (let i = this.history.length - 1; i >= 0 && this.history[i].phase === signal.phase; i--) {
+    for (let i = this.history.length - 1; i >= 0 && this.history[i].phase === phase; i--) {
       since = this.history[i].t;
     }
     return since;
