@@ -38,9 +38,9 @@ Flag = Annotated[bool, Field(strict=True)]
 Text = Annotated[str, Field(strict=True)]
 
 
-def between(low: float, high: float) -> Any:
-    """A number in ``low..high`` (both included)."""
-    return Annotated[float, Field(strict=True, ge=low, le=high)]
+def within(low: float, high: float) -> Any:
+    """``Annotated[float, within(0, 1)]``: a number in ``low..high`` (both included)."""
+    return Field(strict=True, ge=low, le=high)
 
 
 class ConfigModel(BaseModel):
@@ -163,7 +163,7 @@ def _locate(cls: Any, loc: tuple[str | int, ...], at: tuple[str | int, ...]) -> 
 
 _TYPES = {
     "int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",
-    "bool_type": "true or false", "string_type": "a string", "finite_number": "a finite number",
+    "bool_type": "true or false", "string_type": "a string",
 }  # fmt: skip
 _RANGES = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
@@ -184,6 +184,8 @@ def _explain(details: ErrorDetails, field: str, target: _Target) -> tuple[str, s
         return "not a table", f"[{field}]", value
     if kind in ("list_type", "tuple_type"):
         return "wrong type", _kind_of(target.annotation, field), value
+    if kind == "finite_number":
+        return "out of range", "a finite number", value
     if kind in _RANGES:
         return "out of range", _bounds(target.constraints, ctx), value
     if kind in ("too_short", "too_long"):
