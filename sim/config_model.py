@@ -87,7 +87,13 @@ def config_error(
 ) -> FileFieldError:
     """pydantic's first problem with a document of type ``cls``, as one line in the project's terms."""
     details = exc.errors(include_url=False)[0]
-    field, target = _locate(cls, details["loc"], at)
+    loc = details["loc"]
+    if details["type"] == "missing" and loc and isinstance(loc[-1], int):
+        # A fixed-length list with too few values: the list is wrong, not a value in it.
+        field, target = _locate(cls, loc[:-1], at)
+        return error(path, "wrong length", field=field, value=details["input"],
+                     expected=_kind_of(target.annotation, field))  # fmt: skip
+    field, target = _locate(cls, loc, at)
     problem, expected, value = _explain(details, field, target)
     return error(path, problem, field=field or None, value=value, expected=expected)
 
