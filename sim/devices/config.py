@@ -212,7 +212,11 @@ class DevicesConfig:
 
 def devices_config(path: Path, table: Any) -> DevicesConfig:
     """Validate ``[devices]`` of ``path``; see the module docstring."""
-    config = validate(DevicesConfig, table, path, at=("devices",))
+    return resolve_secret(path, validate(DevicesConfig, table, path, at=("devices",)))
+
+
+def resolve_secret(path: Path, config: DevicesConfig) -> DevicesConfig:
+    """The gates' key read from the environment for ``env:NAME``, and checked (16+ characters)."""
     gates = config.gates
     if gates is not None and gates.secret.startswith("env:"):
         # The key may live outside the scenario file, in the deployment's environment.
