@@ -194,6 +194,8 @@ def _explain(details: ErrorDetails, field: str, target: _Target) -> tuple[str, s
         return "out of range", "a finite number", value
     if kind in _RANGES:
         return "out of range", _bounds(target.constraints, ctx), value
+    if kind == "string_too_short":
+        return "empty", "a non-empty string", value
     if kind in ("too_short", "too_long"):
         return "wrong length", _length(target, ctx), value
     if kind in ("literal_error", "enum"):
