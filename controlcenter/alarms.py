@@ -49,14 +49,6 @@ class Severity(Enum):
     def rank(self) -> int:
         return list(Severity).index(self)
 
-    @classmethod
-    def parse(cls, text: str, origin: str) -> Severity:
-        try:
-            return cls(text)
-        except ValueError:
-            names = ", ".join(s.value for s in cls)
-            raise CcsimError(f"{origin}: severity '{text}': expected one of {names}") from None
-
 
 CATEGORIES = frozenset(
     {"traffic", "naturalDisaster", "weather", "environment", "health", "security", "agriculture"}

@@ -38,13 +38,17 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
 
 from controlcenter.alarms import CATEGORIES, CCSIM_SUBCATEGORIES, SUBCATEGORIES, Severity
-from sim.errors import CcsimError
+from sim.config_model import ConfigModel, Text, invalid, validate
+from sim.errors import FileFieldError
 from sim.messages import Message
 
 FROM_PAYLOAD = "from-payload"
+SEVERITIES = tuple(s.value for s in Severity)
 
 
 class Clear(Enum):
@@ -361,104 +365,127 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 )
 """What raises alarms unless ``ccsim serve --alarms FILE`` says otherwise."""
 
-_RULE_FIELDS = {
-    "name", "kind", "severity", "min_severity", "category", "subcategory", "description", "key",
-    "when", "clear", "clear_kind", "clear_when",
-}  # fmt: skip
+
+class RulesError(FileFieldError):
+    """An alarm rules file (``ccsim serve --alarms FILE``) is missing or malformed."""
 
 
-def load_rules(path: Path) -> tuple[Rule, ...]:
-    """Read ``[[alarm]]`` tables from a TOML file; errors name the file, the rule and the field."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CcsimError(f"{path}: cannot read the alarm rules ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CcsimError(f"{path}: malformed TOML: {exc}") from None
-    tables = data.get("alarm")
-    if not isinstance(tables, list) or not tables:
-        raise CcsimError(f"{path}: expected one or more [[alarm]] tables")
-    rules = tuple(_rule(table, f"{path}: alarm {i + 1}") for i, table in enumerate(tables))
-    names = [r.name for r in rules]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise CcsimError(f"{path}: alarm names must be unique; repeated: {', '.join(duplicates)}")
-    return rules
-
-
-def _text(table: dict[str, Any], name: str, origin: str, default: str | None = None) -> str:
-    value = table.get(name, default)
-    if not isinstance(value, str) or (default is None and not value):
-        raise CcsimError(f"{origin}: field '{name}': expected a non-empty string (got {value!r})")
+def _severity(value: Any) -> Any:
+    if isinstance(value, str) and value != FROM_PAYLOAD and value not in SEVERITIES:
+        raise invalid("unknown severity", f"one of {', '.join(SEVERITIES)}, or {FROM_PAYLOAD}")
     return value
 
 
-def _rule(table: Any, origin: str) -> Rule:
-    if not isinstance(table, dict):
-        raise CcsimError(f"{origin}: expected a table")
-    unknown = sorted(set(table) - _RULE_FIELDS)
-    if unknown:
-        raise CcsimError(f"{origin}: unknown field '{unknown[0]}'; fields: {sorted(_RULE_FIELDS)}")
-    name = _text(table, "name", origin)
-    origin = f"{origin} ('{name}')"
-    severity_text = _text(table, "severity", origin)
-    severity = None if severity_text == FROM_PAYLOAD else Severity.parse(severity_text, origin)
-    category = _text(table, "category", origin)
-    if category not in CATEGORIES:
-        raise CcsimError(f"{origin}: field 'category': '{category}' is not one of {sorted(CATEGORIES)}")
-    subcategory = _text(table, "subcategory", origin)
-    if subcategory not in SUBCATEGORIES | CCSIM_SUBCATEGORIES:
-        raise CcsimError(
-            f"{origin}: field 'subcategory': '{subcategory}' is not a Smart Data Models Alert "
-            "subCategory (trafficJam, roadClosed, hazardOnRoad, airPollution...) nor one of "
-            f"{sorted(CCSIM_SUBCATEGORIES)}"
+def _min_severity(value: Any) -> Any:
+    if isinstance(value, str) and value not in SEVERITIES:
+        raise invalid("unknown severity", f"one of {', '.join(SEVERITIES)}")
+    return value
+
+
+def _category(value: Any) -> Any:
+    if isinstance(value, str) and value not in CATEGORIES:
+        raise invalid("unknown category", f"one of {', '.join(sorted(CATEGORIES))}")
+    return value
+
+
+def _subcategory(value: Any) -> Any:
+    if isinstance(value, str) and value not in SUBCATEGORIES | CCSIM_SUBCATEGORIES:
+        raise invalid(
+            "not a Smart Data Models Alert subCategory",
+            "one of theirs (trafficJam, roadClosed, hazardOnRoad, airPollution...) or of "
+            + ", ".join(sorted(CCSIM_SUBCATEGORIES)),
         )
-    clear_text = _text(table, "clear", origin, Clear.MOMENTARY.value)
+    return value
+
+
+def _test(value: Any) -> Any:
+    """A payload field test: a value, a list of values, or ``{ at_least = N, at_most = N }``."""
+    if isinstance(value, dict):
+        bounds = [value.get("at_least"), value.get("at_most")]
+        if (
+            not value
+            or set(value) - {"at_least", "at_most"}
+            or any(b is not None and (not isinstance(b, int | float) or isinstance(b, bool))
+                   for b in bounds)
+        ):  # fmt: skip
+            raise invalid("not a test", "{ at_least = N } and/or { at_most = N }")
+    return value
+
+
+Name = Annotated[str, Field(strict=True, min_length=1)]
+Tests = dict[str, Annotated[Any, BeforeValidator(_test)]]
+
+
+class _RuleFile(ConfigModel):
+    """One ``[[alarm]]`` table (see the module docstring)."""
+
+    name: Name
+    kind: Name
+    severity: Annotated[Name, BeforeValidator(_severity)]
+    min_severity: Annotated[Text, BeforeValidator(_min_severity)] = Severity.INFORMATIONAL.value
+    category: Annotated[Text, BeforeValidator(_category)]
+    subcategory: Annotated[Text, BeforeValidator(_subcategory)]
+    description: Text | None = None
+    key: Text = ""
+    when: Tests = Field(default_factory=dict)
+    clear: Clear = Clear.MOMENTARY
+    clear_kind: Text = ""
+    clear_when: Tests = Field(default_factory=dict)
+
+
+class _RulesFile(ConfigModel):
+    alarm: list[_RuleFile]
+
+
+def load_rules(path: Path) -> tuple[Rule, ...]:
+    """Read ``[[alarm]]`` tables from a TOML file; errors name the file, the field
+    (``alarm[2].severity``), the value and what was expected."""
     try:
-        clear = Clear(clear_text)
-    except ValueError:
-        raise CcsimError(
-            f"{origin}: field 'clear': '{clear_text}': expected momentary, condition or latched"
-        ) from None
-    clear_kind = _text(table, "clear_kind", origin, "")
-    if clear is Clear.LATCHED and not clear_kind:
-        raise CcsimError(f"{origin}: field 'clear_kind': a latched alarm needs the kind that clears it")
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(path, f"cannot read the alarm rules ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(path, f"malformed TOML: {exc}") from None
+    if not isinstance(data.get("alarm"), list) or not data["alarm"]:
+        raise RulesError(path, "no alarm rules", field="alarm", expected="one or more [[alarm]] tables")
+    doc = validate(_RulesFile, data, path, error=RulesError)
+    rules = []
+    for i, table in enumerate(doc.alarm):
+        if table.clear is Clear.LATCHED and not table.clear_kind:
+            raise RulesError(path, "a latched alarm needs the kind that clears it",
+                             field=f"alarm[{i}].clear_kind", expected="a message kind")  # fmt: skip
+        rules.append(_rule(table))
+    names = [r.name for r in rules]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            first = f"alarm[{names.index(name)}]"
+            raise RulesError(path, "repeated name", field=f"alarm[{i}].name", value=name,
+                             expected=f"a name no other rule has ({first} has it)")  # fmt: skip
+    return tuple(rules)
+
+
+def _rule(table: _RuleFile) -> Rule:
     return Rule(
-        name=name,
-        kind=_text(table, "kind", origin),
-        severity=severity,
-        min_severity=Severity.parse(_text(table, "min_severity", origin, "informational"), origin),
-        category=category,
-        subcategory=subcategory,
-        description=_text(table, "description", origin, name),
-        key=_text(table, "key", origin, ""),
-        when=_matches(table.get("when", {}), f"{origin}: field 'when'"),
-        clear=clear,
-        clear_kind=clear_kind,
-        clear_when=_matches(table.get("clear_when", {}), f"{origin}: field 'clear_when'"),
+        name=table.name,
+        kind=table.kind,
+        severity=None if table.severity == FROM_PAYLOAD else Severity(table.severity),
+        min_severity=Severity(table.min_severity),
+        category=table.category,
+        subcategory=table.subcategory,
+        description=table.name if table.description is None else table.description,
+        key=table.key,
+        when=_matches(table.when),
+        clear=table.clear,
+        clear_kind=table.clear_kind,
+        clear_when=_matches(table.clear_when),
     )
 
 
-def _matches(table: Any, origin: str) -> tuple[Match, ...]:
-    if not isinstance(table, dict):
-        raise CcsimError(f"{origin}: expected a table of payload field = value or bounds")
+def _matches(tests: dict[str, Any]) -> tuple[Match, ...]:
     matches = []
-    for name, test in table.items():
+    for name, test in tests.items():
         if isinstance(test, dict):
-            unknown = sorted(set(test) - {"at_least", "at_most"})
-            bounds = [test.get("at_least"), test.get("at_most")]
-            if (
-                unknown
-                or not test
-                or any(
-                    b is not None and (not isinstance(b, int | float) or isinstance(b, bool))
-                    for b in bounds
-                )
-            ):
-                raise CcsimError(
-                    f"{origin}.{name}: expected {{ at_least = N }} and/or {{ at_most = N }}"
-                )
-            matches.append(Match(name, at_least=bounds[0], at_most=bounds[1]))
+            matches.append(Match(name, at_least=test.get("at_least"), at_most=test.get("at_most")))
         elif isinstance(test, list):
             matches.append(Match(name, equals=tuple(test)))
         else:

@@ -28,17 +28,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from sim.config_model import CONFIG
 from sim.network import Network
 
+Positive = Annotated[float, Field(strict=True, gt=0.0)]
 
-@dataclass(frozen=True)
+
+@pydantic_dataclass(frozen=True, config=CONFIG)
 class DetectorConfig:
-    """Placement of the automatic detectors (m) and how often they report (s)."""
+    """Placement of the automatic detectors (m) and how often they report (s); ``[detectors]``
+    of scenario.toml (the scenario checks the period against its step)."""
 
-    stopline_length_m: float = 60.0
-    advance_distance_m: float = 60.0
-    reporting_period_s: float = 1.0
+    stopline_length_m: Positive = 60.0
+    advance_distance_m: Positive = 60.0
+    reporting_period_s: Positive = 1.0
 
 
 class DetectorKind(Enum):

@@ -37,10 +37,13 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from sim.config_model import CONFIG, Flag, Number, Text, invalid, validate, within
 from sim.errors import ScenarioError
 from sim.messages import (
     BayObserved,
@@ -65,119 +68,63 @@ SAMPLE_S = 60.0
 FALSE_OCCUPANCY_S = 300.0
 
 
-@dataclass(frozen=True)
+Hours = Annotated[float, within(0.0, 24.0)]
+Share = Annotated[float, within(0.0, 1.0)]
+Dwell = Annotated[float, within(60.0, 86400.0)]
+Price = Annotated[float, within(0.0, 1000.0)]
+
+
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise invalid("wrong value", "[low, high] with low <= high")
+    return value
+
+
+Band = Annotated[tuple[Number, Number], AfterValidator(_ordered)]
+"""``[low, high]`` with low <= high."""
+
+
+@pydantic_dataclass(frozen=True, config=CONFIG)
 class ParkingConfig:
     """``[parking]`` of scenario.toml. Times in s, shares 0..1, prices in currency units."""
 
-    share: float = 0.15
-    dwell_mean_s: float = 900.0
-    loading_dwell_mean_s: float = 900.0
+    share: Share = 0.15
+    dwell_mean_s: Annotated[float, within(1.0, 86400.0)] = 900.0
+    loading_dwell_mean_s: Annotated[float, within(1.0, 86400.0)] = 900.0
     """Deliveries' dwell (in loading zones or wherever they find a bay)."""
-    long_stay_share: float = 0.0
+    long_stay_share: Share = 0.0
     """Of the parking car drivers, commuters who head for a lot (a rotating bay only if no lot is
     near), for ``long_stay_dwell_mean_s``."""
-    long_stay_dwell_mean_s: float = 14400.0
-    time_limit_s: float = 1800.0
-    loading_max_dwell_s: float = 1200.0
-    loading_hours: tuple[float, float] = (6.0, 11.0)
-    start_hour: float = 7.0
-    guidance: bool = False
-    guidance_share: float = 0.5
-    pricing: bool = False
-    base_price: float = 2.0
-    price_step: float = 0.5
-    price_period_s: float = 900.0
-    price_sensitivity: float = 1.0
-    target_occupancy: tuple[float, float] = (0.60, 0.85)
-    overstay_share: float = 0.10
-    loading_misuse_share: float = 0.05
-    disabled_misuse_share: float = 0.03
-    permit_share: float = 0.03
-    bay_sensor_profile: str = "ideal"
-    bay_sensor_source: str = "simulated"
+    long_stay_dwell_mean_s: Annotated[float, within(1.0, 86400.0)] = 14400.0
+    time_limit_s: Dwell = 1800.0
+    loading_max_dwell_s: Dwell = 1200.0
+    loading_hours: Band = (6.0, 11.0)
+    start_hour: Hours = 7.0
+    guidance: Flag = False
+    guidance_share: Share = 0.5
+    pricing: Flag = False
+    base_price: Price = 2.0
+    price_step: Price = 0.5
+    price_period_s: Dwell = 900.0
+    price_sensitivity: Annotated[float, within(0.0, 100.0)] = 1.0
+    target_occupancy: Band = (0.60, 0.85)
+    overstay_share: Share = 0.10
+    loading_misuse_share: Share = 0.05
+    disabled_misuse_share: Share = 0.03
+    permit_share: Share = 0.03
+    bay_sensor_profile: Text = "ideal"
+    bay_sensor_source: Literal["simulated", "uplinks"] = "simulated"
     """``simulated``: guidance sees the simulated sensors directly; ``uplinks``: what arrived
     through the network (needs ``ccsim serve --mqtt``)."""
-    initial_occupancy: dict[str, float] = field(default_factory=dict)
+    initial_occupancy: dict[Literal["rotating", "loading", "disabled", "lot"], Share] = field(
+        default_factory=dict
+    )
     """Share (0..1) of each kind's bays taken when the run starts; kinds not named start empty."""
 
 
-SENSOR_SOURCES = ("simulated", "uplinks")
-
-
-_FLOAT_KEYS = {
-    "share": (0, 1), "dwell_mean_s": (1, 86400), "loading_dwell_mean_s": (1, 86400),
-    "time_limit_s": (60, 86400), "long_stay_share": (0, 1), "long_stay_dwell_mean_s": (1, 86400),
-    "loading_max_dwell_s": (60, 86400), "start_hour": (0, 24), "guidance_share": (0, 1),
-    "base_price": (0, 1000), "price_step": (0, 1000), "price_period_s": (60, 86400),
-    "price_sensitivity": (0, 100), "overstay_share": (0, 1), "loading_misuse_share": (0, 1),
-    "disabled_misuse_share": (0, 1), "permit_share": (0, 1),
-}  # fmt: skip
-
-
-def parking_config(path: Path, table: dict[str, Any]) -> ParkingConfig:
+def parking_config(path: Path, table: Any) -> ParkingConfig:
     """Validate ``[parking]``; errors name the file, field, value and expectation."""
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        field_name = f"parking.{key}"
-        if key in _FLOAT_KEYS:
-            low, high = _FLOAT_KEYS[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise ScenarioError(path, "out of range or not a number", field=field_name, value=value,
-                                    expected=f"a number in {low}..{high}")  # fmt: skip
-            values[key] = float(value)
-        elif key in ("guidance", "pricing"):
-            if not isinstance(value, bool):
-                raise ScenarioError(
-                    path, "wrong type", field=field_name, value=value, expected="true or false"
-                )
-            values[key] = value
-        elif key in ("loading_hours", "target_occupancy"):
-            ok = (
-                isinstance(value, list)
-                and len(value) == 2
-                and all(isinstance(v, int | float) for v in value)
-            )
-            if not ok or value[0] > value[1]:
-                raise ScenarioError(path, "wrong value", field=field_name, value=value,
-                                    expected="[low, high] with low <= high")  # fmt: skip
-            values[key] = (float(value[0]), float(value[1]))
-        elif key == "bay_sensor_source":
-            if value not in SENSOR_SOURCES:
-                raise ScenarioError(path, "wrong value", field=field_name, value=value,
-                                    expected=" or ".join(f"'{v}'" for v in SENSOR_SOURCES))  # fmt: skip
-            values[key] = value
-        elif key == "initial_occupancy":
-            values[key] = _initial_occupancy(path, value)
-        elif key == "bay_sensor_profile":
-            if not isinstance(value, str):
-                raise ScenarioError(
-                    path, "wrong type", field=field_name, value=value, expected="a string"
-                )
-            values[key] = value
-        else:
-            known = sorted([*_FLOAT_KEYS, "guidance", "pricing", "loading_hours", "target_occupancy",
-                            "bay_sensor_profile", "bay_sensor_source", "initial_occupancy"])  # fmt: skip
-            raise ScenarioError(
-                path, "unknown field", field=field_name, expected="one of " + ", ".join(known)
-            )
-    return ParkingConfig(**values)
-
-
-def _initial_occupancy(path: Path, value: Any) -> dict[str, float]:
-    """``{ rotating = 0.85, lot = 0.3 }``: kinds of zone, each a share 0..1."""
-    if not isinstance(value, dict):
-        raise ScenarioError(path, "wrong type", field="parking.initial_occupancy", value=value,
-                            expected="a table of zone kinds, e.g. { rotating = 0.85 }")  # fmt: skip
-    shares = {}
-    for kind, share in value.items():
-        name = f"parking.initial_occupancy.{kind}"
-        if kind not in KINDS:
-            raise ScenarioError(path, "unknown zone kind", field=name, expected=" / ".join(KINDS))
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
-            raise ScenarioError(path, "out of range or not a number", field=name, value=share,
-                                expected="a share in 0..1")  # fmt: skip
-        shares[kind] = float(share)
-    return shares
+    return validate(ParkingConfig, table, path, at=("parking",))
 
 
 @dataclass

@@ -17,14 +17,19 @@ import importlib.util
 import math
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from sim.config_model import CONFIG, ConfigModel, Flag, Number, Text, invalid, validate
 from sim.detectors import DetectorConfig
-from sim.devices.config import DevicesConfig, devices_config
+from sim.devices.config import DevicesConfig, resolve_secret
 from sim.errors import ScenarioError
-from sim.parking import ParkingConfig, parking_config
+from sim.parking import ParkingConfig
 
 DEFAULT_END_S = 3600.0
 DEFAULT_KPI_INTERVAL_S = 300.0
@@ -146,17 +151,110 @@ def load_scenario(spec: str | Path, variant: str | None = None) -> Scenario:
 
 # --- scenario.toml -----------------------------------------------------------------------------
 
-_TOP_KEYS = {
-    "name", "description", "sumocfg", "net", "routes", "additional", "run", "kpi", "detectors",
-    "variants", "parking", "devices", "signals", "ntcip", "geo",
-}  # fmt: skip
-_NTCIP_KEYS = {"stations", "controllers"}
-_GEO_KEYS = {"origin"}
-_SIGNAL_KEYS = {"clearance", "plans"}
 CLEARANCES = ("net", "ite")
-_DETECTOR_KEYS = {"stopline_length_m", "advance_distance_m", "reporting_period_s", "profile"}
-_RUN_KEYS = {"begin_s", "end_s", "step_length_s"}
-_KPI_KEYS = {"interval_s"}
+_ADDRESS = "HOST:PORT, an IPv4 address or host name and a port, e.g. 192.0.2.7:161"
+
+
+def _paths(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value  # one path may stand alone
+
+
+def _address(value: str) -> str:
+    if _host_port(value) is None:
+        raise invalid("not an address", _ADDRESS)
+    return value
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, _, port_text = address.rpartition(":")
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
+    if not host or ":" in host or "[" in host or not 0 < port < 65536:  # the manager: IPv4
+        return None
+    return host, port
+
+
+def _lon_lat(value: Any) -> Any:
+    expected = "[longitude, latitude] in degrees, longitude -180..180, latitude -90..90"
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise invalid("wrong type", expected)
+    lon, lat = float(value[0]), float(value[1])
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise invalid("out of range", expected)
+    return lon, lat
+
+
+def _clearance(value: Any) -> Any:
+    if isinstance(value, str) and value not in CLEARANCES:
+        raise invalid(
+            "unknown clearance", "'net' (the net's own yellows and all-reds) or 'ite' (ITE formula)"
+        )
+    return value
+
+
+class _Run(ConfigModel):
+    """``[run]``; unset times come from the .sumocfg, or 0, 3600 and 1 s."""
+
+    begin_s: Annotated[float, Field(strict=True, ge=0.0)] | None = None
+    end_s: Number | None = None
+    step_length_s: Number | None = None
+
+
+class _Kpi(ConfigModel):
+    interval_s: Number = DEFAULT_KPI_INTERVAL_S
+
+
+@pydantic_dataclass(frozen=True, config=CONFIG)
+class _Detectors(DetectorConfig):
+    profile: Text = "ideal"
+
+
+class _Signals(ConfigModel):
+    clearance: Annotated[Text, BeforeValidator(_clearance)] = "net"
+    plans: Text = ""
+
+
+class _Controller(ConfigModel):
+    signal: Text
+    address: Annotated[Text, AfterValidator(_address)]
+
+
+class _Station(_Controller):
+    drive: Flag = False
+
+
+class _Ntcip(ConfigModel):
+    stations: tuple[_Station, ...] = ()
+    controllers: tuple[_Controller, ...] = ()
+
+
+class _Geo(ConfigModel):
+    origin: Annotated[tuple[float, float] | None, BeforeValidator(_lon_lat)] = None
+
+
+Paths = Annotated[tuple[Text, ...], BeforeValidator(_paths)]
+
+
+class ScenarioDoc(ConfigModel):
+    """scenario.toml (``variants`` applied and removed): times in s, paths relative to its folder."""
+
+    name: Text | None = None
+    description: Text = ""
+    sumocfg: Text | None = None
+    net: Text | None = None
+    routes: Paths = ()
+    additional: Paths = ()
+    run: _Run = _Run()
+    kpi: _Kpi = _Kpi()
+    detectors: _Detectors = _Detectors()
+    signals: _Signals = _Signals()
+    parking: ParkingConfig | None = None
+    devices: DevicesConfig | None = None
+    ntcip: _Ntcip = _Ntcip()
+    geo: _Geo = _Geo()
 
 
 def _from_toml(toml_path: Path, variant: str | None) -> Scenario:
@@ -207,73 +305,40 @@ def _apply_variant(doc: dict[str, Any], source: Path, variant: str | None) -> No
         table[leaf] = value
 
 
-def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | None) -> Scenario:
+def _from_doc(raw: dict[str, Any], toml_path: Path, root: Path, variant: str | None) -> Scenario:
     """Validate a scenario document (a scenario.toml, or one made for a .sumocfg or folder)."""
-    _apply_variant(doc, toml_path, variant)
-    _check_keys(toml_path, "", doc, _TOP_KEYS)
-    run = _table(toml_path, doc, "run", _RUN_KEYS)
-    kpi = _table(toml_path, doc, "kpi", _KPI_KEYS)
-    det = _table(toml_path, doc, "detectors", _DETECTOR_KEYS)
-    signals = _table(toml_path, doc, "signals", _SIGNAL_KEYS)
-    clearance = _string(toml_path, signals, "clearance", default="net")
-    if clearance not in CLEARANCES:
-        raise ScenarioError(
-            toml_path, f"unknown clearance {clearance!r}", field="signals.clearance",
-            expected="'net' (the net's own yellows and all-reds) or 'ite' (ITE formula)",
-        )  # fmt: skip
-    name = _string(toml_path, doc, "name", default=root.name)
-    description = _string(toml_path, doc, "description", default="")
-
-    if "sumocfg" in doc:
-        cfg_path = _existing(toml_path, "sumocfg", root, _string(toml_path, doc, "sumocfg"))
+    _apply_variant(raw, toml_path, variant)
+    doc = validate(ScenarioDoc, raw, toml_path)
+    name = root.name if doc.name is None else doc.name
+    if doc.sumocfg is not None:
+        cfg_path = _existing(toml_path, "sumocfg", root, doc.sumocfg)
         base = _from_sumocfg(cfg_path, name=name)
         net, routes, additional = base.net_file, base.route_files, base.additional_files
         begin, end, step = base.begin_s, base.end_s, base.step_length_s
-    elif "net" in doc:
-        net = _existing(toml_path, "net", root, _string(toml_path, doc, "net"))
-        routes = tuple(
-            _existing(toml_path, "routes", root, r) for r in _strings(toml_path, doc, "routes")
-        )
-        additional = tuple(
-            _existing(toml_path, "additional", root, a) for a in _strings(toml_path, doc, "additional")
-        )
+    elif doc.net is not None:
+        net = _existing(toml_path, "net", root, doc.net)
+        routes = tuple(_existing(toml_path, "routes", root, r) for r in doc.routes)
+        additional = tuple(_existing(toml_path, "additional", root, a) for a in doc.additional)
         begin, end, step = 0.0, DEFAULT_END_S, 1.0
     else:
         raise ScenarioError(
             toml_path, "no SUMO files named", field="sumocfg", expected="'sumocfg' or 'net'"
         )
-    plans_name = _string(toml_path, signals, "plans", default="")
+    plans_name = doc.signals.plans
     plans = _existing(toml_path, "signals.plans", root, plans_name) if plans_name else None
     if plans is not None:
         additional = (*additional, plans)  # loaded last: SUMO runs these programs
 
-    begin = _number(toml_path, run, "run.begin_s", begin, minimum=0.0)
-    end = _number(toml_path, run, "run.end_s", end, minimum=begin, strict=True)
-    step = _number(toml_path, run, "run.step_length_s", step, minimum=0.0, strict=True)
-    interval = _number(
-        toml_path, kpi, "kpi.interval_s", DEFAULT_KPI_INTERVAL_S, minimum=step, strict=False
-    )
-    defaults = DetectorConfig()
-    detectors = DetectorConfig(
-        stopline_length_m=_number(toml_path, det, "detectors.stopline_length_m",
-                                  defaults.stopline_length_m, minimum=0.0, strict=True),
-        advance_distance_m=_number(toml_path, det, "detectors.advance_distance_m",
-                                   defaults.advance_distance_m, minimum=0.0, strict=True),
-        reporting_period_s=_number(toml_path, det, "detectors.reporting_period_s",
-                                   defaults.reporting_period_s, minimum=step),
-    )  # fmt: skip
-    profile = _string(toml_path, det, "profile", default="ideal")
-    parking = None
-    if "parking" in doc:
-        if not isinstance(doc["parking"], dict):
-            raise ScenarioError(toml_path, "not a table", field="parking", expected="[parking]")
-        parking = parking_config(toml_path, doc["parking"])
-    devices = devices_config(toml_path, doc["devices"]) if "devices" in doc else None
-    geo_origin = _lon_lat(toml_path, _table(toml_path, doc, "geo", _GEO_KEYS), "geo.origin")
-    cfg = root / doc["sumocfg"] if "sumocfg" in doc else None
-    ntcip = _table(toml_path, doc, "ntcip", _NTCIP_KEYS)
-    stations = _bindings(toml_path, ntcip, "stations", drive=True)
-    controllers = _bindings(toml_path, ntcip, "controllers", drive=False)
+    # Checks across fields (and against the .sumocfg's times) that a schema cannot make:
+    begin = begin if doc.run.begin_s is None else doc.run.begin_s
+    end = _above(toml_path, "run.end_s", end if doc.run.end_s is None else doc.run.end_s, begin)
+    step = _above(toml_path, "run.step_length_s", step if doc.run.step_length_s is None
+                  else doc.run.step_length_s, 0.0)  # fmt: skip
+    interval = _above(toml_path, "kpi.interval_s", doc.kpi.interval_s, step, inclusive=True)
+    det = doc.detectors
+    _above(toml_path, "detectors.reporting_period_s", det.reporting_period_s, step, inclusive=True)
+    detectors = DetectorConfig(det.stopline_length_m, det.advance_distance_m, det.reporting_period_s)
+    devices = None if doc.devices is None else resolve_secret(toml_path, doc.devices)
     return Scenario(
         name=name,
         root=root,
@@ -284,129 +349,44 @@ def _from_doc(doc: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         end_s=end,
         step_length_s=step,
         kpi_interval_s=interval,
-        sumocfg=cfg.resolve() if cfg else None,
-        description=description,
+        sumocfg=cfg_path.resolve() if doc.sumocfg is not None else None,
+        description=doc.description,
         detectors=detectors,
-        sensor_profile=profile,
+        sensor_profile=det.profile,
         variant=variant or "",
-        parking=parking,
+        parking=doc.parking,
         devices=devices,
         source=toml_path if toml_path.name == "scenario.toml" else None,
-        clearance=clearance,
+        clearance=doc.signals.clearance,
         signal_plans=plans,
-        ntcip_stations=stations,
-        ntcip_controllers=controllers,
-        geo_origin=geo_origin,
+        ntcip_stations=_bindings(toml_path, doc.ntcip.stations, "stations"),
+        ntcip_controllers=_bindings(toml_path, doc.ntcip.controllers, "controllers"),
+        geo_origin=doc.geo.origin,
     )
 
 
-def _bindings(path: Path, ntcip: dict[str, Any], key: str, *, drive: bool) -> tuple[NtcipBinding, ...]:
-    """``[[ntcip.KEY]]`` entries: ``signal``, ``address`` ("HOST:PORT") and, for stations,
-    ``drive``."""
-    entries = ntcip.get(key, [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ScenarioError(
-            path, "wrong type", field=f"ntcip.{key}", value=entries,
-            expected=f"[[ntcip.{key}]] tables with signal and address",
-        )  # fmt: skip
+def _bindings(path: Path, entries: Sequence[_Controller], key: str) -> tuple[NtcipBinding, ...]:
+    """``[[ntcip.KEY]]`` entries as bindings; a signal may be bound once."""
     bindings = []
-    allowed = {"signal", "address", "drive"} if drive else {"signal", "address"}
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         at = f"ntcip.{key}[{i}]"
-        _check_keys(path, at + ".", entry, allowed)
-        for required in ("signal", "address"):
-            if required not in entry:
-                raise ScenarioError(path, "missing", field=f"{at}.{required}", expected="a string")
-        signal = _string(path, entry, "signal")
-        if signal in seen:
-            raise ScenarioError(path, f"signal {signal!r} is bound twice", field=f"{at}.signal",
+        if entry.signal in seen:
+            raise ScenarioError(path, f"signal {entry.signal!r} is bound twice", field=f"{at}.signal",
                                 expected="one entry per signal")  # fmt: skip
-        seen.add(signal)
-        address = _string(path, entry, "address")
-        host, _, port_text = address.rpartition(":")
-        port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
-        if not host or ":" in host or "[" in host or not 0 < port < 65536:  # the manager: IPv4
-            raise ScenarioError(path, "not an address", field=f"{at}.address", value=address,
-                                expected="HOST:PORT, an IPv4 address or host name and a port, "
-                                "e.g. 192.0.2.7:161")  # fmt: skip
-        flag = entry.get("drive", False)
-        if not isinstance(flag, bool):
-            raise ScenarioError(path, "wrong type", field=f"{at}.drive", value=flag,
-                                expected="true or false")  # fmt: skip
-        bindings.append(NtcipBinding(signal, host, port, flag, at))
+        seen.add(entry.signal)
+        host_port = _host_port(entry.address)
+        assert host_port is not None  # checked by the schema
+        drive = entry.drive if isinstance(entry, _Station) else False
+        bindings.append(NtcipBinding(entry.signal, *host_port, drive, at))
     return tuple(bindings)
 
 
-def _check_keys(path: Path, prefix: str, table: dict[str, Any], allowed: set[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ScenarioError(
-                path,
-                "unknown field",
-                field=prefix + key,
-                expected="one of " + ", ".join(sorted(allowed)),
-            )
-
-
-def _table(path: Path, doc: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
-    table = doc.get(key, {})
-    if not isinstance(table, dict):
-        raise ScenarioError(path, "not a table", field=key, value=table, expected=f"[{key}]")
-    _check_keys(path, key + ".", table, allowed)
-    return table
-
-
-def _string(path: Path, doc: dict[str, Any], key: str, default: str | None = None) -> str:
-    value = doc.get(key, default)
-    if not isinstance(value, str):
-        raise ScenarioError(path, "wrong type", field=key, value=value, expected="a string")
-    return value
-
-
-def _strings(path: Path, doc: dict[str, Any], key: str) -> list[str]:
-    value = doc.get(key, [])
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ScenarioError(path, "wrong type", field=key, value=value, expected="a list of paths")
-    return value
-
-
-def _number(
-    path: Path,
-    table: dict[str, Any],
-    dotted: str,
-    default: float,
-    *,
-    minimum: float,
-    strict: bool = False,
-) -> float:
-    key = dotted.split(".")[-1]
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ScenarioError(path, "wrong type", field=dotted, value=value, expected="a number")
-    if value < minimum or (strict and value == minimum):
-        bound = f"{'>' if strict else '>='} {minimum:g}"
+def _above(path: Path, dotted: str, value: float, minimum: float, *, inclusive: bool = False) -> float:
+    if value < minimum or (not inclusive and value == minimum):
+        bound = f"{'>=' if inclusive else '>'} {minimum:g}"
         raise ScenarioError(path, "out of range", field=dotted, value=value, expected=bound)
     return float(value)
-
-
-def _lon_lat(path: Path, table: dict[str, Any], dotted: str) -> tuple[float, float] | None:
-    value = table.get(dotted.split(".")[-1])
-    if value is None:
-        return None
-    expected = "[longitude, latitude] in degrees, longitude -180..180, latitude -90..90"
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-    ):
-        raise ScenarioError(path, "wrong type", field=dotted, value=value, expected=expected)
-    lon, lat = float(value[0]), float(value[1])
-    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-        raise ScenarioError(path, "out of range", field=dotted, value=value, expected=expected)
-    return lon, lat
 
 
 def _existing(source: Path, field: str, root: Path, relative: str) -> Path:

@@ -21,15 +21,15 @@ presence; **comm loss** and **dead battery** no report. All randomness comes fro
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import numpy as np
 
+from sim.config_model import ConfigModel, Text, validate, within
 from sim.errors import ScenarioError, UnknownNameError
 from sim.readings import IntArray, Readings
 from sim.sensors import SensorProfile, create_profile, profile_names, register_profile
@@ -69,19 +69,32 @@ class ProfileSpec:
     faults: dict[Fault, FaultSpec] = field(default_factory=dict)
 
 
-_KEYS = {"name", "description", "detection_probability", "false_detections_per_h",
-         "occupancy_noise_sd", "latency_s", "faults"}  # fmt: skip
+Share = Annotated[float, within(0.0, 1.0)]
 
 
-def _number(
-    path: Path, table: dict[str, Any], key: str, default: float, low: float, high: float
-) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ScenarioError(path, "wrong type", field=key, value=value, expected="a number")
-    if not low <= value <= high:
-        raise ScenarioError(path, "out of range", field=key, value=value, expected=f"{low:g}..{high:g}")
-    return float(value)
+class _FaultFile(ConfigModel):
+    rate_per_h: Annotated[float, within(0.0, 3600.0)] = 0.0
+    duration_s: Annotated[float, within(1.0, 1e9)] = 600.0
+
+
+class _FaultsFile(ConfigModel):
+    stuck_on: _FaultFile | None = None
+    stuck_off: _FaultFile | None = None
+    chatter: _FaultFile | None = None
+    comm_loss: _FaultFile | None = None
+    dead_battery: _FaultFile | None = None
+
+
+class _ProfileFile(ConfigModel):
+    """A profile file as written (see the module docstring)."""
+
+    name: Text | None = None
+    description: Text = ""
+    detection_probability: Share = 1.0
+    false_detections_per_h: Annotated[float, within(0.0, 36000.0)] = 0.0
+    occupancy_noise_sd: Share = 0.0
+    latency_s: Annotated[float, within(0.0, 600.0)] = 0.0
+    faults: _FaultsFile = _FaultsFile()
 
 
 def read_profile(path: Path) -> ProfileSpec:
@@ -92,37 +105,18 @@ def read_profile(path: Path) -> ProfileSpec:
         raise ScenarioError(path, f"cannot read sensor profile ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(path, f"invalid TOML: {exc}") from None
-    for key in doc:
-        if key not in _KEYS:
-            raise ScenarioError(
-                path, "unknown field", field=key, expected="one of " + ", ".join(sorted(_KEYS))
-            )
+    profile = validate(_ProfileFile, doc, path)
     faults: dict[Fault, FaultSpec] = {}
-    fault_table = doc.get("faults", {})
-    if not isinstance(fault_table, dict):
-        raise ScenarioError(path, "not a table", field="faults", expected="[faults.<kind>] tables")
-    for name, spec in fault_table.items():
-        if name not in FAULT_NAMES or not isinstance(spec, dict):
-            raise ScenarioError(path, "unknown fault", field=f"faults.{name}",
-                                expected="one of " + ", ".join(sorted(FAULT_NAMES)))  # fmt: skip
-        for key in spec:
-            if key not in ("rate_per_h", "duration_s"):
-                raise ScenarioError(path, "unknown field", field=f"faults.{name}.{key}",
-                                    expected="rate_per_h or duration_s")  # fmt: skip
-        faults[FAULT_NAMES[name]] = FaultSpec(
-            rate_per_h=_number(path, spec, "rate_per_h", 0.0, 0.0, 3600.0),
-            duration_s=_number(path, spec, "duration_s", 600.0, 1.0, 1e9),
-        )
-    name = doc.get("name", path.stem)
-    if not isinstance(name, str):
-        raise ScenarioError(path, "wrong type", field="name", value=name, expected="a string")
+    for name in doc.get("faults", {}):  # in the file's order: it is the order of the draws
+        spec = getattr(profile.faults, name)
+        faults[FAULT_NAMES[name]] = FaultSpec(spec.rate_per_h, spec.duration_s)
     return ProfileSpec(
-        name=name,
-        description=str(doc.get("description", "")),
-        detection_probability=_number(path, doc, "detection_probability", 1.0, 0.0, 1.0),
-        false_detections_per_h=_number(path, doc, "false_detections_per_h", 0.0, 0.0, 36000.0),
-        occupancy_noise_sd=_number(path, doc, "occupancy_noise_sd", 0.0, 0.0, 1.0),
-        latency_s=_number(path, doc, "latency_s", 0.0, 0.0, 600.0),
+        name=path.stem if profile.name is None else profile.name,
+        description=profile.description,
+        detection_probability=profile.detection_probability,
+        false_detections_per_h=profile.false_detections_per_h,
+        occupancy_noise_sd=profile.occupancy_noise_sd,
+        latency_s=profile.latency_s,
         faults=faults,
     )
 

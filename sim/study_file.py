@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
+from sim.config_model import ConfigModel, Integer, Number, Text, invalid, validate
 from sim.controllers import create_controller
 from sim.errors import CcsimError, StudyError
 from sim.kpi import SUMMARY_KEYS
@@ -32,27 +33,23 @@ from sim.study_runs import PlannedRun, folder_name, run_key, scenario_entry
 Factor = Literal["scenario", "controller", "variant", "scale"]
 
 
-class ComparisonDoc(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class ComparisonDoc(ConfigModel):
     factor: Factor
-    baseline: str | float
+    baseline: Text | Number
 
 
-class StudyDoc(BaseModel):
-    """The fields of a study file (validated with pydantic; units in the names)."""
+class StudyDoc(ConfigModel):
+    """The fields of a study file (units in the names)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: str | None = None
-    scenarios: list[str] = Field(min_length=1)
-    controllers: list[str] = Field(min_length=1)
-    variants: list[str] | None = Field(default=None, min_length=1)
-    scales: list[float] = Field(default=[1.0], min_length=1)
-    seeds: list[int]
-    begin_s: float | None = Field(default=None, ge=0)
-    end_s: float | None = Field(default=None, gt=0)
-    kpis: list[str] | None = Field(default=None, min_length=1)
+    name: Text | None = None
+    scenarios: list[Text] = Field(min_length=1)
+    controllers: list[Text] = Field(min_length=1)
+    variants: list[Text] | None = Field(default=None, min_length=1)
+    scales: list[Number] = Field(default=[1.0], min_length=1)
+    seeds: list[Integer]
+    begin_s: Number | None = Field(default=None, ge=0)
+    end_s: Number | None = Field(default=None, gt=0)
+    kpis: list[Text] | None = Field(default=None, min_length=1)
     comparisons: list[ComparisonDoc] | None = None
 
     @field_validator("seeds", mode="before")
@@ -62,7 +59,9 @@ class StudyDoc(BaseModel):
             try:
                 return parse_seeds(value)
             except CcsimError:
-                raise ValueError("a range like 1-5, a list like 1,3,7, or a list of seeds") from None
+                raise invalid(
+                    "not seeds", "a range like 1-5, a list like 1,3,7, or a list of seeds"
+                ) from None
         return value
 
     @field_validator("scales")
@@ -70,14 +69,14 @@ class StudyDoc(BaseModel):
     def _scales(cls, value: list[float]) -> list[float]:
         for scale in value:
             if not scale > 0:
-                raise ValueError("demand scales above 0")
+                raise invalid("out of range", "demand scales above 0")
         return value
 
     @field_validator("seeds")
     @classmethod
     def _non_negative(cls, value: list[int]) -> list[int]:
         if not value or any(seed < 0 for seed in value):
-            raise ValueError("non-negative seeds")
+            raise invalid("out of range", "non-negative seeds")
         return sorted(set(value))
 
 
@@ -109,10 +108,7 @@ def load_study(path: Path, out: Path) -> Study:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(path, f"invalid TOML: {exc}") from None
-    try:
-        doc = StudyDoc.model_validate(raw)
-    except ValidationError as exc:
-        raise _field_error(path, exc) from None
+    doc = validate(StudyDoc, raw, path, error=StudyError)
     scenarios = [_scenario_spec(path, s) for s in doc.scenarios]
     for i, name in enumerate(doc.kpis or []):
         if name not in SUMMARY_KEYS:
@@ -251,21 +247,3 @@ def _comparisons(path: Path, doc: StudyDoc, runs: Sequence[PlannedRun]) -> tuple
 
 def _level(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _field_error(path: Path, exc: ValidationError) -> StudyError:
-    """The first problem pydantic found, as one line in the project's terms."""
-    error = exc.errors()[0]
-    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
-    # A union (seeds, baseline) adds its member types to the location: keep the field's name.
-    field = field.split(".list[")[0].split(".str")[0].split(".float")[0].split(".function-")[0]
-    kind, message = error["type"], error["msg"]
-    if kind == "extra_forbidden":
-        known = ", ".join(StudyDoc.model_fields) if "." not in field else "factor, baseline"
-        return StudyError(path, "unknown field", field=field, expected=f"one of {known}")
-    if kind == "missing":
-        return StudyError(path, "missing", field=field, expected="a value")
-    expected = message.removeprefix("Value error, ").removeprefix("Input should be ")
-    if message.startswith("List should have at least"):
-        expected = "a list with at least one entry"
-    return StudyError(path, "bad value", field=field, value=error.get("input"), expected=expected)

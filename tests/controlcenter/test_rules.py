@@ -9,8 +9,7 @@ from typing import ClassVar
 import pytest
 
 from controlcenter.alarms import Severity
-from controlcenter.rules import DEFAULT_RULES, Clear, Match, Rule, RuleEngine, load_rules
-from sim.errors import CcsimError
+from controlcenter.rules import DEFAULT_RULES, Clear, Match, Rule, RuleEngine, RulesError, load_rules
 from sim.messages import (
     AirThreshold,
     GateWatchlistHit,
@@ -145,40 +144,50 @@ def test_rules_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("edit", "message"),
+    ("edit", "field", "message"),
     [
-        (
-            ('severity = "high"', 'severity = "urgent"'),
-            "alarm 1 ('jam'): severity 'urgent': expected one of",
-        ),
-        (('category = "traffic"', 'category = "roads"'), "field 'category': 'roads' is not one of"),
-        (
-            ('subcategory = "trafficJam"', 'subcategory = "jam"'),
-            "not a Smart Data Models Alert subCategory",
-        ),
-        (('clear = "condition"', 'clear = "latched"'), "field 'clear_kind': a latched alarm needs"),
-        (('clear = "condition"', 'clear = "sometimes"'), "field 'clear': 'sometimes': expected"),
-        (('key = "tls"', 'colour = "red"'), "unknown field 'colour'"),
-        (("at_least = 10", "above = 10"), "field 'when'.queue_max_veh: expected"),
-        (('name = "jam"', "name = 3"), "field 'name': expected a non-empty string"),
-        (("[[alarm]]", "[alarm"), "malformed TOML"),
+        (('severity = "high"', 'severity = "urgent"'), "alarm[0].severity",
+         "unknown severity (got 'urgent'); expected one of informational, low"),
+        (('category = "traffic"', 'category = "roads"'), "alarm[0].category",
+         "unknown category (got 'roads'); expected one of agriculture"),
+        (('subcategory = "trafficJam"', 'subcategory = "jam"'), "alarm[0].subcategory",
+         "not a Smart Data Models Alert subCategory (got 'jam')"),
+        (('clear = "condition"', 'clear = "latched"'), "alarm[0].clear_kind",
+         "a latched alarm needs the kind that clears it"),
+        (('clear = "condition"', 'clear = "sometimes"'), "alarm[0].clear",
+         "(got 'sometimes'); expected 'momentary', 'condition' or 'latched'"),
+        (('key = "tls"', 'colour = "red"'), "alarm[0].colour", "unknown field; expected one of"),
+        (("at_least = 10", "above = 10"), "alarm[0].when.queue_max_veh",
+         "expected { at_least = N } and/or { at_most = N }"),
+        (('name = "jam"', "name = 3"), "alarm[0].name", "wrong type (got 3); expected a string"),
+        (('name = "jam"', 'name = ""'), "alarm[0].name", "expected a non-empty string"),
+        (("[[alarm]]", "[alarm"), None, "malformed TOML"),
     ],
-)
-def test_rules_file_errors_name_the_file_rule_and_field(
-    tmp_path: Path, edit: tuple[str, str], message: str
+)  # fmt: skip
+def test_rules_file_errors_name_the_file_the_field_value_and_expectation(
+    tmp_path: Path, edit: tuple[str, str], field: str | None, message: str
 ) -> None:
     path = tmp_path / "rules.toml"
     path.write_text(RULE.replace(*edit))
-    with pytest.raises(CcsimError) as error:
+    with pytest.raises(RulesError) as error:
         load_rules(path)
+    assert error.value.path == path and error.value.field == field
     assert str(error.value).startswith(str(path)) and message in str(error.value)
+
+
+def test_an_error_in_a_later_rule_names_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULE + RULE.replace('"jam"', '"jam2"').replace("at_least = 10", "at_most = '9'"))
+    with pytest.raises(RulesError) as error:
+        load_rules(path)
+    assert error.value.field == "alarm[1].when.queue_max_veh" and error.value.value == {"at_most": "9"}
 
 
 def test_rules_file_needs_rules_with_unique_names(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
     path.write_text("title = 'none'\n")
-    with pytest.raises(CcsimError, match=r"expected one or more \[\[alarm\]\] tables"):
+    with pytest.raises(RulesError, match=r"expected one or more \[\[alarm\]\] tables"):
         load_rules(path)
     path.write_text(RULE + RULE)
-    with pytest.raises(CcsimError, match="repeated: jam"):
+    with pytest.raises(RulesError, match=r"'alarm\[1\].name': repeated name \(got 'jam'\)"):
         load_rules(path)

@@ -163,11 +163,11 @@ def test_initial_occupancy_is_a_table_of_kinds_and_shares(tmp_path: Path) -> Non
     path = tmp_path / "scenario.toml"
     config = parking_config(path, {"initial_occupancy": {"rotating": 0.85, "lot": 0}})
     assert config.initial_occupancy == {"rotating": 0.85, "lot": 0.0}
-    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy.valet'.*unknown zone kind"):
+    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy.valet'.*unknown value.*'rotating'"):
         parking_config(path, {"initial_occupancy": {"valet": 0.5}})
     with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy.lot'.*1.5.*0..1"):
         parking_config(path, {"initial_occupancy": {"lot": 1.5}})
-    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy'.*0.8.*table of zone kinds"):
+    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy'.*not a table.*0.8"):
         parking_config(path, {"initial_occupancy": 0.8})
     with pytest.raises(ScenarioError, match=r"'parking.long_stay_share'.*2.*0..1"):
         parking_config(path, {"long_stay_share": 2})

@@ -154,3 +154,30 @@ def test_bad_ntcip_bindings_name_the_field(
     folder = write_toml(tmp_path / "s", f'sumocfg = "{grid_cfg}"\n{body}')
     with pytest.raises(ScenarioError, match=expected):
         load_scenario(folder)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "value", "expected"),
+    [
+        ("[devices.radar]\nsigns = true\nsign_distance = 80\n", "devices.radar.sign_distance", None,
+         "one of count, interval_s, sign_compliance, sign_distance_m"),
+        ("[[devices.incidents.inject]]\nat_s = 60\nedge = 'W_C'\nlane = '0'\n",
+         "devices.incidents.inject[0].lane", "0", "an integer"),
+        ("parking = 3\n", "parking", 3, "[parking]"),
+        ("[detectors]\nprofile = 7\n", "detectors.profile", 7, "a string"),
+        ("[detectors]\nstopline_length_m = 0\n", "detectors.stopline_length_m", 0, "> 0"),
+        ("[run]\nstep_length_s = 1\n[kpi]\ninterval_s = 0.5\n", "kpi.interval_s", 0.5, ">= 1"),
+        ("[signals]\nclearance = 'eu'\n", "signals.clearance", "eu", "'net' (the net's own"),
+        ("routes = ['a.rou.xml', 3]\n", "routes[1]", 3, "a string"),
+    ],
+)  # fmt: skip
+def test_bad_fields_name_the_full_path_the_value_and_the_expected_type(
+    tmp_path: Path, grid_cfg: Path, body: str, field: str, value: object, expected: str
+) -> None:
+    folder = write_toml(tmp_path / "s", f'sumocfg = "{grid_cfg}"\n{body}')
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(folder)
+    assert err.value.path == folder.resolve() / "scenario.toml"
+    assert (err.value.field, err.value.value) == (field, value)
+    assert err.value.expected is not None and err.value.expected.startswith(expected)
+    assert "\n" not in str(err.value)

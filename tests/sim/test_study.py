@@ -80,7 +80,7 @@ baseline = 0.8
          ["field 'controllers[1]'", "unknown controller 'magic'"]),
         (SMALLEST.replace('"single"', '"atlantis"'), ["field 'scenarios[0]'", "no such scenario"]),
         (SMALLEST.replace("end_s = 600", "end_s = 'late'"),
-         ["field 'end_s'", "'late'", "expected a valid number"]),
+         ["field 'end_s'", "'late'", "wrong type", "expected a number"]),
         (SMALLEST.replace("end_s = 600", "begin_s = 600\nend_s = 300"),
          ["field 'end_s'", "expected 0 <= begin < end"]),
         (SMALLEST + "scales = [1.0, 0]\n", ["field 'scales'", "expected demand scales above 0"]),
