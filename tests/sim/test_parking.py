@@ -163,7 +163,7 @@ def test_initial_occupancy_is_a_table_of_kinds_and_shares(tmp_path: Path) -> Non
     path = tmp_path / "scenario.toml"
     config = parking_config(path, {"initial_occupancy": {"rotating": 0.85, "lot": 0}})
     assert config.initial_occupancy == {"rotating": 0.85, "lot": 0.0}
-    with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy.valet'.*unknown value.*'rotating'"):
+    with pytest.raises(ScenarioError, match=r"initial_occupancy.valet'.*unknown value"):
         parking_config(path, {"initial_occupancy": {"valet": 0.5}})
     with pytest.raises(ScenarioError, match=r"'parking.initial_occupancy.lot'.*1.5.*0..1"):
         parking_config(path, {"initial_occupancy": {"lot": 1.5}})
