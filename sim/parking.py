@@ -263,7 +263,7 @@ class ParkingManager:
         its sensor reports it), stays for an exponential dwell and then drives to an exit."""
         c = self.config
         for zone in self.zones.values():
-            share = dict[str, float](c.initial_occupancy).get(zone.kind, 0.0)
+            share = next((v for k, v in c.initial_occupancy.items() if k == zone.kind), 0.0)
             delivery, long_stay = zone.kind == "loading", zone.kind == "lot"
             mean = self._dwell_mean(delivery, long_stay)
             for i in range(int(self.rng.binomial(zone.bays, share)) if share > 0 else 0):
