@@ -413,10 +413,13 @@ class IntersectionGuard:
 
     def phase_of(self, state: str) -> int:
         """The green phase ``state`` shows: its vehicle links exactly, its crossings either as in
-        the phase or already red (the walk over, the green still running). -1 if none."""
+        the phase or already red (the walk over, the green still running), and its omitted links
+        either as in the phase or red (a central system's omit cuts them, the phase still runs).
+        -1 if none."""
         for index, phase_state in self.phases:
             if all(
-                c == p or (self.timings[i].pedestrian and c == "r")
+                c == p
+                or (c == "r" and (self.timings[i].pedestrian or (i in self.omitted and p in GREEN)))
                 for i, (c, p) in enumerate(zip(state, phase_state, strict=True))
             ):
                 return index

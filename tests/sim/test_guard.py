@@ -998,3 +998,18 @@ def test_the_monitor_flashes_on_a_green_ended_without_its_yellow(net_paths: dict
         else:
             assert reasons[:-1] == [None] * (len(states) - 1) and why in (reasons[-1] or ""), reasons
             assert guard.mode is Mode.FAILSAFE
+
+
+def test_an_omitted_link_does_not_hide_the_phase_being_served(net_paths: dict[str, Path]) -> None:
+    """A central system's omit cuts links out of a phase: the guard still knows which phase it
+    serves (controllers decide from that; -1 would read as 'nothing started yet')."""
+    sig = single_signal(net_paths)
+    (first_index, first), (second_index, _), *_ = sig.green_phases
+    link = next(k for k, c in enumerate(first) if c == "G" and not sig.guard().timings[k].pedestrian)
+    guard = sig.guard()
+    guard.start(0.0, first)
+    guard.set_omitted(1.0, frozenset({link}))
+    assert guard.target[link] == "r" and guard.target_phase == first_index
+    assert guard.request_phase(2.0, second_index) and guard.target_phase == second_index
+    assert guard.request_phase(3.0, first_index) and guard.target_phase == first_index
+    assert guard.target[link] == "r"  # still omitted
