@@ -203,6 +203,11 @@ class Recorder:
             self._decide(writer, record, after)
         elif isinstance(record, RunEnded):
             writer.set_run_status(self.run_id, record.status, record.detail, ended=True)
+            # Commands the run never answered (a simulation that died has no last batch to
+            # refuse them in): decided now, or they would stay pending for ever.
+            for command_id in writer.pending_audits(self.run_id):
+                unanswered = f"the run ended ({record.status}) before it answered"
+                self._decide(writer, Outcome(command_id, False, unanswered, None), after)
             self.book.run_ended = True
             if record.status == "failed":
                 change = ConditionChange(

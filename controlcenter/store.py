@@ -473,6 +473,13 @@ class Writer:
             (result, detail, t, time.time(), audit_id),
         )
 
+    def pending_audits(self, run_id: int) -> list[int]:
+        """The ids of ``run_id``'s commands still waiting for the simulation's verdict."""
+        rows = self.c.execute(
+            "SELECT id FROM audit WHERE run_id = ? AND result = 'pending' ORDER BY id", (run_id,)
+        ).fetchall()
+        return [int(row["id"]) for row in rows]
+
     def audit_row(self, audit_id: int) -> dict[str, Any]:
         row = self.c.execute("SELECT * FROM audit WHERE id = ?", (audit_id,)).fetchone()
         return audit_entry(row)

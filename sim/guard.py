@@ -356,6 +356,12 @@ class IntersectionGuard:
     """The last state an external controller showed (Mode.EXTERNAL), "" before its first."""
     external_since: list[float] = field(default_factory=list)
     """When (wall clock, s) each link took the colour the external controller shows."""
+    monitor_red_s: list[float] = field(default_factory=list)
+    """Per link, the all-red after its yellow that the conflict monitor holds an external
+    controller to before a foe's green (s): the link's clearance, or with the net's change
+    intervals (``clearance="net"``) no more than the net's own programs keep, which may be less
+    than the guard's floor (:data:`MIN_ALL_RED_S`): a controller running the city's plan as
+    written is not at fault (empty: the clearances)."""
     omitted: frozenset[int] = frozenset()
     """Links a central system omits (NTCIP phase omit): never started green while omitted; a
     green one ends as soon as its minimum green and the clearances allow."""
@@ -386,9 +392,16 @@ class IntersectionGuard:
                         permissive.setdefault((i, j), set()).update(weaker[state[i]])
                         if state[i] == state[j] == "G" and i < j:
                             design.add((i, j))
+        timings = link_timings(tls, network, step_s, clearance)
+        monitor_red = [timing.clearance_s for timing in timings]
+        if clearance == "net":
+            for k, (_yellow, all_red) in enumerate(planned_change_intervals(tls)):
+                if all_red is not None and not timings[k].pedestrian:
+                    monitor_red[k] = min(monitor_red[k], all_red)
         return cls(
             tls=tls.id,
-            timings=link_timings(tls, network, step_s, clearance),
+            timings=timings,
+            monitor_red_s=monitor_red,
             conflicts=conflicts,
             permissive={pair: frozenset(chars) for pair, chars in permissive.items()},
             phases=green_phases(tls.programs[0]),
@@ -413,10 +426,13 @@ class IntersectionGuard:
 
     def phase_of(self, state: str) -> int:
         """The green phase ``state`` shows: its vehicle links exactly, its crossings either as in
-        the phase or already red (the walk over, the green still running). -1 if none."""
+        the phase or already red (the walk over, the green still running), and its omitted links
+        either as in the phase or red (a central system's omit cuts them, the phase still runs).
+        -1 if none."""
         for index, phase_state in self.phases:
             if all(
-                c == p or (self.timings[i].pedestrian and c == "r")
+                c == p
+                or (c == "r" and (self.timings[i].pedestrian or (i in self.omitted and p in GREEN)))
                 for i, (c, p) in enumerate(zip(state, phase_state, strict=True))
             ):
                 return index
@@ -561,7 +577,9 @@ class IntersectionGuard:
                     continue  # a permissive pair: no clearance between them
                 # red since it last changed, or just now (a foe ending its yellow as j starts)
                 red = wall - self.external_since[i] if self.external[i] in "rs" else 0.0
-                clearance = self.timings[i].clearance_s
+                clearance = (
+                    self.monitor_red_s[i] if i < len(self.monitor_red_s) else self.timings[i].clearance_s
+                )
                 if red < clearance - YELLOW_TOLERANCE_S:
                     return (
                         f"link {j} turned green {red:.1f} s after conflicting link {i} turned "

@@ -87,10 +87,11 @@ class DetectorController(Controller):
         self._why[tls] = Why(reason, detail, values)
 
     def _change(self, t: float, tls: str, guard: IntersectionGuard, phase: int, why: Why) -> None:
-        """Ask for ``phase``; once the guard accepts, the decision goes on the stream with its
-        reason (a refusal is the guard's to publish)."""
+        """Ask for ``phase``; once the guard accepts it as the phase it now aims at, the decision
+        goes on the stream with its reason (a refusal is the guard's to publish; a request that
+        changes nothing is no decision, so a controller asking again cannot flood the stream)."""
         before = guard.target_phase
-        if self.signals.request_phase(t, tls, phase):
+        if self.signals.request_phase(t, tls, phase) and guard.target_phase != before:
             self.bus.publish(t, f"tls:{tls}", SignalDecision(
                 tls, self.name, before, phase, why.reason, why.detail, why.values
             ))  # fmt: skip

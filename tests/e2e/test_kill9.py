@@ -4,6 +4,8 @@ no alarm event a client was shown and no command the server confirmed is missing
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.e2e.serving import TOKEN, Server, start_server, wait_for
+from tests.e2e.serving import TOKEN, Server, audit, start_server, wait_for
 
 RULES = """
 [[alarm]]
@@ -135,3 +137,27 @@ def test_sigkill_mid_run_loses_no_shown_alarm_and_no_confirmed_command(tmp_path:
         assert "killed" in runs[1]["detail"]
     finally:
         assert second.stop() == 0
+
+
+def test_a_simulation_that_dies_leaves_no_command_pending(tmp_path: Path) -> None:
+    """The simulation process is killed (out of memory, a crash in SUMO) while commands wait in
+    it (queued behind a pause): their audit entries say they were never applied, not 'pending'
+    for ever."""
+    server = start_server(tmp_path / "serve", "--speed", "1", db=tmp_path / "control.db")
+    try:
+        health = server.wait_running()
+        with server.client() as c:
+            paused = c.post("/api/simulation/pause").json()
+            assert paused["result"] == "accepted", paused
+            queued = c.post("/api/signals/C/override", json={"action": "flash", "argument": ""})
+            assert queued.json()["result"] == "pending", queued.text  # applies after the pause
+        os.kill(health["run"]["pid"], signal.SIGKILL)
+        entry = wait_for(
+            lambda: (e := audit(server, action="signal.override")[0])["result"] != "pending" and e,
+            20,
+            "the override's audit entry to be decided",
+        )
+        assert entry["id"] == queued.json()["command"]
+        assert entry["result"] == "refused" and "ended" in entry["detail"], entry
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ from sim.controllers.webster import webster_greens
 from sim.engine import RunResult, Simulation
 from sim.network import read_network
 from sim.scenario import load_scenario
+from sim.signals import PhaseControl
 
 OURS = ["webster", "actuated", "maxpressure", "adaptive"]
 
@@ -93,6 +94,30 @@ def test_every_phase_change_carries_its_reason(controller: str, tmp_path: Path) 
         assert shown in (d["to_phase"], None), (d, shown)
     reasons = {m.payload.to_dict()["reason"] for m in decisions}
     assert reasons & {"gap-out", "pressure", "split", "schedule"}, reasons
+
+
+@pytest.mark.parametrize("controller", ["actuated", "maxpressure"])
+def test_an_omit_in_the_served_phase_neither_stalls_the_signal_nor_floods_decisions(
+    controller: str, tmp_path: Path
+) -> None:
+    """A central system omits one link of the first phase (an NTCIP phase omit): the other
+    phases are still served in turn, and each change is one decision, not one every step."""
+    sim = Simulation(
+        load_scenario("single"), create_controller(controller), seed=1, workdir=tmp_path, end_s=300.0
+    )
+    tls = read_network(load_scenario("single").net_file).traffic_lights["C"]
+    first = tls.programs[0].phases[0].state
+    omitted = next(k for k, c in enumerate(first) if c == "G" and k not in tls.crossing_lanes)
+    sim.submit(PhaseControl("C", frozenset({omitted}), label="omit", user="center"))
+    result = sim.run()
+    assert [m.payload.to_dict()["accepted"] for m in result.log.of_kind("signal.override")] == [True]
+    shown = [m.payload.to_dict() for m in result.log.of_kind("signal.phase")]
+    later = [m.payload.to_dict() for m in result.log.of_kind("signal.phase") if m.t > 10.0]
+    assert later and all(p["state"][omitted] not in "Gg" for p in later)  # cut after its minimum
+    assert len({p["phase"] for p in shown if p["phase"] >= 0}) >= 2, shown[:5]  # not stuck
+    decisions = result.log.of_kind("signal.decision")
+    assert 2 <= len(decisions) <= len(shown), (len(decisions), len(shown))
+    assert all(m.payload.to_dict()["from_phase"] >= 0 for m in decisions)
 
 
 @pytest.mark.parametrize("controller", OURS)

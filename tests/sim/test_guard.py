@@ -998,3 +998,63 @@ def test_the_monitor_flashes_on_a_green_ended_without_its_yellow(net_paths: dict
         else:
             assert reasons[:-1] == [None] * (len(states) - 1) and why in (reasons[-1] or ""), reasons
             assert guard.mode is Mode.FAILSAFE
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_the_monitor_passes_a_controller_running_the_net_s_own_plan(
+    net_paths: dict[str, Path], net: str
+) -> None:
+    """With the net's change intervals, a controller that runs the city's plan as the net writes
+    it (netgenerate's plans go from yellow straight to the next green, no all-red) is not at
+    fault: the monitor holds it to the plan's all-red, not to the guard's own 1 s floor."""
+    tripped = []
+    for base in signals_of(net_paths, net).values():
+        sig = dataclasses.replace(base, clearance="net")
+        for program in base.tls.programs:
+            phases = program.phases
+            for start in range(len(phases)):  # bound at any point of the cycle
+                guard = sig.guard()
+                guard.start(0.0, phases[start].state)
+                guard.set_mode(0.0, Mode.EXTERNAL)
+                wall = 0.0
+                for k in range(2 * len(phases) + 1):
+                    phase = phases[(start + k) % len(phases)]
+                    reason = guard.monitor(wall, phase.state, 0.0, wall=wall)
+                    if reason is not None:
+                        tripped.append(f"{base.tls.id} program {program.id} from {start}: {reason}")
+                        break
+                    wall += phase.duration_s
+    assert not tripped, tripped[:5]
+
+
+def test_with_the_net_s_intervals_the_monitor_still_times_the_plan_s_all_red(
+    net_paths: dict[str, Path],
+) -> None:
+    """``single``'s plan keeps 2 s of all-red: a controller keeping less trips the monitor."""
+    sig = dataclasses.replace(single_signal(net_paths), clearance="net")
+    phases = sig.tls.programs[0].phases
+    green, _walk_over, yellow, all_red, second = (p.state for p in phases[:5])
+    assert set(all_red) == {"r"} and phases[3].duration_s == 2.0  # the plan's all-red
+    for red_s, why in ((2.0, None), (1.0, "all-red clearance"), (0.0, "all-red clearance")):
+        guard = sig.guard()
+        guard.start(0.0, green)
+        guard.set_mode(0.0, Mode.EXTERNAL)
+        steps = [(green, 0.0), (yellow, 40.0), (all_red, 43.0), (second, 43.0 + red_s)]
+        reasons = [guard.monitor(k, state, 0.1, wall=wall) for k, (state, wall) in enumerate(steps)]
+        assert reasons[:-1] == [None] * 3, reasons
+        assert (why is None and reasons[-1] is None) or why in (reasons[-1] or ""), (red_s, reasons)
+
+
+def test_an_omitted_link_does_not_hide_the_phase_being_served(net_paths: dict[str, Path]) -> None:
+    """A central system's omit cuts links out of a phase: the guard still knows which phase it
+    serves (controllers decide from that; -1 would read as 'nothing started yet')."""
+    sig = single_signal(net_paths)
+    (first_index, first), (second_index, _), *_ = sig.green_phases
+    link = next(k for k, c in enumerate(first) if c == "G" and not sig.guard().timings[k].pedestrian)
+    guard = sig.guard()
+    guard.start(0.0, first)
+    guard.set_omitted(1.0, frozenset({link}))
+    assert guard.target[link] == "r" and guard.target_phase == first_index
+    assert guard.request_phase(2.0, second_index) and guard.target_phase == second_index
+    assert guard.request_phase(3.0, first_index) and guard.target_phase == first_index
+    assert guard.target[link] == "r"  # still omitted
