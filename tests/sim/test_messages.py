@@ -18,4 +18,10 @@ def test_bus_stamps_increasing_seq_and_delivers_in_order_to_all() -> None:
 def test_payload_serialises_to_plain_values() -> None:
     message = Message(3.0, 7, "tls:J1", SignalPhase("J1", "0", 2, "GGrr"))
     assert message.kind == "signal.phase"
-    assert message.payload.to_dict() == {"tls": "J1", "program": "0", "phase": 2, "state": "GGrr"}
+    assert message.payload.to_dict() == {
+        "tls": "J1",
+        "program": "0",
+        "phase": 2,
+        "state": "GGrr",
+        "target": None,
+    }
