@@ -47,15 +47,15 @@ from adapters.conformance.reference import align_reference, interval_s, read_ref
 from adapters.ntcip import ber
 from adapters.ntcip.manager import Manager, ManagerError
 from controlcenter.conformance_lockstep import EmulatorProcess, Poller, Site, TruthPeriods, lockstep
-from sim.controllers import create_controller
+from sim.controllers import Controller, create_controller
 from sim.errors import CcsimError
 from sim.network import read_network
 from sim.outputs import prepare_out_dir
 from sim.scenario import Scenario, load_scenario
 
 
-def resolve_site(plan: Plan, end_s: float | None = None) -> Site:
-    """The plan's scenario, signal and lanes, checked against the net (errors name the plan)."""
+def plan_scenario(plan: Plan) -> tuple[Scenario, Controller]:
+    """The plan's scenario and controller, loaded (errors name the plan's field)."""
     doc = plan.doc.scenario
     try:
         scenario = load_scenario(plan.scenario_spec())
@@ -66,6 +66,13 @@ def resolve_site(plan: Plan, end_s: float | None = None) -> Site:
         controller = create_controller(doc.controller)
     except CcsimError as exc:
         raise PlanError(plan.path, str(exc), field="scenario.controller", value=doc.controller) from None
+    return scenario, controller
+
+
+def resolve_site(plan: Plan, end_s: float | None = None) -> Site:
+    """The plan's scenario, signal and lanes, checked against the net (errors name the plan)."""
+    doc = plan.doc.scenario
+    scenario, controller = plan_scenario(plan)
     if not controller.uses_detectors:
         raise PlanError(plan.path, "the controller does not read detectors, so no truth reaches the "
                         "station", field="scenario.controller", value=doc.controller,

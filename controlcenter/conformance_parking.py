@@ -44,7 +44,7 @@ from adapters.lorawan.registry import Registry, RegistryError, read_registry
 from adapters.lorawan.uplink import SUBSCRIPTIONS, Format, UplinkError, parse
 from adapters.mqtt.broker import BrokerError, BrokerUrl, MosquittoBroker, parse_broker_url
 from adapters.mqtt.transport import connect, deliver, subscribe
-from controlcenter.conformance import input_files, sha256
+from controlcenter.conformance import input_files, plan_scenario, sha256
 from sim.controllers import create_controller
 from sim.engine import Simulation
 from sim.errors import CcsimError
@@ -52,7 +52,7 @@ from sim.messages import BayObserved, Message, ParkingArrival, ParkingDeparture
 from sim.network import read_network
 from sim.outputs import prepare_out_dir
 from sim.parking import read_zones
-from sim.scenario import Scenario, load_scenario
+from sim.scenario import Scenario
 
 START_S = 30.0
 DELIVERY_WAIT_S = 30.0
@@ -75,15 +75,7 @@ class BaySite:
 def resolve_bays(plan: Plan, end_s: float | None = None) -> BaySite:
     """The plan's scenario and parking zones, checked (errors name the plan's field)."""
     doc = plan.doc.scenario
-    try:
-        scenario = load_scenario(plan.scenario_spec())
-    except CcsimError as exc:
-        raise PlanError(plan.path, f"scenario cannot be loaded ({exc})", field="scenario.name",
-                        value=doc.name) from None  # fmt: skip
-    try:
-        create_controller(doc.controller)
-    except CcsimError as exc:
-        raise PlanError(plan.path, str(exc), field="scenario.controller", value=doc.controller) from None
+    scenario, _ = plan_scenario(plan)
     if scenario.parking is None:
         raise PlanError(plan.path, "the scenario has no [parking]", field="scenario.name",
                         value=doc.name, expected="a scenario with parking areas, e.g. curbside "
