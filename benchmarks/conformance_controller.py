@@ -44,10 +44,9 @@ def main() -> None:
             ctl = r["controller"]
             a, lat = ctl["agreement"], ctl["latency"]
             failed = [c["id"] for c in r["cases"] if c["outcome"] == "fail"]
+            kinds = {"ACC-CMD-1": "hold", "ACC-CMD-2": "omit", "ACC-CMD-3": "call"}
             commands = ", ".join(
-                f"{c['id'].split('-')[-1]} {c['outcome']}"
-                for c in r["cases"]
-                if c["id"].startswith("ACC-CMD")
+                f"{kinds[c['id']]} {c['outcome']}" for c in r["cases"] if c["id"] in kinds
             )
             p95 = "missed" if lat["p95_s"] is None else f"{lat['p95_s']:g} s"
             timing = next(c for c in r["cases"] if c["id"] == "ASC-TIM-1")["metrics"]
