@@ -125,50 +125,43 @@ def agreement(truth: dict[float, Colours], polls: Sequence[Poll]) -> dict[str, A
     }  # fmt: skip
 
 
-def colour_changes(truth: Sequence[tuple[float, Colours]]) -> list[tuple[float, int, str, float]]:
-    """Every change of a phase's colour: (t, phase, new colour, t of its next change or inf)."""
+def colour_changes(truth: Sequence[tuple[float, Colours]]) -> list[tuple[float, int, str]]:
+    """Every change of a phase's colour: (t, phase, new colour)."""
     changes: list[tuple[float, int, str]] = []
     for (_, before), (t, now) in itertools.pairwise(truth):
         changes += [(t, k + 1, now[k]) for k in range(len(now)) if now[k] != before[k]]
-    out = []
-    for i, (t, phase, colour) in enumerate(changes):
-        following = next((c[0] for c in changes[i + 1 :] if c[1] == phase), math.inf)
-        out.append((t, phase, colour, following))
-    return out
+    return changes
 
 
 def latencies(
     truth: Sequence[tuple[float, Colours]], polls: Sequence[Poll]
 ) -> tuple[list[float], list[str]]:
-    """How late each colour change was reported (s), and the changes never reported before the
-    phase changed again (or the run ended)."""
-    times = [p.t for p in polls]
+    """How late each colour change was reported (s), and the changes never reported.
+
+    Per phase, the true changes and the reported ones are matched in order: a true change to
+    colour c at t is the first reported change at or after t (not matched to an earlier one)
+    if that is to c, else it was missed - so a pure lag is its latency for every change, even
+    one shorter than the lag, and a skipped or stuck colour is missed.
+    """
+    phases = len(truth[0][1]) if truth else 0
+    reported: list[list[tuple[float, str | None]]] = [[] for _ in range(phases)]
+    for poll in polls:
+        for k in range(phases):
+            colour = None if poll.colours is None else poll.colours[k]
+            if not reported[k] or reported[k][-1][1] != colour:
+                reported[k].append((poll.t, colour))
+    cursor = [0] * phases
     found, missed = [], []
-    for t, phase, colour, until in colour_changes(truth):
-        start = _bisect(times, t)
-        late = None
-        for poll in polls[start:]:
-            if poll.t >= until:
-                break
-            if poll.colours is not None and poll.colours[phase - 1] == colour:
-                late = poll.t - t
-                break
-        if late is None:
-            missed.append(f"phase {phase} {colour} at {t:g} s (until {until:g} s) never reported")
+    for t, phase, colour in colour_changes(truth):
+        k, seen = phase - 1, reported[phase - 1]
+        while cursor[k] < len(seen) and seen[cursor[k]][0] < t:
+            cursor[k] += 1
+        if cursor[k] < len(seen) and seen[cursor[k]][1] == colour:
+            found.append(seen[cursor[k]][0] - t)
+            cursor[k] += 1
         else:
-            found.append(late)
+            missed.append(f"phase {phase} {colour} at {t:g} s never reported")
     return found, missed
-
-
-def _bisect(times: Sequence[float], t: float) -> int:
-    lo, hi = 0, len(times)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if times[mid] < t:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 def p95(values: Sequence[float]) -> float | None:

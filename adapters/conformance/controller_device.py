@@ -156,6 +156,8 @@ class EmulatedController:
         shown = None
         while self._history and self._history[0][0] <= due + 1e-9:
             shown = self._history.popleft()[1]
+        if shown is None and not self._shown.state and self._history:
+            shown = self._history[0][1]  # just started: the first state, late, never none
         if shown is not None and shown != self._shown:
             self._shown = shown
             self.version += 1

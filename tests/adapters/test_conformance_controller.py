@@ -85,6 +85,8 @@ def test_latency_reports_late_and_a_stuck_status_stops_changing() -> None:
     for t, state in ((1.0, NS), (2.0, NS), (3.0, EW), (4.0, EW), (5.0, NS), (6.0, NS)):
         late.feed(t, {"state": state})
         stuck.feed(t, {"state": state})
+        if t == 1.0:
+            assert greens(late) == 0b0101  # from the start a colour for every phase, if late
         if t == 4.0:
             assert greens(late) == 0b0101  # still what it showed at 2 s
             assert greens(stuck) == 0b1010  # what it showed at 3 s, its last update

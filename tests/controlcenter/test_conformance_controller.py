@@ -79,13 +79,17 @@ def test_a_good_controller_passes_every_case(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("broken", "expected"),
-    [("wrong-type", {"ASC-OBJ-2"}), ("stuck-status", {"ACC-PHS-1", "ACC-PHS-2"})],
+    ("edit", "expected"),
+    [
+        (("broken = []", 'broken = ["wrong-type"]'), {"ASC-OBJ-2"}),
+        (("broken = []", 'broken = ["stuck-status"]'), {"ACC-PHS-1", "ACC-PHS-2"}),
+        (("status_latency_s = 0", "status_latency_s = 3"), {"ACC-PHS-1", "ACC-PHS-2"}),
+    ],
 )
 def test_a_broken_controller_fails_exactly_its_cases(
-    tmp_path: Path, broken: str, expected: set[str]
+    tmp_path: Path, edit: tuple[str, str], expected: set[str]
 ) -> None:
-    path = variant(tmp_path, broken, ("broken = []", f'broken = ["{broken}"]'),
+    path = variant(tmp_path, "broken", edit,
                    ("command_settle_s = 20", "command_settle_s = 20\ntiming_requests = 5"))  # fmt: skip
     results = asyncio.run(
         run_controller_plan(load_plan(path), tmp_path / "out", end_s=900, say=lambda _: None)
@@ -94,6 +98,9 @@ def test_a_broken_controller_fails_exactly_its_cases(
     assert set(outcomes(results).values()) <= {"pass", "fail"}
     evidence = next(c["evidence"] for c in results["cases"] if c["id"] in expected)
     assert evidence and all(isinstance(e, str) and e for e in evidence)
+    if "status_latency_s = 3" in edit:  # every colour change reported 3 s late, none missed
+        latency = results["controller"]["latency"]
+        assert (latency["p95_s"], latency["max_s"], latency["missed"]) == (3.0, 3.0, 0)
 
 
 def test_an_external_controller_gets_the_protocol_cases(tmp_path: Path) -> None:
