@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from adapters.conformance.controller_accuracy import Poll, status_cases
 from adapters.conformance.plan import PlanError, bundled_plans, load_plan
 from adapters.conformance.report import html_report, markdown
 from controlcenter.conformance_controller import Cabinet, resolve_controller_site, run_controller_plan
@@ -47,6 +48,26 @@ def variant(tmp_path: Path, name: str, *edits: tuple[str, str]) -> Path:
     return path
 
 
+def expand(points: list[list[Any]], times: list[float]) -> list[tuple[float, Any]]:
+    """A timeline of change points [t, value] at each of ``times``."""
+    out, k = [], -1
+    for t in times:
+        while k + 1 < len(points) and points[k + 1][0] <= t:
+            k += 1
+        out.append((t, points[k][1]))
+    return out
+
+
+def assert_reproducible(results: dict[str, Any]) -> None:
+    """The status figures, recomputed from results.json's timelines (change points) alone."""
+    ctl, sc = results["controller"], results["scenario"]
+    times = [sc["begin_s"] + ctl["step_s"] * k for k in range(1, ctl["polls"] + 1)]
+    truth = [(t, tuple(c)) for t, c in expand(ctl["truth"], times)]
+    polls = [Poll(t, None if c is None else tuple(c)) for t, c in expand(ctl["reported"], times)]
+    _, again = status_cases(truth, polls, 99.0, 1.0, [])
+    assert again["agreement"] == ctl["agreement"] and again["latency"] == ctl["latency"]
+
+
 def test_a_good_controller_passes_every_case(tmp_path: Path) -> None:
     out = tmp_path / "good"
     done = subprocess.run([*CCSIM, "controller-good", "--end", "900", "--out", str(out)],
@@ -66,6 +87,8 @@ def test_a_good_controller_passes_every_case(tmp_path: Path) -> None:
     }  # fmt: skip
     assert any(o["action"] == "hold" and o["accepted"] for o in ctl["overrides"])
     assert any(o["action"] == "phase-control" and o["accepted"] for o in ctl["overrides"])
+
+    assert_reproducible(results)
 
     # identity, hashes, and reports rendered from results.json alone
     assert results["device"]["identity"]["sysName"] == "acme-asc3-good"
@@ -98,6 +121,7 @@ def test_a_broken_controller_fails_exactly_its_cases(
     assert set(outcomes(results).values()) <= {"pass", "fail"}
     evidence = next(c["evidence"] for c in results["cases"] if c["id"] in expected)
     assert evidence and all(isinstance(e, str) and e for e in evidence)
+    assert_reproducible(results)
     if "status_latency_s = 3" in edit:  # every colour change reported 3 s late, none missed
         latency = results["controller"]["latency"]
         assert (latency["p95_s"], latency["max_s"], latency["missed"]) == (3.0, 3.0, 0)
