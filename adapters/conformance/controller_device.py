@@ -15,7 +15,9 @@ that late (simulated s); ``broken`` modes are firmware bugs a conformance test m
 
 * ``wrong-type``: ``phaseMinimumGreen`` served as an OCTET STRING of digits, not an INTEGER;
 * ``stuck-status``: ``stuck_after_s`` into the run the phase status stops changing: the
-  controller keeps reporting the colours it showed then while the intersection moves on.
+  controller keeps reporting the colours it showed then while the intersection moves on;
+* ``ignores-commands``: SETs of the phase control groups are accepted and read back (and a call
+  shows in phaseStatusGroupVehCalls) but never reach the controller's logic.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ REGISTERS = {
 class Broken(Enum):
     WRONG_TYPE = "wrong-type"
     STUCK_STATUS = "stuck-status"
+    IGNORES_COMMANDS = "ignores-commands"
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ class EmulatedController:
         self._history: deque[tuple[float, SignalSnapshot]] = deque()
         self._frozen = False
         self._sampler = Sampler([d.lane for d in self.layout.detectors])
+
+    @property
+    def acts(self) -> bool:
+        """Whether accepted SETs reach the controller's logic (not broken ``ignores-commands``)."""
+        return Broken.IGNORES_COMMANDS not in self.model.broken
 
     @property
     def shown(self) -> SignalSnapshot:

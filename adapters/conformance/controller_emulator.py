@@ -1,7 +1,7 @@
 """A vendor's NTCIP 1202 actuated signal controller as a process of its own, answering SNMP on UDP.
 
     python -m adapters.conformance.controller_emulator --layout LAYOUT.json \\
-        --listen 127.0.0.1:0 [--status-latency 0] [--broken wrong-type,stuck-status] \\
+        --listen 127.0.0.1:0 [--status-latency 0] [--broken wrong-type,stuck-status,...] \\
         [--stuck-after 120] [--begin 0] [--community public]
 
 ``LAYOUT.json`` is the signal's layout (:func:`adapters.conformance.controller_device.
@@ -72,7 +72,7 @@ class ControllerAgent(asyncio.DatagramProtocol):
         result = self.responder.receive(data)
         if isinstance(result, PendingSet):
             verdicts = self.controller.decide(result.writes)
-            if all(v.accepted for v in verdicts):
+            if self.controller.acts and all(v.accepted for v in verdicts):
                 for write in result.writes:
                     say({"set": write.object.name, "index": list(write.index), "value": write.value})
             result = self.responder.complete(result, verdicts)
@@ -106,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen", type=_address, default=("127.0.0.1", 0))
     parser.add_argument("--begin", type=float, default=0.0, help="simulation begin, s")
     parser.add_argument("--status-latency", type=float, default=0.0, help="s")
-    parser.add_argument("--broken", default="", help="comma-separated: wrong-type, stuck-status")
+    parser.add_argument(
+        "--broken", default="", help="comma-separated: wrong-type, stuck-status, ignores-commands"
+    )
     parser.add_argument("--stuck-after", type=float, default=120.0, help="s")
     parser.add_argument("--community", default="public")
     parser.add_argument("--descr", default="ccsim emulated NTCIP 1202 actuated signal controller")

@@ -139,7 +139,7 @@ class ControllerEmulatorDoc(BaseModel):
 
     status_latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
     """Phase colours reported this late (simulated s)."""
-    broken: list[Literal["wrong-type", "stuck-status"]] = Field(default_factory=list)
+    broken: list[Literal["wrong-type", "stuck-status", "ignores-commands"]] = Field(default_factory=list)
     stuck_after_s: float = Field(default=120.0, ge=0.0)
     """stuck-status: the phase status stops changing this long after the run's start (s)."""
     descr: str = "ccsim emulated NTCIP 1202 actuated signal controller"

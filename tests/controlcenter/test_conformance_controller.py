@@ -107,6 +107,8 @@ def test_a_good_controller_passes_every_case(tmp_path: Path) -> None:
         (("broken = []", 'broken = ["wrong-type"]'), {"ASC-OBJ-2"}),
         (("broken = []", 'broken = ["stuck-status"]'), {"ACC-PHS-1", "ACC-PHS-2"}),
         (("status_latency_s = 0", "status_latency_s = 3"), {"ACC-PHS-1", "ACC-PHS-2"}),
+        # a call on a phase with traffic is served anyway: ACC-CMD-3 cannot tell this one
+        (("broken = []", 'broken = ["ignores-commands"]'), {"ACC-CMD-1", "ACC-CMD-2"}),
     ],
 )
 def test_a_broken_controller_fails_exactly_its_cases(
