@@ -22,6 +22,7 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     # (``ccsim run`` included) over a second of start-up and ~100 MB.
     from adapters.conformance.report import write_all
     from controlcenter.conformance import run_plan
+    from controlcenter.conformance_controller import run_controller_plan
     from controlcenter.conformance_impact import price
     from controlcenter.conformance_parking import run_parking_plan
 
@@ -37,7 +38,8 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
         raise CcsimError(f"{plan.path}: --impact prices detector stations' accuracy in delay; "
                          f"for {plan.kind} devices it is not supported yet")  # fmt: skip
     out = args.out or Path("out") / f"conformance-{plan.name}"
-    run = run_parking_plan if plan.kind == "lorawan" else run_plan
+    runners = {"ntcip1209": run_plan, "lorawan": run_parking_plan, "ntcip1202": run_controller_plan}
+    run = runners[plan.kind]
     results = asyncio.run(
         run(plan, out, end_s=args.end, say=lambda s: console.print(s, highlight=False))
     )
@@ -93,8 +95,8 @@ def _interval(e: dict[str, Any], spec: str) -> str:
 def add_conformance_parser(sub: Any) -> None:
     con = sub.add_parser(
         "conformance",
-        help="score a device under test (NTCIP 1209 station, LoRaWAN parking sensors) against "
-        "its standard and the ground truth",
+        help="score a device under test (NTCIP 1209 station, NTCIP 1202 controller, LoRaWAN "
+        "parking sensors) against its standard and the ground truth",
     )
     con.add_argument("plan", nargs="?", default=None, help="PLAN.toml, or a bundled plan's name")
     con.add_argument("--list", action="store_true", help="list the bundled plans")

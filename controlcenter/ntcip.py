@@ -30,7 +30,7 @@ from controlcenter.geojson import NetworkMap
 from controlcenter.simproc import Control
 from controlcenter.state import StateChanges
 from sim.errors import CcsimError, ScenarioError
-from sim.network import read_network
+from sim.network import Network, read_network
 from sim.scenario import Scenario
 from sim.sensors import StationReport
 from sim.signals import Action, ExternalShown, PhaseControl, SignalCommand
@@ -99,16 +99,19 @@ def signal_layouts(scenario: Scenario, network_map: NetworkMap) -> list[SignalLa
         props = feature["properties"]
         if props.get("kind") != "signal":
             continue
-        tls = network.traffic_lights[props["id"]]
-        link_lanes = [""] * tls.link_count
-        for link in tls.links:
-            if 0 <= link.index < len(link_lanes):
-                link_lanes[link.index] = link.from_lane
-        programs = [(p.id, [phase.state for phase in p.phases]) for p in tls.programs]
-        layouts.append(
-            build_layout(tls.id, programs, link_lanes, tls.crossing_links, list(props.get("lanes", [])))
-        )
+        layouts.append(signal_layout(network, props["id"], list(props.get("lanes", []))))
     return layouts
+
+
+def signal_layout(network: Network, tls_id: str, lanes: list[str]) -> SignalLayout:
+    """One signal's NTCIP layout: its phases from its programs, detector ``n`` on ``lanes[n-1]``."""
+    tls = network.traffic_lights[tls_id]
+    link_lanes = [""] * tls.link_count
+    for link in tls.links:
+        if 0 <= link.index < len(link_lanes):
+            link_lanes[link.index] = link.from_lane
+    programs = [(p.id, [phase.state for phase in p.phases]) for p in tls.programs]
+    return build_layout(tls.id, programs, link_lanes, tls.crossing_links, lanes)
 
 
 class NtcipService:

@@ -9,6 +9,11 @@ results.json, the Markdown summary and the HTML report. For LoRaWAN parking sens
 ``bay_sensors`` is the pure model of emulated sensors and their network server,
 ``parking_emulator`` publishes them on MQTT as a separate process, ``lorawan_cases`` are the
 LORA-* cases on recorded messages and ``parking_accuracy`` the statistics against ground truth.
+For NTCIP 1202 signal controllers, ``controller_device`` is the pure model of an emulated
+controller, ``controller_emulator`` serves it on UDP as a separate process, ``controller_cases``
+are the ASC-* cases, ``controller_accuracy`` the status and command statistics against ground
+truth (pure) and ``controller_report`` their part of the report.
 The runs themselves (simulation, emulator process, polling or subscribing) are wired by
-``controlcenter.conformance`` and ``controlcenter.conformance_parking``.
+``controlcenter.conformance``, ``controlcenter.conformance_parking`` and
+``controlcenter.conformance_controller``.
 """

@@ -2,7 +2,8 @@
 
 Every case id names what it checks and traces it to the requirement it comes from: the NTCIP
 1209 v02 MIB (``adapters/ntcip/mib1209/ntcip1209-Tss.mib``; the clause numbers are the MIB's
-own section comments, e.g. ``1.4.4.4 Sample Volume Data``), RFC 3416 for SNMP error statuses,
+own section comments, e.g. ``1.4.4.4 Sample Volume Data``), NTCIP 1202 v03 by object name
+and OID below the asc node (``adapters/ntcip/oids.py``), RFC 3416 for SNMP error statuses,
 RFC 3418 for the system group, and the accuracy presets' agency practice. A case passes, fails
 with its evidence, or is not applicable (and says why).
 """
@@ -168,9 +169,87 @@ _LORAWAN = (
     CaseSpec("ACC-PRK-4", "accuracy", "95th percentile latency of state changes within the threshold",
              ("plan thresholds.change_latency_p95_s",), "lorawan"),
 )  # fmt: skip
-_SPECS = _SPECS + _LORAWAN
+ASC = "NTCIP 1202 v03"
+_CONTROLLER = (
+    CaseSpec("ASC-ID-1", "protocol", "Device identity readable (sysDescr, sysObjectID, sysName)",
+             ("RFC 3418 system group",), "ntcip1202"),
+    CaseSpec("ASC-OBJ-1", "protocol",
+             "Required phase, phase status, phase control, unit and coordination objects present",
+             (f"{ASC} phase node (asc 1): maxPhases 1.1, phaseTable 1.2, maxPhaseGroups 1.3, "
+              "phaseStatusGroupTable 1.4, phaseControlGroupTable 1.5",
+              f"{ASC} unitControlStatus (asc 3.5), unitFlashStatus (3.6), coordPatternStatus "
+              "(4.10), systemPatternControl (4.14)", "NTCIP 8007 (test procedure structure)"),
+             "ntcip1202"),
+    CaseSpec("ASC-OBJ-2", "protocol", "Objects have the standard's type (INTEGER)",
+             (f"{ASC} SYNTAX of the phase, unit and coordination objects (INTEGER)",), "ntcip1202"),
+    CaseSpec("ASC-OBJ-3", "protocol", "Values within the standard's ranges",
+             (f"{ASC} SYNTAX ranges, e.g. maxPhases (1..255), unitControlStatus (1..8)",),
+             "ntcip1202"),
+    CaseSpec("ASC-TBL-1", "protocol", "Phase table rows are 1..maxPhases, each numbered as indexed",
+             (f"{ASC} maxPhases (asc 1.1)", f"{ASC} phaseNumber (asc 1.2.1.1)"), "ntcip1202"),
+    CaseSpec("ASC-TBL-2", "protocol",
+             "Phase status and phase control groups: maxPhaseGroups = (maxPhases + 7) / 8 rows, "
+             "each numbered as indexed",
+             (f"{ASC} maxPhaseGroups (asc 1.3): TRUNCATE [(maxPhases + 7) / 8]",
+              f"{ASC} phaseStatusGroupNumber (asc 1.4.1.1), phaseControlGroupNumber (1.5.1.1)"),
+             "ntcip1202"),
+    CaseSpec("ASC-TBL-3", "protocol",
+             "Every poll: each enabled phase in exactly one of Reds / Yellows / Greens, no bit "
+             "beyond maxPhases",
+             (f"{ASC} phaseStatusGroupReds / Yellows / Greens (asc 1.4.1.2-4)",
+              f"{ASC} phaseOptions bit 0 (enabled phase, asc 1.2.1.21)"), "ntcip1202"),
+    CaseSpec("ASC-SET-1", "protocol",
+             "Valid SETs of the phase control groups and systemPatternControl accepted, echoed "
+             "and read back",
+             ("RFC 3416 4.2.5", f"{ASC} phaseControlGroupHold / PhaseOmit / VehCall (asc 1.5.1.2-7) "
+              "and systemPatternControl (4.14) ACCESS read-write"), "ntcip1202"),
+    CaseSpec("ASC-SET-2", "protocol",
+             "SET of a read-only object refused: notWritable (v2c), noSuchName (v1)",
+             ("RFC 3416 4.2.5", "RFC 3584 (v2c to v1 error status mapping)",
+              f"{ASC} phaseStatusGroupGreens ACCESS read-only"), "ntcip1202"),
+    CaseSpec("ASC-SET-3", "protocol",
+             "SET out of range refused: wrongValue (v2c), badValue (v1)",
+             ("RFC 3416 4.2.5", "RFC 3584 (v1 mapping)", f"{ASC} phaseControlGroupHold (0..255)"),
+             "ntcip1202"),
+    CaseSpec("ASC-SET-4", "protocol", "SET with the wrong ASN.1 type refused: wrongType (v2c), "
+             "badValue (v1)",
+             ("RFC 3416 4.2.5", "RFC 3584 (v1 mapping)", f"{ASC} phaseControlGroupVehCall INTEGER"),
+             "ntcip1202"),
+    CaseSpec("ASC-SET-5", "protocol",
+             "SET of a phase group that does not exist refused: noCreation (v2c), noSuchName (v1)",
+             ("RFC 3416 4.2.5", "RFC 3584 (v1 mapping)", f"{ASC} maxPhaseGroups (asc 1.3)"),
+             "ntcip1202"),
+    CaseSpec("ASC-SET-6", "protocol",
+             "SET with the read-only community refused: noAccess (v2c), noSuchName (v1)",
+             ("RFC 3416 4.2.5", "RFC 3584 community-based access"), "ntcip1202"),
+    CaseSpec("ASC-TIM-1", "protocol",
+             "GET of the phase status answered within the plan's 95th-percentile response time",
+             ("plan thresholds.response_p95_ms",), "ntcip1202"),
+    CaseSpec("ACC-PHS-1", "accuracy",
+             "Phase colours reported agree with what the intersection shows, for at least the "
+             "threshold's share of polls",
+             (f"{ASC} phaseStatusGroupReds / Yellows / Greens", "plan thresholds.status_agreement_pct",
+              "ground truth: the simulated intersection's signal state each step"), "ntcip1202"),
+    CaseSpec("ACC-PHS-2", "accuracy",
+             "Colour changes reported within the threshold's 95th-percentile latency",
+             ("plan thresholds.status_latency_p95_s",), "ntcip1202"),
+    CaseSpec("ACC-CMD-1", "accuracy",
+             "A hold set by phaseControlGroupHold keeps its phase green until released",
+             (f"{ASC} phaseControlGroupHold (asc 1.5.1.4)", "plan thresholds.command_settle_s"),
+             "ntcip1202"),
+    CaseSpec("ACC-CMD-2", "accuracy",
+             "A phase omitted by phaseControlGroupPhaseOmit is not served while omitted",
+             (f"{ASC} phaseControlGroupPhaseOmit (asc 1.5.1.2)", "plan thresholds.command_settle_s"),
+             "ntcip1202"),
+    CaseSpec("ACC-CMD-3", "accuracy",
+             "A vehicle call set by phaseControlGroupVehCall is shown in phaseStatusGroupVehCalls "
+             "and its phase served",
+             (f"{ASC} phaseControlGroupVehCall (asc 1.5.1.6)",
+              f"{ASC} phaseStatusGroupVehCalls (asc 1.4.1.8)"), "ntcip1202"),
+)  # fmt: skip
+_SPECS = _SPECS + _LORAWAN + _CONTROLLER
 CASES: dict[str, CaseSpec] = {spec.id: spec for spec in _SPECS}
-KINDS = ("ntcip1209", "lorawan")
+KINDS = ("ntcip1209", "lorawan", "ntcip1202")
 
 
 def selected(include: list[str], exclude: list[str], kind: str = "ntcip1209") -> list[str]:

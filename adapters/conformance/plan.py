@@ -15,9 +15,11 @@ observes, the cases to run and the thresholds. The smallest plan::
 
 A LoRaWAN parking sensor plan has ``kind = "lorawan"``, a ``model``, a ``format`` and a
 ``[device.emulator]`` of its own, and names parking ``zones`` instead of a signal (see the
-README). Bundled plans live next to this module (``plans/*.toml``) and run by name. The file is checked
-whole before anything starts; a problem is a :class:`PlanError` naming the file, the field, the
-value and what was expected (the CLI exits with code 2).
+README). An NTCIP 1202 signal controller plan has ``kind = "ntcip1202"`` and names the signal
+whose intersection the (emulated) controller runs. Bundled plans live next to this module
+(``plans/*.toml``) and run by name. The file is checked whole before anything starts; a problem
+is a :class:`PlanError` naming the file, the field, the value and what was expected (the CLI
+exits with code 2).
 """
 
 from __future__ import annotations
@@ -130,6 +132,42 @@ class LoRaWANDeviceDoc(BaseModel):
         raise ValueError("'emulated' or the broker's mqtt://HOST[:PORT]")
 
 
+class ControllerEmulatorDoc(BaseModel):
+    """The emulated signal controller's error model (s; broken firmware modes)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    status_latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
+    """Phase colours reported this late (simulated s)."""
+    broken: list[Literal["wrong-type", "stuck-status", "ignores-commands"]] = Field(default_factory=list)
+    stuck_after_s: float = Field(default=120.0, ge=0.0)
+    """stuck-status: the phase status stops changing this long after the run's start (s)."""
+    descr: str = "ccsim emulated NTCIP 1202 actuated signal controller"
+    name: str = "emulated-controller"
+
+
+class ControllerDeviceDoc(BaseModel):
+    """An NTCIP 1202 actuated signal controller."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["ntcip1202"]
+    address: str
+    community: str = Field(default="public", min_length=1)
+    write_community: str | None = Field(default=None, min_length=1)
+    """For the SET and command cases (an emulated controller is given it); none: not applicable."""
+    emulator: ControllerEmulatorDoc | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if value != "emulated" and (not sep or not host or not port.isdigit()
+                                    or not 0 < int(port) < 65536):  # fmt: skip
+            raise ValueError("'emulated' or HOST:PORT, e.g. 192.0.2.9:161")
+        return value
+
+
 class ScenarioDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -185,6 +223,12 @@ class ThresholdsDoc(BaseModel):
     change_latency_p95_s: float = Field(default=60.0, gt=0)
     match_window_s: float = Field(default=300.0, gt=0, le=3600)
     """A reported change this late after a true one still detects it."""
+    status_agreement_pct: float = Field(default=99.0, gt=0, le=100)
+    """ACC-PHS-1: a controller's reported phase colours right for at least this share of polls."""
+    status_latency_p95_s: float = Field(default=1.0, ge=0, le=600)
+    """ACC-PHS-2: 95th percentile of how late a colour change is reported (simulated s)."""
+    command_settle_s: float = Field(default=20.0, ge=0, le=300)
+    """ACC-CMD-*: how long a command may take to show (clearing the phase on: yellow, all-red)."""
 
 
 class ImpactDoc(BaseModel):
@@ -207,7 +251,7 @@ class PlanDoc(BaseModel):
 
     name: str = Field(min_length=1)
     description: str = ""
-    device: Annotated[DeviceDoc | LoRaWANDeviceDoc, Field(discriminator="kind")]
+    device: Annotated[DeviceDoc | LoRaWANDeviceDoc | ControllerDeviceDoc, Field(discriminator="kind")]
     scenario: ScenarioDoc
     cases: CasesDoc = Field(default_factory=CasesDoc)
     thresholds: ThresholdsDoc = Field(default_factory=ThresholdsDoc)
@@ -231,6 +275,9 @@ class Thresholds:
     false_per_bay_h: float
     change_latency_p95_s: float
     match_window_s: float
+    status_agreement_pct: float = 99.0
+    status_latency_p95_s: float = 1.0
+    command_settle_s: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -257,6 +304,14 @@ class Plan:
         if not isinstance(self.doc.device, DeviceDoc):
             raise PlanError(self.path, "not a detector station plan", field="device.kind",
                             value=self.kind, expected="'ntcip1209'")  # fmt: skip
+        return self.doc.device
+
+    @property
+    def controller(self) -> ControllerDeviceDoc:
+        """The device of an NTCIP 1202 plan."""
+        if not isinstance(self.doc.device, ControllerDeviceDoc):
+            raise PlanError(self.path, "not a signal controller plan", field="device.kind",
+                            value=self.kind, expected="'ntcip1202'")  # fmt: skip
         return self.doc.device
 
     def scenario_spec(self) -> str:
@@ -333,6 +388,9 @@ def load_plan(path: Path) -> Plan:
         false_per_bay_h=t.false_per_bay_h,
         change_latency_p95_s=t.change_latency_p95_s,
         match_window_s=t.match_window_s,
+        status_agreement_pct=t.status_agreement_pct,
+        status_latency_p95_s=t.status_latency_p95_s,
+        command_settle_s=t.command_settle_s,
     )
     return Plan(path, doc, thresholds)
 
@@ -340,6 +398,16 @@ def load_plan(path: Path) -> Plan:
 def _check_kind(path: Path, doc: PlanDoc) -> None:
     """What a plan needs for its kind of device, beyond each field's own checks."""
     device = doc.device
+    if isinstance(device, ControllerDeviceDoc):
+        if doc.scenario.signal is None:
+            raise PlanError(path, "missing", field="scenario.signal",
+                            expected="the signal whose intersection the controller runs")  # fmt: skip
+        for key in ("zones", "lanes"):
+            if getattr(doc.scenario, key) is not None:
+                raise PlanError(path, f"{key} are not for a signal controller",
+                                field=f"scenario.{key}",
+                                expected="scenario.signal alone for kind = 'ntcip1202'")  # fmt: skip
+        return
     if isinstance(device, DeviceDoc):
         if doc.scenario.signal is None:
             raise PlanError(path, "missing", field="scenario.signal", expected="a value")
@@ -376,6 +444,7 @@ _FIELDS: dict[str, type[BaseModel]] = {
 _KIND_FIELDS: dict[str, dict[str, type[BaseModel]]] = {
     "ntcip1209": {"device": DeviceDoc, "device.emulator": EmulatorDoc},
     "lorawan": {"device": LoRaWANDeviceDoc, "device.emulator": BayEmulatorDoc},
+    "ntcip1202": {"device": ControllerDeviceDoc, "device.emulator": ControllerEmulatorDoc},
 }
 
 
@@ -392,7 +461,7 @@ def _field_error(path: Path, exc: ValidationError) -> PlanError:
     if kind == "union_tag_invalid":
         return PlanError(path, "unknown device kind", field=f"{field}.kind",
                          value=error.get("input", {}).get("kind"),
-                         expected="'ntcip1209' or 'lorawan'")  # fmt: skip
+                         expected="'ntcip1209', 'lorawan' or 'ntcip1202'")  # fmt: skip
     if kind == "extra_forbidden":
         table = field.rpartition(".")[0]
         known = ", ".join(tables[table].model_fields) if table in tables else "none"

@@ -330,9 +330,14 @@ async def set_cases(station: Station, wanted: Sequence[str]) -> list[CaseResult]
     return results
 
 
-async def timing_case(station: Station, requests: int, p95_limit_ms: float) -> CaseResult:
-    """TSS-TIM-1: ``requests`` GETs of zone 1's last sample row, one after the other."""
-    oids = [instance(c, 1, 2, 1) for c in SAMPLE_COLUMNS]
+async def timing_case(
+    station: Station, requests: int, p95_limit_ms: float, *, case_id: str = "TSS-TIM-1",
+    oids: Sequence[OID] | None = None,
+) -> CaseResult:  # fmt: skip
+    """TSS-TIM-1 (or ``case_id``): ``requests`` GETs of ``oids`` (zone 1's last sample row),
+    one after the other."""
+    if oids is None:
+        oids = [instance(c, 1, 2, 1) for c in SAMPLE_COLUMNS]
     times_ms: list[float] = []
     lost = 0
     for _ in range(requests):
@@ -352,7 +357,7 @@ async def timing_case(station: Station, requests: int, p95_limit_ms: float) -> C
         failures.append(f"p95 {p95:.1f} ms over {requests} GETs, limit {p95_limit_ms:g} ms")
     metrics = {"requests": requests, "lost": lost, "p95_ms": None if p95 is None else round(p95, 2),
                "max_ms": round(times_ms[-1], 2) if times_ms else None}  # fmt: skip
-    return judged("TSS-TIM-1", failures, f"p95 {p95 or 0:.1f} ms over {requests} GETs "
+    return judged(case_id, failures, f"p95 {p95 or 0:.1f} ms over {requests} GETs "
                   f"(limit {p95_limit_ms:g} ms)", **metrics)  # fmt: skip
 
 

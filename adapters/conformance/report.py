@@ -76,6 +76,10 @@ def _device_lines(results: dict[str, Any]) -> list[str]:
     """The device, its identity as read from it, the scenario and the thresholds."""
     device, sc, th = results["device"], results["scenario"], results["thresholds"]
     ident = device["identity"] or {}
+    if device["kind"] == "ntcip1202":
+        from adapters.conformance import controller_report
+
+        return controller_report.device_lines(results)
     if device["kind"] == "lorawan":
         seen = ", ".join(f"{k} {v}" for k, v in ident.items()) or "no uplink arrived"
         return [
@@ -170,7 +174,13 @@ def markdown(results: dict[str, Any]) -> str:
     if parking:
         lines += ["", "## Parking accuracy against ground truth", "",
                   *_md_table(PARKING_HEADER, parking)]  # fmt: skip
-    lines += ["", f"## How many {_unit(results)} a test needs", "", _sample_size(results), ""]
+    if results["device"]["kind"] == "ntcip1202":
+        from adapters.conformance import controller_report
+
+        lines += controller_report.markdown_sections(results)
+    if "sample_size" in results:
+        lines += ["", f"## How many {_unit(results)} a test needs", "", _sample_size(results)]
+    lines.append("")
     fit = results.get("fitted_profile")
     if fit and results["device"]["kind"] == "lorawan":
         lines += ["## Fitted bay sensor profile (profile.toml)", "", _bay_fit(fit), ""]
@@ -462,8 +472,13 @@ def html_report(results: dict[str, Any]) -> str:
         parts.append(_html_table(PARKING_HEADER, parking))
         parts.append("<h3>Occupied bays: true (blue) and as reported (red, dashed)</h3>"
                      + occupied_chart(results))  # fmt: skip
-    size_text = html.escape(_sample_size(results)).replace("**", "")
-    parts.append(f"<h2>How many {_unit(results)} a test needs</h2><p>{size_text}</p>")
+    if results["device"]["kind"] == "ntcip1202":
+        from adapters.conformance import controller_report
+
+        parts += controller_report.html_sections(results)
+    if "sample_size" in results:
+        size_text = html.escape(_sample_size(results)).replace("**", "")
+        parts.append(f"<h2>How many {_unit(results)} a test needs</h2><p>{size_text}</p>")
     fit = results.get("fitted_profile")
     if fit and results["device"]["kind"] == "lorawan":
         parts.append(
