@@ -140,6 +140,10 @@ class Recorder:
         """The run whose records come in (the book's: a new run changes it in a transaction)."""
         return self.book.run_id
 
+    def unrecorded(self) -> list[tuple[Alarm, AlarmEvent]]:
+        """The alarm events shown while the store took no writes, not written yet (any thread)."""
+        return list(self._unrecorded)
+
     def put(self, record: Record) -> None:
         """Hand over a record from the simulation (any thread)."""
         self._inbox.put(record)

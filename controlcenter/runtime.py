@@ -258,7 +258,10 @@ class ControlCenter:
         first = await asyncio.to_thread(self.store.first_alarm_seq)
         if first > seq + 1:
             return None  # some were deleted by the retention: the client needs the full list
-        return await asyncio.to_thread(self.store.alarm_events_since, seq)
+        page = await asyncio.to_thread(self.store.alarm_events_since, seq)
+        if not page:  # past what the store has: what was shown before it could take it
+            page = [(event, alarm) for alarm, event in self.recorder.unrecorded() if event.seq > seq]
+        return page
 
     # --- life cycle ------------------------------------------------------------------------------
 

@@ -200,6 +200,13 @@ def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
             ack = c.post(f"/api/alarms/{raised['alarm']['id']}/acknowledge", json={"note": "seen"})
             assert ack.status_code == 503, ack.text
             assert c.get("/api/events", params={"limit": 5}).json()["items"]  # reads still work
+            # A client that reconnects now, having seen the events before it, is shown it too.
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            with connect(f"{server.ws_url}?since={raised['seq'] - 1}", additional_headers=headers) as ws:
+                frames = [json.loads(ws.recv(timeout=10)) for _ in range(2)]  # hello, then the missed
+            assert (frames[1]["type"], frames[1].get("seq"), frames[1].get("event")) == (
+                "alarm", raised["seq"], raised["event"],
+            )  # fmt: skip
             t_full = c.get("/api/state").json()["t"]
             wait_for(lambda: c.get("/api/state").json()["t"] > t_full + 20, 30, "the run to go on")
 
