@@ -18,8 +18,8 @@ from controlcenter.rules import ConditionChange
 SYSTEM = "system"
 """Who makes the transitions that conditions and timers cause."""
 
-Checkpoint = tuple[dict[int, Alarm], int, bool]
-"""Copies of the open alarms, the next alarm id, whether the run has ended."""
+Checkpoint = tuple[dict[int, Alarm], int, bool, int]
+"""Copies of the open alarms, the next alarm id, whether the run has ended, the run's id."""
 
 Locate = Callable[[str, str], dict[str, Any] | None]
 """(alarm source, key) -> a GeoJSON geometry for the alarm, if the network knows one."""
@@ -38,11 +38,12 @@ class AlarmBook:
 
     def checkpoint(self) -> Checkpoint:
         """The book as it is now, to :meth:`restore` if the store does not take what follows."""
-        return {i: replace(a) for i, a in self.alarms.items()}, self._next_id, self.run_ended
+        alarms = {i: replace(a) for i, a in self.alarms.items()}
+        return alarms, self._next_id, self.run_ended, self.run_id
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Back to a :meth:`checkpoint`: the book says what the store has, no more."""
-        alarms, self._next_id, self.run_ended = checkpoint
+        alarms, self._next_id, self.run_ended, self.run_id = checkpoint
         self.alarms = {i: replace(a) for i, a in alarms.items()}
 
     def get(self, alarm_id: int) -> Alarm | None:

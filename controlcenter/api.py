@@ -23,7 +23,7 @@ from controlcenter.alarms import AlarmAction, AlarmState, Severity
 from controlcenter.auth import AuthError, Role, User
 from controlcenter.commands import CommandResult
 from controlcenter.replay import RecordedRun
-from controlcenter.runtime import ControlCenter
+from controlcenter.runtime import ControlCenter, RunRefused
 from controlcenter.store import RETENTION_DEFAULTS
 from sim.devices.incidents import incident_problem
 from sim.errors import CcsimError
@@ -220,6 +220,25 @@ def audit(
 @router.get("/runs")
 def runs(center: Center, _user: Caller) -> dict[str, Any]:
     return {"current": center.run.id, "items": center.store.runs()}
+
+
+@router.post("/runs")
+async def new_run(center: Center, user: Caller) -> JSONResponse:
+    """Start the scenario again as a new run (same controller, seed and options) once the run
+    in progress has ended: finished, or failed (its simulation process crashed). The ended
+    runs stay in the store with their alarms and audit. 409 while a run is in progress, and in
+    a replay; the answer's ``run`` is the new run's id."""
+    await center.commands.require(user, Role.OPERATOR, "run.start", "simulation", {})
+    try:
+        run = await center.new_run()
+    except RunRefused as exc:
+        return answer(
+            await center.commands.audit(user, "run.start", "simulation", {}, "refused", str(exc))
+        )
+    started = await center.commands.audit(
+        user, "run.start", "simulation", {}, "accepted", f"run {run.id} started"
+    )
+    return JSONResponse({**started.to_dict(), "run": run.id})
 
 
 def replayed_events(

@@ -4,8 +4,18 @@ Everything that changes what is recorded passes through its inbox, in order: the
 batches (events, KPI rows, alarm conditions), command outcomes, the end of the run, and
 operator jobs (acknowledge an alarm, audit a command...). It takes whatever has queued up, does
 it in one transaction, commits - durably - and only then tells the event loop: alarm events go
-to the feed, finished jobs return to the request that waits for them. So nothing is shown to an
-operator, and no command is confirmed, before it is on disk.
+to the feed, finished jobs return to the request that waits for them. So no command is
+confirmed, and no alarm event is shown to an operator, before it is on disk.
+
+When the store fails for a reason that can pass - a full disk, a lost connection to the
+database server - nothing is confirmed (the waiting requests get :class:`StoreError`, HTTP
+503), and nothing the simulation sent is dropped: its records wait in memory, in order, and the
+recorder tries again every :data:`RETRY_EVERY_S`. Operators learn of it from the critical
+``store-failed`` alarm, the one alarm event shown before the store has it (it cannot have it
+yet): it goes to the feed at once under the sequence number it will have, and is written first
+of all when the store takes writes again - that commit also returns the alarm to normal. A
+record the store refuses for good (a constraint it breaks) is dropped with its batch and
+reported, as retrying it could never succeed.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
@@ -29,6 +40,15 @@ from sim.live import Outcome
 T = TypeVar("T")
 RETENTION_EVERY_S = 3600.0
 MAX_ITEMS_PER_COMMIT = 500
+RETRY_EVERY_S = 1.0
+"""While the store fails for a reason that can pass, how often the recorder tries again (s)."""
+BACKLOG_LIMIT = 50_000
+"""Records of the simulation held in memory while the store fails (at 20 batches/s, some 40
+minutes). Past it, the oldest batches lose their messages and KPI rows (counted in ``lost``),
+never their alarm conditions or command verdicts."""
+STOP_RETRY_S = 10.0
+"""On shutdown, how long the recorder keeps trying a failing store with what still waits (s)."""
+STORE_FAILED = "store-failed"
 
 
 @dataclass
@@ -62,6 +82,15 @@ class RecorderStats:
     commits: int = 0
     events: int = 0
     last_error: str = ""
+    failing: bool = False
+    """The last commit failed for a reason that can pass: records wait, commands are refused."""
+    waiting: int = 0
+    """Records of the simulation waiting for the store."""
+    lost: int = 0
+    """Messages never recorded: refused for good by the store, or past the backlog's limit."""
+
+
+Item = Record | _Job[Any]
 
 
 class Recorder:
@@ -76,10 +105,19 @@ class Recorder:
     ) -> None:
         self.store = store
         self.book = book
-        self.run_id = run_id
+        book.run_id = run_id
         self._on_alarms = on_alarms
         self._on_outcome = on_outcome
-        self._inbox: queue.Queue[Record | _Job[Any] | None] = queue.Queue()
+        self._inbox: queue.Queue[Item | None] = queue.Queue()
+        self._queue: deque[Item] = deque()
+        """Taken from the inbox, not yet committed (in order; more than one commit's worth only
+        while the store fails or falls behind)."""
+        self._alarm_seq = store.last_alarm_seq()
+        """The sequence number of the last alarm event committed or shown."""
+        self._retry_at = 0.0
+        """While the store fails: when to try it again (time.monotonic)."""
+        self._unrecorded: list[tuple[Alarm, AlarmEvent]] = []
+        """Alarm events shown before the store had them (``store-failed``): written first."""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_retention = 0.0
@@ -96,6 +134,15 @@ class Recorder:
         if self._thread is not None:
             self._inbox.put(None)
             self._thread.join()
+
+    @property
+    def run_id(self) -> int:
+        """The run whose records come in (the book's: a new run changes it in a transaction)."""
+        return self.book.run_id
+
+    def unrecorded(self) -> list[tuple[Alarm, AlarmEvent]]:
+        """The alarm events shown while the store took no writes, not written yet (any thread)."""
+        return list(self._unrecorded)
 
     def put(self, record: Record) -> None:
         """Hand over a record from the simulation (any thread)."""
@@ -117,56 +164,161 @@ class Recorder:
 
     def _main(self) -> None:
         writer = self.store.writer()
+        stop_by: float | None = None
         try:
             while True:
-                try:
-                    items = [self._inbox.get(timeout=self._timeout())]
-                except queue.Empty:
-                    items = []
-                while items and len(items) < MAX_ITEMS_PER_COMMIT:
-                    try:
-                        items.append(self._inbox.get_nowait())
-                    except queue.Empty:
-                        break
-                stopping = None in items
-                self._commit(writer, [i for i in items if i is not None])
-                if stopping:
+                retry_in = self._retry_at - time.monotonic()
+                if stop_by is None:
+                    if self.stats.failing:  # take what comes in, try again when it is time
+                        wait = max(0.0, retry_in)
+                    else:
+                        wait = 0.0 if self._queue else self._timeout()
+                    if self._take(wait):
+                        stop_by = time.monotonic() + STOP_RETRY_S
+                    if self.stats.failing and time.monotonic() < self._retry_at:
+                        continue
+                elif self.stats.failing and retry_in > 0:
+                    time.sleep(retry_in)  # shutting down: the store still gets its chances
+                size = min(len(self._queue), MAX_ITEMS_PER_COMMIT)
+                self._commit(writer, [self._queue.popleft() for _ in range(size)])
+                if stop_by is not None and (not self._queue or time.monotonic() > stop_by):
+                    if self._queue:
+                        print(f"ccsim: the store still fails ({self.stats.last_error}): "
+                              f"{len(self._queue)} records of the run were not recorded",
+                              file=sys.stderr)  # fmt: skip
                     return
         finally:
             writer.close()
 
-    def _commit(self, writer: Writer, items: list[Record | _Job[Any]]) -> None:
+    def _take(self, wait: float) -> bool:
+        """Move everything in the inbox to the queue, waiting up to ``wait`` s for the first;
+        True once told to stop."""
+        try:
+            items = [self._inbox.get(timeout=wait) if wait > 0 else self._inbox.get_nowait()]
+        except queue.Empty:
+            return False
+        while True:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        self._queue.extend(i for i in items if i is not None)
+        return None in items
+
+    def _commit(self, writer: Writer, items: list[Item]) -> None:
         session = Session(writer, self.book, self.run_id, self.store, time.time())
         before = self.book.checkpoint()
         done: list[tuple[_Job[Any], Any, BaseException | None]] = []
         after: list[Callable[[], None]] = []
+        unrecorded = list(self._unrecorded)
         try:
             with writer.transaction():
+                for alarm, event in unrecorded:  # shown already, under this seq: first of all
+                    writer.save_alarm(alarm)
+                    writer.put_alarm_event(event)
                 for item in items:
                     if isinstance(item, _Job):
                         done.append(self._run_job(session, item))
                     else:
                         self._handle(session, item, after)
+                if self.stats.failing:
+                    self._store_condition(session.now, None, session)
                 for alarm, event in self.book.expire_shelves(session.now):
                     session.record(alarm, event)
                 if session.now >= self._next_retention:
-                    self._next_retention = session.now + RETENTION_EVERY_S
                     writer.apply_retention(self.store.retention(), session.now)
-        except Exception as exc:  # the store failed: nothing of this batch is durable...
+        except Exception as exc:  # the store failed: nothing of this is durable...
             self.book.restore(before)  # ...so nothing of it stays in the book either
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            print(f"ccsim: store error, batch of {len(items)} not recorded: {exc}", file=sys.stderr)
-            failed = StoreError(f"the store failed, nothing of this was recorded: {exc}")
-            for job, _value, _error in done:
-                self._resolve(job, None, failed)
+            self._failed(items, done, exc)
             return
+        if session.now >= self._next_retention:
+            self._next_retention = session.now + RETENTION_EVERY_S
+        del self._unrecorded[: len(unrecorded)]
         self.stats.commits += 1
+        self.stats.events += sum(len(i.events) for i in items if isinstance(i, Batch))
+        self.stats.failing = False
+        self.stats.waiting = self._waiting()
         if session.published:
+            self._alarm_seq = max(self._alarm_seq, *(e.seq for e, _a in session.published))
             self._post(self._on_alarms, session.published)
         for job, value, error in done:
             self._resolve(job, value, error)
         for callback in after:
             callback()
+
+    def _failed(
+        self, items: list[Item], done: list[tuple[_Job[Any], Any, BaseException | None]], exc: Exception
+    ) -> None:
+        """After a commit failed: refuse the jobs, and keep the records to try again - or drop
+        them, if the store refused them for good."""
+        reason = f"{type(exc).__name__}: {exc}"
+        failed = StoreError(f"the store failed, nothing of this was recorded: {exc}")
+        records = [i for i in items if not isinstance(i, _Job)]
+        jobs = [i for i in items if isinstance(i, _Job)]
+        for job in jobs:
+            self._resolve(job, None, failed)
+        passing = isinstance(exc, self.store.transient_errors)
+        if passing:
+            self._retry_at = time.monotonic() + RETRY_EVERY_S
+            self._queue.extendleft(reversed(records))
+            for job in [i for i in self._queue if isinstance(i, _Job)]:  # refused at once
+                self._queue.remove(job)
+                self._resolve(job, None, failed)
+            if not self.stats.failing:
+                print(
+                    f"ccsim: the store fails ({exc}); what the simulation sends waits in "
+                    "memory, commands are refused until it takes writes again",
+                    file=sys.stderr,
+                )
+                self.stats.failing = True
+                self.stats.last_error = reason
+                self._store_condition(time.time(), exc, None)
+            self._trim()
+        else:
+            lost = sum(len(r.events) for r in records if isinstance(r, Batch))
+            self.stats.lost += lost
+            self.stats.last_error = reason
+            print(f"ccsim: store error, batch of {len(items)} not recorded "
+                  f"({lost} messages lost): {exc}", file=sys.stderr)  # fmt: skip
+        self.stats.waiting = self._waiting()
+
+    def _store_condition(self, at: float, exc: Exception | None, session: Session | None) -> None:
+        """The store failed (``exc``; its alarm is shown at once) or takes writes again (in
+        ``session``: recorded and shown with the commit)."""
+        change = ConditionChange(
+            rule=STORE_FAILED, key="", active=exc is not None, t=self._t, source="store",
+            severity=Severity.CRITICAL, category="traffic", subcategory="hazardOnRoad",
+            description=(
+                f"the store takes no writes ({exc}): the run's records wait in memory, "
+                "commands and acknowledgements are refused until it does"
+                if exc is not None else "the store takes writes again"
+            ),
+        )  # fmt: skip
+        for alarm, event in self.book.on_condition(change, at):
+            if session is not None:
+                session.record(alarm, event)
+                continue
+            self._alarm_seq += 1
+            shown = replace(event, seq=self._alarm_seq)
+            self._unrecorded.append((replace(alarm), shown))
+            self._post(self._on_alarms, [(shown, replace(alarm))])
+
+    def _waiting(self) -> int:
+        return sum(1 for i in self._queue if not isinstance(i, _Job))
+
+    def _trim(self) -> None:
+        """Keep the backlog within :data:`BACKLOG_LIMIT`: the oldest batches give up their
+        messages and KPI rows (counted), never their conditions, verdicts or run status."""
+        holding = sum(1 for i in self._queue if isinstance(i, Batch) and (i.events or i.kpis))
+        excess = holding - BACKLOG_LIMIT
+        for i in range(len(self._queue)):
+            if excess <= 0:
+                break
+            item = self._queue[i]
+            if isinstance(item, Batch) and (item.events or item.kpis):
+                self.stats.lost += len(item.events)
+                self._queue[i] = replace(item, events=[], kpis=[])
+                excess -= 1
 
     def _run_job(self, session: Session, job: _Job[Any]) -> tuple[_Job[Any], Any, BaseException | None]:
         published = len(session.published)
@@ -175,6 +327,8 @@ class Recorder:
             with session.writer.savepoint():
                 return job, job.work(session), None
         except Exception as exc:  # handed back to the waiting request (e.g. an illegal transition)
+            if isinstance(exc, self.store.transient_errors):
+                raise  # the store failed, not the job: the whole transaction with it
             del session.published[published:]
             session.book.restore(before)  # the store rolled the job back: so does the book
             if isinstance(exc, self.store.errors):
@@ -193,7 +347,6 @@ class Recorder:
             self._t = record.t
             writer.add_events(self.run_id, record.events, session.now)
             writer.add_kpis(self.run_id, record.kpis, session.now)
-            self.stats.events += len(record.events)
             for change in record.conditions:
                 for alarm, event in self.book.on_condition(change, session.now):
                     session.record(alarm, event)

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from controlcenter.state import ControlState
 from controlcenter.store import Store
 from sim.controllers import create_controller
 from sim.detectors import place_detectors, priority_types
+from sim.errors import CcsimError
 from sim.live import Outcome
 from sim.messages import BayObserved
 from sim.network import read_network
@@ -53,6 +54,10 @@ class RunInfo:
     scenario: str
     controller: str
     seed: int
+
+
+class RunRefused(CcsimError):
+    """A new run cannot start now (and why)."""
 
 
 class ControlCenter:
@@ -172,6 +177,7 @@ class ControlCenter:
         self.mirror.merge(self.state.changes(), None)
         self.reader_errors: dict[str, int] = {}
         """Batches of the stream an adapter failed on, by adapter (``/api/health``)."""
+        self._starting = asyncio.Lock()
 
     # --- records from the simulation (pump thread) -----------------------------------------------
 
@@ -252,7 +258,10 @@ class ControlCenter:
         first = await asyncio.to_thread(self.store.first_alarm_seq)
         if first > seq + 1:
             return None  # some were deleted by the retention: the client needs the full list
-        return await asyncio.to_thread(self.store.alarm_events_since, seq)
+        page = await asyncio.to_thread(self.store.alarm_events_since, seq)
+        if not page:  # past what the store has: what was shown before it could take it
+            page = [(event, alarm) for alarm, event in self.recorder.unrecorded() if event.seq > seq]
+        return page
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -287,6 +296,61 @@ class ControlCenter:
                 self.recorder.put(RunEnded("stopped", "replay ended"))
             await asyncio.to_thread(self.recorder.stop)
 
+    # --- a new run -------------------------------------------------------------------------------
+
+    def new_run_refusal(self) -> str | None:
+        """Why a new run cannot start now (None: it can)."""
+        if not isinstance(self.simulation, SimProcess):
+            return "a replay shows a finished run; it starts no new one"
+        if self.simulation.ended is None:
+            return (
+                f"run {self.run.id} is in progress: a new run starts once it has ended "
+                "(finished, stopped, or failed)"
+            )
+        return None
+
+    async def new_run(self) -> RunInfo:
+        """Run the scenario again - same controller, seed and options - as a new run, once the
+        last one has ended (finished, or failed: its simulation process crashed). Its records,
+        alarms and audit stay in the store; the control room moves on to the new run, whose
+        outputs go to ``OUT-runN`` beside the first run's ``OUT``. :class:`RunRefused` if a
+        run is in progress."""
+        async with self._starting:
+            refusal = self.new_run_refusal()
+            if refusal is not None:
+                raise RunRefused(refusal)
+            ended = self.simulation
+            assert isinstance(ended, SimProcess)
+            # Its pump has handed the run's end to the recorder, so the recorder takes that
+            # before the new run's begin (its inbox is in order).
+            await asyncio.to_thread(ended.stop)
+            previous_id = self.run.id
+            scenario, controller, seed = self.scenario.name, self.config.controller, self.config.seed
+
+            def begin(session: Session) -> int:
+                run_id = session.writer.begin_run(scenario, controller, seed)
+                session.book.run_id = run_id  # in the transaction: a failed one undoes it
+                session.book.run_ended = False
+                return run_id
+
+            run_id = await self.recorder.call(begin)
+            self.run = RunInfo(run_id, scenario, controller, seed)
+            # The control room's picture starts afresh (the adapters' sections stay).
+            previous = self.state.snapshot().keys()
+            self.state = ControlState()
+            self._start_state()
+            kept = {k: v for k, v in self.mirror.snapshot().items() if k not in previous}
+            self.mirror.replace({**kept, **self.state.snapshot()}, None)
+            self.state.changes()
+            self.hub.resync()
+            out = ended.spec.out
+            spec = replace(ended.spec, out=out.with_name(f"{out.name}-run{run_id}"))
+            self.simulation = SimProcess(spec, self._on_record)
+            self.commands.simulation = self.simulation
+            self.simulation.start()
+            log.info("run %d started (run %d had ended: %s)", run_id, previous_id, ended.ended)
+            return self.run
+
     def adapters(self) -> dict[str, Any]:
         """The protocol adapters this server runs (``GET /api/adapters``)."""
         return {"ntcip": self.ntcip.describe() if self.ntcip is not None else None}
@@ -303,7 +367,9 @@ class ControlCenter:
             "feed": {"clients": self.hub.stats.connected, "dropped": self.hub.stats.dropped,
                      "ticks": self.hub.stats.ticks, "rate_hz": self.hub.rate_hz},
             "store": {"url": self.store.url, "commits": self.recorder.stats.commits,
-                      "events": self.recorder.stats.events, "error": self.recorder.stats.last_error},
+                      "events": self.recorder.stats.events, "error": self.recorder.stats.last_error,
+                      "failing": self.recorder.stats.failing,
+                      "waiting": self.recorder.stats.waiting, "lost": self.recorder.stats.lost},
             "alarms": {"open": len(self.hub.open_alarms), "seq": self.hub.alarm_seq},
             "reader_errors": dict(self.reader_errors),
             **({"lorawan": self.lorawan.health()} if self.lorawan is not None else {}),

@@ -81,6 +81,11 @@ class Store:
         """What the engine raises when the store fails (a lost connection, a full disk)."""
         return self.engine.errors
 
+    @property
+    def transient_errors(self) -> tuple[type[Exception], ...]:
+        """Those of :attr:`errors` that can pass: the same write may succeed later."""
+        return self.engine.transient_errors
+
     @contextmanager
     def reading(self) -> Iterator[Db]:
         with self.engine.reading() as db:
@@ -442,6 +447,18 @@ class Writer:
             (e.alarm_id, e.action.value, e.from_state.value if e.from_state else None,
              e.to_state.value, e.user, e.at, e.t, e.note),
         )  # fmt: skip
+
+    def put_alarm_event(self, e: AlarmEvent) -> None:
+        """Persist a history entry under the ``seq`` it has already (it was shown before the
+        store could take it)."""
+        self.c.execute(
+            'INSERT INTO alarm_events (seq, alarm_id, action, from_state, to_state, "user", at, t, '
+            "note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.seq, e.alarm_id, e.action.value, e.from_state.value if e.from_state else None,
+             e.to_state.value, e.user, e.at, e.t, e.note),
+        )  # fmt: skip
+        for statement in self.engine.keyed("alarm_events", "seq"):
+            self.c.execute(statement)
 
     # --- audit ------------------------------------------------------------------------------------
 

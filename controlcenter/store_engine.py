@@ -158,6 +158,9 @@ class Engine:
     """The driver's exceptions: a failed query, a lost connection, a full disk."""
     integrity_errors: tuple[type[Exception], ...]
     """A row that breaks a key or a constraint."""
+    transient_errors: tuple[type[Exception], ...]
+    """Failures that can pass with nothing changed in what is written: a full disk, a lost
+    connection, a lock held too long (the same write may succeed later)."""
     begin_write: tuple[str, ...]
     """Statements that begin a writing transaction and take the write lock."""
     tables_query: str
@@ -198,6 +201,11 @@ class Engine:
     def broken(self, connection: Any) -> bool:
         return False
 
+    def keyed(self, table: str, column: str) -> tuple[str, ...]:
+        """Statements to run after rows were inserted with their own values of ``table``'s
+        generated key ``column``, so that the keys generated next follow them."""
+        return ()
+
     def prepare(self) -> None:
         """What opening a store needs before the first connection (SQLite: the file's folder)."""
 
@@ -209,6 +217,7 @@ class SqliteEngine(Engine):
     name = "sqlite"
     errors = (sqlite3.Error,)
     integrity_errors = (sqlite3.IntegrityError,)
+    transient_errors = (sqlite3.OperationalError,)  # "database or disk is full", "is locked"
     begin_write = ("BEGIN IMMEDIATE",)
     tables_query = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
@@ -258,6 +267,7 @@ class PostgresEngine(Engine):
         self._psycopg = psycopg
         self.errors = (psycopg.Error,)
         self.integrity_errors = (psycopg.IntegrityError,)
+        self.transient_errors = (psycopg.OperationalError,)  # a lost server, a disk full there
         self._idle: list[Db] = []
         self._lock = threading.Lock()
 
@@ -330,6 +340,13 @@ class PostgresEngine(Engine):
 
     def broken(self, connection: Any) -> bool:
         return bool(connection.broken or connection.closed)
+
+    def keyed(self, table: str, column: str) -> tuple[str, ...]:
+        # an identity's sequence does not see the values given to it (SQLite's AUTOINCREMENT does)
+        return (
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+            f"(SELECT MAX({column}) FROM {table}))",
+        )
 
 
 @lru_cache(maxsize=512)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,31 @@ def test_alarms_and_their_history_survive_reopening(url: str) -> None:
     assert (
         store.alarms(states=["acknowledged"]).total == 1 and store.alarms(states=["cleared"]).total == 0
     )
+
+
+def test_an_alarm_event_shown_before_it_was_stored_keeps_its_number(url: str) -> None:
+    """The store-failed alarm is shown while the store takes no writes, under the next number;
+    written later under that number, the events after it are numbered on from it - also where
+    failed transactions used numbers up meanwhile (a PostgreSQL sequence is not rolled back)."""
+    store = Store(url)
+    writer = store.writer()
+    a = alarm(1)
+    with writer.transaction():
+        writer.save_alarm(a)
+        assert writer.add_alarm_event(a.raised_event("system")) == 1
+    with pytest.raises(RuntimeError), writer.transaction():  # a commit that failed
+        writer.add_alarm_event(a.apply(AlarmAction.COMMENT, user="ana", at=110.0, note="lost"))
+        raise RuntimeError("disk full")
+    shown = replace(a.apply(AlarmAction.ACKNOWLEDGE, user="ana", at=120.0), seq=2)
+    with writer.transaction():
+        writer.save_alarm(a)
+        writer.put_alarm_event(shown)
+        after = writer.add_alarm_event(a.apply(AlarmAction.COMMENT, user="bo", at=130.0, note="x"))
+    writer.close()
+    assert after == 3
+    assert [(e.seq, e.action) for e, _ in store.alarm_events_since(0)] == [
+        (1, AlarmAction.RAISE), (2, AlarmAction.ACKNOWLEDGE), (3, AlarmAction.COMMENT),
+    ]  # fmt: skip
 
 
 def test_a_failed_transaction_leaves_nothing(url: str) -> None:

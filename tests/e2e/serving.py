@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-admin-token-0123456789"
@@ -171,3 +174,200 @@ def served(tmp: Path, *args: str, **kwargs: Any) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+# --- what a server confirmed, and whether a server started again on its store has it ----------------
+
+
+BUSY_ALARM_RULES = """
+[[alarm]]
+name = "departures"
+kind = "vehicles.departed"
+severity = "low"
+category = "traffic"
+subcategory = "trafficJam"
+description = "vehicles entered: {ids}"
+
+[[alarm]]
+name = "manual"
+kind = "signal.override"
+when = { action = ["flash", "hold"], accepted = true }
+key = "tls"
+clear = "latched"
+clear_kind = "signal.override"
+clear_when = { action = "automatic", accepted = true }
+severity = "medium"
+category = "traffic"
+subcategory = "hazardOnRoad"
+description = "signal {tls}: {action} by {user}"
+"""
+"""Alarm rules (``--alarms``) that keep the alarm stream busy: an alarm for every vehicle that
+enters, and one while signal C is under manual control (:func:`operate` raises and clears it)."""
+
+
+class AlarmListener(threading.Thread):
+    """Collects every alarm frame the feed shows, until the connection dies."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(daemon=True)
+        self.url = server.ws_url
+        self.seen: list[dict[str, Any]] = []
+        self.open: dict[int, str] = {}
+        """Each alarm's state, as the last frame about it showed."""
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        with connect(self.url, additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+            self.listening.set()
+            try:
+                while True:
+                    frame = json.loads(ws.recv())
+                    if frame["type"] == "alarm":
+                        self.seen.append(frame)
+                        self.open[frame["alarm"]["id"]] = frame["alarm"]["state"]
+            except ConnectionClosed:
+                return
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie has exited
+
+
+def kill9(server: Server, simulation_pid: int | None = None) -> None:
+    """SIGKILL the server (no shutdown of any kind), and wait for its orphaned simulation
+    process (``simulation_pid``) to notice and stop."""
+    server.process.kill()
+    server.process.wait(10)
+    if simulation_pid is not None:
+        wait_for(lambda: process_gone(simulation_pid), 20, "the orphaned simulation to stop")
+
+
+OVERRIDES = ("flash", "automatic", "hold", "automatic")
+"""What :func:`operate` does to signal C, round after round (raising and clearing its alarm)."""
+
+
+@dataclass
+class Confirmed:
+    """What a server answered its clients: every answer that carries an audit entry (accepted,
+    pending or refused, with its id), and the alarms whose acknowledgement it accepted."""
+
+    overrides: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """(HTTP status, answer) of each signal override."""
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    acknowledged: set[int] = field(default_factory=set)
+
+
+def operate(
+    server: Server,
+    listener: AlarmListener,
+    confirmed: Confirmed,
+    *,
+    rounds: int | None = None,
+    stop: threading.Event | None = None,
+) -> Confirmed:
+    """An operator at work: each round overrides signal C (:data:`OVERRIDES`) and acknowledges
+    the newest two unacknowledged alarms the feed has shown. Stops after ``rounds``, when
+    ``stop`` is set, or when the server stops answering (a request cut off by a kill is not
+    confirmed, so it is not counted)."""
+    round_ = 0
+    with server.client() as c:
+        while (rounds is None or round_ < rounds) and not (stop is not None and stop.is_set()):
+            action = OVERRIDES[round_ % len(OVERRIDES)]
+            body = {"action": action, "argument": "0" if action == "hold" else ""}
+            try:
+                response = c.post("/api/signals/C/override", json=body)
+                if "command" in response.json():
+                    confirmed.overrides.append((response.status_code, response.json()))
+                    confirmed.answers.append(response.json())
+                waiting = [a for a, s in list(listener.open.items()) if s.endswith("unacknowledged")]
+                for alarm_id in waiting[-2:]:
+                    ack = c.post(f"/api/alarms/{alarm_id}/acknowledge", json={"note": f"round {round_}"})
+                    if "command" in ack.json():
+                        confirmed.answers.append(ack.json())
+                    if ack.status_code == 200:
+                        confirmed.acknowledged.add(alarm_id)
+            except (httpx.HTTPError, json.JSONDecodeError):
+                break  # the server is gone
+            round_ += 1
+    return confirmed
+
+
+@dataclass
+class Losses:
+    """What a server started again on the store lacks of what the killed one showed or confirmed."""
+
+    alarm_events: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    acknowledgements: list[str] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.alarm_events, *self.commands, *self.acknowledgements]
+
+
+def stored_alarm_events(
+    server: Server, up_to: int, timeout_s: float = 10.0
+) -> dict[int, dict[str, Any]]:
+    """The alarm events ``server``'s store has, by sequence number, up to ``up_to`` at least (read
+    from its feed with ``since=0``: the store's events in order, then live ones)."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    stored: dict[int, dict[str, Any]] = {}
+    with connect(f"{server.ws_url}?since=0", additional_headers=headers) as ws:
+        while not stored or max(stored) < up_to:
+            try:
+                frame = json.loads(ws.recv(timeout=timeout_s))
+            except TimeoutError:
+                break  # none beyond what is there: the missing ones are missing
+            if frame["type"] == "alarm":
+                stored[frame["seq"]] = frame["event"]
+    return stored
+
+
+def audit_entries(server: Server, ids: set[int]) -> dict[int, dict[str, Any]]:
+    """The audit entries ``ids`` that the store has (paging through the whole log)."""
+    found: dict[int, dict[str, Any]] = {}
+    with server.client() as c:
+        offset = 0
+        while len(found) < len(ids):
+            items = c.get("/api/audit", params={"limit": 1000, "offset": offset}).json()["items"]
+            if not items:
+                break
+            found.update({e["id"]: e for e in items if e["id"] in ids})
+            offset += len(items)
+    return found
+
+
+def losses(server: Server, shown: list[dict[str, Any]], confirmed: Confirmed) -> Losses:
+    """Check ``server`` (started again on the store) against what the killed server showed on its
+    feed (``shown``: alarm frames) and ``confirmed``: every alarm event with the same content
+    under the same sequence number, every answered command's audit entry with the result it was
+    answered with (a pending one may have been decided since), every acknowledgement in its
+    alarm's history."""
+    found = Losses()
+    stored = stored_alarm_events(server, max((f["seq"] for f in shown), default=0))
+    for frame in shown:
+        if stored.get(frame["seq"]) != frame["event"]:
+            found.alarm_events.append(f"alarm event {frame['seq']}: shown {frame['event']}, "
+                                      f"stored {stored.get(frame['seq'])}")  # fmt: skip
+    entries = audit_entries(server, {a["command"] for a in confirmed.answers})
+    for answer in confirmed.answers:
+        entry = entries.get(answer["command"])
+        if entry is None:
+            found.commands.append(f"command {answer['command']} ({answer['result']}): not in the audit")
+        elif answer["result"] != "pending" and (entry["result"], entry["detail"]) != (
+            answer["result"],
+            answer["detail"],
+        ):
+            found.commands.append(f"command {answer['command']}: answered {answer}, audit {entry}")
+    with server.client() as c:
+        for alarm_id in sorted(confirmed.acknowledged):
+            history = c.get(f"/api/alarms/{alarm_id}").json().get("history", [])
+            if "acknowledge" not in [h["action"] for h in history]:
+                found.acknowledgements.append(
+                    f"alarm {alarm_id}: its acknowledgement is not in its history"
+                )
+    return found

@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.serving import Server, audit, start_server, wait_for
-from tests.e2e.test_kill9 import process_gone
+from tests.e2e.serving import Server, audit, process_gone, start_server, wait_for
 
 
 def manual_alarm(server: Server) -> dict[str, Any] | None:
