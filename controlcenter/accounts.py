@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from controlcenter.api import Body, Caller, Center, need
+from controlcenter.api import WHY, Body, Caller, Center, CommandAnswer, need, problems
 from controlcenter.auth import USER_NAME, Role, User, new_token, token_hash
 from controlcenter.commands import CommandResult
 from controlcenter.feed import CLOSE_POLICY, CLOSE_RECONNECT
@@ -27,9 +27,24 @@ from controlcenter.runtime import ControlCenter
 from controlcenter.store import Writer
 from sim.errors import CcsimError
 
-router = APIRouter(prefix="/api/users")
+router = APIRouter(prefix="/api/users", responses=problems(401, 403, 422, 429, 503))
 
 RoleName = Literal["viewer", "operator", "engineer", "admin"]
+
+
+class AccountAnswer(CommandAnswer):
+    """An account change's answer; an accepted one names the account and its role, and a new
+    token is shown here, once."""
+
+    name: str | None = None
+    role: RoleName | None = None
+    token: str | None = None
+
+
+def _answers(ok: int, *errors: int) -> dict[int | str, dict[str, Any]]:
+    entries: dict[int | str, dict[str, Any]] = {ok: {"model": AccountAnswer, "description": "done"}}
+    entries.update({s: {"model": AccountAnswer, "description": WHY[s]} for s in errors})
+    return entries
 
 
 class NewUser(Body):
@@ -113,7 +128,7 @@ def users(center: Center, user: Caller) -> dict[str, Any]:
     return {"items": center.store.users()}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=_answers(201, 409))
 async def create_user(center: Center, user: Caller, body: NewUser) -> JSONResponse:
     """Create an account; the answer holds its token, shown this once and stored only as a hash."""
     token = new_token()
@@ -133,7 +148,7 @@ async def create_user(center: Center, user: Caller, body: NewUser) -> JSONRespon
     return _answer(result, 201, name=body.name, role=role.label, token=token)
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses=_answers(200, 404, 409))
 async def change_role(center: Center, user: Caller, name: str, body: RoleChange) -> JSONResponse:
     """Give an account another role; its open feed sessions reconnect with it."""
     role = Role.parse(body.role)
@@ -156,7 +171,7 @@ async def change_role(center: Center, user: Caller, name: str, body: RoleChange)
     return _answer(result, status, **({"name": name, "role": role.label} if made else {}))
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses=_answers(200, 404, 409))
 async def revoke_user(center: Center, user: Caller, name: str) -> JSONResponse:
     """Revoke every token of the account and remove it (its audit trail stays). Its open feed
     sessions are closed at once."""
@@ -172,7 +187,7 @@ async def revoke_user(center: Center, user: Caller, name: str) -> JSONResponse:
     return _answer(result, status)
 
 
-@router.post("/{name}/rotate")
+@router.post("/{name}/rotate", responses=_answers(200, 404, 409))
 async def rotate_token(center: Center, user: Caller, name: str) -> JSONResponse:
     """A new token for the account (shown this once); every token it had is revoked, and the
     feed sessions signed in with them are closed."""

@@ -5,6 +5,9 @@ operator role, the controller and the retention settings the engineer role, and 
 (:mod:`controlcenter.accounts`) the admin role. Command answers carry the
 audit entry's id and the result: 200 accepted, 202 pending (the simulation has not applied it
 yet), 409 refused (and why), 403 when the role does not allow it - audited all the same.
+
+The OpenAPI document describes every answer a route can give, errors included (each route's
+``responses``), and schemathesis checks that against a running server (tests/e2e/test_api_fuzz.py).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import time
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Security
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, field_validator
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controlcenter.alarms import AlarmAction, AlarmState, Severity
 from controlcenter.auth import AuthError, Role, User
@@ -33,9 +37,19 @@ from sim.signals import Action, IncidentCommand, LaneCommand, SignalCommand
 NUL = "\x00"
 
 
+ROW_ID_MAX = 2**63 - 1
+"""The largest id or offset the store can hold (a signed 64-bit integer, on both engines):
+a larger one in a path or query is refused (422) rather than failing in the driver."""
+
+
 class Body(BaseModel):
-    """A request body. No text in it may hold a NUL character: nobody means one, and the
-    PostgreSQL store cannot keep one (it would answer 503 for what is bad input)."""
+    """A request body. Its JSON types are taken as the schema gives them (strict: ``"5"`` is
+    no number, ``1`` no text), a field the schema does not name is refused (a misspelt
+    ``duration_s`` must not fall back to its default), and no text in it may hold a NUL
+    character: nobody means one, and the PostgreSQL store cannot keep one (it would answer 503
+    for what is bad input). NUL in a path or query: the ``no_nul`` middleware of the app."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -45,7 +59,63 @@ class Body(BaseModel):
         return value
 
 
-router = APIRouter(prefix="/api")
+class Problem(BaseModel):
+    """An error answer. ``detail`` says what was wrong - for bad input, the field and what was
+    expected; some answers add fields (a refused command's audit entry, the field at fault)."""
+
+    detail: str
+
+
+class CommandAnswer(BaseModel):
+    """A command's answer: its audit entry's id and the result (and for an alarm, the alarm)."""
+
+    command: int = Field(description="the audit entry's id")
+    result: Literal["accepted", "refused", "pending"]
+    detail: str
+    t: float | None = Field(None, description="the simulation time it took effect at, s")
+    alarm: dict[str, Any] | None = None
+
+
+WHY: dict[int, str] = {
+    400: "the request cannot be answered as asked (the detail says why)",
+    401: "no valid token: Authorization: Bearer <token>",
+    403: "the caller's role does not allow it (a command is audited as refused all the same)",
+    404: "no such thing (the detail names it)",
+    409: "refused, and why (audited)",
+    422: "a parameter or the body does not fit: the detail names the field and what was expected",
+    429: "too many bad tokens from this address: try again after Retry-After seconds",
+    501: "not implemented here (the detail says what)",
+    503: "the store did not answer or did not take the write: nothing of it was kept",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for error answers ``{"detail": ...}`` with these statuses."""
+    return {status: {"model": Problem, "description": WHY[status]} for status in statuses}
+
+
+COMMAND_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": CommandAnswer, "description": "accepted"},
+    202: {"model": CommandAnswer, "description": "pending: sent, the simulation has not answered yet"},
+    409: {"model": CommandAnswer, "description": WHY[409]},
+    **problems(403),
+}
+"""The answers of a command (:func:`answer`), and its refusal for the caller's role."""
+
+router = APIRouter(prefix="/api", responses=problems(401, 422, 429, 503))
+"""Every route: no token (401), bad input (422; a NUL anywhere is refused before the route runs),
+locked out (429) and the store failing (503)."""
+
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A user's token (`ccsim serve` prints the admin's; admins create the others).",
+)
+"""Declares the token in the OpenAPI document; :func:`authenticated` checks it."""
+
+RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
+RunFilter = Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="a run's id")]
+Offset = Annotated[int, Query(ge=0, le=ROW_ID_MAX)]
 
 
 def center_of(request: Request) -> ControlCenter:
@@ -57,7 +127,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def authenticated(request: Request) -> User:
+async def authenticated(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> User:
     """The caller, from its bearer token (401 without a valid one, 429 while locked out)."""
     return center_of(request).auth.from_header(
         request.headers.get("authorization"), client_address(request)
@@ -125,9 +198,9 @@ def alarms(
     state: Annotated[list[AlarmState] | None, Query()] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
     category: str | None = None,
-    run: int | None = None,
+    run: RunFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Alarms, newest first, filtered by state, severity, category or run; paged."""
     page = center.store.alarms(
@@ -141,8 +214,8 @@ def alarms(
     return {"total": page.total, "limit": limit, "offset": offset, "items": page.items}
 
 
-@router.get("/alarms/{alarm_id}")
-def alarm(center: Center, _user: Caller, alarm_id: int) -> dict[str, Any]:
+@router.get("/alarms/{alarm_id}", responses=problems(404))
+def alarm(center: Center, _user: Caller, alarm_id: RowId) -> dict[str, Any]:
     """One alarm with its whole history (who did what, when)."""
     found = center.store.load_alarm(alarm_id)
     if found is None:
@@ -154,10 +227,10 @@ def alarm(center: Center, _user: Caller, alarm_id: int) -> dict[str, Any]:
 def events(
     center: Center,
     _user: Caller,
-    run: int | None = None,
+    run: RunFilter = None,
     kind: Annotated[list[str] | None, Query()] = None,
     source: str | None = None,
-    after: Annotated[int, Query(ge=0, description="only events with seq above this")] = 0,
+    after: Annotated[int, Query(ge=0, le=ROW_ID_MAX, description="only events with seq above this")] = 0,
     since_t: float | None = None,
     until_t: float | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
@@ -182,7 +255,7 @@ def events(
 def kpis(
     center: Center,
     _user: Caller,
-    run: int | None = None,
+    run: RunFilter = None,
     scope: str | None = None,
     metric: str | None = None,
     period: Literal["interval", "run"] | None = None,
@@ -210,7 +283,7 @@ def audit(
     action: str | None = None,
     result: Literal["accepted", "refused", "pending"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Every command, newest first: who, when, what, with which arguments, and the result."""
     page = center.store.audit(user=user, action=action, result=result, limit=limit, offset=offset)
@@ -288,30 +361,30 @@ async def _alarm_command(
     return answer(result)
 
 
-@router.post("/alarms/{alarm_id}/acknowledge")
-async def acknowledge(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+@router.post("/alarms/{alarm_id}/acknowledge", responses=COMMAND_ANSWERS)
+async def acknowledge(center: Center, user: Caller, alarm_id: RowId, body: Note) -> JSONResponse:
     return await _alarm_command(
         center, user, AlarmAction.ACKNOWLEDGE, alarm_id, body.model_dump(), note=body.note
     )
 
 
-@router.post("/alarms/{alarm_id}/shelve")
-async def shelve(center: Center, user: Caller, alarm_id: int, body: Shelve) -> JSONResponse:
+@router.post("/alarms/{alarm_id}/shelve", responses=COMMAND_ANSWERS)
+async def shelve(center: Center, user: Caller, alarm_id: RowId, body: Shelve) -> JSONResponse:
     until = time.time() + body.duration_s
     return await _alarm_command(
         center, user, AlarmAction.SHELVE, alarm_id, body.model_dump(), note=body.note, shelve_until=until
     )
 
 
-@router.post("/alarms/{alarm_id}/unshelve")
-async def unshelve(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+@router.post("/alarms/{alarm_id}/unshelve", responses=COMMAND_ANSWERS)
+async def unshelve(center: Center, user: Caller, alarm_id: RowId, body: Note) -> JSONResponse:
     return await _alarm_command(
         center, user, AlarmAction.UNSHELVE, alarm_id, body.model_dump(), note=body.note
     )
 
 
-@router.post("/alarms/{alarm_id}/out-of-service")
-async def remove_from_service(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+@router.post("/alarms/{alarm_id}/out-of-service", responses=COMMAND_ANSWERS)
+async def remove_from_service(center: Center, user: Caller, alarm_id: RowId, body: Note) -> JSONResponse:
     """Take an open alarm out of service (a device in maintenance, an alarm of a run that ended):
     it stays recorded, apart, until returned to service or cleared."""
     return await _alarm_command(
@@ -319,15 +392,15 @@ async def remove_from_service(center: Center, user: Caller, alarm_id: int, body:
     )
 
 
-@router.post("/alarms/{alarm_id}/return-to-service")
-async def return_to_service(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+@router.post("/alarms/{alarm_id}/return-to-service", responses=COMMAND_ANSWERS)
+async def return_to_service(center: Center, user: Caller, alarm_id: RowId, body: Note) -> JSONResponse:
     return await _alarm_command(
         center, user, AlarmAction.RETURN_TO_SERVICE, alarm_id, body.model_dump(), note=body.note
     )
 
 
-@router.post("/alarms/{alarm_id}/clear")
-async def clear(center: Center, user: Caller, alarm_id: int, body: Note) -> JSONResponse:
+@router.post("/alarms/{alarm_id}/clear", responses=COMMAND_ANSWERS)
+async def clear(center: Center, user: Caller, alarm_id: RowId, body: Note) -> JSONResponse:
     """Clear an open alarm of a run that has ended (its condition can no longer return to
     normal); refused (409) for an alarm of the run in progress."""
     return await _alarm_command(
@@ -335,8 +408,8 @@ async def clear(center: Center, user: Caller, alarm_id: int, body: Note) -> JSON
     )
 
 
-@router.post("/alarms/{alarm_id}/comment")
-async def comment(center: Center, user: Caller, alarm_id: int, body: Comment) -> JSONResponse:
+@router.post("/alarms/{alarm_id}/comment", responses=COMMAND_ANSWERS)
+async def comment(center: Center, user: Caller, alarm_id: RowId, body: Comment) -> JSONResponse:
     return await _alarm_command(
         center, user, AlarmAction.COMMENT, alarm_id, body.model_dump(), note=body.text
     )
@@ -360,7 +433,7 @@ class ControllerChoice(Body):
     controller: str = Field(min_length=1, max_length=64)
 
 
-@router.post("/signals/{tls}/override")
+@router.post("/signals/{tls}/override", responses=COMMAND_ANSWERS)
 async def override(center: Center, user: Caller, tls: str, body: Override) -> JSONResponse:
     """Hold a phase, force a plan, flash, or back to automatic - through the safety guard."""
     arguments = body.model_dump()
@@ -378,14 +451,14 @@ async def _lane(center: ControlCenter, user: User, lane: str, closed: bool) -> J
     return answer(await center.commands.simulate(user, action, f"lane:{lane}", {}, command))
 
 
-@router.post("/lanes/{lane}/close")
+@router.post("/lanes/{lane}/close", responses=COMMAND_ANSWERS)
 async def close_lane(center: Center, user: Caller, lane: str) -> JSONResponse:
     """Close a lane to traffic (only authority vehicles may use it): the operators' hold on it,
     beside any incident blocking it. Refused for a lane some turn or entry needs."""
     return await _lane(center, user, lane, True)
 
 
-@router.post("/lanes/{lane}/open")
+@router.post("/lanes/{lane}/open", responses=COMMAND_ANSWERS)
 async def open_lane(center: Center, user: Caller, lane: str) -> JSONResponse:
     """Lift the operators' hold on a lane. A lane an incident still blocks stays closed (the
     detail says by whom); with no operators' hold to lift, that is refused (409)."""
@@ -405,7 +478,7 @@ class IncidentReport(Body):
     )
 
 
-@router.post("/incidents")
+@router.post("/incidents", responses={**COMMAND_ANSWERS, **problems(422)})
 async def report_incident(center: Center, user: Caller, body: IncidentReport) -> JSONResponse:
     """Report an incident: it occurs in the simulation at the next step, as an injected one
     does (detection, the information signs, a ``blocked_lane`` holding its lane closed). 422
@@ -432,21 +505,21 @@ async def report_incident(center: Center, user: Caller, body: IncidentReport) ->
     return answer(await center.commands.simulate(user, "incident.report", target, arguments, command))
 
 
-@router.post("/simulation/pause")
+@router.post("/simulation/pause", responses=COMMAND_ANSWERS)
 async def pause(center: Center, user: Caller) -> JSONResponse:
     await center.commands.require(user, Role.OPERATOR, "simulation.pause", "simulation", {})
     command = RunControl("pause", user=user.name)
     return answer(await center.commands.simulate(user, "simulation.pause", "simulation", {}, command))
 
 
-@router.post("/simulation/resume")
+@router.post("/simulation/resume", responses=COMMAND_ANSWERS)
 async def resume(center: Center, user: Caller) -> JSONResponse:
     await center.commands.require(user, Role.OPERATOR, "simulation.resume", "simulation", {})
     command = RunControl("resume", user=user.name)
     return answer(await center.commands.simulate(user, "simulation.resume", "simulation", {}, command))
 
 
-@router.post("/simulation/speed")
+@router.post("/simulation/speed", responses=COMMAND_ANSWERS)
 async def speed(center: Center, user: Caller, body: Speed) -> JSONResponse:
     arguments = body.model_dump()
     await center.commands.require(user, Role.OPERATOR, "simulation.speed", "simulation", arguments)
@@ -468,11 +541,11 @@ async def speed(center: Center, user: Caller, body: Speed) -> JSONResponse:
     )
 
 
-class SeekTo(BaseModel):
+class SeekTo(Body):
     t: float = Field(description="the simulation time to move the replay to, s")
 
 
-@router.post("/simulation/seek")
+@router.post("/simulation/seek", responses=COMMAND_ANSWERS)
 async def seek(center: Center, user: Caller, body: SeekTo) -> JSONResponse:
     """Move a replay (``ccsim replay``) to simulation time ``t``: the control room then shows
     the state as of ``t``, and plays on from there unless paused. Refused (409) on a live run,
@@ -498,7 +571,7 @@ async def seek(center: Center, user: Caller, body: SeekTo) -> JSONResponse:
     return answer(replace(result, t=t))
 
 
-@router.post("/simulation/controller")
+@router.post("/simulation/controller", responses=COMMAND_ANSWERS)
 async def controller(center: Center, user: Caller, body: ControllerChoice) -> JSONResponse:
     """Hand the signals to another of ccsim's controllers (at the next step)."""
     arguments = body.model_dump()
@@ -525,7 +598,7 @@ def retention(center: Center, _user: Caller) -> dict[str, float]:
     return center.store.retention()
 
 
-@router.put("/settings/retention")
+@router.put("/settings/retention", responses=problems(403))
 async def set_retention(center: Center, user: Caller, body: Retention) -> dict[str, Any]:
     settings = {k: v for k, v in body.model_dump().items() if v is not None and k in RETENTION_DEFAULTS}
     await center.commands.require(user, Role.ENGINEER, "settings.retention", "store", settings)

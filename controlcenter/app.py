@@ -25,6 +25,15 @@ def control_room_page() -> str:
     return STATIC.joinpath("index.html").read_text(encoding="utf-8")
 
 
+def problem(error: dict[str, Any]) -> str:
+    """One validation error as ``where: what was wrong``."""
+    loc = error.get("loc", ())
+    if error.get("type") == "json_invalid":  # loc is ("body", character offset)
+        reason = error.get("ctx", {}).get("error", "")
+        return f"body: not JSON ({reason} at character {loc[-1]}); expected a JSON object"
+    return f"{'.'.join(str(p) for p in loc)}: {error.get('msg', '')}"
+
+
 def create_app(center: ControlCenter) -> FastAPI:
     app = FastAPI(
         title="ccsim control center",
@@ -45,9 +54,10 @@ def create_app(center: ControlCenter) -> FastAPI:
     page = control_room_page()
 
     @app.middleware("http")
-    async def no_nul(request: Request, call_next: Any) -> Any:
-        """A NUL character in a command's path or query is refused before it can reach the
-        store (bodies are checked field by field: ``api.Body``)."""
+    async def refuse_unreadable_input(request: Request, call_next: Any) -> Any:
+        """Refused (422) before a route runs: a NUL character in the path or query of an API
+        call, before it can reach the store (bodies are checked field by field: ``api.Body``),
+        and a body that is not UTF-8 text (JSON is; FastAPI would answer an unexplained 400)."""
         if request.url.path.startswith("/api/"):
             where = "path" if api.NUL in request.url.path else None
             where = where or next((f"query.{k}" for k, v in request.query_params.multi_items()
@@ -55,6 +65,12 @@ def create_app(center: ControlCenter) -> FastAPI:
             if where is not None:
                 detail = f"{where}: NUL characters (\\u0000) are not accepted"
                 return JSONResponse({"detail": detail}, status_code=422)
+            if request.method in ("POST", "PUT", "PATCH"):
+                try:
+                    (await request.body()).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    detail = f"body: not UTF-8 text at byte {exc.start}; expected a JSON object"
+                    return JSONResponse({"detail": detail}, status_code=422)
         return await call_next(request)
 
     @app.get("/", include_in_schema=False)
@@ -80,10 +96,9 @@ def create_app(center: ControlCenter) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
-        ]
-        detail = "; ".join(errors)
+        errors = [problem(e) for e in exc.errors()]
+        # a field's name may hold a NUL (an unknown field is named): shown, never stored as one
+        detail = "; ".join(errors).replace(api.NUL, "\\u0000")
         if request.method != "GET":
             await api.audit_rejected_body(center, request, detail)
         return JSONResponse({"detail": detail}, status_code=422)

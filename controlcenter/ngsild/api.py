@@ -31,13 +31,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from controlcenter.api import Caller, Center
+from controlcenter.api import Caller, Center, problems
 from controlcenter.ngsild.entities import Entity, EntityBook
 from controlcenter.ngsild.formats import key_values, normalized
 from controlcenter.ngsild.models import CONTEXT, model_of
 from controlcenter.ngsild.query import Expr, QueryError, compile_pattern, parse_q
-
-router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"])
 
 LD_JSON = "application/ld+json"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -45,6 +43,44 @@ CONTEXT_PATH = "/ngsi-ld/v1/jsonldContexts/ccsim"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
 _GEO_PARAMS = ("georel", "geometry", "coordinates", "geoproperty", "geometryProperty")
+
+_JSON_OR_LD = {
+    "application/json": {"schema": {"type": "object"}},
+    LD_JSON: {"schema": {"type": "object"}},
+}
+_ENTITIES = {"application/json": {"schema": {"type": "array"}}, LD_JSON: {"schema": {"type": "array"}}}
+
+
+def _param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+_FORMAT = [
+    _param("options", {"type": "string"}, "keyValues or normalized (comma-separated)"),
+    _param("format", {"enum": ["simplified", "normalized", "keyValues"]}, "as options"),
+    _param("attrs", {"type": "string"}, "only these attributes, comma-separated"),
+]
+_QUERY = [
+    _param("type", {"type": "string"}, "entity types (names or IRIs), comma-separated"),
+    _param("id", {"type": "string"}, "entity ids (URIs), comma-separated"),
+    _param("idPattern", {"type": "string"}, "a regular expression on the id"),
+    _param("q", {"type": "string"}, "a query on the attributes, e.g. occupancy>0.5"),
+    *_FORMAT,
+    _param(
+        "limit", {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}, "page size (0: count only)"
+    ),
+    _param("offset", {"type": "integer", "minimum": 0}, "where the page starts"),
+    _param("count", {"enum": ["true", "false"]}, "true: the total in NGSILD-Results-Count"),
+]
+"""The query parameters (ETSI GS CIM 009), read from the query string by the routes."""
+
+router = APIRouter(
+    prefix="/ngsi-ld/v1",
+    tags=["NGSI-LD"],
+    responses=problems(400, 401, 429, 501, 503),
+)
+"""Every route: a bad query (400, as NGSI-LD ProblemDetails), no token (401), locked out (429),
+a tenant asked for (501: there is one), the store failing (503)."""
 
 
 class Problem(Exception):
@@ -207,7 +243,15 @@ def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
     return f'<{url}>; rel="{rel}"'
 
 
-@router.get("/entities", response_class=Response)
+@router.get(
+    "/entities",
+    response_class=Response,
+    openapi_extra={"parameters": _QUERY},
+    responses={
+        200: {"description": "the entities of the page", "content": _ENTITIES},
+        **problems(403, 422),  # 403: limit over 1000 (TooManyResults); 422: a geo-query
+    },
+)
 async def query_entities(request: Request, center: Center, _user: Caller) -> Response:
     """Entities by type, id, idPattern, q and attrs; paged with limit and offset."""
     try:
@@ -235,7 +279,12 @@ async def query_entities(request: Request, center: Center, _user: Caller) -> Res
     return _answer(request, [_render(e, options) for e in page], options, links, **headers)
 
 
-@router.get("/entities/{entity_id:path}", response_class=Response)
+@router.get(
+    "/entities/{entity_id:path}",
+    response_class=Response,
+    openapi_extra={"parameters": _FORMAT},
+    responses={200: {"description": "the entity", "content": _JSON_OR_LD}, **problems(404, 422)},
+)
 async def retrieve_entity(entity_id: str, request: Request, center: Center, _user: Caller) -> Response:
     """One entity by its id."""
     try:
@@ -249,7 +298,12 @@ async def retrieve_entity(entity_id: str, request: Request, center: Center, _use
     return _answer(request, _render(entity, options), options)
 
 
-@router.get("/types", response_class=Response)
+@router.get(
+    "/types",
+    response_class=Response,
+    openapi_extra={"parameters": _FORMAT[:2]},
+    responses={200: {"description": "an EntityTypeList", "content": _JSON_OR_LD}},
+)
 async def entity_types(request: Request, center: Center, _user: Caller) -> Response:
     """The types of the entities there are now, with how many of each (``typeList``)."""
     try:
@@ -267,7 +321,13 @@ async def entity_types(request: Request, center: Center, _user: Caller) -> Respo
     return _answer(request, body, options)
 
 
-@router.get(CONTEXT_PATH.removeprefix("/ngsi-ld/v1"), include_in_schema=True)
+@router.get(
+    CONTEXT_PATH.removeprefix("/ngsi-ld/v1"),
+    include_in_schema=True,
+    responses={
+        200: {"description": "the @context", "content": {LD_JSON: {"schema": {"type": "object"}}}}
+    },
+)
 async def context_document() -> JSONResponse:
     """The JSON-LD @context of every entity (the Smart Data Models' and NGSI-LD's core)."""
     return JSONResponse({"@context": CONTEXT}, media_type=LD_JSON)

@@ -11,15 +11,25 @@ from __future__ import annotations
 import base64
 import binascii
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from controlcenter.api import BEARER, problems
 from controlcenter.auth import AuthError, User
 from controlcenter.runtime import ControlCenter
 from controlcenter.sensorthings.expr import QueryError
 from controlcenter.sensorthings.live import VERSION_PATH
 
-router = APIRouter(prefix=VERSION_PATH, tags=["SensorThings API 1.1"])
+router = APIRouter(
+    prefix=VERSION_PATH,
+    tags=["SensorThings API 1.1"],
+    dependencies=[Security(BEARER)],  # declares the token in the OpenAPI document; _caller checks it
+    responses={
+        200: {"description": "the entity, collection or property (a $value as plain text)",
+              "content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}}},
+        **problems(400, 401, 404, 422, 429, 503),
+    },
+)  # fmt: skip
 
 
 def _caller(request: Request, center: ControlCenter) -> User:
@@ -48,9 +58,33 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def _option(name: str, schema: dict[str, object], description: str) -> dict[str, object]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+QUERY_OPTIONS = [
+    _option("$filter", {"type": "string"}, "a condition, e.g. result gt 10 and phenomenonTime ge ..."),
+    _option("$select", {"type": "string"}, "properties to return, comma-separated"),
+    _option("$expand", {"type": "string"}, "related entities inline, with their own options"),
+    _option("$orderby", {"type": "string"}, "e.g. phenomenonTime desc"),
+    _option("$top", {"type": "integer", "minimum": 0}, "at most this many (a page holds 1000)"),
+    _option("$skip", {"type": "integer", "minimum": 0}, "leave out this many first"),
+    _option("$count", {"type": "boolean"}, "true: the total in @iot.count"),
+]
+"""The query options (OData 4.0, as SensorThings 1.1 has them), read from the query string."""
+
+
 @router.get("", summary="The service root: entity sets and the conformance classes served")
-@router.get("/{path:path}", summary="Entities, collections, properties; query options per OData")
-async def sensorthings(request: Request, path: str = "") -> Response:
+async def service_root(request: Request) -> Response:
+    return await sensorthings(request, "")
+
+
+@router.get(
+    "/{path:path}",
+    summary="Entities, collections, properties; query options per OData",
+    openapi_extra={"parameters": QUERY_OPTIONS},
+)
+async def sensorthings(request: Request, path: str) -> Response:
     center: ControlCenter = request.app.state.center
     _caller(request, center)
     params: dict[str, str] = {}

@@ -229,6 +229,50 @@ def test_invalid_commands_are_refused_and_audited(server: Server) -> None:
     assert latest["action"] == "POST signals/C/override" and "body.action" in latest["detail"]
 
 
+def test_a_number_in_quotes_or_a_misspelt_field_is_refused_not_taken(server: Server) -> None:
+    # found by schemathesis (tests/e2e/test_api_fuzz.py): "5" was taken for 5, and an unknown
+    # field silently left its neighbour at the default (a shelve for 3600 s, not 60)
+    with server.client() as c:
+        for url, body, detail in [
+            ("/api/simulation/speed", {"speed": "5"}, "body.speed: Input should be a valid number"),
+            ("/api/alarms/1/shelve", {"duration": 60}, "body.duration: Extra inputs are not permitted"),
+            ("/api/incidents", {"edge": "E_C", "lane": True}, "body.lane: Input should be a valid int"),
+            ("/api/users", {"name": "eve", "role": "viewer", "token": "x"}, "body.token: Extra inputs"),
+        ]:  # fmt: skip
+            response = c.post(url, json=body)
+            assert response.status_code == 422, (url, response.text)
+            assert response.json()["detail"].startswith(detail), response.text
+        assert c.get("/api/state").json()["state"]["run"]["speed"] != 5
+        # a body that is not UTF-8 (was an unexplained 400) or not JSON: what was expected
+        json_type = {"content-type": "application/json"}
+        for raw, detail in [
+            (b'{"text": "\xff"}', "body: not UTF-8 text at byte 10; expected a JSON object"),
+            (b'{"text": ', "body: not JSON (Expecting value at character 9); expected a JSON object"),
+        ]:
+            response = c.post("/api/alarms/1/comment", content=raw, headers=json_type)
+            assert response.status_code == 422 and response.json()["detail"] == detail, response.text
+
+
+def test_ids_beyond_what_the_store_holds_are_refused_naming_the_parameter(server: Server) -> None:
+    # found by schemathesis: SQLite cannot bind an integer above 2**63 - 1 (a 500)
+    huge = str(2**63)
+    with server.client() as c:
+        for method, url, params, where in [
+            ("GET", f"/api/alarms/{huge}", {}, "path.alarm_id"),
+            ("POST", f"/api/alarms/{huge}/comment", {}, "path.alarm_id"),
+            ("GET", "/api/alarms", {"run": huge}, "query.run"),
+            ("GET", "/api/alarms", {"offset": huge}, "query.offset"),
+            ("GET", "/api/events", {"after": huge}, "query.after"),
+            ("GET", "/api/kpis", {"run": huge}, "query.run"),
+            ("GET", "/api/audit", {"offset": huge}, "query.offset"),
+        ]:  # fmt: skip
+            body = {"text": "x"} if method == "POST" else None
+            response = c.request(method, url, params=params, json=body)
+            assert response.status_code == 422, (url, params, response.text)
+            assert response.json()["detail"].startswith(f"{where}: Input should be less than or equal")
+        assert c.get(f"/api/alarms/{2**63 - 1}").status_code == 404  # the largest is an id like any
+
+
 def test_pause_resume_and_speed(server: Server) -> None:
     with server.client() as c:
         assert c.post("/api/simulation/pause").json()["result"] == "accepted"

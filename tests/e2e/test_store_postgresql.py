@@ -42,6 +42,11 @@ def test_serve_on_postgresql_keeps_runs_alarms_and_audit_across_a_kill(
                 assert response.status_code == 422, response.text
                 detail = response.json()["detail"]
                 assert detail.startswith(where) and why in detail, response.text
+            # nor in a field's name: the refusal names it, escaped, and is audited
+            misnamed = c.post(f"/api/alarms/{alarm['id']}/comment", json={"text": "x", "a\x00b": 1})
+            assert misnamed.status_code == 422, misnamed.text
+            assert misnamed.json()["detail"] == "body.a\\u0000b: Extra inputs are not permitted"
+            assert audit(first, result="refused")[0]["detail"] == misnamed.json()["detail"]
             wait_for(lambda: audit(first, action="signal.override", result="accepted"), 15,
                      "the override to be applied")  # fmt: skip
             events = c.get("/api/events", params={"limit": 5}).json()["items"]
