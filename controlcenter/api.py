@@ -295,7 +295,7 @@ def runs(center: Center, _user: Caller) -> dict[str, Any]:
     return {"current": center.run.id, "items": center.store.runs()}
 
 
-@router.post("/runs")
+@router.post("/runs", responses=COMMAND_ANSWERS)
 async def new_run(center: Center, user: Caller) -> JSONResponse:
     """Start the scenario again as a new run (same controller, seed and options) once the run
     in progress has ended: finished, or failed (its simulation process crashed). The ended
