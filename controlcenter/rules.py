@@ -444,6 +444,8 @@ def load_rules(path: Path) -> tuple[Rule, ...]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RulesError(path, f"cannot read the alarm rules ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise RulesError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(path, f"malformed TOML: {exc}") from None
     if not isinstance(data.get("alarm"), list) or not data["alarm"]:

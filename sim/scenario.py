@@ -262,6 +262,8 @@ def _from_toml(toml_path: Path, variant: str | None) -> Scenario:
         doc = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(toml_path, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(toml_path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     doc.setdefault("name", toml_path.parent.name)
     return _from_doc(doc, toml_path, toml_path.parent, variant)
 

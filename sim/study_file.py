@@ -104,6 +104,8 @@ def load_study(path: Path, out: Path) -> Study:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StudyError(path, f"cannot read the study file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise StudyError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
