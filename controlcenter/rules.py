@@ -33,6 +33,7 @@ The rule engine is a message-bus subscriber: it runs beside the simulation and h
 from __future__ import annotations
 
 import fnmatch
+import math
 import tomllib
 from collections import deque
 from dataclasses import dataclass
@@ -409,6 +410,9 @@ def _test(value: Any) -> Any:
                    for b in bounds)
         ):  # fmt: skip
             raise invalid("not a test", "{ at_least = N } and/or { at_most = N }")
+    values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        raise invalid("not a finite number", "finite numbers (nan and inf match nothing)")
     return value
 
 

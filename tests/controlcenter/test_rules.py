@@ -162,6 +162,14 @@ def test_rules_file(tmp_path: Path) -> None:
         (('name = "jam"', "name = 3"), "alarm[0].name", "wrong type (got 3); expected a string"),
         (('name = "jam"', 'name = ""'), "alarm[0].name", "expected a non-empty string"),
         (("[[alarm]]", "[alarm"), None, "malformed TOML"),
+        (("at_least = 10", "at_least = nan"), "alarm[0].when.queue_max_veh",
+         "(got {'at_least': nan}); expected finite numbers"),
+        (("at_least = 10", "at_most = inf"), "alarm[0].when.queue_max_veh",
+         "(got {'at_most': inf}); expected finite numbers"),
+        (("{ at_least = 10 }", "nan"), "alarm[0].when.queue_max_veh",
+         "(got nan); expected finite numbers"),
+        (("{ at_least = 10 }", "[1, -inf]"), "alarm[0].when.queue_max_veh",
+         "(got [1, -inf]); expected finite numbers"),
     ],
 )  # fmt: skip
 def test_rules_file_errors_name_the_file_the_field_value_and_expectation(
