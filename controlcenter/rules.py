@@ -123,7 +123,7 @@ class _Fields(dict[str, Any]):
 def _describe(template: str, payload: dict[str, Any]) -> str:
     try:
         return template.format_map(_Fields(payload))
-    except (ValueError, IndexError, AttributeError):
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
         return template
 
 

@@ -199,3 +199,14 @@ def test_rules_file_needs_rules_with_unique_names(tmp_path: Path) -> None:
     path.write_text(RULE + RULE)
     with pytest.raises(RulesError, match=r"'alarm\[1\].name': repeated name \(got 'jam'\)"):
         load_rules(path)
+
+
+def test_a_description_that_does_not_fit_the_payload_is_shown_as_written(tmp_path: Path) -> None:
+    """A template indexing a field that cannot be indexed (a number, a missing key) must not stop
+    the rule engine (it runs in the simulation's process: an exception ends the run)."""
+    path = tmp_path / "rules.toml"
+    template = "jam of {queue_max_veh[0]} at {tls} ({tls[9]}, {begin_s[x]})"
+    path.write_text(RULE.replace('"jam at {tls}"', f'"{template}"'))
+    engine = engine_fed(load_rules(path), queue("J1", 45))
+    [raised] = engine.drain()
+    assert raised.active and raised.description == template
