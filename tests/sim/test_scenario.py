@@ -170,6 +170,8 @@ def test_bad_ntcip_bindings_name_the_field(
          "one of cheap-magnetometer, degraded-radar, good-loop, ideal, or a .toml file"),
         ("[detectors]\nprofile = 'mine.toml'\n", "detectors.profile", "mine.toml",
          "an existing file"),
+        ("[parking]\nbay_sensor_profile = 'cheap-magnetometr'\n", "parking.bay_sensor_profile",
+         "cheap-magnetometr", "one of ideal, cheap-magnetometer, degraded-radar, good-loop or a .toml"),
         ("[detectors]\nstopline_length_m = 0\n", "detectors.stopline_length_m", 0, "> 0"),
         ("[run]\nstep_length_s = 1\n[kpi]\ninterval_s = 0.5\n", "kpi.interval_s", 0.5, ">= 1"),
         ("[signals]\nclearance = 'eu'\n", "signals.clearance", "eu", "'net' (the net's own"),
