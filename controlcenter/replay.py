@@ -100,10 +100,14 @@ def load_run(run_dir: Path) -> RecordedRun:
     started = next((row for row in rows if row[3] == "run.started"), None)
     if started is None:
         raise CcsimError(f"{events}: no run.started message; not the events of a ccsim run")
-    try:
-        start = json.loads(started[4])
-    except json.JSONDecodeError as exc:
-        raise CcsimError(f"{events}: the run.started payload is not JSON ({exc})") from None
+    for seq, _t, _source, kind, payload in rows:  # here, not in the middle of the replay
+        try:
+            parsed = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise CcsimError(f"{events}: seq {seq} ({kind}): the payload is not JSON ({exc})") from None
+        if not isinstance(parsed, dict):
+            raise CcsimError(f"{events}: seq {seq} ({kind}): the payload is not a JSON object")
+    start = json.loads(started[4])
     kpis: list[dict[str, Any]] = []
     timeseries = run_dir / "timeseries.parquet"
     if timeseries.is_file():

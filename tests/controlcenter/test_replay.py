@@ -59,3 +59,21 @@ def test_a_missing_value_is_refused_naming_the_file_and_column(tmp_path: Path) -
         load_run(tmp_path)
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and "'seq'" in message and "empty" in message
+
+
+def test_a_payload_that_is_not_a_json_object_is_refused_naming_the_file_and_message(
+    tmp_path: Path,
+) -> None:
+    """Found at load, not when the replay reaches it (the playing thread died there, and the
+    control room stopped without a word)."""
+    columns = _good()
+    columns["payload"][2] = '{"ids": ["a"'  # cut short
+    path = _write(tmp_path, columns, EVENTS_SCHEMA)
+    with pytest.raises(CcsimError) as caught:
+        load_run(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "seq 3" in message and "vehicles.arrived" in message
+    columns["payload"][2] = "[1, 2]"
+    _write(tmp_path, columns, EVENTS_SCHEMA)
+    with pytest.raises(CcsimError, match=r"seq 3.*not a JSON object"):
+        load_run(tmp_path)
