@@ -27,6 +27,7 @@ from controlcenter.state import Row
 from sim.errors import CcsimError
 from sim.kpi import INTERVAL
 from sim.live import Outcome, RunControl, check_speed
+from sim.outputs import EVENTS_SCHEMA
 
 TICK_S = 0.05
 """Wall seconds between two batches of a playing replay (as a live run's flush period)."""
@@ -85,6 +86,12 @@ def load_run(run_dir: Path) -> RecordedRun:
     missing = [c for c in EVENT_COLUMNS if c not in table.column_names]
     if missing:
         raise CcsimError(f"{events}: columns {missing} missing; expected {list(EVENT_COLUMNS)}")
+    for column in EVENTS_SCHEMA:
+        got = table.schema.field(column.name).type
+        if got != column.type:
+            raise CcsimError(f"{events}: column '{column.name}' holds {got}; expected {column.type}")
+        if table.column(column.name).null_count:
+            raise CcsimError(f"{events}: column '{column.name}' has empty values; expected none")
     columns = {c: table.column(c).to_pylist() for c in EVENT_COLUMNS}
     rows: list[Row] = sorted(
         zip(columns["seq"], columns["t"], columns["source"], columns["kind"], columns["payload"],
@@ -93,10 +100,14 @@ def load_run(run_dir: Path) -> RecordedRun:
     started = next((row for row in rows if row[3] == "run.started"), None)
     if started is None:
         raise CcsimError(f"{events}: no run.started message; not the events of a ccsim run")
-    try:
-        start = json.loads(started[4])
-    except json.JSONDecodeError as exc:
-        raise CcsimError(f"{events}: the run.started payload is not JSON ({exc})") from None
+    for seq, _t, _source, kind, payload in rows:  # here, not in the middle of the replay
+        try:
+            parsed = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise CcsimError(f"{events}: seq {seq} ({kind}): the payload is not JSON ({exc})") from None
+        if not isinstance(parsed, dict):
+            raise CcsimError(f"{events}: seq {seq} ({kind}): the payload is not a JSON object")
+    start = json.loads(started[4])
     kpis: list[dict[str, Any]] = []
     timeseries = run_dir / "timeseries.parquet"
     if timeseries.is_file():

@@ -33,6 +33,7 @@ The rule engine is a message-bus subscriber: it runs beside the simulation and h
 from __future__ import annotations
 
 import fnmatch
+import math
 import tomllib
 from collections import deque
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ class _Fields(dict[str, Any]):
 def _describe(template: str, payload: dict[str, Any]) -> str:
     try:
         return template.format_map(_Fields(payload))
-    except (ValueError, IndexError, AttributeError):
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
         return template
 
 
@@ -409,6 +410,9 @@ def _test(value: Any) -> Any:
                    for b in bounds)
         ):  # fmt: skip
             raise invalid("not a test", "{ at_least = N } and/or { at_most = N }")
+    values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        raise invalid("not a finite number", "finite numbers (nan and inf match nothing)")
     return value
 
 
@@ -444,6 +448,8 @@ def load_rules(path: Path) -> tuple[Rule, ...]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RulesError(path, f"cannot read the alarm rules ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise RulesError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(path, f"malformed TOML: {exc}") from None
     if not isinstance(data.get("alarm"), list) or not data["alarm"]:

@@ -84,6 +84,15 @@ Band = Annotated[tuple[Number, Number], AfterValidator(_ordered)]
 """``[low, high]`` with low <= high."""
 
 
+def _bay_profile(name: str) -> str:
+    """A bay sensor profile that exists (as :func:`_bay_spec` finds it when the run starts)."""
+    path = Path(name) if name.endswith(".toml") else BUNDLED / f"{name}.toml"
+    if name != "ideal" and not path.is_file():
+        known = ", ".join(["ideal", *sorted(p.stem for p in BUNDLED.glob("*.toml"))])
+        raise invalid("no such bay sensor profile", f"one of {known} or a .toml file")
+    return name
+
+
 @pydantic_dataclass(frozen=True, config=CONFIG)
 class ParkingConfig:
     """``[parking]`` of scenario.toml. Times in s, shares 0..1, prices in currency units."""
@@ -112,7 +121,7 @@ class ParkingConfig:
     loading_misuse_share: Share = 0.05
     disabled_misuse_share: Share = 0.03
     permit_share: Share = 0.03
-    bay_sensor_profile: Text = "ideal"
+    bay_sensor_profile: Annotated[Text, AfterValidator(_bay_profile)] = "ideal"
     bay_sensor_source: Literal["simulated", "uplinks"] = "simulated"
     """``simulated``: guidance sees the simulated sensors directly; ``uplinks``: what arrived
     through the network (needs ``ccsim serve --mqtt``)."""

@@ -30,6 +30,7 @@ from sim.detectors import DetectorConfig
 from sim.devices.config import DevicesConfig, resolve_secret
 from sim.errors import ScenarioError
 from sim.parking import ParkingConfig
+from sim.sensors import profile_names
 
 DEFAULT_END_S = 3600.0
 DEFAULT_KPI_INTERVAL_S = 300.0
@@ -262,6 +263,8 @@ def _from_toml(toml_path: Path, variant: str | None) -> Scenario:
         doc = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(toml_path, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(toml_path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     doc.setdefault("name", toml_path.parent.name)
     return _from_doc(doc, toml_path, toml_path.parent, variant)
 
@@ -338,6 +341,12 @@ def _from_doc(raw: dict[str, Any], toml_path: Path, root: Path, variant: str | N
     det = doc.detectors
     _above(toml_path, "detectors.reporting_period_s", det.reporting_period_s, step, inclusive=True)
     detectors = DetectorConfig(det.stopline_length_m, det.advance_distance_m, det.reporting_period_s)
+    if det.profile.endswith(".toml"):
+        _existing(toml_path, "detectors.profile", root, det.profile)
+    elif det.profile not in profile_names():
+        known = ", ".join(profile_names())  # the bundled ones too (sim.parking loads them)
+        raise ScenarioError(toml_path, "unknown sensor profile", field="detectors.profile",
+                            value=det.profile, expected=f"one of {known}, or a .toml file")  # fmt: skip
     devices = None if doc.devices is None else resolve_secret(toml_path, doc.devices)
     return Scenario(
         name=name,

@@ -103,6 +103,8 @@ def read_profile(path: Path) -> ProfileSpec:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ScenarioError(path, f"cannot read sensor profile ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(path, f"invalid TOML: {exc}") from None
     profile = validate(_ProfileFile, doc, path)

@@ -65,6 +65,10 @@ def run_to_folder(spec: RunSpec, progress: Progress | None = None) -> dict[str, 
     return result.summary
 
 
+MAX_SEED = 2**31 - 1
+"""The largest seed SUMO takes (``--seed`` is a 32-bit integer)."""
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"1-5"`` -> [1, 2, 3, 4, 5]; ``"1,3,7"`` -> [1, 3, 7]."""
     seeds: list[int] = []
@@ -73,15 +77,15 @@ def parse_seeds(text: str) -> list[int]:
             part = part.strip()
             if "-" in part:
                 first, last = (int(x) for x in part.split("-", 1))
-                if last < first:
+                if last < first or last > MAX_SEED:
                     raise ValueError
                 seeds.extend(range(first, last + 1))
             else:
                 seeds.append(int(part))
     except ValueError:
         raise CcsimError(f"--seeds '{text}': expected a range like 1-5 or a list like 1,3,7") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise CcsimError(f"--seeds '{text}': expected non-negative seeds")
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise CcsimError(f"--seeds '{text}': expected non-negative seeds up to {MAX_SEED}")
     return sorted(set(seeds))
 
 

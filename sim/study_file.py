@@ -27,7 +27,7 @@ from sim.controllers import create_controller
 from sim.errors import CcsimError, StudyError
 from sim.kpi import SUMMARY_KEYS
 from sim.scenario import Scenario, load_scenario
-from sim.study import RunSpec, check_window, parse_seeds
+from sim.study import MAX_SEED, RunSpec, check_window, parse_seeds
 from sim.study_runs import PlannedRun, folder_name, run_key, scenario_entry
 
 Factor = Literal["scenario", "controller", "variant", "scale"]
@@ -60,7 +60,9 @@ class StudyDoc(ConfigModel):
                 return parse_seeds(value)
             except CcsimError:
                 raise invalid(
-                    "not seeds", "a range like 1-5, a list like 1,3,7, or a list of seeds"
+                    "not seeds",
+                    "a range like 1-5, a list like 1,3,7, or a list of seeds "
+                    f"(non-negative seeds up to {MAX_SEED})",
                 ) from None
         return value
 
@@ -75,8 +77,8 @@ class StudyDoc(ConfigModel):
     @field_validator("seeds")
     @classmethod
     def _non_negative(cls, value: list[int]) -> list[int]:
-        if not value or any(seed < 0 for seed in value):
-            raise invalid("out of range", "non-negative seeds")
+        if not value or any(not 0 <= seed <= MAX_SEED for seed in value):
+            raise invalid("out of range", f"non-negative seeds up to {MAX_SEED}")
         return sorted(set(value))
 
 
@@ -104,6 +106,8 @@ def load_study(path: Path, out: Path) -> Study:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StudyError(path, f"cannot read the study file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise StudyError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

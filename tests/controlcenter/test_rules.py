@@ -162,6 +162,14 @@ def test_rules_file(tmp_path: Path) -> None:
         (('name = "jam"', "name = 3"), "alarm[0].name", "wrong type (got 3); expected a string"),
         (('name = "jam"', 'name = ""'), "alarm[0].name", "expected a non-empty string"),
         (("[[alarm]]", "[alarm"), None, "malformed TOML"),
+        (("at_least = 10", "at_least = nan"), "alarm[0].when.queue_max_veh",
+         "(got {'at_least': nan}); expected finite numbers"),
+        (("at_least = 10", "at_most = inf"), "alarm[0].when.queue_max_veh",
+         "(got {'at_most': inf}); expected finite numbers"),
+        (("{ at_least = 10 }", "nan"), "alarm[0].when.queue_max_veh",
+         "(got nan); expected finite numbers"),
+        (("{ at_least = 10 }", "[1, -inf]"), "alarm[0].when.queue_max_veh",
+         "(got [1, -inf]); expected finite numbers"),
     ],
 )  # fmt: skip
 def test_rules_file_errors_name_the_file_the_field_value_and_expectation(
@@ -191,3 +199,14 @@ def test_rules_file_needs_rules_with_unique_names(tmp_path: Path) -> None:
     path.write_text(RULE + RULE)
     with pytest.raises(RulesError, match=r"'alarm\[1\].name': repeated name \(got 'jam'\)"):
         load_rules(path)
+
+
+def test_a_description_that_does_not_fit_the_payload_is_shown_as_written(tmp_path: Path) -> None:
+    """A template indexing a field that cannot be indexed (a number, a missing key) must not stop
+    the rule engine (it runs in the simulation's process: an exception ends the run)."""
+    path = tmp_path / "rules.toml"
+    template = "jam of {queue_max_veh[0]} at {tls} ({tls[9]}, {begin_s[x]})"
+    path.write_text(RULE.replace('"jam at {tls}"', f'"{template}"'))
+    engine = engine_fed(load_rules(path), queue("J1", 45))
+    [raised] = engine.drain()
+    assert raised.active and raised.description == template

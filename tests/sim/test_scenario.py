@@ -165,6 +165,13 @@ def test_bad_ntcip_bindings_name_the_field(
          "devices.incidents.inject[0].lane", "0", "an integer"),
         ("parking = 3\n", "parking", 3, "[parking]"),
         ("[detectors]\nprofile = 7\n", "detectors.profile", 7, "a string"),
+        # a profile that does not exist failed only when the run started, naming no file or field
+        ("[detectors]\nprofile = 'cheap-magnetometr'\n", "detectors.profile", "cheap-magnetometr",
+         "one of cheap-magnetometer, degraded-radar, good-loop, ideal, or a .toml file"),
+        ("[detectors]\nprofile = 'mine.toml'\n", "detectors.profile", "mine.toml",
+         "an existing file"),
+        ("[parking]\nbay_sensor_profile = 'cheap-magnetometr'\n", "parking.bay_sensor_profile",
+         "cheap-magnetometr", "one of ideal, cheap-magnetometer, degraded-radar, good-loop or a .toml"),
         ("[detectors]\nstopline_length_m = 0\n", "detectors.stopline_length_m", 0, "> 0"),
         ("[run]\nstep_length_s = 1\n[kpi]\ninterval_s = 0.5\n", "kpi.interval_s", 0.5, ">= 1"),
         ("[signals]\nclearance = 'eu'\n", "signals.clearance", "eu", "'net' (the net's own"),

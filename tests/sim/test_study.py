@@ -76,6 +76,11 @@ baseline = 0.8
         (SMALLEST + "colour = 1\n", ["field 'colour'", "unknown field", "expected one of"]),
         (SMALLEST.replace("[1, 2]", '"two"'), ["field 'seeds'", "'two'", "expected a range like 1-5"]),
         (SMALLEST.replace("[1, 2]", "[1, -2]"), ["field 'seeds'", "non-negative"]),
+        # SUMO takes a seed up to 2**31 - 1: a larger one failed every run of the study
+        (SMALLEST.replace("[1, 2]", "[1, 2147483648]"),
+         ["field 'seeds'", "(got [1, 2147483648])", "expected non-negative seeds up to 2147483647"]),
+        (SMALLEST.replace("[1, 2]", '"1-2147483648"'),
+         ["field 'seeds'", "'1-2147483648'", "non-negative seeds up to 2147483647"]),
         (SMALLEST.replace('"actuated"', '"magic"'),
          ["field 'controllers[1]'", "unknown controller 'magic'"]),
         (SMALLEST.replace('"single"', '"atlantis"'), ["field 'scenarios[0]'", "no such scenario"]),
