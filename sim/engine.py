@@ -93,8 +93,9 @@ class Simulation:
         pace: Callable[[float], None] | None = None,
         scale: float = 1.0,
     ) -> None:
-        """``pace``, if given, is called after every SUMO step with the simulation time (s); a
-        live run blocks in it to follow the wall clock (or to pause). ``scale`` multiplies the
+        """``pace``, if given, is called once every step's time is over (all that happens at
+        that time has run, just before the next SUMO step) with that time (s); a live run blocks
+        in it to follow the wall clock (or to pause). ``scale`` multiplies the
         demand (SUMO's ``--scale``: 0.5 inserts every other vehicle, 2 each one twice)."""
         self.scenario = scenario
         self.controller = controller
@@ -349,9 +350,14 @@ class Simulation:
         total = self.end_s - self.begin_s
 
         def advance() -> Generator[simpy.Event, Any, None]:
+            paced: float | None = None  # the step whose time is over but not yet paced
             for k in range(1, n_steps + 1):
                 target = self.begin_s + k * self.step_s
                 yield _StepEvent(env, target - env.now)
+                # The step is URGENT, so everything at the previous time (detectors, controllers,
+                # devices) has run: pacing it now lets its flush carry all that is stamped then.
+                if paced is not None and self.pace is not None:
+                    self.pace(paced)
                 world.step()
                 t = world.time
                 monitor.on_step(t)
@@ -376,11 +382,12 @@ class Simulation:
                         self.parking.observe(t, report)
                 if progress is not None and (k % report_every == 0 or last):
                     progress(t - self.begin_s, total)
-                if self.pace is not None:
-                    self.pace(t)
                 if last:
+                    if self.pace is not None:
+                        self.pace(t)
                     self.end_s = t
                     return
+                paced = t
 
         env.run(until=env.process(advance()))
         return monitor

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import pytest
 
 from controlcenter.replay import load_run
 from controlcenter.state import ControlState, StateChanges
@@ -15,13 +14,6 @@ from sim.outputs import payload_json, write_run
 from sim.scenario import load_scenario
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a live flush at t goes out before the detectors and controllers act at t "
-    "(their messages, stamped t, reach the control room with the flush of the next step), while "
-    "a replay at t has every message stamped up to t: the detectors and decisions are one step "
-    "ahead in the replay",
-)
 def test_the_replay_at_each_time_is_the_state_shown_live_then(tmp_path: Path) -> None:
     live = ControlState()
     shown: dict[float, StateChanges] = {}
