@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -174,6 +175,12 @@ def main() -> None:
                 f"The interval holds 0: with {len(seeds)} paired seeds the delay on "
                 f"`{impact['scenario']}` does not tell the two stations apart.",
             ]
+    load = os.getloadavg()[0]
+    lines += [
+        "",
+        f"Load average {load:.1f} at the end on {os.cpu_count()} cores (other work on the "
+        "machine inflates the wall times).",
+    ]
     replace_section("conformance", "\n".join(lines))
     print("\n".join(lines))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def priced(folder: Path, seeds: str, end_s: float, scenario: str | None) -> list
         f"Poor sensors priced (`--impact-seeds {seeds} --impact-end {end_s:g}`): `parking-good` "
         "with the emulator missing 10 % of changes and 0.2 false occupancies per free bay-hour "
         f"(fitted: detection {fit['detection_probability']:.3f}, {fit['false_detections_per_h']:g} "
-        f"false per bay-hour, latency {fit['latency_s']:g} s), on `{imp['scenario']}` "
+        f"false per bay-hour, latency {fit['latency_s']:g} s), on `{Path(imp['scenario']).name}` "
         f"({imp['bays']} bays, {imp['variant']}, {imp['controller']}, seeds {seeds}, "
         f"{imp['run_h']:g} h runs; {wall / 60:.1f} min with 2 jobs, conformance run included), "
         "measured against ideal bay sensors:",
@@ -130,6 +131,12 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
         *impact,
+    ]
+    load = os.getloadavg()[0]
+    lines += [
+        "",
+        f"Load average {load:.1f} at the end on {os.cpu_count()} cores (other work on the "
+        "machine inflates the wall times).",
     ]
     replace_section("conformance-parking", "\n".join(lines))
     print("\n".join(lines))
