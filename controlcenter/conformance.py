@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.conformance import accuracy, report
+from adapters.conformance import accuracy, detection, report
 from adapters.conformance.cases import CASES, CaseResult, Outcome, not_applicable, selected
 from adapters.conformance.plan import Plan, PlanError
 from adapters.conformance.profile import fitted_profile
@@ -46,7 +46,14 @@ from adapters.conformance.protocol_cases import (
 from adapters.conformance.reference import align_reference, interval_s, read_reference
 from adapters.ntcip import ber
 from adapters.ntcip.manager import Manager, ManagerError
-from controlcenter.conformance_lockstep import EmulatorProcess, Poller, Site, TruthPeriods, lockstep
+from controlcenter.conformance_lockstep import (
+    EmulatorProcess,
+    Poller,
+    PresenceSeries,
+    Site,
+    TruthPeriods,
+    lockstep,
+)
 from sim.controllers import Controller, create_controller
 from sim.errors import CcsimError
 from sim.network import read_network
@@ -156,6 +163,7 @@ async def run_plan(
     truth: TruthPeriods | None = None
     poller = Poller(station, observed)
     polled = False
+    presence: PresenceSeries | None = None
     try:
         identity, id_case = await _identify(station)
         if "TSS-ID-1" in wanted:
@@ -167,9 +175,12 @@ async def run_plan(
             truth = TruthPeriods(len(site.lanes), float(period), site.begin_s)
             if "TSS-COM-1" in wanted and (site.end_s - site.begin_s) >= 4 * period:
                 poller.miss_at = 2  # the third period's poll is lost, on purpose
+            if any(c in wanted for c in PRESENCE_CASES) and await _has_outputs(station):
+                presence = PresenceSeries(len(site.lanes))
             say(f"running {site.scenario.name} {site.begin_s:g}-{site.end_s:g} s, signal {site.signal}, "
-                f"{len(site.lanes)} zones, {period} s periods")  # fmt: skip
-            summary = await lockstep(site, plan, out / "sim", emulator, truth, poller)
+                f"{len(site.lanes)} zones, {period} s periods"
+                + (", presence outputs read every step" if presence else ""))  # fmt: skip
+            summary = await lockstep(site, plan, out / "sim", emulator, truth, poller, presence)
         elif reference is not None and identity is not None:
             say(f"polling {target[0]}:{target[1]} until its clock passes {reference.end_s:g} s, "
                 f"the end of {reference.path.name} (at most {device.listen_s:g} s)")  # fmt: skip
@@ -192,6 +203,9 @@ async def run_plan(
         th.occupancy_error_points,
     )  # fmt: skip
     acc_wanted = [c for c in wanted if CASES[c].group == "accuracy"]
+    det_th = detection.DetectionThresholds(
+        th.speed_error_kmh, th.presence_miss_pct, th.false_presence_per_h, th.latency_p95_s
+    )
     accuracy_doc: dict[str, Any] | None = None
     if truth is not None:
         if observed.recovered is False and observed.missed_end is not None:
@@ -200,18 +214,27 @@ async def run_plan(
         aligned = accuracy.align(site.lanes, truth.completed, poller.device)
         lanes = accuracy.lane_summaries(aligned, truth.period_s, acc_th)
         results += accuracy.accuracy_cases(lanes, acc_th, acc_wanted)
+        speed = detection.speed_summary(_speed_periods(site.lanes, truth, poller))
+        presence_doc = None
+        if presence is not None and presence.times:
+            presence_doc = _presence_doc(site, presence, th.presence_window_s)
+        results += detection.detection_cases(speed, presence_doc, det_th, acc_wanted)
         accuracy_doc = {
             "period_s": truth.period_s,
             "intervals": {lane: [r.__dict__ for r in rows] for lane, rows in aligned.items()},
             "lanes": lanes,
             "conditions": accuracy.by_condition(aligned),
             "unread_periods": poller.unreadable,
+            "speed": speed,
+            "presence": presence_doc,
         }
     elif reference is not None and identity is not None:
         aligned, untiled = align_reference(reference, site.lanes, poller.device, observed.period_s)
         step = interval_s(reference)
         lanes = accuracy.lane_summaries(aligned, step, acc_th)
         results += accuracy.accuracy_cases(lanes, acc_th, acc_wanted)
+        results += [not_applicable(c, "a reference count file has counts only: no speeds, no "
+                                   "presence") for c in acc_wanted if c in DETECTION_CASES]  # fmt: skip
         accuracy_doc = {
             "period_s": step,
             "truth": "reference",
@@ -261,6 +284,46 @@ async def run_plan(
     doc["fitted_profile"] = fitted_profile(doc)
     report.write_all(doc, out)
     return doc
+
+
+PRESENCE_CASES = ("ACC-PRS-1", "ACC-PRS-2", "ACC-LAT-1")
+DETECTION_CASES = ("ACC-SPD-1", *PRESENCE_CASES)
+
+
+def _speed_periods(
+    lanes: list[str], truth: TruthPeriods, poller: Poller
+) -> dict[str, list[detection.SpeedPeriod]]:
+    """Per lane, each period's true mean speed beside the station's (periods it was read for)."""
+    out: dict[str, list[detection.SpeedPeriod]] = {lane: [] for lane in lanes}
+    for end in sorted(truth.completed):
+        if end not in truth.speeds:
+            continue
+        means, vehicles = truth.speeds[end]
+        reported = poller.speeds.get(end)
+        for k, lane in enumerate(lanes):
+            device = reported[k] if reported is not None else None
+            out[lane].append(detection.SpeedPeriod(end, means[k], vehicles[k], device))
+    return out
+
+
+def _presence_doc(site: Site, series: PresenceSeries, window_s: float) -> dict[str, Any]:
+    truth, calls = {}, {}
+    for k, lane in enumerate(site.lanes):
+        truth[lane] = detection.intervals(series.times, [row[k] for row in series.truth])
+        calls[lane] = detection.intervals(series.times, [row[k] for row in series.device])
+    doc = detection.presence_summary(truth, calls, site.begin_s, site.end_s, window_s)
+    doc["unread_steps"] = series.unread
+    return doc
+
+
+async def _has_outputs(station: Station) -> bool:
+    """Whether the station serves presence outputs for every zone (``maxOutputNumber``)."""
+    oid = instance("maxOutputNumber")
+    try:
+        value = ber.decode_value((await station.get([oid])).get(oid, b""))
+    except ManagerError:
+        return False
+    return isinstance(value, int) and value >= station.zones
 
 
 async def _identify(station: Station) -> tuple[dict[str, str] | None, CaseResult]:

@@ -25,6 +25,7 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     from controlcenter.conformance_controller import run_controller_plan
     from controlcenter.conformance_impact import price
     from controlcenter.conformance_parking import run_parking_plan
+    from controlcenter.conformance_parking_impact import price_parking
 
     if args.list:
         for name, path in bundled_plans().items():
@@ -34,9 +35,6 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     if args.plan is None:
         raise CcsimError("ccsim conformance: name a PLAN.toml or a bundled plan (see --list)")
     plan = load_plan(find_plan(args.plan))
-    if args.impact and plan.kind != "ntcip1209":
-        raise CcsimError(f"{plan.path}: --impact prices detector stations' accuracy in delay; "
-                         f"for {plan.kind} devices it is not supported yet")  # fmt: skip
     out = args.out or Path("out") / f"conformance-{plan.name}"
     runners = {"ntcip1209": run_plan, "lorawan": run_parking_plan, "ntcip1202": run_controller_plan}
     run = runners[plan.kind]
@@ -45,7 +43,8 @@ def _cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     )
     _print(console, results)
     if args.impact:
-        results["impact"] = price(
+        pricer = price_parking if plan.kind == "lorawan" else price
+        results["impact"] = pricer(
             plan, results, out, jobs=args.jobs, say=lambda s: console.print(s, highlight=False)
         )
         write_all(results, out)
@@ -75,6 +74,19 @@ def _print(console: Console, results: dict[str, Any]) -> None:
 
 
 def _print_impact(console: Console, impact: dict[str, Any]) -> None:
+    if impact.get("kind") == "parking":
+        e, s = impact["public_space_efficiency"], impact["parking_search_time_mean_s"]
+        y = impact["cruising_vehicle_hours_per_year"]
+        console.print(
+            f"impact ({impact['controller']}, {impact['variant']}, {len(impact['seeds'])} paired "
+            f"seeds): public-space efficiency {e['ideal']:.3f} with ideal bay sensors, "
+            f"{e['difference']['mean']:+.4f} ({_interval(e['difference'], '.4f')}) with the "
+            f"measured ones; parking search {s['difference']['mean']:+.1f} s per parker "
+            f"({_interval(s['difference'], '.1f')}), {y['mean']:+.0f} vehicle-hours of cruising "
+            f"a year ({_interval(y, '.0f')}) at {impact['hours_per_year']:g} h/year",
+            highlight=False,
+        )
+        return
     d = impact["mean_delay_s"]["difference"]
     y = impact["vehicle_hours_per_year"]
     console.print(
@@ -108,7 +120,8 @@ def add_conformance_parser(sub: Any) -> None:
     )
     con.add_argument(
         "--impact", action="store_true",
-        help="then price the measured accuracy in delay: the plan's [impact] runs, paired seeds",
+        help="then price the measured accuracy (detectors: delay; parking sensors: public-space "
+        "efficiency and cruising): the plan's [impact] runs, paired seeds",
     )  # fmt: skip
     con.add_argument("--jobs", type=int, default=2, help="parallel runs for --impact (default 2)")
     con.set_defaults(handler=_cmd_conformance)

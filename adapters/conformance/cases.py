@@ -119,6 +119,18 @@ _SPECS: tuple[CaseSpec, ...] = (
               "plan thresholds.block_pass_share")),
     CaseSpec("ACC-OCC-1", "accuracy", "Per-lane mean absolute occupancy error within the threshold",
              ("plan thresholds.occupancy_error_points",)),
+    CaseSpec("ACC-SPD-1", "accuracy", "Per-lane mean speed error within the threshold",
+             (f"{MIB} 1.4.4.6 sampleSpeedData (mean of the period's speeds, 0.1 km/h)",
+              "plan thresholds.speed_error_kmh")),
+    CaseSpec("ACC-PRS-1", "accuracy", "Missed presence calls (occupancies without a call) within "
+             "the threshold", (f"{MIB} 1.3.4.2 outputGroupOutputState (presence outputs)",
+                               "plan thresholds.presence_miss_pct")),
+    CaseSpec("ACC-PRS-2", "accuracy", "False presence calls per empty zone-hour within the threshold",
+             (f"{MIB} 1.3.4.2 outputGroupOutputState (presence outputs)",
+              "plan thresholds.false_presence_per_h")),
+    CaseSpec("ACC-LAT-1", "accuracy", "95th percentile delay of presence calls after the vehicle "
+             "within the threshold", (f"{MIB} 1.3.4.2 outputGroupOutputState",
+                                      "plan thresholds.latency_p95_s")),
 )  # fmt: skip
 TTS = "The Things Stack v3 docs"
 CS = "ChirpStack v4 docs"

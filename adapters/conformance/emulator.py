@@ -2,11 +2,15 @@
 
     python -m adapters.conformance.emulator --listen 127.0.0.1:0 --lanes a_0,b_0 --period 60 \\
         [--undercount 0.15] [--false-counts-per-h 0] [--occupancy-noise 0] [--latency 0] \\
+        [--speed-bias 0] [--speed-noise 0] [--presence-miss 0] [--false-presence-per-h 0] \
         [--broken none|wrong-type|stuck-status|slow] [--seed 1] [--community public]
 
 It prints ``listening udp HOST:PORT`` once bound, then reads the ground truth from stdin, one
 JSON object per simulation step: ``{"t": 61.0, "count": [0, 1], "occupancy": [0.0, 0.12]}``
-(lists in ``--lanes`` order), and stops at the end of stdin. ``{"power_cycle": 1.0}`` switches
+(lists in ``--lanes`` order), optionally with ``"speeds": [[], [43.2]]`` (km/h of the step's
+counted vehicles) and ``"presence": [0, 1]`` (zone occupied at ``t``); with ``"ack": 1`` it
+prints ``ack T`` once the step is in (a harness polling the presence outputs every step waits
+for it). It stops at the end of stdin. ``{"power_cycle": 1.0}`` switches
 it off and on again (silent for that many seconds). The write community, if any, comes
 from ``CCSIM_EMULATOR_WRITE_COMMUNITY`` (kept off the command line); a SET of
 ``sensorZoneSamplePeriod`` restarts the period in progress.
@@ -29,7 +33,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from adapters.conformance.station import Broken, EmulatedStation, ErrorModel, station_values
+from adapters.conformance.station import (
+    Broken,
+    EmulatedStation,
+    ErrorModel,
+    output_groups,
+    station_values,
+)
 from adapters.ntcip.agent import bind_udp
 from adapters.ntcip.oids import OBJECTS_MIB2, Access, ObjectType, mib_1209, objects_1209
 from adapters.ntcip.protocol import Communities, MibView, PendingSet, Responder, Verdict
@@ -67,6 +77,9 @@ class StationAgent(asyncio.DatagramProtocol):
             self._cached = (key, MibView(station_values(self.station, ticks)))
         view = self._cached[1]
         view.set(OBJECTS_MIB2["sysUpTime"].instance(), OBJECTS_MIB2["sysUpTime"].syntax, ticks % 2**32)
+        state = objects_1209()["outputGroupOutputState"]  # changes every step, not per period
+        for group, bits in enumerate(output_groups(self.station.outputs.tolist()), start=1):
+            view.set(state.instance(group), state.syntax, bytes((bits,)))
         return view
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -122,7 +135,10 @@ async def serve(station: EmulatedStation, host: str, port: int, communities: Com
                 agent.power_cycle(float(step["power_cycle"]))
                 continue
             agent.now_s = float(step["t"])
-            station.feed(agent.now_s, step["count"], step["occupancy"])
+            station.feed(agent.now_s, step["count"], step["occupancy"], step.get("speeds"),
+                         step.get("presence"))  # fmt: skip
+            if step.get("ack"):
+                print(f"ack {agent.now_s:g}", flush=True)
     finally:
         transport.close()
 
@@ -144,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--false-counts-per-h", type=float, default=0.0)
     parser.add_argument("--occupancy-noise", type=float, default=0.0, help="sd, % points")
     parser.add_argument("--latency", type=float, default=0.0, help="s")
+    parser.add_argument("--speed-bias", type=float, default=0.0, help="km/h")
+    parser.add_argument("--speed-noise", type=float, default=0.0, help="sd per vehicle, km/h")
+    parser.add_argument("--presence-miss", type=float, default=0.0, help="share of occupancies")
+    parser.add_argument("--false-presence-per-h", type=float, default=0.0, help="per empty zone-h")
+    parser.add_argument("--false-presence-s", type=float, default=2.0, help="s")
     parser.add_argument("--broken", choices=[b.value for b in Broken], default="none")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--community", default="public")
@@ -156,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         occupancy_noise_points=args.occupancy_noise,
         latency_s=args.latency,
         broken=Broken(args.broken),
+        speed_bias_kmh=args.speed_bias,
+        speed_noise_kmh=args.speed_noise,
+        presence_miss=args.presence_miss,
+        false_presence_per_h=args.false_presence_per_h,
+        false_presence_s=args.false_presence_s,
     )
     station = EmulatedStation(
         tuple(args.lanes.split(",")), args.period, model, args.seed, args.begin,

@@ -52,6 +52,14 @@ class EmulatorDoc(BaseModel):
     false_counts_per_h: float = Field(default=0.0, ge=0.0)
     occupancy_noise_points: float = Field(default=0.0, ge=0.0, le=100.0)
     latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
+    speed_bias_kmh: float = Field(default=0.0, ge=-100.0, le=100.0)
+    speed_noise_kmh: float = Field(default=0.0, ge=0.0, le=100.0)
+    """Per vehicle (sd); the period reports the mean of its vehicles'."""
+    presence_miss: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of the zone's occupancies the presence output misses whole."""
+    false_presence_per_h: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """False presence calls per hour the zone is empty."""
+    false_presence_s: float = Field(default=2.0, gt=0.0, le=600.0)
     broken: Literal["none", "wrong-type", "stuck-status", "slow", "no-buffer", "forgets-config"] = "none"
     seed: int = Field(default=1, ge=0)
     descr: str = "ccsim emulated NTCIP 1209 detector station"
@@ -202,6 +210,13 @@ PRESETS: dict[str, dict[str, float]] = {
     # Virginia DOT's acceptance framework: 5 %, over the same blocks.
     "vdot": {"volume_error_pct": 5.0, "block_vehicles": 50, "block_s": 600},
 }
+DETECTION_DEFAULTS: dict[str, float] = {
+    # ccsim's defaults under either preset (the agencies' figures above are for counts): mean
+    # speed within 5 km/h, at most 2 % of occupancies without a call, one false call per 10
+    # minutes of empty zone, calls within one simulation step (1 s) of the vehicle.
+    "speed_error_kmh": 5.0, "presence_miss_pct": 2.0, "false_presence_per_h": 6.0,
+    "latency_p95_s": 1.0,
+}  # fmt: skip
 
 
 class ThresholdsDoc(BaseModel):
@@ -229,6 +244,17 @@ class ThresholdsDoc(BaseModel):
     """ACC-PHS-2: 95th percentile of how late a colour change is reported (simulated s)."""
     command_settle_s: float = Field(default=20.0, ge=0, le=300)
     """ACC-CMD-*: how long a command may take to show (clearing the phase on: yellow, all-red)."""
+    speed_error_kmh: float | None = Field(default=None, gt=0, le=100)
+    """ACC-SPD-1: per lane, the mean speed error within +- this (default: the preset's)."""
+    presence_miss_pct: float | None = Field(default=None, ge=0, le=100)
+    """ACC-PRS-1: at most this share of the zone's occupancies without a presence call."""
+    false_presence_per_h: float | None = Field(default=None, ge=0)
+    """ACC-PRS-2: false presence calls per hour the zone is empty, at most."""
+    latency_p95_s: float | None = Field(default=None, gt=0, le=600)
+    """ACC-LAT-1: 95th percentile of the presence calls' delay after the vehicle."""
+    presence_window_s: float = Field(default=3.0, gt=0, le=600)
+    """A presence call this close to a true occupancy (before its start, after its end) is its
+    call."""
 
 
 class ImpactDoc(BaseModel):
@@ -244,6 +270,9 @@ class ImpactDoc(BaseModel):
     """How many hours a year the run's traffic stands for (3650: ten such hours a day)."""
     end_s: float | None = Field(default=None, gt=0)
     """End of the impact runs (default: the conformance run's end)."""
+    variant: str | None = Field(default=None, min_length=1)
+    """A scenario variant both arms run under (``[variants.<name>]`` or key=value, several
+    joined by ';'); parking sensors: default ``parking.guidance=true``."""
 
 
 class PlanDoc(BaseModel):
@@ -278,6 +307,11 @@ class Thresholds:
     status_agreement_pct: float = 99.0
     status_latency_p95_s: float = 1.0
     command_settle_s: float = 20.0
+    speed_error_kmh: float = DETECTION_DEFAULTS["speed_error_kmh"]
+    presence_miss_pct: float = DETECTION_DEFAULTS["presence_miss_pct"]
+    false_presence_per_h: float = DETECTION_DEFAULTS["false_presence_per_h"]
+    latency_p95_s: float = DETECTION_DEFAULTS["latency_p95_s"]
+    presence_window_s: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -391,8 +425,17 @@ def load_plan(path: Path) -> Plan:
         status_agreement_pct=t.status_agreement_pct,
         status_latency_p95_s=t.status_latency_p95_s,
         command_settle_s=t.command_settle_s,
+        speed_error_kmh=_or(t.speed_error_kmh, "speed_error_kmh"),
+        presence_miss_pct=_or(t.presence_miss_pct, "presence_miss_pct"),
+        false_presence_per_h=_or(t.false_presence_per_h, "false_presence_per_h"),
+        latency_p95_s=_or(t.latency_p95_s, "latency_p95_s"),
+        presence_window_s=t.presence_window_s,
     )
     return Plan(path, doc, thresholds)
+
+
+def _or(value: float | None, key: str) -> float:
+    return DETECTION_DEFAULTS[key] if value is None else value
 
 
 def _check_kind(path: Path, doc: PlanDoc) -> None:

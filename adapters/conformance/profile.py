@@ -4,8 +4,11 @@ TOML), so a scenario can run with the device's accuracy (``[detectors] profile =
 What one run can fit: the **detection probability** is the pooled ratio of counted to true
 vehicles over every lane and period (capped at 1), with its 95 % interval in a comment;
 counts above the truth become **false detections** per detector-hour; the **occupancy noise**
-is the standard deviation of the per-period occupancy errors (a fraction, 0..1). Latency and
-faults are not fitted (a run this long rarely sees a fault): they are written as 0 and say so.
+is the standard deviation of the per-period occupancy errors (a fraction, 0..1); the **latency**
+is the presence calls' mean delay where the station's presence outputs were read (else 0).
+Speed bias and noise and missed and false presence calls are fitted too (``fitted_profile`` in
+results.json, with their intervals; see ``detection``) and written as comments: a sensor profile
+has no field for them. Faults are not fitted (a run this long rarely sees a fault).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 from typing import Any
 
 from adapters.conformance.accuracy import LaneInterval, volume_error
+from adapters.conformance.detection import fit_text, fitted_detection
 
 
 def fitted_profile(results: dict[str, Any]) -> dict[str, Any] | None:
@@ -47,6 +51,7 @@ def fitted_profile(results: dict[str, Any]) -> dict[str, Any] | None:
         else 0.0,
         "occupancy_noise_sd": round(sd, 4),
         "vehicles": pooled.true,
+        **fitted_detection(acc),
     }
 
 
@@ -62,16 +67,21 @@ def profile_toml(results: dict[str, Any]) -> str | None:
     ident = (results["device"].get("identity") or {}).get("sysDescr", "unidentified device")
     plan = results["plan"]["name"]
     name = f"measured-{plan}"
+    latency = fit.get("latency_s")
+    measured = fit_text(fit)
     return "\n".join([
         f"# Fitted by ccsim conformance from plan '{plan}' ({results['created_utc']}):",
         f"# {ident}, {fit['vehicles']} true vehicles over {len(results['scenario']['zones'])} lanes.",
-        f"# detection_probability 95 % CI: {ci}. Latency and faults are not fitted by one run.",
+        f"# detection_probability 95 % CI: {ci}. "
+        + ("Latency and faults are not fitted by one run." if latency is None
+           else "Faults are not fitted by one run."),
+        *([f"# Also measured: {measured}."] if measured else []),
         f'name = "{name}"',
         f'description = "Measured: {ident.replace(chr(34), "")}"',
         f"detection_probability = {fit['detection_probability']}",
         f"false_detections_per_h = {fit['false_detections_per_h']}",
         f"occupancy_noise_sd = {fit['occupancy_noise_sd']}",
-        "latency_s = 0",
+        f"latency_s = {max(0.0, round(latency, 2)) if latency is not None else 0}",
         "",
     ])  # fmt: skip
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.conformance import detection
 from adapters.conformance.profile import profile_toml
 
 MARK = {"pass": "PASS", "fail": "FAIL", "not-applicable": "n/a"}
@@ -170,6 +171,14 @@ def markdown(results: dict[str, Any]) -> str:
     if conditions:
         lines += ["", "## Volume error by condition (all lanes)", "",
                   *_md_table(CONDITION_HEADER, conditions)]  # fmt: skip
+    speed = detection.speed_rows(results)
+    if speed:
+        lines += ["", "## Speed error (per lane, then by condition over all lanes)", "",
+                  *_md_table(detection.SPEED_HEADER, speed)]  # fmt: skip
+    presence = detection.presence_rows(results)
+    if presence:
+        lines += ["", "## Presence calls and latency", "",
+                  *_md_table(detection.PRESENCE_HEADER, presence)]  # fmt: skip
     parking = parking_rows(results)
     if parking:
         lines += ["", "## Parking accuracy against ground truth", "",
@@ -192,14 +201,21 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             f"detection probability {fit['detection_probability']:.3f} (95 % CI {ci}), false "
             f"detections {fit['false_detections_per_h']:g} per detector-hour, occupancy noise sd "
-            f"{fit['occupancy_noise_sd']:.4f}, from {fit['vehicles']} vehicles; latency and faults "
-            "not fitted.",
+            f"{fit['occupancy_noise_sd']:.4f}, from {fit['vehicles']} vehicles; "
+            f"{_detector_fit(fit)}",
             "",
         ]
     lines += impact_lines(results)
     lines += ["## Inputs (sha256)", ""]
     lines += [f"- `{i['sha256']}` {i['path']}" for i in results["inputs"]]
     return "\n".join(lines) + "\n"
+
+
+def _detector_fit(fit: dict[str, Any]) -> str:
+    measured = detection.fit_text(fit)
+    if not measured:
+        return "latency and faults not fitted."
+    return f"{measured}; faults not fitted."
 
 
 def _unit(results: dict[str, Any]) -> str:
@@ -242,6 +258,35 @@ def impact_lines(results: dict[str, Any]) -> list[str]:
     def est(e: dict[str, Any], spec: str) -> str:
         ci = "" if e["low"] is None else f" (95 % CI {e['low']:{spec}} .. {e['high']:{spec}})"
         return f"{e['mean']:+{spec}}{ci}"
+
+    if impact.get("kind") == "parking":
+        lines = [
+            "## What the measured accuracy costs",
+            "",
+            f"{impact['controller']} on {impact['scenario']} ({impact['variant']}), bay sensors "
+            f"under the fitted profile against ideal ones, {len(impact['seeds'])} paired seeds "
+            f"({impact['run_h']:g} h runs, {impact['bays']} bays):",
+            "",
+        ]
+        for key, label, spec, unit in (
+            ("public_space_efficiency", "public-space efficiency (all bays)", ".4f", ""),
+            ("public_space_efficiency_rotating_loading",
+             "public-space efficiency (rotating and loading bays)", ".4f", ""),
+            ("parking_search_time_mean_s", "parking search time per parker", ".1f", " s"),
+            ("parking_search_distance_mean_m", "parking search distance per parker", ".0f", " m"),
+        ):  # fmt: skip
+            e = impact.get(key)
+            if e:
+                lines.append(f"- {label}: {e['ideal']:{spec}}{unit} with ideal sensors, "
+                             f"{est(e['difference'], spec)}{unit} with the measured ones")  # fmt: skip
+        c = impact["cruising_vehicle_hours_per_run"]
+        lines.append(
+            f"- cruising: {est(c['difference'], '.2f')} vehicle-hours per run, "
+            f"{est(impact['cruising_vehicle_hours_per_year'], '.0f')} vehicle-hours and "
+            f"{est(impact['cruising_vehicle_km_per_year'], '.0f')} vehicle-km a year at "
+            f"{impact['hours_per_year']:g} such hours a year"
+        )
+        return [*lines, ""]
 
     d, t, y = (impact["mean_delay_s"], impact["vehicle_hours_per_run"],
                impact["vehicle_hours_per_year"])  # fmt: skip
@@ -466,6 +511,14 @@ def html_report(results: dict[str, Any]) -> str:
         parts.append("<h3>Vehicles per period: true (blue) and reported (red, dashed)</h3><div>")
         parts += [volume_chart(results, lane) for lane in results["accuracy"]["intervals"]]
         parts.append("</div><h3>Occupancy: reported against true</h3>" + occupancy_chart(results))
+        speed = detection.speed_rows(results)
+        if speed:
+            parts.append("<h3>Speed error (per lane, then by condition over all lanes)</h3>")
+            parts.append(_html_table(detection.SPEED_HEADER, speed))
+        presence = detection.presence_rows(results)
+        if presence:
+            parts.append("<h3>Presence calls and latency</h3>")
+            parts.append(_html_table(detection.PRESENCE_HEADER, presence))
     parking = parking_rows(results)
     if parking:
         parts.append("<h2>Parking accuracy against ground truth</h2>")
@@ -491,8 +544,8 @@ def html_report(results: dict[str, Any]) -> str:
             f"<h2>Fitted sensor profile (profile.toml)</h2><p>detection probability "
             f"{fit['detection_probability']:.3f} (95 % CI {ci}), false detections "
             f"{fit['false_detections_per_h']:g} per detector-hour, occupancy noise sd "
-            f"{fit['occupancy_noise_sd']:.4f}, from {fit['vehicles']} vehicles; latency and faults "
-            "not fitted.</p>"
+            f"{fit['occupancy_noise_sd']:.4f}, from {fit['vehicles']} vehicles; "
+            f"{html.escape(_detector_fit(fit))}</p>"
         )
     impact = impact_lines(results)
     if impact:

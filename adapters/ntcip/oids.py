@@ -176,9 +176,17 @@ _SERVED_1209 = (
     "sensorZoneSamplePeriod", "numSampleDataEntries", "numSensorZoneClass", "sampleEndTime",
     "sampleVolumeData", "samplePercentOccupancy", "sampleSpeedData", "sampleZoneStatus",
     "sampleSequenceNumber",
+    # presence outputs (1.3): output n's zone, and the outputs' states in groups of eight
+    "maxOutputNumber", "outputSensorZoneNumber", "maxOutputGroups", "outputGroupNumber",
+    "outputGroupOutputState",
 )  # fmt: skip
 
-_SYNTAX_1209 = {"INTEGER": Syntax.INTEGER, "Counter": Syntax.COUNTER, "OCTET STRING": Syntax.OCTETS}
+_SYNTAX_1209 = {
+    "INTEGER": Syntax.INTEGER,
+    "Counter": Syntax.COUNTER,
+    "OCTET STRING": Syntax.OCTETS,
+    "BITMAP8": Syntax.OCTETS,  # NTCIP 8004: an OCTET STRING (SIZE (1))
+}
 
 
 @cache

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from adapters.conformance.detection import presence_from, speed_periods, speed_summary
 from adapters.conformance.emulator import WRITE_COMMUNITY_ENV
 from adapters.conformance.plan import bundled_plans, load_plan
 from adapters.conformance.report import html_report, markdown
@@ -59,7 +60,14 @@ def test_good_station_passes_and_undercounting_one_fails_exactly_the_volume_case
         runs[name] = (done.returncode, json.loads((tmp_path / name / "results.json").read_text()))
     code, good = runs["detector-good"]
     assert code == 0 and good["verdict"] == "pass"
-    assert set(outcomes(good).values()) == {"pass"} and len(good["cases"]) == 20
+    assert set(outcomes(good).values()) == {"pass"} and len(good["cases"]) == 24
+    for name, results in runs.items():  # speed, presence calls and latency: exact but for rounding
+        speed, presence = results[1]["accuracy"]["speed"], results[1]["accuracy"]["presence"]
+        limit = 0.1 if name == "detector-good" else 2.0  # undercounting: the mean of a subset
+        assert abs(speed["pooled"]["bias_kmh"]) < limit and speed["pooled"]["vehicles"] > 100, name
+        pooled = presence["pooled"]
+        assert pooled["occupancies"] > 20 and pooled["missed"] == pooled["false"] == 0, name
+        assert pooled["latency_p95_s"] == 0 and presence["unread_steps"] == 0, name
     code, under = runs["detector-undercount"]
     assert code == 1 and failed(under) == {"ACC-VOL-1", "ACC-VOL-2"}
     errors = [s["volume"]["error_pct"] for s in under["accuracy"]["lanes"].values()]
@@ -110,6 +118,29 @@ def test_a_broken_station_fails_exactly_its_cases(
     assert failed(results) == expected, [c for c in results["cases"] if c["outcome"] == "fail"]
     evidence = next(c["evidence"] for c in results["cases"] if c["id"] in expected)
     assert evidence and all(isinstance(e, str) and e for e in evidence)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("undercount = 0.0", "undercount = 0.0\nspeed_bias_kmh = 12"), {"ACC-SPD-1"}),
+        (("undercount = 0.0", "undercount = 0.0\npresence_miss = 0.3"), {"ACC-PRS-1"}),
+        (("undercount = 0.0", "undercount = 0.0\nfalse_presence_per_h = 150"), {"ACC-PRS-2"}),
+        (("latency_s = 0", "latency_s = 3"), {"ACC-LAT-1"}),
+    ],
+)
+def test_a_station_wrong_in_speed_presence_or_latency_fails_exactly_that_case(
+    tmp_path: Path, edit: tuple[str, str], expected: set[str]
+) -> None:
+    path = plan_variant(tmp_path, "detection", edit,
+                        ('preset = "cdot"', 'preset = "cdot"\ntiming_requests = 5'))  # fmt: skip
+    results = asyncio.run(run_plan(load_plan(path), tmp_path / "out", end_s=600, say=lambda _: None))
+    assert failed(results) == expected, [c for c in results["cases"] if c["outcome"] == "fail"]
+    # every figure is reproducible from results.json alone
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())["accuracy"]
+    assert speed_summary(speed_periods(saved["speed"])) == saved["speed"]
+    assert presence_from(saved["presence"]) | {"unread_steps": 0} == saved["presence"]
+    assert "Presence calls and latency" in (tmp_path / "out" / "report.md").read_text()
 
 
 @contextmanager
@@ -177,7 +208,8 @@ def test_an_external_station_gets_the_protocol_cases(tmp_path: Path) -> None:
     seen = outcomes(results)
     assert not failed(results), results["cases"]
     assert {c for c, o in seen.items() if o == "not-applicable"} == {
-        "TSS-TBL-3", "TSS-COM-1", "TSS-STS-1", "TSS-PWR-1", "ACC-VOL-1", "ACC-VOL-2", "ACC-OCC-1"
+        "TSS-TBL-3", "TSS-COM-1", "TSS-STS-1", "TSS-PWR-1", "ACC-VOL-1", "ACC-VOL-2", "ACC-OCC-1",
+        "ACC-SPD-1", "ACC-PRS-1", "ACC-PRS-2", "ACC-LAT-1",
     }  # fmt: skip
     assert results["device"]["target"] == f"127.0.0.1:{port}" and results["accuracy"] is None
 

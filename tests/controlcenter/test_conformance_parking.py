@@ -150,3 +150,28 @@ def test_zones_not_in_the_scenario_are_refused_and_the_command_exits_2(tmp_path:
     assert bad.returncode == 2 and "scenario.zones[0]" in bad.stderr
     listed = subprocess.run([*CCSIM, "--list"], capture_output=True, text=True, timeout=120)
     assert "parking-good" in listed.stdout and "parking-duplicates" in listed.stdout
+
+
+def test_impact_prices_the_measured_bay_sensors_in_public_space_and_cruising(tmp_path: Path) -> None:
+    path = variant(tmp_path, ("miss_share = 0.0", "miss_share = 0.2"),
+                   ("false_per_h = 0.0", "false_per_h = 0.5"))  # fmt: skip
+    path.write_text(path.read_text() + '\n[impact]\nseeds = [1, 2]\ncontroller = "fixed"\n')
+    out = tmp_path / "out"
+    done = subprocess.run([*CCSIM, str(path), "--end", "900", "--impact", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 1, done.stderr  # the missing sensors fail their accuracy cases
+    results = json.loads((out / "results.json").read_text())
+    impact = results["impact"]
+    assert impact["kind"] == "parking" and impact["variant"] == "parking.guidance=true"
+    assert impact["bays"] == 60 and impact["seeds"] == [1, 2] and impact["run_h"] == 0.25
+    assert set(impact["runs"]["ideal"]) == set(impact["runs"]["measured"]) == {"1", "2"}
+    for key in ("public_space_efficiency", "parking_search_time_mean_s"):
+        assert impact[key]["difference"]["n"] == 2 and impact[key]["difference"]["low"] is not None
+    assert impact["cruising_vehicle_hours_per_year"]["n"] == 2
+    # the measured arm ran under the fitted profile, the ideal one did not
+    profile = read_profile(out / "profile.toml")
+    assert profile.detection_probability == results["fitted_profile"]["detection_probability"] < 1
+    text = (out / "report.md").read_text()
+    assert "What the measured accuracy costs" in text and "cruising" in text
+    assert (out / "report.html").read_text() == html_report(results)
+    assert "vehicle-hours of cruising" in " ".join(done.stdout.split())

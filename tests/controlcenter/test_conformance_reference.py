@@ -93,6 +93,9 @@ def test_a_real_station_is_judged_against_a_reference_count_file(tmp_path: Path)
     outcome = {c["id"]: c["outcome"] for c in results["cases"]}
     assert outcome["ACC-VOL-1"] == "fail" and outcome["ACC-OCC-1"] == "not-applicable"
     assert outcome["TSS-TBL-3"] == "pass" and outcome["TSS-STS-1"] == "pass"
+    assert {outcome[c] for c in ("ACC-SPD-1", "ACC-PRS-1", "ACC-PRS-2", "ACC-LAT-1")} == {
+        "not-applicable"
+    }  # a count file has no speeds judged and no presence
     acc = results["accuracy"]
     assert acc["truth"] == "reference" and acc["reference"]["untiled"] == []
     assert acc["unread_periods"] == []
