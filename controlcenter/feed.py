@@ -143,7 +143,11 @@ class FeedClient:
 
     async def send(self, text: str) -> None:
         try:
-            await asyncio.wait_for(self._send_fn(text), self.hub.send_timeout_s)
+            # A timeout scope, not wait_for: wait_for runs the send as a task of its own, one
+            # per client per frame, each a round of the event loop later (every tick's fan-out
+            # and every alarm burst paid for them); a send that does not block needs neither.
+            async with asyncio.timeout(self.hub.send_timeout_s):
+                await self._send_fn(text)
         except TimeoutError:
             self.dropped_reason = (
                 self.dropped_reason or f"no progress sending for {self.hub.send_timeout_s:g} s"
