@@ -213,6 +213,8 @@ class FeedHub:
         self.open_alarms: dict[int, dict[str, Any]] = {a.id: a.to_dict() for a in open_alarms}
         self._snapshot: tuple[int, str] | None = None
         self.stats = FeedStats()
+        self.after_tick: Callable[[], None] | None = None
+        """Called once a tick's frames are out (the loop's quiet moment until the next tick)."""
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -228,6 +230,9 @@ class FeedHub:
                 delay = 0.0
             await asyncio.sleep(max(0.0, delay))
             self.tick()
+            if self.after_tick is not None:
+                await asyncio.sleep(0)  # every client's task sends its frame first
+                self.after_tick()
 
     def tick(self) -> None:
         """Serialise what changed since the last tick once, and offer it to every client."""

@@ -4,7 +4,6 @@ exists, bind the socket, say where the control room is, and serve until interrup
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import socket
 from collections.abc import Callable
@@ -205,11 +204,9 @@ def _run(center: ControlCenter, sock: socket.socket) -> None:
             ws_per_message_deflate=False,
         )
     )
-    # What start-up built (the net and its map, the SensorThings and NGSI-LD entities, the app)
-    # lives as long as the server. Frozen out of the collector's sight, a full collection - which
-    # holds up the event loop, and with it every client's next frame - walks only what the run
-    # adds, not the whole district every time.
-    gc.collect()
-    gc.freeze()
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
-        server.run(sockets=[sock])
+    center.collector.start()  # what start-up built is frozen; full collections after ticks
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
+            server.run(sockets=[sock])
+    finally:
+        center.collector.stop()
