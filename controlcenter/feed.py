@@ -143,7 +143,11 @@ class FeedClient:
 
     async def send(self, text: str) -> None:
         try:
-            await asyncio.wait_for(self._send_fn(text), self.hub.send_timeout_s)
+            # A timeout scope, not wait_for: wait_for runs the send as a task of its own, one
+            # per client per frame, each a round of the event loop later (every tick's fan-out
+            # and every alarm burst paid for them); a send that does not block needs neither.
+            async with asyncio.timeout(self.hub.send_timeout_s):
+                await self._send_fn(text)
         except TimeoutError:
             self.dropped_reason = (
                 self.dropped_reason or f"no progress sending for {self.hub.send_timeout_s:g} s"
@@ -209,6 +213,8 @@ class FeedHub:
         self.open_alarms: dict[int, dict[str, Any]] = {a.id: a.to_dict() for a in open_alarms}
         self._snapshot: tuple[int, str] | None = None
         self.stats = FeedStats()
+        self.after_tick: Callable[[], None] | None = None
+        """Called once a tick's frames are out (the loop's quiet moment until the next tick)."""
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -224,6 +230,9 @@ class FeedHub:
                 delay = 0.0
             await asyncio.sleep(max(0.0, delay))
             self.tick()
+            if self.after_tick is not None:
+                await asyncio.sleep(0)  # every client's task sends its frame first
+                self.after_tick()
 
     def tick(self) -> None:
         """Serialise what changed since the last tick once, and offer it to every client."""

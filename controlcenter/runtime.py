@@ -17,6 +17,7 @@ from adapters.mqtt.broker import BrokerUrl
 from controlcenter.alarm_book import AlarmBook
 from controlcenter.alarms import Alarm, AlarmEvent
 from controlcenter.auth import Authenticator, LoginThrottle
+from controlcenter.collector import PacedCollector
 from controlcenter.commands import Commands
 from controlcenter.config import ServeConfig
 from controlcenter.feed import FeedHub, StateMirror
@@ -106,6 +107,8 @@ class ControlCenter:
             if config.ngsi_ld is not None
             else None
         )
+        self.collector = PacedCollector()
+        """Started by the server process (:func:`controlcenter.server.serve`), not here."""
         self.hub = FeedHub(
             self.mirror,
             rate_hz=config.feed_rate_hz,
@@ -114,6 +117,7 @@ class ControlCenter:
             open_alarms=list(book.alarms.values()),
             alarm_seq=store.last_alarm_seq(),
         )
+        self.hub.after_tick = self.collector.after_tick
         self.recorder = Recorder(
             store,
             book,
@@ -376,6 +380,8 @@ class ControlCenter:
             "ngsi_ld": {"entities": self.ngsild.counts(), "location": self.ngsild.georef.how,
                         "push": self.ngsild_push.describe() if self.ngsild_push else None},
             "sensorthings": self.sensorthings.health(),
+            "collector": {"frozen": self.collector.stats.frozen, "full": self.collector.stats.full,
+                          "last_full_ms": round(1000 * self.collector.stats.last_full_s, 1)},
         }  # fmt: skip
 
     async def set_retention(self, settings: dict[str, float]) -> dict[str, float]:

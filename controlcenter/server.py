@@ -204,5 +204,9 @@ def _run(center: ControlCenter, sock: socket.socket) -> None:
             ws_per_message_deflate=False,
         )
     )
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
-        server.run(sockets=[sock])
+    center.collector.start()  # what start-up built is frozen; full collections after ticks
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has shut down
+            server.run(sockets=[sock])
+    finally:
+        center.collector.stop()

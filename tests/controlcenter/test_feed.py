@@ -223,3 +223,27 @@ def test_a_reconnecting_client_gets_every_missed_event_page_by_page_however_many
         task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_after_a_tick_the_hook_runs_once_every_client_has_its_frame() -> None:
+    async def scenario() -> None:
+        hub = hub_with(rate_hz=100.0)
+        peers = [Peer() for _ in range(3)]
+        tasks = [connect(hub, p)[1] for p in peers]
+        await settle()
+        seen: list[list[int]] = []
+        ticked = asyncio.Event()
+
+        def after_tick() -> None:  # e.g. a full garbage collection, while the loop is quiet
+            seen.append([len(p.frames("delta")) for p in peers])
+            ticked.set()
+
+        hub.after_tick = after_tick
+        hub.mirror.merge({"signals": {"J1": {"state": "Gr"}}}, 5.0)
+        ticker = asyncio.create_task(hub.run_ticker())
+        await asyncio.wait_for(ticked.wait(), 5.0)
+        assert seen[0] == [1, 1, 1]  # the tick's delta is out to all of them already
+        for task in [ticker, *tasks]:
+            task.cancel()
+
+    asyncio.run(scenario())

@@ -401,6 +401,9 @@ def test_network_events_kpis_health_and_page(server: Server) -> None:
         assert len(phases["items"]) == 5 and phases["next"] == phases["items"][-1]["seq"]
         health = c.get("/api/health").json()
         assert health["status"] == "ok" and health["run"]["running"] and health["store"]["commits"] > 0
+        assert health["collector"]["frozen"] > 0  # what start-up built, out of the collector's way
+        wait_for(lambda: c.get("/api/health").json()["collector"]["full"] >= 1, 30,
+                 "a full collection after a tick")  # fmt: skip
         rows = wait_for(lambda: c.get("/api/kpis", params={"scope": "network"}).json()["items"],
                         30, "the first KPI interval")  # fmt: skip
         assert {r["metric"] for r in rows} >= {"departed", "arrived", "throughput_veh_h"}
