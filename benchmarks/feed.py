@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,13 +136,16 @@ async def _clients_main(url: str, count: int, stalls: bool) -> None:
 class Running:
     """``ccsim serve district`` and (optionally) a process of clients; :meth:`close` stops both."""
 
-    def __init__(self, speed: str, rate: float, clients: int, stalls: bool) -> None:
+    def __init__(
+        self, speed: str, rate: float, clients: int, stalls: bool, extra: Sequence[str] = ()
+    ) -> None:
+        """``extra``: more options of ``ccsim serve``."""
         self.tmp = tempfile.TemporaryDirectory()
         folder = Path(self.tmp.name)
         self.server = subprocess.Popen(
             [sys.executable, "-m", "controlcenter.cli", "serve", "district", "--speed", speed,
              "--rate", f"{rate:g}", "--port", "0", "--db", f"sqlite:///{folder}/control.db",
-             "--out", str(folder / "run"), "--send-timeout", "2"],
+             "--out", str(folder / "run"), "--send-timeout", "2", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
             env={**os.environ, "CCSIM_ADMIN_TOKEN": TOKEN},
         )  # fmt: skip

@@ -19,6 +19,7 @@ import simpy
 from simpy.events import URGENT
 
 from sim.controllers import ControlContext, Controller
+from sim.demand import repeat_demand
 from sim.detectors import Detector, place_detectors, priority_types, write_detectors
 from sim.devices import DeviceContext, FieldDevices
 from sim.devices.config import InjectedIncident
@@ -92,11 +93,14 @@ class Simulation:
         end_s: float | None = None,
         pace: Callable[[float], None] | None = None,
         scale: float = 1.0,
+        keep_messages: bool = True,
     ) -> None:
         """``pace``, if given, is called once every step's time is over (all that happens at
         that time has run, just before the next SUMO step) with that time (s); a live run blocks
         in it to follow the wall clock (or to pause). ``scale`` multiplies the
-        demand (SUMO's ``--scale``: 0.5 inserts every other vehicle, 2 each one twice)."""
+        demand (SUMO's ``--scale``: 0.5 inserts every other vehicle, 2 each one twice).
+        ``keep_messages`` False leaves :attr:`log` empty: a caller that writes the stream out as
+        it goes (a live run, for hours) does not hold all of it in memory."""
         self.scenario = scenario
         self.controller = controller
         self.seed = seed
@@ -107,10 +111,13 @@ class Simulation:
         self.end_s = scenario.end_s if end_s is None else end_s
         self.step_s = scenario.step_length_s
         self.scale = scale
+        self.route_files = scenario.route_files
+        """The route files SUMO runs: the scenario's, or their repeated copies in ``workdir``."""
         self.bus = MessageBus()
         self.log = MessageLog()
         self.kpi = KpiCollector()
-        self.bus.subscribe(self.log)
+        if keep_messages:
+            self.bus.subscribe(self.log)
         self.bus.subscribe(self.kpi)
         self.sensor_profile = load_profile(scenario.sensor_profile, base=scenario.root)
         self.detectors: list[Detector] = []
@@ -209,8 +216,9 @@ class Simulation:
             options += ["-c", str(sc.sumocfg)]
         else:
             options += ["-n", str(sc.net_file)]
-            if sc.route_files:
-                options += ["-r", ",".join(str(p) for p in sc.route_files)]
+        if self.route_files and (sc.sumocfg is None or self.route_files != sc.route_files):
+            # Given on the command line, route files replace the .sumocfg's list.
+            options += ["-r", ",".join(str(p) for p in self.route_files)]
         # Given on the command line, additional files replace the .sumocfg's list: pass them all.
         additional = [*sc.additional_files, *extra_additional]
         options += ["-a", ",".join(str(p) for p in additional)]
@@ -235,12 +243,16 @@ class Simulation:
     def run(self, progress: Progress | None = None) -> RunResult:
         self.workdir.mkdir(parents=True, exist_ok=True)
         network = self.network = self._validate()
+        sc = self.scenario
+        if sc.repeat_demand > 1:  # the repeated route files go into the run's folder
+            self.route_files = repeat_demand(
+                sc.route_files, sc.demand_period_s, sc.repeat_demand, self.workdir / "demand"
+            )
         self.lanes = LaneAccess(network, self.bus)
         extra = [self._write_measurement_file(network)]
         extra += self.controller.additional_files(network, self.workdir)
         extra += self._build_devices(network)
         if self.controller.uses_detectors:
-            sc = self.scenario
             types = priority_types([*sc.route_files, *sc.additional_files])
             self.detectors = place_detectors(network, sc.detectors, priority=sorted(types, key=str))
             extra.append(

@@ -273,7 +273,10 @@ class LiveRun:
         clock: Clock = time.monotonic,
         bay_reports: bool = False,
         stations: bool = False,
+        keep_messages: bool = True,
     ) -> None:
+        """``keep_messages`` False: the result's log stays empty (the caller keeps the flushed
+        messages, e.g. writes them out as they come)."""
         self.pacer = Pacer(speed, clock=clock)
         self.controller = LiveController(create_controller(controller))
         self.simulation = Simulation(
@@ -284,6 +287,7 @@ class LiveRun:
             begin_s=begin_s,
             end_s=end_s,
             pace=self._pace,
+            keep_messages=keep_messages,
         )
         self.simulation.bay_reports_fed = bay_reports
         self.simulation.stations_fed = stations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,46 @@ def write_events(path: Path, messages: Sequence[Message]) -> None:
     # zstd: the detectors' readings (every reporting period) repeat lane ids and figures that
     # zstd packs 40% tighter than the default snappy.
     pq.write_table(table, path, compression="zstd")
+
+
+class EventsWriter:
+    """``events.parquet`` written while the run goes, a row group at a time, so that a long live
+    run holds at most ``group_rows`` messages in memory, not its whole stream. The file appears
+    under its name once :meth:`close` completes it (``.partial`` until then)."""
+
+    def __init__(self, path: Path, group_rows: int = 20_000) -> None:
+        self.path = path
+        self._partial = path.with_name(path.name + ".partial")
+        self._writer = pq.ParquetWriter(self._partial, EVENTS_SCHEMA, compression="zstd")
+        self._rows: list[tuple[int, float, str, str, str]] = []
+        self.group_rows = group_rows
+        self.written = 0
+
+    def add(self, rows: Iterable[tuple[int, float, str, str, str]]) -> None:
+        """Rows ``(seq, t, source, kind, payload as JSON)`` in stream order."""
+        self._rows.extend(rows)
+        if len(self._rows) >= self.group_rows:
+            self._write()
+
+    def _write(self) -> None:
+        if not self._rows:
+            return
+        seq, t, source, kind, payload = zip(*self._rows, strict=True)
+        columns = {"t": t, "seq": seq, "source": source, "kind": kind, "payload": payload}
+        self._writer.write_table(pa.table(columns, schema=EVENTS_SCHEMA))
+        self.written += len(self._rows)
+        self._rows = []
+
+    def close(self) -> None:
+        """Write what is left and put the complete file in place."""
+        self._write()
+        self._writer.close()
+        self._partial.replace(self.path)
+
+    def abandon(self) -> None:
+        """A failed run: no events.parquet (as :func:`write_run` writes none)."""
+        self._writer.close()
+        self._partial.unlink(missing_ok=True)
 
 
 def write_timeseries(path: Path, rows: Sequence[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from sim.config_model import CONFIG, ConfigModel, Flag, Number, Text, invalid, validate
+from sim.demand import MAX_REPEAT
 from sim.detectors import DetectorConfig
 from sim.devices.config import DevicesConfig, resolve_secret
 from sim.errors import ScenarioError
@@ -85,6 +86,11 @@ class Scenario:
     """External NTCIP 1209 detector stations (``[[ntcip.stations]]``)."""
     ntcip_controllers: tuple[NtcipBinding, ...] = ()
     """External NTCIP 1202 controllers in the loop (``[[ntcip.controllers]]``)."""
+    repeat_demand: int = 1
+    """``[run] repeat_demand``: the route files run this many times over, one window of demand
+    (:attr:`demand_period_s`) after another (:mod:`sim.demand`); :attr:`end_s` follows."""
+    demand_period_s: float = 0.0
+    """One period of the demand that repeats: the window before repetition (s)."""
     geo_origin: tuple[float, float] | None = None
     """``[geo] origin``: WGS 84 (longitude, latitude) in degrees of the net's point (0, 0), to
     place a net without a geo-projection on the earth (the NGSI-LD entities need it); a net
@@ -202,6 +208,8 @@ class _Run(ConfigModel):
     begin_s: Annotated[float, Field(strict=True, ge=0.0)] | None = None
     end_s: Number | None = None
     step_length_s: Number | None = None
+    repeat_demand: Annotated[int, Field(strict=True, ge=1, le=MAX_REPEAT)] = 1
+    """The demand of begin_s .. end_s run this many times over; the end moves to match."""
 
 
 class _Kpi(ConfigModel):
@@ -335,6 +343,8 @@ def _from_doc(raw: dict[str, Any], toml_path: Path, root: Path, variant: str | N
     # Checks across fields (and against the .sumocfg's times) that a schema cannot make:
     begin = begin if doc.run.begin_s is None else doc.run.begin_s
     end = _above(toml_path, "run.end_s", end if doc.run.end_s is None else doc.run.end_s, begin)
+    period = end - begin
+    end = begin + doc.run.repeat_demand * period  # the demand's window, repeated
     step = _above(toml_path, "run.step_length_s", step if doc.run.step_length_s is None
                   else doc.run.step_length_s, 0.0)  # fmt: skip
     interval = _above(toml_path, "kpi.interval_s", doc.kpi.interval_s, step, inclusive=True)
@@ -371,6 +381,8 @@ def _from_doc(raw: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         ntcip_stations=_bindings(toml_path, doc.ntcip.stations, "stations"),
         ntcip_controllers=_bindings(toml_path, doc.ntcip.controllers, "controllers"),
         geo_origin=doc.geo.origin,
+        repeat_demand=doc.run.repeat_demand,
+        demand_period_s=period,
     )
 
 
