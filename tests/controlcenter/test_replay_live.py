@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-
 from controlcenter.replay import load_run
 from controlcenter.state import ControlState, StateChanges
 from sim.live import Flush, LiveRun
