@@ -380,6 +380,8 @@ def load_plan(path: Path) -> Plan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanError(path, f"cannot read the plan ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise PlanError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

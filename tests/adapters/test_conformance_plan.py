@@ -94,3 +94,12 @@ def test_the_command_exits_2_on_a_bad_plan_and_lists_the_bundled_ones(tmp_path: 
     assert "detector-good" in listed.stdout and "detector-undercount" in listed.stdout
     missing = subprocess.run([*command, "no-such-plan"], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "detector-good" in missing.stderr
+
+
+def test_a_plan_that_is_not_utf8_is_refused_naming_the_file_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "plan.toml"
+    path.write_bytes(GOOD.read_bytes().replace(b'name = "', b'name = "\xff', 1))
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    assert str(path) in str(info.value) and "not UTF-8 text" in str(info.value)
+    assert "at byte" in str(info.value)
