@@ -119,6 +119,22 @@ def input_files(plan: Plan, scenario: Scenario) -> list[Path]:
     return list(dict.fromkeys(p.resolve() for p in files))
 
 
+def verdict_head(plan: Plan, results: list[CaseResult], started: float) -> dict[str, Any]:
+    """Sort ``results`` into the cases' order (in place) and give the head every results.json
+    starts with: the plan, the verdict, the counts, when, and the wall time since ``started``
+    (``time.perf_counter``)."""
+    order = {c: i for i, c in enumerate(CASES)}
+    results.sort(key=lambda r: order[r.id])
+    counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
+    return {
+        "plan": {"name": plan.name, "description": plan.doc.description, "file": str(plan.path)},
+        "verdict": "fail" if counts["fail"] else "pass",
+        "counts": counts,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+    }
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -250,15 +266,8 @@ async def run_plan(
         why = ("an external station sees traffic the simulation does not: accuracy needs an "
                "emulated station or a reference count file (device.reference)")  # fmt: skip
         results += [not_applicable(c, why) for c in acc_wanted]
-    order = {c: i for i, c in enumerate(CASES)}
-    results.sort(key=lambda r: order[r.id])
-    counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
     doc: dict[str, Any] = {
-        "plan": {"name": plan.name, "description": plan.doc.description, "file": str(plan.path)},
-        "verdict": "fail" if counts["fail"] else "pass",
-        "counts": counts,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        **verdict_head(plan, results, started),
         "device": {
             "kind": device.kind, "address": device.address, "target": f"{target[0]}:{target[1]}",
             "identity": identity,

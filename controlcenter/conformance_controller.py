@@ -28,12 +28,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from adapters.conformance import report
-from adapters.conformance.cases import CASES, CaseResult, Outcome, not_applicable, selected
+from adapters.conformance.cases import CASES, CaseResult, not_applicable, selected
 from adapters.conformance.controller_accuracy import (
     Colours,
     Command,
@@ -67,7 +66,7 @@ from adapters.conformance.protocol_cases import Station
 from adapters.ntcip import ber
 from adapters.ntcip.manager import Manager, ManagerError
 from adapters.ntcip.model import Controls, SignalLayout, phases_of
-from controlcenter.conformance import input_files, plan_scenario, sha256
+from controlcenter.conformance import input_files, plan_scenario, sha256, verdict_head
 from controlcenter.ntcip import signal_layout
 from sim.controllers import create_controller
 from sim.engine import Simulation
@@ -463,15 +462,8 @@ async def run_controller_plan(
             why = ("an external controller runs an intersection the simulation does not see: "
                    "accuracy needs an emulated controller")  # fmt: skip
         results += [not_applicable(c, why) for c in accuracy_wanted]
-    order = {c: i for i, c in enumerate(CASES)}
-    results.sort(key=lambda r: order[r.id])
-    counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
     doc: dict[str, Any] = {
-        "plan": {"name": plan.name, "description": plan.doc.description, "file": str(plan.path)},
-        "verdict": "fail" if counts["fail"] else "pass",
-        "counts": counts,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        **verdict_head(plan, results, started),
         "device": {
             "kind": device.kind, "address": device.address, "target": f"{target[0]}:{target[1]}",
             "identity": identity,

@@ -22,13 +22,12 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from adapters.conformance.accuracy import vehicles_to_distinguish
 from adapters.conformance.bay_sensors import EPOCH_S, bay_registry
-from adapters.conformance.cases import CASES, CaseResult, Outcome, not_applicable, selected
+from adapters.conformance.cases import CASES, CaseResult, not_applicable, selected
 from adapters.conformance.lorawan_cases import Expected, Received, identity, protocol_cases
 from adapters.conformance.parking_accuracy import (
     ParkingThresholds,
@@ -44,7 +43,7 @@ from adapters.lorawan.registry import Registry, RegistryError, read_registry
 from adapters.lorawan.uplink import SUBSCRIPTIONS, Format, UplinkError, parse
 from adapters.mqtt.broker import BrokerError, BrokerUrl, MosquittoBroker, parse_broker_url
 from adapters.mqtt.transport import connect, deliver, subscribe
-from controlcenter.conformance import input_files, plan_scenario, sha256
+from controlcenter.conformance import input_files, plan_scenario, sha256, verdict_head
 from sim.controllers import create_controller
 from sim.engine import Simulation
 from sim.errors import CcsimError
@@ -273,18 +272,11 @@ async def run_parking_plan(
         why = ("real sensors see real cars: their accuracy needs emulated ones here (or a "
                "reference record of the bays, not supported yet)")  # fmt: skip
         results += [not_applicable(c, why) for c in acc_wanted]
-    order = {c: i for i, c in enumerate(CASES)}
-    results.sort(key=lambda r: order[r.id])
-    counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
     files = input_files(plan, site.scenario)
     if device.registry is not None:
         files.append((plan.path.parent / device.registry).resolve())
     doc: dict[str, Any] = {
-        "plan": {"name": plan.name, "description": plan.doc.description, "file": str(plan.path)},
-        "verdict": "fail" if counts["fail"] else "pass",
-        "counts": counts,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        **verdict_head(plan, results, started),
         "device": {
             "kind": device.kind, "address": device.address, "target": f"{url} topic {topic}",
             "model": device.model, "format": device.format,
