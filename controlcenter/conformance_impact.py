@@ -14,10 +14,43 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.conformance.plan import Plan
+from adapters.conformance.plan import ImpactDoc, Plan
 from sim.errors import CcsimError
 from sim.stats import Estimate, estimate, paired_change
 from sim.study import RunSpec, run_many
+
+Arms = dict[str, dict[int, dict[str, Any]]]
+"""Run summaries by arm (``ideal``, ``measured``) and seed."""
+
+
+def paired_runs(
+    impact: ImpactDoc, scenario: str, out: Path, begin: float | None, end: float | None,
+    variants: dict[str, str], *, jobs: int, say: Callable[[str], None], what: str,
+) -> tuple[Arms, float]:  # fmt: skip
+    """Each arm (its name -> the variant it runs) once per ``[impact]`` seed with the
+    ``[impact]`` controller, each run in its own process; the summaries by arm and seed, and
+    the runs' length in hours. ``what`` says in the progress line what the arms compare."""
+    specs = [
+        RunSpec(
+            scenario=scenario, controller=impact.controller, seed=seed,
+            out=out / "impact" / f"{arm}-seed{seed}", begin_s=begin, end_s=end, variant=variant,
+        )
+        for seed in impact.seeds
+        for arm, variant in variants.items()
+    ]  # fmt: skip
+    say(f"impact: {len(specs)} runs of {scenario} with {impact.controller} "
+        f"({what}, seeds {', '.join(map(str, impact.seeds))})")  # fmt: skip
+    summaries = run_many(specs, jobs=max(1, jobs))
+    by_arm: Arms = {arm: {} for arm in variants}
+    arms = [arm for _seed in impact.seeds for arm in variants]
+    for arm, spec, summary in zip(arms, specs, summaries, strict=True):
+        by_arm[arm][spec.seed] = summary
+    return by_arm, (summaries[0]["end_s"] - summaries[0]["begin_s"]) / 3600
+
+
+def metric(by_arm: Arms, arm: str, key: str) -> dict[int, float]:
+    """One summary key of an arm's runs by seed (runs without it left out)."""
+    return {s: float(v[key]) for s, v in by_arm[arm].items() if v.get(key) is not None}
 
 
 def _estimate(e: Estimate) -> dict[str, Any]:
@@ -46,35 +79,18 @@ def price(
     scenario = plan.scenario_spec() if own else impact.scenario
     assert scenario is not None
     arms = {"ideal": '"ideal"', "measured": f'"{profile.resolve()}"'}
-    specs = [
-        RunSpec(
-            scenario=scenario, controller=impact.controller, seed=seed,
-            out=out / "impact" / f"{arm}-seed{seed}", begin_s=begin, end_s=end,
-            variant=f"detectors.profile={value}",
-        )
-        for seed in impact.seeds
-        for arm, value in arms.items()
-    ]  # fmt: skip
-    say(f"impact: {len(specs)} runs of {scenario} with {impact.controller} "
-        f"(ideal and measured detectors, seeds {', '.join(map(str, impact.seeds))})")  # fmt: skip
-    summaries = run_many(specs, jobs=max(1, jobs))
-    by_arm: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
-    for spec, summary in zip(specs, summaries, strict=True):
-        by_arm["measured" if "measured" in spec.out.name else "ideal"][spec.seed] = summary
-
-    def metric(arm: str, key: str) -> dict[int, float]:
-        return {s: float(v[key]) for s, v in by_arm[arm].items() if v.get(key) is not None}
-
-    first = summaries[0]
-    run_h = (first["end_s"] - first["begin_s"]) / 3600
+    variants = {arm: f"detectors.profile={value}" for arm, value in arms.items()}
+    by_arm, run_h = paired_runs(impact, scenario, out, begin, end, variants, jobs=jobs, say=say,
+                                what="ideal and measured detectors")  # fmt: skip
     vehicle_hours = {
         arm: {s: v["mean_delay_s"] * v["vehicles_departed"] / 3600 for s, v in by_arm[arm].items()}
         for arm in arms
     }
-    delay = paired_change(metric("ideal", "mean_delay_s"), metric("measured", "mean_delay_s"))
+    delay = paired_change(metric(by_arm, "ideal", "mean_delay_s"),
+                          metric(by_arm, "measured", "mean_delay_s"))  # fmt: skip
     total = paired_change(vehicle_hours["ideal"], vehicle_hours["measured"])
-    space = paired_change(metric("ideal", "public_space_efficiency"),
-                          metric("measured", "public_space_efficiency"))  # fmt: skip
+    space = paired_change(metric(by_arm, "ideal", "public_space_efficiency"),
+                          metric(by_arm, "measured", "public_space_efficiency"))  # fmt: skip
     assert delay is not None and total is not None
     per_year = estimate([d * impact.hours_per_year / run_h for d in _differences(vehicle_hours)])
     doc = {

@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from adapters.conformance.plan import Plan
-from controlcenter.conformance_impact import _estimate
+from controlcenter.conformance_impact import _estimate, metric, paired_runs
 from sim.errors import CcsimError
 from sim.network import read_network
 from sim.parking import read_zones
 from sim.scenario import load_scenario
 from sim.stats import estimate, paired_change
-from sim.study import RunSpec, run_many
 
 DEFAULT_VARIANT = "parking.guidance=true"
 PER_PARKER = ("parking_search_time_mean_s", "parking_search_distance_mean_m")
@@ -57,36 +56,20 @@ def price_parking(
         raise CcsimError(f"{plan.path}: [impact] scenario {scenario} has no [parking] to price "
                          "parking sensors on")  # fmt: skip
     bays = sum(z.bays for z in read_zones(list(loaded.additional_files), read_network(loaded.net_file)))
-    specs = [
-        RunSpec(
-            scenario=scenario, controller=impact.controller, seed=seed,
-            out=out / "impact" / f"{arm}-seed{seed}", begin_s=begin, end_s=end,
-            variant=f"{base};parking.bay_sensor_profile={value}",
-        )
-        for seed in impact.seeds
-        for arm, value in arms.items()
-    ]  # fmt: skip
-    say(f"impact: {len(specs)} runs of {scenario} ({base}) with {impact.controller} "
-        f"(ideal and measured bay sensors, seeds {', '.join(map(str, impact.seeds))})")  # fmt: skip
-    summaries = run_many(specs, jobs=max(1, jobs))
-    by_arm: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
-    for spec, summary in zip(specs, summaries, strict=True):
-        by_arm["measured" if spec.out.name.startswith("measured") else "ideal"][spec.seed] = summary
-    run_h = (summaries[0]["end_s"] - summaries[0]["begin_s"]) / 3600
-
-    def metric(arm: str, key: str) -> dict[int, float]:
-        return {s: float(v[key]) for s, v in by_arm[arm].items() if v.get(key) is not None}
+    variants = {arm: f"{base};parking.bay_sensor_profile={value}" for arm, value in arms.items()}
+    by_arm, run_h = paired_runs(impact, scenario, out, begin, end, variants, jobs=jobs, say=say,
+                                what=f"{base}; ideal and measured bay sensors")  # fmt: skip
 
     def compared(key: str, digits: int) -> dict[str, Any] | None:
-        change = paired_change(metric("ideal", key), metric("measured", key))
+        change = paired_change(metric(by_arm, "ideal", key), metric(by_arm, "measured", key))
         if change is None:
             return None
         return {"ideal": round(change.baseline_mean, digits), "difference": _estimate(change.difference)}
 
     def totals(key: str, scale: float) -> dict[str, dict[int, float]]:
         """Per arm and seed: parkers x the per-parker figure x ``scale``."""
-        parkers = {arm: metric(arm, "parking_turnover_per_bay_h") for arm in arms}
-        per = {arm: metric(arm, key) for arm in arms}
+        parkers = {arm: metric(by_arm, arm, "parking_turnover_per_bay_h") for arm in arms}
+        per = {arm: metric(by_arm, arm, key) for arm in arms}
         return {arm: {s: parkers[arm][s] * bays * run_h * per[arm][s] * scale
                       for s in per[arm] if s in parkers[arm]} for arm in arms}  # fmt: skip
 
