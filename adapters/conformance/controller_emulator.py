@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -35,8 +34,7 @@ from adapters.conformance.controller_device import (
     EmulatedController,
     layout_from_dict,
 )
-from adapters.conformance.emulator import WRITE_COMMUNITY_ENV, _address
-from adapters.ntcip.agent import bind_udp
+from adapters.conformance.emulator import _address, emulator_communities, serve_agent
 from adapters.ntcip.oids import OBJECTS_MIB2, all_objects
 from adapters.ntcip.protocol import Communities, MibView, PendingSet, Responder
 
@@ -81,23 +79,14 @@ class ControllerAgent(asyncio.DatagramProtocol):
 
 
 async def serve(controller: EmulatedController, host: str, port: int, communities: Communities) -> None:
-    loop = asyncio.get_running_loop()
-    sock = bind_udp(host, port)
-    agent = ControllerAgent(controller, communities)
-    transport, _ = await loop.create_datagram_endpoint(lambda: agent, sock=sock)
-    print(f"listening udp {host}:{sock.getsockname()[1]}", flush=True)
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    try:
-        while line := await reader.readline():
-            step = json.loads(line)
-            if "sync" in step:
-                say({"ack": step["sync"]})
-                continue
-            controller.feed(float(step["t"]), step)
-            say({"ack": step["t"]})
-    finally:
-        transport.close()
+    def on_line(step: dict[str, Any]) -> None:
+        if "sync" in step:
+            say({"ack": step["sync"]})
+            return
+        controller.feed(float(step["t"]), step)
+        say({"ack": step["t"]})
+
+    await serve_agent(ControllerAgent(controller, communities), host, port, on_line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,14 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = layout_from_dict(json.loads(args.layout.read_text(encoding="utf-8")))
     model = ControllerErrorModel(args.status_latency, broken, args.stuck_after)
     controller = EmulatedController(layout, model, args.begin, (args.descr, args.name))
-    write = os.environ.get(WRITE_COMMUNITY_ENV)
-    communities = Communities(
-        read=frozenset({args.community.encode()}),
-        write=frozenset({write.encode()}) if write else frozenset(),
-    )
     host, port = args.listen
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends an emulator started by hand
-        asyncio.run(serve(controller, host, port, communities))
+        asyncio.run(serve(controller, host, port, emulator_communities(args.community)))
     return 0
 
 

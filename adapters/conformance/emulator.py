@@ -30,7 +30,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from adapters.conformance.station import (
@@ -119,28 +119,47 @@ class StationAgent(asyncio.DatagramProtocol):
             self.transport.sendto(data, addr)
 
 
-async def serve(station: EmulatedStation, host: str, port: int, communities: Communities) -> None:
+async def serve_agent(
+    agent: asyncio.DatagramProtocol, host: str, port: int, on_line: Callable[[dict[str, Any]], None]
+) -> None:
+    """Bind an emulated device's SNMP ``agent`` on UDP, print ``listening udp HOST:PORT``, and
+    hand each JSON line of stdin to ``on_line`` until stdin ends."""
     loop = asyncio.get_running_loop()
     sock = bind_udp(host, port)
-    agent = StationAgent(station, communities)
     transport, _ = await loop.create_datagram_endpoint(lambda: agent, sock=sock)
-    bound = sock.getsockname()
-    print(f"listening udp {host}:{bound[1]}", flush=True)
+    print(f"listening udp {host}:{sock.getsockname()[1]}", flush=True)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         while line := await reader.readline():
-            step = json.loads(line)
-            if "power_cycle" in step:
-                agent.power_cycle(float(step["power_cycle"]))
-                continue
-            agent.now_s = float(step["t"])
-            station.feed(agent.now_s, step["count"], step["occupancy"], step.get("speeds"),
-                         step.get("presence"))  # fmt: skip
-            if step.get("ack"):
-                print(f"ack {agent.now_s:g}", flush=True)
+            on_line(json.loads(line))
     finally:
         transport.close()
+
+
+def emulator_communities(read: str) -> Communities:
+    """The read community given, and the write community from ``WRITE_COMMUNITY_ENV`` (none
+    when unset: every SET is then refused)."""
+    write = os.environ.get(WRITE_COMMUNITY_ENV)
+    return Communities(
+        read=frozenset({read.encode()}), write=frozenset({write.encode()}) if write else frozenset()
+    )
+
+
+async def serve(station: EmulatedStation, host: str, port: int, communities: Communities) -> None:
+    agent = StationAgent(station, communities)
+
+    def on_line(step: dict[str, Any]) -> None:
+        if "power_cycle" in step:
+            agent.power_cycle(float(step["power_cycle"]))
+            return
+        agent.now_s = float(step["t"])
+        station.feed(agent.now_s, step["count"], step["occupancy"], step.get("speeds"),
+                     step.get("presence"))  # fmt: skip
+        if step.get("ack"):
+            print(f"ack {agent.now_s:g}", flush=True)
+
+    await serve_agent(agent, host, port, on_line)
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -187,14 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         tuple(args.lanes.split(",")), args.period, model, args.seed, args.begin,
         (args.descr, args.name),
     )  # fmt: skip
-    write = os.environ.get(WRITE_COMMUNITY_ENV)
-    communities = Communities(
-        read=frozenset({args.community.encode()}),
-        write=frozenset({write.encode()}) if write else frozenset(),
-    )
     host, port = args.listen
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends an emulator started by hand
-        asyncio.run(serve(station, host, port, communities))
+        asyncio.run(serve(station, host, port, emulator_communities(args.community)))
     return 0
 
 
