@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -60,13 +58,13 @@ from adapters.conformance.controller_cases import (
     timing_case,
 )
 from adapters.conformance.controller_device import REGISTERS, layout_to_dict
-from adapters.conformance.emulator import WRITE_COMMUNITY_ENV
 from adapters.conformance.plan import Plan, PlanError
 from adapters.conformance.protocol_cases import Station
 from adapters.ntcip import ber
 from adapters.ntcip.manager import Manager, ManagerError
 from adapters.ntcip.model import Controls, SignalLayout, phases_of
 from controlcenter.conformance import input_files, plan_scenario, sha256, verdict_head
+from controlcenter.conformance_lockstep import EmulatorChild
 from controlcenter.ntcip import signal_layout
 from sim.controllers import create_controller
 from sim.engine import Simulation
@@ -125,7 +123,7 @@ def resolve_controller_site(plan: Plan, end_s: float | None = None) -> Controlle
 # --- the emulator process -------------------------------------------------------------------------
 
 
-class ControllerEmulatorProcess:
+class ControllerEmulatorProcess(EmulatorChild):
     """The emulated controller as a child process (see the module docstring)."""
 
     def __init__(self, plan: Plan, site: ControllerSite, out: Path, write_community: str) -> None:
@@ -141,19 +139,7 @@ class ControllerEmulatorProcess:
             "--stuck-after", str(em.stuck_after_s), "--community", device.community,
             "--descr", em.descr, "--name", em.name,
         ]  # fmt: skip
-        self.log = out / "emulator.log"
-        self._log = self.log.open("w")
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
-            env=dict(os.environ, **{WRITE_COMMUNITY_ENV: write_community}), bufsize=1,
-        )  # fmt: skip
-        line = self.stdout.readline()  # printed once bound, or the process died
-        if not line.startswith("listening udp "):
-            self.close()
-            raise CcsimError(f"the emulated controller did not start: {line.strip() or 'no output'} "
-                             f"(see {self.log})")  # fmt: skip
-        host, _, port = line.split()[-1].rpartition(":")
-        self.address = (host, int(port))
+        super().__init__(command, out / "emulator.log", write_community, "controller")
 
     @property
     def stdout(self) -> IO[str]:
@@ -172,16 +158,6 @@ class ControllerEmulatorProcess:
                 return writes
             writes.append(answer)
         raise CcsimError(f"the emulated controller stopped answering (see {self.log})")
-
-    def close(self) -> None:
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
 
 
 # --- the cabinet: registers become the simulated controller's commands ----------------------------

@@ -59,7 +59,44 @@ class Site:
 # --- the emulator process -------------------------------------------------------------------------
 
 
-class EmulatorProcess:
+class EmulatorChild:
+    """An emulated device as a child process: its write community in the environment, its
+    stderr in ``log``, bound once it prints ``listening udp HOST:PORT`` (the ``address``).
+    ``what`` names it in errors; with ``start_limit_s``, a start slower than that is refused."""
+
+    def __init__(
+        self, command: list[str], log: Path, write_community: str, what: str,
+        start_limit_s: float | None = None,
+    ) -> None:  # fmt: skip
+        self.log = log
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            env=dict(os.environ, **{WRITE_COMMUNITY_ENV: write_community}), bufsize=1,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        began = time.monotonic()
+        line = self.process.stdout.readline()  # printed once bound, or the process died
+        slow = start_limit_s is not None and time.monotonic() - began > start_limit_s
+        if not line.startswith("listening udp ") or slow:
+            self.close()
+            raise CcsimError(f"the emulated {what} did not start: {line.strip() or 'no output'} "
+                             f"(see {log})")  # fmt: skip
+        host, _, port = line.split()[-1].rpartition(":")
+        self.address = (host, int(port))
+
+    def close(self) -> None:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+class EmulatorProcess(EmulatorChild):
     """The emulated station as a child process (see :mod:`adapters.conformance.emulator`)."""
 
     def __init__(self, plan: Plan, site: Site, log: Path, write_community: str) -> None:
@@ -78,24 +115,7 @@ class EmulatorProcess:
             "--false-presence-per-h", str(em.false_presence_per_h),
             "--false-presence-s", str(em.false_presence_s),
         ]  # fmt: skip
-        env = dict(os.environ, **{WRITE_COMMUNITY_ENV: write_community})
-        self._log = log.open("w")
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
-            env=env, bufsize=1,
-        )  # fmt: skip
-        self.address = self._wait_listening()
-
-    def _wait_listening(self) -> tuple[str, int]:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + EMULATOR_START_S
-        line = self.process.stdout.readline()  # the emulator prints it once bound, or dies
-        if not line.startswith("listening udp ") or time.monotonic() > deadline:
-            self.close()
-            raise CcsimError(f"the emulated station did not start: {line.strip() or 'no output'} "
-                             f"(see {self._log.name})")  # fmt: skip
-        host, _, port = line.split()[-1].rpartition(":")
-        return host, int(port)
+        super().__init__(command, log, write_community, "station", EMULATOR_START_S)
 
     @property
     def stdin(self) -> IO[str]:
@@ -124,22 +144,12 @@ class EmulatorProcess:
             if not line.startswith("ack "):
                 seen = line.strip() or "no output"
                 raise CcsimError(f"the emulated station stopped answering: {seen} "
-                                 f"(see {self._log.name})")  # fmt: skip
+                                 f"(see {self.log})")  # fmt: skip
 
     def power_cycle(self, boot_s: float = 1.0) -> None:
         """Switch the emulated station off and on again (silent for ``boot_s``)."""
         self.stdin.write(json.dumps({"power_cycle": boot_s}) + "\n")
         self.stdin.flush()
-
-    def close(self) -> None:
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
 
 
 # --- ground truth ---------------------------------------------------------------------------------
