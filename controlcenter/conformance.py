@@ -34,6 +34,7 @@ from adapters.conformance.protocol_cases import (
     Station,
     buffer_case,
     cadence_case,
+    identity_case,
     instance,
     objects_cases,
     power_case,
@@ -181,7 +182,7 @@ async def run_plan(
     polled = False
     presence: PresenceSeries | None = None
     try:
-        identity, id_case = await _identify(station)
+        identity, id_case = await identity_case(station, "TSS-ID-1")
         if "TSS-ID-1" in wanted:
             results.append(id_case)
         if identity is not None:
@@ -333,19 +334,6 @@ async def _has_outputs(station: Station) -> bool:
     except ManagerError:
         return False
     return isinstance(value, int) and value >= station.zones
-
-
-async def _identify(station: Station) -> tuple[dict[str, str] | None, CaseResult]:
-    """The device's identity as it gives it (None if unreadable), and TSS-ID-1."""
-    try:
-        identity = await station.identity()
-    except ManagerError as exc:
-        return None, CaseResult("TSS-ID-1", Outcome.FAIL, [f"system group unreadable: {exc}"])
-    missing = [k for k, v in identity.items() if not v]
-    if missing:
-        return identity, CaseResult("TSS-ID-1", Outcome.FAIL, [f"empty: {', '.join(missing)}"])
-    seen = f"{identity['sysDescr']} ({identity['sysObjectID']}), name {identity['sysName']}"
-    return identity, CaseResult("TSS-ID-1", Outcome.PASS, [seen])
 
 
 async def _period(station: Station, default: int) -> int:

@@ -46,7 +46,6 @@ from adapters.conformance.controller_cases import (
     StatusObservations,
     consistency_case,
     group_tables_case,
-    identity_case,
     objects_cases,
     oid,
     phase_table_case,
@@ -59,7 +58,7 @@ from adapters.conformance.controller_cases import (
 )
 from adapters.conformance.controller_device import REGISTERS, layout_to_dict
 from adapters.conformance.plan import Plan, PlanError
-from adapters.conformance.protocol_cases import Station
+from adapters.conformance.protocol_cases import Station, identity_case
 from adapters.ntcip import ber
 from adapters.ntcip.manager import Manager, ManagerError
 from adapters.ntcip.model import Controls, SignalLayout, phases_of
@@ -380,7 +379,7 @@ async def run_controller_plan(
         managers.append(await Manager.open(device.community.encode(), version=0))
         dut = Station(managers[0], target, device.community.encode(),
                       write.encode() if write else None, 0)  # fmt: skip
-        identity, id_case = await identity_case(dut)
+        identity, id_case = await identity_case(dut, "ASC-ID-1")
         if "ASC-ID-1" in wanted:
             results.append(id_case)
         shape = await read_shape(dut) if identity is not None else Shape()

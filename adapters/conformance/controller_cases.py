@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from adapters.conformance.cases import CaseResult, Outcome, judged, not_applicable
+from adapters.conformance.cases import CaseResult, judged, not_applicable
 from adapters.conformance.controller_accuracy import Colours, SetRecord, reported_colours
 from adapters.conformance.protocol_cases import TAG_NAMES, Station, _status
 from adapters.conformance.protocol_cases import timing_case as timing
@@ -76,19 +76,6 @@ async def read_shape(dut: Station) -> Shape:
         enabled = {n for n in range(1, phases + 1) if (_int(options.get(oid("phaseOptions", n)))
                                                         or 0) & 1}  # fmt: skip
     return Shape(phases, groups, frozenset(enabled))
-
-
-async def identity_case(dut: Station) -> tuple[dict[str, str] | None, CaseResult]:
-    """The controller's identity as it gives it (None if unreadable), and ASC-ID-1."""
-    try:
-        identity = await dut.identity()
-    except ManagerError as exc:
-        return None, CaseResult("ASC-ID-1", Outcome.FAIL, [f"system group unreadable: {exc}"])
-    missing = [k for k, v in identity.items() if not v]
-    if missing:
-        return identity, CaseResult("ASC-ID-1", Outcome.FAIL, [f"empty: {', '.join(missing)}"])
-    seen = f"{identity['sysDescr']} ({identity['sysObjectID']}), name {identity['sysName']}"
-    return identity, CaseResult("ASC-ID-1", Outcome.PASS, [seen])
 
 
 def required(shape: Shape) -> list[tuple[str, OID]]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from adapters.conformance.cases import CaseResult, judged, not_applicable
+from adapters.conformance.cases import CaseResult, Outcome, judged, not_applicable
 from adapters.ntcip import ber
 from adapters.ntcip.manager import Manager, ManagerError, Target
 from adapters.ntcip.model import MISSING
@@ -130,6 +130,20 @@ class Station:
             for entry in (1, 2):
                 out += [(c, instance(c, zone, entry, 1)) for c in SAMPLE_COLUMNS]
         return out
+
+
+async def identity_case(station: Station, case_id: str) -> tuple[dict[str, str] | None, CaseResult]:
+    """The device's identity as it gives it (None if unreadable), and its case ``case_id``: the
+    system group readable and none of it empty."""
+    try:
+        identity = await station.identity()
+    except ManagerError as exc:
+        return None, CaseResult(case_id, Outcome.FAIL, [f"system group unreadable: {exc}"])
+    missing = [k for k, v in identity.items() if not v]
+    if missing:
+        return identity, CaseResult(case_id, Outcome.FAIL, [f"empty: {', '.join(missing)}"])
+    seen = f"{identity['sysDescr']} ({identity['sysObjectID']}), name {identity['sysName']}"
+    return identity, CaseResult(case_id, Outcome.PASS, [seen])
 
 
 async def objects_cases(station: Station, wanted: Sequence[str]) -> list[CaseResult]:
