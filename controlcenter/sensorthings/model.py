@@ -9,8 +9,8 @@ one naming a collection (``Thing/Datastreams``), kept in id order.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -88,15 +88,68 @@ TYPES: dict[str, EntityType] = {
 ENTITY_SETS = tuple(TYPES)
 
 
+class IdList:
+    """Ids in the order they were added, 8 bytes each (a Datastream's Observations run to
+    hundreds of thousands): append at the end, take from the front."""
+
+    __slots__ = ("_head", "_ids")
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self._ids = array("q", ids)
+        self._head = 0
+        """Ids before this index were taken; they are dropped once they are half the array."""
+
+    def append(self, ident: int) -> None:
+        self._ids.append(ident)
+
+    def popleft(self) -> int:
+        if self._head >= len(self._ids):
+            raise IndexError("pop from an empty IdList")
+        ident = self._ids[self._head]
+        self._head += 1
+        if self._head >= 1024 and 2 * self._head >= len(self._ids):
+            del self._ids[: self._head]
+            self._head = 0
+        return ident
+
+    def remove(self, ident: int) -> None:
+        """Drop ``ident`` wherever it is (ValueError if it is not here)."""
+        at = self._ids.index(ident, self._head)
+        del self._ids[at]
+
+    def __len__(self) -> int:
+        return len(self._ids) - self._head
+
+    def __getitem__(self, index: int) -> int:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._ids[self._head + index if index >= 0 else index]
+
+    def __iter__(self) -> Iterator[int]:
+        ids, head = self._ids, self._head
+        return (ids[i] for i in range(head, len(ids))) if head else iter(ids)
+
+    def __reversed__(self) -> Iterator[int]:
+        ids, head = self._ids, self._head
+        return (ids[i] for i in range(len(ids) - 1, head - 1, -1))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdList) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"IdList({list(self)})"
+
+
 @dataclass(eq=False, slots=True)
 class Entity:
     """One entity of set ``type.plural``, with id ``id``."""
 
     type: EntityType
     id: int
-    fields: dict[str, Any]
+    fields: Mapping[str, Any]
+    """A dict; an Observation's is read-only (:class:`.observations.Fields`)."""
     one: dict[str, int] = field(default_factory=dict)
-    many: dict[str, deque[int]] = field(default_factory=dict)
+    many: dict[str, IdList] = field(default_factory=dict)
 
     def path(self) -> str:
         """Its canonical address under the service root: ``Things(1)``."""

@@ -1,11 +1,13 @@
 """The entities of the service, indexed for the queries SensorThings clients make.
 
 Plain Python indexes, not a database: every entity set is a dict by id (ids grow, so a dict's
-order is id order), and every link is kept on both sides - a Datastream knows its Observations'
-ids in order, a Thing its Datastreams' - so ``Datastreams(3)/Observations`` walks one list
-instead of filtering every Observation. Observations are kept up to ``max_observations``; past
-that the oldest go first (from every list at once: the oldest Observation is also the oldest of
-its Datastream and of its FeatureOfInterest).
+order is id order) - but the Observations, which a run makes without end, are a table of typed
+columns (:mod:`.observations`, under 100 bytes each). Every link is kept on both sides - a
+Datastream knows its Observations' ids in order, a Thing its Datastreams' - so
+``Datastreams(3)/Observations`` walks one list instead of filtering every Observation.
+Observations are kept up to ``max_observations``; past that the oldest go first (from every
+list at once: the oldest Observation is also the oldest of its Datastream and of its
+FeatureOfInterest).
 
 Not thread-safe: the control center owns it on its event loop (the simulation's records are
 handed there), which is also where the API reads it.
@@ -13,15 +15,16 @@ handed there), which is also where the API reads it.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from controlcenter.sensorthings.model import TYPES, Entity, TimeInterval
+from controlcenter.sensorthings.model import TYPES, Entity, IdList, TimeInterval
+from controlcenter.sensorthings.observations import ObservationTable
 
 MAX_OBSERVATIONS = 500_000
-"""Kept by default: a 1 h run of the 34-signal district makes about 30 000."""
+"""Kept by default: a 1 h run of the 34-signal district makes about 30 000, and 500,000 take
+about 40 MB (see :mod:`.observations`)."""
 
 # Each link's other side: (entity set, navigation property) -> the navigation property back.
 _REVERSE: dict[tuple[str, str], str] = {
@@ -55,7 +58,10 @@ class SensorThingsStore:
         if max_observations < 1:
             raise ValueError(f"max_observations {max_observations}: expected at least 1")
         self.max_observations = max_observations
-        self.sets: dict[str, dict[int, Entity]] = {name: {} for name in TYPES}
+        self._made: dict[str, dict[int, Entity]] = {name: {} for name in TYPES if name != "Observations"}
+        """Every entity set but the Observations, as dicts."""
+        self.observations = ObservationTable()
+        self.sets: dict[str, Mapping[int, Entity]] = {**self._made, "Observations": self.observations}
         self._next_id: dict[str, int] = dict.fromkeys(TYPES, 1)
         self._listeners: list[ChangeListener] = []
         self.evicted = 0
@@ -64,7 +70,7 @@ class SensorThingsStore:
         """Datastreams whose Observations did not arrive in phenomenonTime order (none so far:
         each device reports its periods in order); queries cannot walk those by id."""
 
-    def entities(self, entity_set: str) -> dict[int, Entity]:
+    def entities(self, entity_set: str) -> Mapping[int, Entity]:
         return self.sets[entity_set]
 
     def get(self, entity_set: str, ident: int) -> Entity | None:
@@ -98,11 +104,13 @@ class SensorThingsStore:
 
     def add(self, entity_set: str, fields: dict[str, Any], **links: Entity) -> Entity:
         """A new entity of ``entity_set``, linked to ``links`` (navigation property -> entity;
-        the link is kept on both sides)."""
+        the link is kept on both sides). Observations are made by :meth:`observe`."""
+        if entity_set not in self._made:
+            raise ValueError(f"{entity_set}: made by observe(), not add()")
         ident = self._next_id[entity_set]
         self._next_id[entity_set] = ident + 1
         entity = Entity(TYPES[entity_set], ident, fields)
-        self.sets[entity_set][ident] = entity
+        self._made[entity_set][ident] = entity
         for navigation, other in links.items():
             self.link(entity, navigation, other)
         self._changed(entity, None)
@@ -114,7 +122,7 @@ class SensorThingsStore:
             if nav in a.type.to_one:
                 a.one[nav] = b.id
             else:
-                a.many.setdefault(nav, deque()).append(b.id)
+                a.many.setdefault(nav, IdList()).append(b.id)
 
     def observe(
         self,
@@ -128,10 +136,12 @@ class SensorThingsStore:
         phenomenon time (when it was known). Updates the Datastream's phenomenon and result time."""
         end = phenomenon.end if isinstance(phenomenon, TimeInterval) else phenomenon
         start = phenomenon.start if isinstance(phenomenon, TimeInterval) else phenomenon
-        fields: dict[str, Any] = {"phenomenonTime": phenomenon, "result": result, "resultTime": end}
-        if parameters:
-            fields["parameters"] = parameters
-        observation = self.add("Observations", fields, Datastream=datastream, FeatureOfInterest=feature)
+        ident = self.observations.append(datastream.id, feature.id, phenomenon, result,
+                                         parameters or None)  # fmt: skip
+        for owner in (datastream, feature):
+            owner.many.setdefault("Observations", IdList()).append(ident)
+        observation = self.observations[ident]
+        self._changed(observation, None)
         if start < self._last_start.get(datastream.id, start):
             self.unordered.add(datastream.id)
         self._last_start[datastream.id] = start
@@ -141,23 +151,25 @@ class SensorThingsStore:
         else:
             span = TimeInterval(start, end)
         if span != datastream.fields.get("phenomenonTime"):
-            datastream.fields["phenomenonTime"] = span
-            datastream.fields["resultTime"] = span
+            fields = datastream.fields
+            assert isinstance(fields, dict)  # every set's but the Observations'
+            fields["phenomenonTime"] = span
+            fields["resultTime"] = span
             self._changed(datastream, ("phenomenonTime", "resultTime"))
         self._evict()
         return observation
 
     def _evict(self) -> None:
-        observations = self.sets["Observations"]
+        observations = self.observations
         while len(observations) > self.max_observations:
-            oldest = observations.pop(next(iter(observations)))
+            oldest, *owners = observations.evict_oldest()
             self.evicted += 1
-            for navigation, ident in oldest.one.items():
-                owner = self.sets[oldest.type.to_one[navigation]].get(ident)
+            for entity_set, ident in zip(("Datastreams", "FeaturesOfInterest"), owners, strict=True):
+                owner = self._made[entity_set].get(ident)
                 if owner is None:
                     continue
                 ids = owner.many["Observations"]
-                if ids and ids[0] == oldest.id:
+                if ids and ids[0] == oldest:
                     ids.popleft()
                 else:
-                    ids.remove(oldest.id)
+                    ids.remove(oldest)
