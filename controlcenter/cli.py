@@ -286,15 +286,15 @@ def _sta_mqtt_select(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _cmd_replay(args: argparse.Namespace, console: Console) -> int:
-    from controlcenter.replay import load_run
-    from controlcenter.server import replay  # the web stack loads only for this command
+    from controlcenter.replay import load_run, replay_config
+    from controlcenter.server import log_line, replay  # the web stack loads only for this command
 
     run = load_run(args.run_dir)
-    started = run.started
-    config = ServeConfig(
-        scenario=args.scenario or str(started.get("scenario", "")),
-        controller=str(started.get("controller", "fixed")),
-        seed=int(started.get("seed", 1)),
+    config = replay_config(
+        run,
+        scenario=args.scenario,
+        variant=args.variant,
+        say=log_line,
         speed=args.speed,
         host=args.host,
         port=args.port,
@@ -467,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--scenario", default=None,
                      help="where the run's scenario is (bundled name, folder or .sumocfg) if its "
                      "name in the events is not a bundled one")  # fmt: skip
+    rep.add_argument("--variant", default=None,
+                     help="the scenario variant to show instead of the one the run recorded "
+                     "(name or key=value; '' for none)")  # fmt: skip
     rep.add_argument("--speed", type=_speed, default=1.0,
                      help="simulated seconds per wall second, or max (default 1)")  # fmt: skip
     rep.add_argument("--host", default="127.0.0.1")

@@ -7,6 +7,10 @@ it hands the control center batches of messages as their simulation time comes (
 speed), obeys pause, resume and speed, and can :meth:`~Replayer.seek` to any time of the run
 (the state is then rebuilt from the start up to that time). Commands that would act on a
 simulation (overrides, lanes, incidents, the controller) are refused: the run is over.
+
+What the control room shows besides the stream - the map, the devices, the parking zones, the
+entities of the adapters - comes from the scenario, as live: :func:`replay_config` loads it with
+the variant the run applied (its ``run.started`` message records it).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from controlcenter.config import ServeConfig
 from controlcenter.simproc import Batch, Control, RunEnded
 from controlcenter.state import Row
 from sim.errors import CcsimError
 from sim.kpi import INTERVAL
 from sim.live import Outcome, RunControl, check_speed
 from sim.outputs import EVENTS_SCHEMA
+from sim.scenario import load_scenario
 
 TICK_S = 0.05
 """Wall seconds between two batches of a playing replay (as a live run's flush period)."""
@@ -53,6 +59,13 @@ class RecordedRun:
     @property
     def begin_t(self) -> float:
         return float(self.started.get("begin_s", self.times[0] if self.times else 0.0))
+
+    @property
+    def variant(self) -> str | None:
+        """The scenario variant the run applied (empty: none); None if the run does not say (its
+        events are from before runs recorded their variant)."""
+        value = self.started.get("variant")
+        return None if value is None else str(value)
 
     @property
     def end_t(self) -> float:
@@ -116,6 +129,59 @@ def load_run(run_dir: Path) -> RecordedRun:
         except Exception as exc:
             raise CcsimError(f"{timeseries}: not a Parquet file ({exc})") from None
     return RecordedRun(run_dir, rows, kpis, start)
+
+
+def replay_config(
+    run: RecordedRun,
+    *,
+    scenario: str | None = None,
+    variant: str | None = None,
+    say: Callable[[str], None],
+    **server: Any,
+) -> ServeConfig:
+    """The settings that show ``run`` as it was shown live: its scenario (``scenario`` instead,
+    where the run's name is not a bundled one) with the variant it applied (``variant`` instead,
+    empty for none), its controller and seed; ``server`` holds the server's own settings
+    (``speed``, ``port``, ``db_url``...).
+
+    A run that does not record its variant (from before runs did) is shown with the scenario
+    without one, and ``say`` says so. A scenario that cannot be loaded, or a variant that cannot
+    be applied to it (the scenario.toml changed since the run), is an error naming the run's
+    folder and the variant."""
+    started = run.started
+    spec = scenario or str(started.get("scenario", ""))
+    try:
+        load_scenario(spec)
+    except CcsimError as exc:
+        raise CcsimError(
+            f"{run.run_dir}: its run's scenario '{spec}' cannot be loaded ({exc}); "
+            "name it with --scenario"
+        ) from None
+    given = variant is not None
+    if variant is None:
+        variant = run.variant
+        if variant is None:
+            say(
+                f"replay: {run.run_dir} does not record the run's scenario variant (a run from "
+                f"before runs recorded it): showing '{spec}' without one; if the run had one, "
+                "name it with --variant"
+            )
+    if variant:
+        try:
+            load_scenario(spec, variant)
+        except CcsimError as exc:
+            what = "--variant" if given else "its run's scenario variant"
+            raise CcsimError(
+                f"{run.run_dir}: {what} '{variant}' cannot be applied to scenario '{spec}' "
+                f"({exc}); name the variant to show with --variant (--variant '' for none)"
+            ) from None
+    return ServeConfig(
+        scenario=spec,
+        variant=variant or None,
+        controller=str(started.get("controller", "fixed")),
+        seed=int(started.get("seed", 1)),
+        **server,
+    )
 
 
 @dataclass(frozen=True)

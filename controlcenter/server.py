@@ -83,11 +83,12 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def _say(text: str) -> None:
+def log_line(text: str) -> None:
+    """A line of the server's log (stdout, at once: scripts wait for the control room's)."""
     print(text, flush=True)
 
 
-def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
+def serve(config: ServeConfig, say: Callable[[str], None] = log_line) -> int:
     # Whatever can fail on bad input fails before an admin token is made: it is shown only once.
     scenario = load_scenario(config.scenario, config.variant)
     check_window(scenario, config.begin_s, config.end_s)
@@ -164,15 +165,9 @@ def serve(config: ServeConfig, say: Callable[[str], None] = _say) -> int:
     return 0
 
 
-def replay(run: RecordedRun, config: ServeConfig, say: Callable[[str], None] = _say) -> int:
-    """``ccsim replay``: serve the control room of the finished ``run``."""
-    try:
-        load_scenario(config.scenario)
-    except CcsimError as exc:
-        raise CcsimError(
-            f"{run.run_dir}: its run's scenario '{config.scenario}' cannot be loaded ({exc}); "
-            "name it with --scenario"
-        ) from None
+def replay(run: RecordedRun, config: ServeConfig, say: Callable[[str], None] = log_line) -> int:
+    """``ccsim replay``: serve the control room of the finished ``run`` (``config`` from
+    :func:`~controlcenter.replay.replay_config`)."""
     sock = bind(config.host, config.port)
     try:
         store = Store(config.db_url)
@@ -184,7 +179,8 @@ def replay(run: RecordedRun, config: ServeConfig, say: Callable[[str], None] = _
         sock.close()
         raise
     url = url_of(config.host, sock.getsockname()[1])
-    say(f"replay: {run.run_dir} ({config.scenario}, {config.controller}, seed {config.seed}; "
+    variant = f", variant {config.variant}" if config.variant else ""
+    say(f"replay: {run.run_dir} ({config.scenario}{variant}, {config.controller}, seed {config.seed}; "
         f"t {run.begin_t:g} to {run.end_t:g} s, {len(run.rows)} messages)")  # fmt: skip
     say(f"control room: {url}")  # last, as for serve
     _run(center, sock)

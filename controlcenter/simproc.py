@@ -33,7 +33,7 @@ from controlcenter.state import Row, StateChanges
 from sim.errors import CcsimError
 from sim.live import Flush, LiveCommand, LiveRun, Outcome
 from sim.messages import BayObserved
-from sim.outputs import EventsWriter, payload_json, prepare_out_dir, write_summary, write_timeseries
+from sim.outputs import RunOutputs, event_row
 from sim.scenario import load_scenario
 from sim.sensors import StationReport
 from sim.signals import ExternalShown
@@ -104,23 +104,23 @@ def child_main(spec: ChildSpec, control: Connection, out: multiprocessing.queues
     """Entry point of the simulation process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops
     rules = RuleEngine(spec.rules)
-    events: EventsWriter | None = None
+    outputs: RunOutputs | None = None
 
     def on_flush(flush: Flush) -> None:
-        rows = [(m.seq, m.t, m.source, m.kind, payload_json(m)) for m in flush.messages]
-        if events is not None:
-            events.add(rows)
+        rows = [event_row(m) for m in flush.messages]
+        if outputs is not None:
+            outputs.add(rows)
         out.put(Batch(flush.t, rows, flush.kpis, rules.drain(), flush.outcomes))
 
     try:
-        # The stream goes to events.parquet as it comes: a run of hours or days must not hold
-        # all of it in memory until the end.
-        events = EventsWriter(prepare_out_dir(spec.out) / "events.parquet")
+        # The stream goes to events.parquet as it comes (as for ccsim run): a run of hours or
+        # days must not hold all of it in memory until the end.
+        outputs = RunOutputs(spec.out)
         live = LiveRun(
             load_scenario(spec.scenario, spec.variant),
             spec.controller,
             seed=spec.seed,
-            workdir=prepare_out_dir(spec.out) / "sumo",
+            workdir=outputs.out / "sumo",
             speed=spec.speed,
             begin_s=spec.begin_s,
             end_s=spec.end_s,
@@ -137,10 +137,8 @@ def child_main(spec: ChildSpec, control: Connection, out: multiprocessing.queues
             target=_obey, args=(control, live, stopped), name="ccsim-control", daemon=True
         ).start()
         result = live.run()
-        write_summary(spec.out / "summary.json", result.summary)
-        write_timeseries(spec.out / "timeseries.parquet", result.timeseries)
-        events.close()
-        events = None
+        outputs.finish(result.summary, result.timeseries)
+        outputs = None
         out.put(RunEnded("stopped" if stopped.is_set() else "finished", "", result.summary))
     except (CcsimError, OSError) as exc:
         out.put(RunEnded("failed", str(exc)))
@@ -148,8 +146,8 @@ def child_main(spec: ChildSpec, control: Connection, out: multiprocessing.queues
         out.put(RunEnded("failed", f"{type(exc).__name__}: {exc}"))
         raise
     finally:
-        if events is not None:
-            events.abandon()
+        if outputs is not None:
+            outputs.abandon()
         out.close()
         out.join_thread()
 

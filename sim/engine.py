@@ -314,6 +314,7 @@ class Simulation:
                 end_s=self.end_s,
                 step_length_s=self.step_s,
                 sumo_version=world.version,
+                variant=self.scenario.variant,
             ),
         )
         monitor.attach(network, tls_ids)

@@ -39,6 +39,10 @@ class RunStarted(Payload):
     end_s: float
     step_length_s: float
     sumo_version: str
+    variant: str = ""
+    """The scenario variant the run applied, as given (``--variant``: a ``[variants.<name>]``
+    of its scenario.toml, ``key=value``, several joined by ``;``); empty: none. A replay applies
+    it again to show the scenario as the run had it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,28 +35,20 @@ def prepare_out_dir(out: Path) -> Path:
     return out
 
 
+EventRow = tuple[int, float, str, str, str]
+"""One message as a row of ``events.parquet``: ``(seq, t, source, kind, payload as JSON)``."""
+
+
 def payload_json(message: Message) -> str:
     return json.dumps(message.payload.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
+def event_row(message: Message) -> EventRow:
+    return (message.seq, message.t, message.source, message.kind, payload_json(message))
+
+
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-
-
-def write_events(path: Path, messages: Sequence[Message]) -> None:
-    table = pa.table(
-        {
-            "t": [m.t for m in messages],
-            "seq": [m.seq for m in messages],
-            "source": [m.source for m in messages],
-            "kind": [m.kind for m in messages],
-            "payload": [payload_json(m) for m in messages],
-        },
-        schema=EVENTS_SCHEMA,
-    )
-    # zstd: the detectors' readings (every reporting period) repeat lane ids and figures that
-    # zstd packs 40% tighter than the default snappy.
-    pq.write_table(table, path, compression="zstd")
 
 
 class EventsWriter:
@@ -67,13 +59,15 @@ class EventsWriter:
     def __init__(self, path: Path, group_rows: int = 20_000) -> None:
         self.path = path
         self._partial = path.with_name(path.name + ".partial")
+        # zstd: the detectors' readings (every reporting period) repeat lane ids and figures that
+        # zstd packs 40% tighter than the default snappy.
         self._writer = pq.ParquetWriter(self._partial, EVENTS_SCHEMA, compression="zstd")
-        self._rows: list[tuple[int, float, str, str, str]] = []
+        self._rows: list[EventRow] = []
         self.group_rows = group_rows
         self.written = 0
 
-    def add(self, rows: Iterable[tuple[int, float, str, str, str]]) -> None:
-        """Rows ``(seq, t, source, kind, payload as JSON)`` in stream order."""
+    def add(self, rows: Iterable[EventRow]) -> None:
+        """Rows (:func:`event_row`) in stream order."""
         self._rows.extend(rows)
         if len(self._rows) >= self.group_rows:
             self._write()
@@ -94,7 +88,7 @@ class EventsWriter:
         self._partial.replace(self.path)
 
     def abandon(self) -> None:
-        """A failed run: no events.parquet (as :func:`write_run` writes none)."""
+        """A failed run: no events.parquet."""
         self._writer.close()
         self._partial.unlink(missing_ok=True)
 
@@ -103,8 +97,32 @@ def write_timeseries(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     pq.write_table(pa.Table.from_pylist(list(rows), schema=TIMESERIES_SCHEMA), path)
 
 
-def write_run(out: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]],
-              messages: Sequence[Message]) -> None:  # fmt: skip
-    write_summary(out / "summary.json", summary)
-    write_timeseries(out / "timeseries.parquet", rows)
-    write_events(out / "events.parquet", messages)
+class RunOutputs:
+    """A run's three files in ``out``, written the same way by ``ccsim run`` (and a study's runs)
+    and by a live run's process (``ccsim serve``): the message stream goes to ``events.parquet``
+    as it comes (:class:`EventsWriter`), so that a run of hours holds at most a row group of it
+    in memory; ``timeseries.parquet`` and then ``summary.json`` are written at the end, so a
+    folder with a summary holds a complete run. A run that fails leaves no events.parquet.
+
+    Subscribe it to the run's bus, or hand it rows already made (:meth:`add`)."""
+
+    def __init__(self, out: Path, group_rows: int = 20_000) -> None:
+        self.out = prepare_out_dir(out)
+        self.events = EventsWriter(self.out / "events.parquet", group_rows)
+
+    def __call__(self, message: Message) -> None:
+        self.events.add((event_row(message),))
+
+    def add(self, rows: Iterable[EventRow]) -> None:
+        """Rows (:func:`event_row`) in stream order."""
+        self.events.add(rows)
+
+    def finish(self, summary: dict[str, Any], rows: Sequence[dict[str, Any]]) -> None:
+        """The run has ended: complete events.parquet, then the time series and the summary."""
+        self.events.close()
+        write_timeseries(self.out / "timeseries.parquet", rows)
+        write_summary(self.out / "summary.json", summary)
+
+    def abandon(self) -> None:
+        """The run failed: the partial events file goes."""
+        self.events.abandon()

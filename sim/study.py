@@ -17,7 +17,7 @@ from typing import Any
 from sim.controllers import create_controller
 from sim.engine import Progress, Simulation
 from sim.errors import CcsimError
-from sim.outputs import prepare_out_dir, write_run
+from sim.outputs import RunOutputs
 from sim.scenario import Scenario, load_scenario
 
 
@@ -45,23 +45,32 @@ def check_window(scenario: Scenario, begin_s: float | None, end_s: float | None)
 
 
 def run_to_folder(spec: RunSpec, progress: Progress | None = None) -> dict[str, Any]:
-    """Run ``spec`` and write summary.json, timeseries.parquet, events.parquet into ``spec.out``."""
+    """Run ``spec`` and write summary.json, timeseries.parquet, events.parquet into ``spec.out``.
+
+    The stream goes to events.parquet as the run makes it, not held until the end (an hour of
+    the district is some 55 MB of messages in memory); a run that fails leaves none."""
     scenario = load_scenario(spec.scenario, spec.variant)
     controller = create_controller(spec.controller)
     check_window(scenario, spec.begin_s, spec.end_s)
-    out = prepare_out_dir(spec.out)
-    simulation = Simulation(
-        scenario,
-        controller,
-        seed=spec.seed,
-        workdir=out / "sumo",
-        gui=spec.gui,
-        begin_s=spec.begin_s,
-        end_s=spec.end_s,
-        scale=spec.scale,
-    )
-    result = simulation.run(progress)
-    write_run(out, result.summary, result.timeseries, result.log.messages)
+    outputs = RunOutputs(spec.out)
+    try:
+        simulation = Simulation(
+            scenario,
+            controller,
+            seed=spec.seed,
+            workdir=outputs.out / "sumo",
+            gui=spec.gui,
+            begin_s=spec.begin_s,
+            end_s=spec.end_s,
+            scale=spec.scale,
+            keep_messages=False,
+        )
+        simulation.bus.subscribe(outputs)
+        result = simulation.run(progress)
+    except BaseException:
+        outputs.abandon()
+        raise
+    outputs.finish(result.summary, result.timeseries)
     return result.summary
 
 

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from sim.kpi import SUMMARY_KEYS
+from sim.outputs import EVENTS_SCHEMA
 
 CCSIM = [sys.executable, "-m", "controlcenter.cli"]
 
@@ -164,3 +166,14 @@ def test_compare_variants_prices_a_worse_sensor(tmp_path: Path) -> None:
 def test_unknown_variant_lists_the_known_ones() -> None:
     assert_bad_input(ccsim("compare", "single", "--controllers", "fixed", "--variants", "sunny"),
                      "unknown variant 'sunny'", "degraded-radar")  # fmt: skip
+
+
+def test_replay_refuses_a_variant_its_scenario_no_longer_has(tmp_path: Path) -> None:
+    """A run recorded with a variant its scenario.toml has since lost: refused before anything
+    is served, naming the run's folder and the variant."""
+    started = {"scenario": "single", "controller": "fixed", "seed": 1, "variant": "rush-hour"}
+    pq.write_table(pa.table({"t": [0.0], "seq": [1], "source": ["engine"], "kind": ["run.started"],
+                             "payload": [json.dumps(started)]}, schema=EVENTS_SCHEMA),
+                   tmp_path / "events.parquet")  # fmt: skip
+    result = ccsim("replay", tmp_path, "--port", "0", "--db", f"sqlite:///{tmp_path}/replay.db")
+    assert_bad_input(result, f"{tmp_path}: ", "'rush-hour'", "--variant")

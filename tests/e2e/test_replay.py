@@ -17,9 +17,13 @@ from tests.e2e.browser import chromium, sign_in, tablet_page
 from tests.e2e.serving import TOKEN, Server, audit, start_replay, start_server, wait_for
 
 END_S = 300.0
-RUN_KEYS = ("scenario", "controller", "seed", "begin_s", "end_s", "step_length_s", "sumo_version", "t")
+RUN_KEYS = ("scenario", "variant", "controller", "seed", "begin_s", "end_s", "step_length_s",
+            "sumo_version", "t")  # fmt: skip
 """The ``run`` section's entries a replay shows as the live run did; the others are the replay's
 own (its status, speed, pause, store id, and the replay flag and end)."""
+VARIANT = "detectors.advance_distance_m=40"
+"""The live run's scenario variant: its advance detectors nearer the stop line than the
+scenario's, on the map as in the readings."""
 
 
 def state(server: Server) -> dict[str, Any]:
@@ -30,11 +34,16 @@ def state(server: Server) -> dict[str, Any]:
     return data
 
 
+Live = tuple[Path, dict[str, Any], dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """A live run of ``single`` (actuated, 300 s, unpaced) and the state it showed at its end."""
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """A live run of ``single`` with a variant (actuated, 300 s, unpaced): its folder, the state
+    it showed at its end and its map."""
     tmp = tmp_path_factory.mktemp("live")
-    server = start_server(tmp, "--controller", "actuated", "--speed", "max", "--end", str(END_S))
+    server = start_server(tmp, "--controller", "actuated", "--variant", VARIANT, "--speed", "max",
+                          "--end", str(END_S))  # fmt: skip
     try:
         final = wait_for(
             lambda: (s := state(server))["state"].get("run", {}).get("status") == "finished" and s,
@@ -43,17 +52,18 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[
         with server.client() as c:
             refused = c.post("/api/simulation/seek", json={"t": 100})
         assert refused.status_code == 409 and "replay" in refused.json()["detail"]
+        with server.client() as c:
+            network = c.get("/api/network")
+        network.raise_for_status()
     finally:
         server.stop()
     assert (tmp / "run" / "events.parquet").is_file()
-    yield tmp / "run", final["state"]
+    yield tmp / "run", final["state"], network.json()
 
 
 @pytest.fixture(scope="module")
-def replay(
-    live: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    run_dir, _ = live
+def replay(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    run_dir, _, _ = live
     server = start_replay(tmp_path_factory.mktemp("replay"), run_dir, "--speed", "max")
     try:
         yield server
@@ -61,10 +71,8 @@ def replay(
         server.stop()
 
 
-def test_the_replay_ends_on_the_state_shown_live(
-    live: tuple[Path, dict[str, Any]], replay: Server
-) -> None:
-    _, shown_live = live
+def test_the_replay_ends_on_the_state_shown_live(live: Live, replay: Server) -> None:
+    _, shown_live, _ = live
     replayed = wait_for(
         lambda: (s := state(replay))["state"].get("run", {}).get("t") == END_S and s["state"],
         60.0, "the replay to reach the end",
@@ -80,10 +88,8 @@ def test_the_replay_ends_on_the_state_shown_live(
     assert replayed["decisions"]["C"] and "target" in replayed["signals"]["C"]
 
 
-def test_a_seek_back_shows_the_state_as_of_then(
-    live: tuple[Path, dict[str, Any]], replay: Server
-) -> None:
-    run_dir, _ = live
+def test_a_seek_back_shows_the_state_as_of_then(live: Live, replay: Server) -> None:
+    run_dir, _, _ = live
     with replay.client() as c:
         assert c.post("/api/simulation/pause").json()["result"] == "accepted"
         assert state(replay)["state"]["run"]["paused"] is True  # the replay's, not the run's
@@ -108,6 +114,19 @@ def test_a_seek_back_shows_the_state_as_of_then(
     with replay.client() as c:
         events = c.get("/api/events", params={"kind": "signal.phase", "limit": 10_000}).json()
     assert events["items"] and max(e["t"] for e in events["items"]) <= 100.0
+
+
+def test_the_replay_shows_the_map_of_the_scenario_with_the_runs_variant(
+    live: Live, replay: Server
+) -> None:
+    _, shown_live, network_live = live
+    assert shown_live["run"]["variant"] == VARIANT
+    with replay.client() as c:
+        network = c.get("/api/network")
+    network.raise_for_status()
+    assert network.json() == network_live
+    advance = [f for f in network_live["features"] if f["properties"].get("detector") == "advance"]
+    assert advance  # the detectors the variant moved are on it
 
 
 def state_at_end(run_dir: Path) -> dict[str, Any]:
