@@ -98,7 +98,8 @@ class Simulation:
         """``pace``, if given, is called once every step's time is over (all that happens at
         that time has run, just before the next SUMO step) with that time (s); a live run blocks
         in it to follow the wall clock (or to pause). ``scale`` multiplies the
-        demand (SUMO's ``--scale``: 0.5 inserts every other vehicle, 2 each one twice).
+        demand (SUMO's ``--scale``: 0.5 inserts every other vehicle, 2 each one twice), on top
+        of the scenario's ``[run] demand_scale``.
         ``keep_messages`` False leaves :attr:`log` empty: a caller that writes the stream out as
         it goes (a live run, for hours) does not hold all of it in memory."""
         self.scenario = scenario
@@ -110,7 +111,7 @@ class Simulation:
         self.begin_s = scenario.begin_s if begin_s is None else begin_s
         self.end_s = scenario.end_s if end_s is None else end_s
         self.step_s = scenario.step_length_s
-        self.scale = scale
+        self.scale = scale * scenario.demand_scale
         self.route_files = scenario.route_files
         """The route files SUMO runs: the scenario's, or their repeated copies in ``workdir``."""
         self.bus = MessageBus()

@@ -181,8 +181,9 @@ class TrafficMonitor:
         return FleetTotals(self.buses.count + len(self._bus_depart_delay), self.buses.delay_s + running)
 
     def undeparted_delays(self) -> list[float]:
-        """Waits (s) of vehicles due by now (intended departure <= now) but never inserted."""
-        delays = (self.world.depart_delay(v) for v in sorted(self.waiting))
+        """Waits (s) of vehicles due by now (intended departure <= now) but never inserted (not
+        those a demand scaled below 1 left out: SUMO loaded them, but they were never due)."""
+        delays = self.world.depart_delays(sorted(self.waiting))
         return [d for d in delays if d >= 0.0]
 
     def person_totals(self) -> FleetTotals:

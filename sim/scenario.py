@@ -91,6 +91,9 @@ class Scenario:
     (:attr:`demand_period_s`) after another (:mod:`sim.demand`); :attr:`end_s` follows."""
     demand_period_s: float = 0.0
     """One period of the demand that repeats: the window before repetition (s)."""
+    demand_scale: float = 1.0
+    """``[run] demand_scale``: the demand multiplied (SUMO's ``--scale``; a study's scale
+    multiplies it again)."""
     geo_origin: tuple[float, float] | None = None
     """``[geo] origin``: WGS 84 (longitude, latitude) in degrees of the net's point (0, 0), to
     place a net without a geo-projection on the earth (the NGSI-LD entities need it); a net
@@ -210,6 +213,8 @@ class _Run(ConfigModel):
     step_length_s: Number | None = None
     repeat_demand: Annotated[int, Field(strict=True, ge=1, le=MAX_REPEAT)] = 1
     """The demand of begin_s .. end_s run this many times over; the end moves to match."""
+    demand_scale: Annotated[float, Field(strict=True, gt=0.0, le=100.0)] = 1.0
+    """The demand multiplied: 0.75 inserts three vehicles of four (SUMO's ``--scale``)."""
 
 
 class _Kpi(ConfigModel):
@@ -383,6 +388,7 @@ def _from_doc(raw: dict[str, Any], toml_path: Path, root: Path, variant: str | N
         geo_origin=doc.geo.origin,
         repeat_demand=doc.run.repeat_demand,
         demand_period_s=period,
+        demand_scale=doc.run.demand_scale,
     )
 
 

@@ -129,6 +129,18 @@ class SumoWorld:
         """Actual minus intended departure (s); for a vehicle not yet inserted, now minus intended."""
         return float(self._require().vehicle.getDepartDelay(vehicle))
 
+    def depart_delays(self, vehicles: Iterable[str]) -> list[float]:
+        """:meth:`depart_delay` of each of ``vehicles`` SUMO still knows (one that ``--scale``
+        left out it loaded, then dropped)."""
+        api = self._require()
+        delays = []
+        for vehicle in vehicles:
+            try:
+                delays.append(float(api.vehicle.getDepartDelay(vehicle)))
+            except api.TraCIException:
+                continue
+        return delays
+
     def running_ids(self) -> tuple[str, ...]:
         return tuple(self._require().vehicle.getIDList())
 

@@ -113,3 +113,26 @@ def test_demand_that_cannot_be_repeated_is_named(tmp_path: Path, element: str, p
 def test_a_bad_repeat_count_names_the_field(value: str) -> None:
     with pytest.raises(ScenarioError, match=r"run\.repeat_demand"):
         load_scenario("single", f"run.repeat_demand={value}")
+
+
+def test_a_scaled_demand_departs_that_share_of_the_vehicles(tmp_path: Path) -> None:
+    """``[run] demand_scale`` (SUMO's --scale): 0.5 departs every other vehicle of a period,
+    2 each one twice; with ``repeat_demand`` it scales every period."""
+    folder = fixed_demand_scenario(tmp_path / "x", 2)
+    departed = {}
+    for scale in (0.5, 1, 2):
+        scenario = load_scenario(folder, f"run.demand_scale={scale}")
+        assert scenario.demand_scale == scale
+        simulation = Simulation(
+            scenario, create_controller("fixed"), seed=1, workdir=tmp_path / f"s{scale}"
+        )
+        departed[scale] = simulation.run().summary["vehicles_departed"]
+    assert departed[1] == 2 * ONE_PERIOD_VEHICLES
+    assert departed[2] == 2 * departed[1]
+    assert departed[0.5] == departed[1] // 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "101", '"0.5"'])
+def test_a_bad_demand_scale_names_the_field(value: str) -> None:
+    with pytest.raises(ScenarioError, match=r"run\.demand_scale"):
+        load_scenario("single", f"run.demand_scale={value}")
