@@ -1,7 +1,8 @@
 """Soak: the district's demand repeated for hours at full speed, 50 feed clients, alarms handled.
 
-One ``ccsim serve district --speed max --variant run.repeat_demand=N`` (adaptive control; the
-district's one-hour peak run ``--hours`` times over) on loopback, with ``--clients`` websocket
+One ``ccsim serve district --speed max --variant "run.repeat_demand=N;run.demand_scale=S"``
+(adaptive control; the district's one-hour peak run ``--hours`` times over, scaled by
+``--demand-scale``) on loopback, with ``--clients`` websocket
 clients in a process of their own (asyncio, the ``websockets`` package; a client the server
 drops reconnects with ``since`` = the last alarm event it saw, as the control room does), and an
 operator who acknowledges every other unacknowledged alarm through the REST API.
@@ -9,15 +10,20 @@ operator who acknowledges every other unacknowledged alarm through the REST API.
 Measured:
 
 1. Memory. Every ``--sample-min`` simulated minutes, the resident set size (RSS) of the server
-   process and of the simulation's child process (psutil). Growth is from the sample at
-   ``--warmup-h`` simulated hours to the last one (target < 10 %).
+   process and of the simulation's child process (psutil), with the vehicles on the road and
+   waiting to enter (the control room's ``kpis``: what SUMO holds grows with them). Growth is
+   from the sample at ``--warmup-h`` simulated hours to the last one (target < 10 %).
 2. Alarms. Every alarm event a client was sent (sequence number, alarm, action, new state) must
    be in the store after the run, and every acknowledgement the API accepted too (target: 0 lost).
    Events a client should have got but did not are counted as well.
 
-    python benchmarks/soak.py [--hours 8] [--clients 50] [--sample-min 10] [--no-write]
+    python benchmarks/soak.py [--hours 8] [--demand-scale 1] [--clients 50] [--sample-min 10]
+                              [--wall-limit S] [--no-write]
 
-The figures are printed and written into benchmarks/RESULTS.md between the ``soak`` markers.
+The district's peak repeated at full scale saturates it (by the third hour thousands of vehicles
+wait to enter, with any controller), so SUMO's memory grows with the queue; at
+``--demand-scale 0.75`` it reaches a steady state. The figures are printed and written into
+benchmarks/RESULTS.md between the ``soak`` markers (``soak-scale-S`` for a scale other than 1).
 """
 
 from __future__ import annotations
@@ -129,6 +135,10 @@ class Sample:
     clients: int
     observations: int
     """SensorThings Observations the server holds (the newest 500,000 are kept)."""
+    running: int
+    """Vehicles on the road."""
+    pending: int
+    """Vehicles due that could not enter the network yet (at the last KPI interval)."""
 
 
 def _rss_mb(pid: int | None) -> float:
@@ -172,7 +182,8 @@ class Operator:
 def soak(args: argparse.Namespace) -> tuple[list[Sample], dict[str, Any]]:
     end_s = args.hours * 3600.0
     repeat = max(1, math.ceil(args.hours))
-    extra = ["--variant", f"run.repeat_demand={repeat}", "--end", f"{end_s:g}",
+    extra = ["--variant", f"run.repeat_demand={repeat};run.demand_scale={args.demand_scale:g}",
+             "--end", f"{end_s:g}",
              "--controller", args.controller]  # fmt: skip
     running = Running("max", args.rate, 0, stalls=False, extra=extra)
     clients: subprocess.Popen[str] | None = None
@@ -196,14 +207,18 @@ def soak(args: argparse.Namespace) -> tuple[list[Sample], dict[str, Any]]:
             t = float(health["run"]["t"] or 0.0)
             status = health["run"]["status"]
             if t >= next_t or status != "running":
+                kpis = running.http.get("/api/state").json()["state"].get("kpis", {})
                 samples.append(Sample(t, time.time() - began, _rss_mb(server_pid),
                                       _rss_mb(health["run"]["pid"] if status == "running" else None),
                                       int(health["alarms"]["seq"]), int(health["alarms"]["open"]),
                                       int(health["feed"]["clients"]),
-                                      int(health["sensorthings"]["observations"])))  # fmt: skip
+                                      int(health["sensorthings"]["observations"]),
+                                      int(kpis.get("running") or 0),
+                                      int(kpis.get("pending") or 0)))  # fmt: skip
                 s = samples[-1]
                 print(f"t={t / 3600:5.2f} h  wall {s.wall_s:6.0f} s  server {s.server_mb:6.1f} MB  "
-                      f"child {s.child_mb:6.1f} MB  alarm events {s.alarm_seq}  open {s.open_alarms}  "
+                      f"child {s.child_mb:6.1f} MB  vehicles {s.running} (+{s.pending} waiting)  "
+                      f"alarm events {s.alarm_seq}  open {s.open_alarms}  "
                       f"clients {s.clients}  observations {s.observations}", flush=True)  # fmt: skip
                 next_t = (math.floor(t / (60 * args.sample_min)) + 1) * 60 * args.sample_min
             if status != "running":
@@ -308,8 +323,8 @@ def report(args: argparse.Namespace, samples: list[Sample], alarms: dict[str, An
     shown = [s for i, s in enumerate(samples)  # the first sample of each table_h, and the last
              if i in (0, len(samples) - 1) or s.t // every_s > samples[i - 1].t // every_s]  # fmt: skip
     rows = "\n".join(
-        f"| {s.t / 3600:.2f} | {s.wall_s:.0f} | {s.server_mb:.1f} | {s.child_mb:.1f} | {s.alarm_seq} | "
-        f"{s.open_alarms} | {s.clients} | {s.observations} |"
+        f"| {s.t / 3600:.2f} | {s.wall_s:.0f} | {s.server_mb:.1f} | {s.child_mb:.1f} | {s.running} | "
+        f"{s.pending} | {s.alarm_seq} | {s.open_alarms} | {s.clients} | {s.observations} |"
         for s in shown
     )
     verdicts = []
@@ -341,20 +356,25 @@ def report(args: argparse.Namespace, samples: list[Sample], alarms: dict[str, An
         f"the stream: {alarms['events_stored']} messages in the store, {alarms['events_parquet']} "
         "in the run's events.parquet"
     )
-    command = (f"python benchmarks/soak.py --hours {args.hours:g} --clients {args.clients} "
-               f"--sample-min {args.sample_min:g}")  # fmt: skip
-    return f"""## Soak (district, {args.hours:g} simulated hours at full speed, {args.clients} clients)
+    command = (f"python benchmarks/soak.py --hours {args.hours:g} --demand-scale "
+               f"{args.demand_scale:g} --clients {args.clients} --sample-min {args.sample_min:g}"
+               + (f" --wall-limit {args.wall_limit:g}" if args.wall_limit else ""))  # fmt: skip
+    title = (f"district x {args.demand_scale:g}, {args.hours:g} simulated hours at full speed, "
+             f"{args.clients} clients")  # fmt: skip
+    return f"""## Soak ({title})
 
 `{command}`, {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores,
 Python {platform.python_version()}; {_load()}. `ccsim serve district --speed max --variant
-run.repeat_demand={max(1, math.ceil(args.hours))}` ({args.controller} control, feed at {args.rate:g} Hz,
+"run.repeat_demand={max(1, math.ceil(args.hours))};run.demand_scale={args.demand_scale:g}"`
+({args.controller} control, feed at {args.rate:g} Hz,
 SQLite store), {args.clients} websocket clients in a process of their own, an operator
 acknowledging every other unacknowledged alarm through the REST API every {args.ack_period:g} s.
-RSS of the server process and of the simulation's child process (psutil), every
-{args.sample_min:g} simulated minutes (the table shows every {args.table_h:g} h):
+RSS of the server process and of the simulation's child process (psutil), and the vehicles
+on the road and due to enter but waiting (SUMO holds them all), every {args.sample_min:g}
+simulated minutes (the table shows every {args.table_h:g} h):
 
-| sim h | wall s | server RSS MB | simulation RSS MB | alarm events | open alarms | clients | STA obs. |
-|---|---|---|---|---|---|---|---|
+| sim h | wall s | server MB | sim. MB | vehicles | to enter | alarm events | open | clients | STA obs. |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 {chr(10).join("- " + v for v in verdicts)}
@@ -364,6 +384,8 @@ RSS of the server process and of the simulation's child process (psutil), every
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=8.0, help="simulated hours (the demand repeated)")
+    parser.add_argument("--demand-scale", type=float, default=1.0,
+                        help="demand multiplied (0.75: steady; 1 saturates the district)")  # fmt: skip
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--sample-min", type=float, default=10.0, help="RSS every this many sim min")
     parser.add_argument("--warmup-h", type=float, default=1.0, help="growth is measured from here")
@@ -384,7 +406,7 @@ def main() -> int:
     body = report(args, samples, alarms)
     print(body)
     if not args.no_write:
-        replace_section("soak", body)
+        replace_section("soak" if args.demand_scale == 1 else f"soak-scale-{args.demand_scale:g}", body)
     return 0
 
 
