@@ -68,7 +68,7 @@ class Reader(threading.Thread):
             self.ready.set()
             while not self.stop.is_set():
                 try:
-                    frame = json.loads(ws.recv(timeout=5))
+                    frame = json.loads(ws.recv(timeout=30))
                 except (TimeoutError, ConnectionClosed):
                     return
                 if frame["type"] in ("delta", "snapshot"):
