@@ -164,6 +164,10 @@ class ControlCenter:
             )
         # SensorThings: simulation time t stands for the run's start on the wall clock plus t.
         begin_s = scenario.begin_s if config.begin_s is None else config.begin_s
+        self.begin_s = begin_s
+        self.run_epoch_s = self.started_at
+        """The wall-clock time (epoch s) the run's simulation time ``begin_s`` stands for in the
+        adapters' times (SensorThings, NGSI-LD)."""
         self.sensorthings = SensorThingsLive(
             scenario,
             self.map,
@@ -339,6 +343,7 @@ class ControlCenter:
 
             run_id = await self.recorder.call(begin)
             self.run = RunInfo(run_id, scenario, controller, seed)
+            self._adapters_new_run(self.mirror.t)
             # The control room's picture starts afresh (the adapters' sections stay).
             previous = self.state.snapshot().keys()
             self.state = ControlState()
@@ -354,6 +359,21 @@ class ControlCenter:
             self.simulation.start()
             log.info("run %d started (run %d had ended: %s)", run_id, previous_id, ended.ended)
             return self.run
+
+    def _adapters_new_run(self, last_t: float | None) -> None:
+        """The protocol adapters move on to the new run (the ended one's last batch is in, the
+        new one's first is not): they keep serving, from the new run's data only. Its times
+        follow the ended run's (``last_t``: its last simulation time), so the adapters' clocks
+        never go back - a run faster than real time ends ahead of the wall clock."""
+        ended_at = self.run_epoch_s + (last_t - self.begin_s) if last_t is not None else 0.0
+        self.run_epoch_s = max(time.time(), ended_at)
+        epoch = datetime.fromtimestamp(self.run_epoch_s, UTC) - timedelta(seconds=self.begin_s)
+        self.sensorthings.new_run(epoch)
+        self.ngsild.new_run(self.run_epoch_s)
+        if self.ntcip is not None:
+            self.ntcip.new_run()
+        if self.lorawan is not None:
+            self.lorawan.new_run(self.begin_s)
 
     def adapters(self) -> dict[str, Any]:
         """The protocol adapters this server runs (``GET /api/adapters``)."""
