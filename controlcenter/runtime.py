@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -368,12 +369,20 @@ class ControlCenter:
         ended_at = self.run_epoch_s + (last_t - self.begin_s) if last_t is not None else 0.0
         self.run_epoch_s = max(time.time(), ended_at)
         epoch = datetime.fromtimestamp(self.run_epoch_s, UTC) - timedelta(seconds=self.begin_s)
-        self.sensorthings.new_run(epoch)
-        self.ngsild.new_run(self.run_epoch_s)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("sensorthings", partial(self.sensorthings.new_run, epoch)),
+            ("ngsi-ld", partial(self.ngsild.new_run, self.run_epoch_s)),
+        ]
         if self.ntcip is not None:
-            self.ntcip.new_run()
+            steps.append(("ntcip", self.ntcip.new_run))
         if self.lorawan is not None:
-            self.lorawan.new_run(self.begin_s)
+            steps.append(("lorawan", partial(self.lorawan.new_run, self.begin_s)))
+        for name, step in steps:
+            try:
+                step()
+            except Exception:  # logged and counted (``/api/health``); the new run still starts
+                self.reader_errors[name] = self.reader_errors.get(name, 0) + 1
+                log.exception("%s could not move on to the new run", name)
 
     def adapters(self) -> dict[str, Any]:
         """The protocol adapters this server runs (``GET /api/adapters``)."""
