@@ -14,7 +14,8 @@ import pytest
 from tests.adapters.test_serve_ntcip import SEQUENCE, integer, snmp
 from tests.e2e.serving import Server, ntcip_agent_port, start_server, wait_for
 
-pytestmark = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs net-snmp (Debian snmp)")
+NEEDS_SNMP = pytest.mark.skipif(shutil.which("snmpget") is None, reason="needs net-snmp (Debian snmp)")
+NEEDS_MOSQUITTO = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs Mosquitto")
 
 END_S = 180  # three of the agents' 60-s volume / occupancy periods
 
@@ -41,6 +42,7 @@ def phase_switches(server: Server) -> list[tuple[datetime, float, Any]]:
     ]
 
 
+@NEEDS_SNMP
 def test_the_adapters_serve_the_new_runs_data_after_a_new_run(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--ntcip", "127.0.0.1:0", "--speed", "max", "--end", str(END_S))
     try:
@@ -73,5 +75,42 @@ def test_the_adapters_serve_the_new_runs_data_after_a_new_run(tmp_path: Path) ->
         assert [(t_s, result) for _at, t_s, result in new] == [(t, r) for _at, t, r in before]
         assert [at for at, _t, _r in after] == sorted(at for at, _t, _r in after)
         assert server.health()["reader_errors"] == {}
+    finally:
+        assert server.stop() == 0, server.lines[-20:]
+
+
+@NEEDS_MOSQUITTO
+def test_the_simulated_bay_sensors_carry_on_into_a_new_run(tmp_path: Path) -> None:
+    """The district's bay sensors over LoRaWAN (a Mosquitto child), a heartbeat a minute: in the
+    new run every device is heard again - heartbeats on the devices' clock, which goes on - and
+    the ingest takes every uplink (frame counters that went back would be dropped as replays)."""
+    server = start_server(
+        tmp_path, "--controller", "fixed", "--variant", "guidance-uplinks", "--speed", "max",
+        "--end", "300", "--mqtt", "--lorawan-heartbeat", "60", scenario="district", timeout_s=120,
+    )  # fmt: skip
+    try:
+        first = server.wait_running(120)["run"]["id"]
+        wait_for(lambda: finished(server, first), 180, "the first run to finish")
+        lorawan = server.health()["lorawan"]
+        devices = lorawan["devices"]
+        assert devices > 0
+        # Every uplink of the first run is in (the network side publishes through the broker).
+        applied = wait_for(
+            lambda: (n := server.health()["lorawan"]["counters"].get("applied", 0)) >= 4 * devices and n,
+            60, "the first run's uplinks",
+        )  # fmt: skip
+        with server.client() as c:
+            started = c.post("/api/runs")
+        assert started.status_code == 200, started.text
+        second = started.json()["run"]
+        wait_for(lambda: finished(server, second), 180, "the new run to finish")
+        # Five minutes of heartbeats once a minute: each device is heard about four times more.
+        wait_for(
+            lambda: server.health()["lorawan"]["counters"].get("applied", 0) >= applied + 4 * devices,
+            60, "the new run's uplinks",
+        )  # fmt: skip
+        health = server.health()
+        assert {k: v for k, v in health["lorawan"]["counters"].items() if k != "applied"} == {}
+        assert health["reader_errors"] == {}
     finally:
         assert server.stop() == 0, server.lines[-20:]
