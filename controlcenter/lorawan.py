@@ -139,13 +139,31 @@ class LoRaWANLink:
         self._last_state = 0.0
         self._logged: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
+        self._shift_s = 0.0
+        """Device time minus the run's simulation time: the simulated devices' clock runs on
+        across the server's runs, while each run's time starts again at its begin."""
+        self._device_t: float | None = None
+        """The devices' time at the last batch."""
 
     # --- the network server side (pump thread) ----------------------------------------------------
+
+    def new_run(self, begin_s: float) -> None:
+        """A new run starts at simulation time ``begin_s`` (between runs: no batch arrives
+        meanwhile). The simulated sensors stay deployed and keep their frame counters - a
+        network server drops an uplink whose counter goes back, as a replay - and their clock
+        goes on from the ended run's last moment; the bays are empty again
+        (:meth:`BayDevices.new_run`). Real devices (``--lorawan-registry``) are in the field:
+        nothing of theirs restarts."""
+        if self.fleet is None or self._device_t is None:
+            return
+        self._shift_s = self._device_t - begin_s
+        self.fleet.new_run(self._device_t)
 
     def on_batch(self, batch: Batch) -> None:
         fleet, loop = self.fleet, self._loop
         if fleet is None or loop is None:
             return
+        shift = self._shift_s
         for seq, t, source, kind, text in batch.events:
             if kind not in _KINDS:
                 continue
@@ -153,10 +171,11 @@ class LoRaWANLink:
             if payload is None:
                 continue
             first = not fleet.sensors
-            fleet.on_message(Message(t, seq, source, payload))
+            fleet.on_message(Message(t + shift, seq, source, payload))
             if first and fleet.sensors:
                 self.registry.write(self.out / REGISTRY_FILE)
-        sent = fleet.due(batch.t)
+        self._device_t = batch.t + shift
+        sent = fleet.due(self._device_t)
         if sent:
             loop.call_soon_threadsafe(self._enqueue, [(s.topic, s.payload) for s in sent])
 

@@ -299,6 +299,12 @@ class NtcipService:
 
     # --- what the live state learns (the pump thread) ------------------------------------------------
 
+    def new_run(self) -> None:
+        """A new run starts (between runs: no batch arrives meanwhile): every agent keeps
+        serving, from the new run's data only (see :meth:`SignalDevice.new_run`)."""
+        for device in self.devices:
+            device.new_run()
+
     def on_changes(self, changes: StateChanges, t: float | None) -> None:
         for tls, entry in changes.get("signals", {}).items():
             device = self._by_tls.get(tls)

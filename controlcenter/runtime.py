@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,10 @@ class ControlCenter:
             )
         # SensorThings: simulation time t stands for the run's start on the wall clock plus t.
         begin_s = scenario.begin_s if config.begin_s is None else config.begin_s
+        self.begin_s = begin_s
+        self.run_epoch_s = self.started_at
+        """The wall-clock time (epoch s) the run's simulation time ``begin_s`` stands for in the
+        adapters' times (SensorThings, NGSI-LD)."""
         self.sensorthings = SensorThingsLive(
             scenario,
             self.map,
@@ -339,6 +344,7 @@ class ControlCenter:
 
             run_id = await self.recorder.call(begin)
             self.run = RunInfo(run_id, scenario, controller, seed)
+            self._adapters_new_run(self.mirror.t)
             # The control room's picture starts afresh (the adapters' sections stay).
             previous = self.state.snapshot().keys()
             self.state = ControlState()
@@ -354,6 +360,29 @@ class ControlCenter:
             self.simulation.start()
             log.info("run %d started (run %d had ended: %s)", run_id, previous_id, ended.ended)
             return self.run
+
+    def _adapters_new_run(self, last_t: float | None) -> None:
+        """The protocol adapters move on to the new run (the ended one's last batch is in, the
+        new one's first is not): they keep serving, from the new run's data only. Its times
+        follow the ended run's (``last_t``: its last simulation time), so the adapters' clocks
+        never go back - a run faster than real time ends ahead of the wall clock."""
+        ended_at = self.run_epoch_s + (last_t - self.begin_s) if last_t is not None else 0.0
+        self.run_epoch_s = max(time.time(), ended_at)
+        epoch = datetime.fromtimestamp(self.run_epoch_s, UTC) - timedelta(seconds=self.begin_s)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("sensorthings", partial(self.sensorthings.new_run, epoch)),
+            ("ngsi-ld", partial(self.ngsild.new_run, self.run_epoch_s)),
+        ]
+        if self.ntcip is not None:
+            steps.append(("ntcip", self.ntcip.new_run))
+        if self.lorawan is not None:
+            steps.append(("lorawan", partial(self.lorawan.new_run, self.begin_s)))
+        for name, step in steps:
+            try:
+                step()
+            except Exception:  # logged and counted (``/api/health``); the new run still starts
+                self.reader_errors[name] = self.reader_errors.get(name, 0) + 1
+                log.exception("%s could not move on to the new run", name)
 
     def adapters(self) -> dict[str, Any]:
         """The protocol adapters this server runs (``GET /api/adapters``)."""

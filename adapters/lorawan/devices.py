@@ -137,6 +137,18 @@ class BayDevices:
                 self.sensors[(zone.zone, bay)] = sensor
                 heapq.heappush(self._heartbeats, (sensor.next_heartbeat, zone.zone, bay))
 
+    def new_run(self, t: float) -> None:
+        """The simulated world starts again (a new run of the same server) at device time ``t``,
+        with every bay empty - the new run's cars, those parked before it too, arrive in it. A
+        sensor that saw a car reports it gone, as when a car leaves; the devices themselves live
+        on: their frame counters, batteries and heartbeats carry on from where they were."""
+        self._heartbeats_until(t)
+        for sensor in self.sensors.values():
+            if sensor.occupied:
+                state_s = t - sensor.since_t
+                sensor.occupied, sensor.since_t = False, t
+                self._send(t, sensor, Frame.STATUS, state_s)
+
     # --- what goes on the air --------------------------------------------------------------------
 
     def _send(self, t: float, sensor: _Sensor, frame: Frame, state_s: float = 0.0) -> None:

@@ -84,6 +84,25 @@ class SignalDevice:
                 self._faults.pop(lane, None)
             self._version += 1
 
+    def new_run(self) -> None:
+        """The control center started a new run (``POST /api/runs``): its simulated world starts
+        afresh, so nothing the ended run showed is served as current. The signal's state, the
+        detector readings and faults and the writable controls are cleared until the new run
+        reports them (its signals start in automatic); the volume / occupancy samples start a
+        new period from the new run's clock - the last completed one is the ended run's and is
+        no longer served - while their sequence number counts on, as a station's does, so a
+        manager polling it sees a new period and never takes one for a sample it already has.
+        The agent's SNMP counters and uptime are the agent's own and keep counting."""
+        with self._lock:
+            self._snapshot = SignalSnapshot()
+            self._detectors = {}
+            self._faults = {}
+            sequence = self._sampler.sequence
+            self._sampler = Sampler(self._sampler.lanes, self._sampler.period_s)
+            self._sampler.sequence = sequence
+            self.controls = Controls()
+            self._version += 1
+
     def last_sample(self, lane: str) -> Sample | None:
         """The last completed sample period of ``lane`` (None before the first)."""
         with self._lock:

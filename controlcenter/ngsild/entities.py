@@ -22,6 +22,13 @@ Simulation time ``t`` is stamped as wall-clock time: the server's start plus ``t
 run at speed 1 keeps step with the clock and the intervals of an observation keep their simulated
 length at any speed. Alarms keep the wall-clock times the alarm book gave them.
 
+A new run of the same server (``POST /api/runs``, :meth:`EntityBook.new_run`) starts a new
+world: its times start after the ended run's last, the ended run's observations are not kept as
+current (radar points and air stations reappear with the new run's first reading; parking sites
+lose their counts and their bays are ``unknown`` again), and the Alerts stay - alarms outlive
+their run. A context broker the entities are pushed to keeps what it was sent of the radar and
+air entities until the new run sends them again; their ``observedAt`` says how old they are.
+
 Attributes are kept with their NGSI-LD kind (Property, GeoProperty, Relationship), the time they
 were observed and, for measurements, their UN/CEFACT unit code; :mod:`controlcenter.ngsild.formats`
 renders them normalized or as key-values. Thread-safe: the batches arrive on the record pump's
@@ -158,6 +165,7 @@ class EntityBook:
         self.georef = georef if georef is not None else Georef(network, scenario.geo_origin)
         """Where entities are placed (default: by the scenario's ``[geo] origin``)."""
         self.places = network_map.places
+        self._network_map = network_map
         self._epoch_s = epoch_s
         self._begin_s = scenario.begin_s if begin_s is None else begin_s
         self._lock = threading.Lock()
@@ -180,6 +188,17 @@ class EntityBook:
     def stamp(self, t: float) -> str:
         """Wall-clock time of simulation time ``t`` (s)."""
         return iso(self._epoch_s + (t - self._begin_s))
+
+    def new_run(self, epoch_s: float) -> None:
+        """A new run starts (between runs: no batch arrives meanwhile): its simulation time
+        ``begin`` stands for ``epoch_s``; what the ended run observed goes (see the module
+        docstring), the Alerts stay."""
+        with self._lock:
+            self._epoch_s = epoch_s
+            for entity_id in [i for i, e in self._entities.items() if e.type != "Alert"]:
+                del self._entities[entity_id]
+        if self.scenario.parking is not None:
+            self._add_parking(self._network_map, self.scenario.parking.time_limit_s)
 
     def _set(self, entity_id: str, type_name: str, attrs: dict[str, Attr | None]) -> None:
         """Create or update an entity (caller holds the lock); None removes an attribute."""

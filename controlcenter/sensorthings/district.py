@@ -12,7 +12,8 @@ observes):
 
 The devices a run deploys (stations, pedestrian counters) become entities when the run says so
 (``devices.deployed``). Times: simulation time ``t`` (s) is ``epoch + t``; each Observation
-keeps ``t`` in ``parameters.t_s``.
+keeps ``t`` in ``parameters.t_s``. A new run of the same server moves ``epoch`` past the ended
+run's last time, so a Datastream's Observations stay in time order across runs.
 """
 
 from __future__ import annotations

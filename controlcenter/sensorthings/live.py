@@ -94,6 +94,13 @@ class SensorThingsLive:
         else:
             self._loop.call_soon_threadsafe(self.apply, items)
 
+    def new_run(self, epoch: datetime) -> None:
+        """A new run starts (``POST /api/runs``; in the event loop, once the ended run's last
+        batch is in): its simulation time ``t`` stands for ``epoch + t``, later than anything
+        the ended run observed. The entities stay; the ended run's Observations stay as the
+        history of their Datastreams, before the new run's - never stamped as the new run's."""
+        self.district.epoch = epoch
+
     def apply(self, items: Iterable[Item]) -> None:
         """A batch of the run's messages into the store; then what changed, over MQTT (an
         entity updated several times in the batch is sent once, as it is at the end)."""

@@ -126,3 +126,27 @@ def test_device_ids_fit_the_network_servers_rules() -> None:
     assert len(name) <= 36 and name.startswith("bay-") and name == name.lower()
     with pytest.raises(KeyError, match="ideal"):
         link_profile("cosmic")
+
+
+def test_a_new_run_empties_the_bays_and_the_devices_carry_on() -> None:
+    fleet = _fleet(heartbeat_s=1e9)
+    ingest = Ingest(fleet.registry)
+    taken = ("pa_rotating_A1_A0", 2)
+    fleet.on_message(_msg(100.0, ParkingArrival(*taken, "rotating")))
+    fleet.on_message(_msg(110.0, ParkingArrival("pa_lot_north", 0, "lot")))
+    fleet.on_message(_msg(150.0, ParkingDeparture("pa_lot_north", 0, "lot", 40.0)))
+    ended = fleet.due(180.0)
+    assert [ingest.handle(s.topic, s.payload, now=1.0e9) for s in ended]
+
+    # The new run starts at device time 180 with every bay empty: only the bay the ended run
+    # left taken reports, "free", its frame counter going on (the ingest takes it: no replay).
+    fleet.new_run(180.0)
+    fleet.on_message(_msg(190.0, ParkingArrival(*taken, "rotating")))
+    sent = fleet.due(200.0)
+    assert [(s.device_id, s.f_cnt) for s in sent] == [(device_id(*taken), 2), (device_id(*taken), 3)]
+    observed = [ingest.handle(s.topic, s.payload, now=1.0e9) for s in sent]
+    assert [(o.bay, o.occupied, o.f_cnt) for o in observed if isinstance(o, BayObserved)] == [
+        (2, False, 2),
+        (2, True, 3),
+    ]
+    assert not [o for o in observed if isinstance(o, Rejected)]

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from pysnmp.proto.api import v2c
 
 from adapters.ntcip.device import SignalDevice
+from adapters.ntcip.model import DetectorReading, Sample
 from adapters.ntcip.oids import OBJECTS_1202, all_objects
 from adapters.ntcip.protocol import Communities, PendingSet, Responder, Verdict
 from tests.adapters.snmp_helpers import four_way_layout, request, response
@@ -150,3 +151,26 @@ def test_a_request_in_a_rarer_ber_form_is_answered_through_the_full_decoder() ->
     assert plain[1] < 0x80  # short definite length: rewrite it as indefinite (legal BER)
     indefinite = b"\x30\x80" + plain[2:] + b"\x00\x00"
     assert answer(responder(), indefinite)[2] == [(GREENS_1, 0b0101)]
+
+
+def test_a_new_run_serves_nothing_of_the_ended_run_as_current() -> None:
+    device = SignalDevice(four_way_layout())
+    device.update_signal(1.0, {"state": "GGrrGr", "program": "0", "phase": 0, "mode": "automatic"})
+    device.update_detector(10.0, "n", DetectorReading(present=1, occupancy=0.5, count=3))
+    device.set_fault("e", "stuck_on")
+    device.controls.hold = {1: 0b1}
+    device.update_signal(130.0, {"phase": 1})  # two 60-s periods completed
+    assert device.last_sample("n") is not None and device.snapshot().faults == {"e": "stuck_on"}
+    sequence = device._sampler.sequence
+
+    device.new_run()
+    snapshot = device.snapshot()
+    assert (snapshot.state, snapshot.phase, snapshot.detectors, snapshot.faults) == ("", None, {}, {})
+    assert device.last_sample("n") is None and device.controls.hold == {}
+    r = Responder(device.view, all_objects(), Communities(), device.counters)
+    assert answer(r, request("get", [GREENS_1]))[2] == [(GREENS_1, 0)]
+    # The new run's clock starts again: its first period completes at its t = 60 s, numbered on.
+    device.update_detector(5.0, "n", DetectorReading(count=2))
+    device.update_signal(61.0, {"state": "GGrrGr", "program": "0", "phase": 0})
+    assert device._sampler.sequence == sequence + 1
+    assert device.last_sample("n") == Sample(2, 0.0, None)

@@ -276,3 +276,30 @@ def test_a_bay_is_unknown_until_a_report_or_the_zone_s_count_settles_it() -> Non
     assert normalized(book.get(book.urn("ParkingSpot", f"{zone}:2")))["status"]["observedAt"] == (  # type: ignore[arg-type]
         "2026-01-01T10:02:10.000Z"
     )
+
+
+def test_a_new_run_keeps_the_alerts_and_drops_what_the_ended_run_observed() -> None:
+    scenario = load_scenario("district")
+    network = read_network(scenario.net_file)
+    book = EntityBook(scenario, network, network_map(scenario, network, []), epoch_s=EPOCH)
+    zone, station = "pa_rotating_A1_A0", "C1"
+    air = book.urn("AirQualityObserved", station)
+    book.on_message(60.0, AirReading(station, 40.0, 20.0, 420.0, 35.0, 18.0, 30.0, "good"))
+    book.on_message(600.0, ParkingArrival(zone, 2, "rotating"))
+    book.on_message(660.0, ParkingOccupancy((ZoneOccupancy(zone, "rotating", 10, 1, 1, 0.0),)))
+    book.on_alarms([_alarm(7, f"parking:{zone}").to_dict()])
+    assert book.get(air) is not None
+
+    ended_at = EPOCH + 660.0  # the ended run's last moment: the new run's begin (t = 0) from then
+    book.new_run(ended_at)
+    assert book.get(air) is None  # not the new run's air until its station reports
+    assert book.get(book.urn("Alert", "alarm-7")) is not None  # an alarm outlives its run
+    site = book.get(book.urn("OnStreetParking", zone))
+    spot = book.get(book.urn("ParkingSpot", f"{zone}:2"))
+    assert site is not None and spot is not None
+    assert "occupiedSpotNumber" not in key_values(site) and key_values(spot)["status"] == "unknown"
+    assert errors_of(key_values(site)) == [] and errors_of(key_values(spot)) == []
+
+    book.on_message(60.0, AirReading(station, 50.0, 25.0, 430.0, 45.0, 22.0, 40.0, "good"))
+    stamped = normalized(book.get(air))["nox"]  # type: ignore[arg-type]
+    assert (stamped["value"], stamped["observedAt"]) == (50.0, "2026-01-01T10:12:00.000Z")

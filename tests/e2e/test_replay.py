@@ -154,6 +154,7 @@ def test_the_control_room_says_it_is_a_replay_and_shows_the_decisions(replay: Se
         expect(page.get_by_test_id("replay-label")).to_be_visible()
         expect(page.get_by_test_id("replay-label")).to_contain_text("REPLAY")
         expect(page.get_by_test_id("sim-seek-box")).to_be_visible()
+        expect(page.get_by_test_id("sim-new-run")).to_be_hidden()  # a replay starts no run
         page.get_by_test_id("sim-seek-t").fill("250")
         page.get_by_test_id("sim-seek-go").click()
         expect(page.get_by_test_id("sim-clock")).to_contain_text("04:10", timeout=10_000)

@@ -1,9 +1,10 @@
-// The KPI panel: small live charts of the run (simulation time on x), and - for engineers - the
-// simulation controls (pause, resume, speed).
+// The KPI panel: small live charts of the run (simulation time on x), and - for operators and
+// above - the simulation controls (pause, resume, speed; a new run once the run has ended).
 
 import { describeAnswer, may } from "./api.js";
 
 const KEEP_S = 3600;
+const ENDED = new Set(["finished", "stopped", "failed"]);
 
 // Each chart: how to read its value from the live state (null: nothing to show yet).
 const CHARTS = [
@@ -133,8 +134,12 @@ export class KpiPanel {
     this.controls.hidden = !may(role, "operator");
   }
 
-  // ``live``: the controls act (a live run, or a replay: then seeking too).
-  showRun(run, live) {
+  // ``live``: the controls act (a live run, or a replay: then seeking too). ``connected``: the
+  // feed is, so the run's status shown is the server's (a new run may start once it has ended).
+  showRun(run, live, connected) {
+    const newRun = this.controls.querySelector("#sim-new-run");
+    newRun.hidden = Boolean(run.replay);  // a replay shows a finished run; it starts none
+    newRun.disabled = !connected || !ENDED.has(run.status) || this.starting;
     const seekBox = this.controls.querySelector("#sim-seek-box");
     seekBox.hidden = !run.replay;
     if (run.replay) {
@@ -174,6 +179,17 @@ export class KpiPanel {
     this.controls.querySelector("#sim-seek").addEventListener("change", (event) => seekTo(event.target.value));
     this.controls.querySelector("#sim-seek-go").addEventListener("click",
       () => seekTo(this.controls.querySelector("#sim-seek-t").value));
+    // The answer names the new run (or why not); the feed then moves the page on to it.
+    const newRun = this.controls.querySelector("#sim-new-run");
+    newRun.addEventListener("click", async () => {
+      this.starting = true;  // one request at a time (the server refuses a second anyway)
+      newRun.disabled = true;
+      try {
+        await say("new run", this.api.post("/api/runs"));
+      } finally {
+        this.starting = false;
+      }
+    });
     this.controls.querySelector("#sim-speed").addEventListener("change", (event) => {
       const value = event.target.value;
       say("speed", this.api.post("/api/simulation/speed", { speed: value === "max" ? null : Number(value) }));

@@ -207,7 +207,7 @@ function showConnection(state, detail) {
   showLiveness();
   panel.update(context());
   lanes.update(page.state, page.t, isLive());
-  kpis.showRun(page.state.run || {}, isLive() || isReplay() && state === "connected");
+  kpis.showRun(page.state.run || {}, isLive() || isReplay() && state === "connected", state === "connected");
   const box = $("connection-state");
   box.dataset.state = state;
   box.title = detail || state;
@@ -225,6 +225,11 @@ async function receive(frame) {
       if (frame.role !== page.role) setRole(frame.role);
       break;
     case "snapshot":
+      // The server started a new run (``POST /api/runs``) and resent the whole state.
+      if (page.runId !== null && frame.state.run && frame.state.run.id !== undefined
+          && frame.state.run.id !== page.runId) {
+        moveToRun(frame.state.run.id);
+      }
       page.state = frame.state;
       page.t = frame.t;
       render(null);
@@ -270,15 +275,25 @@ async function newRun() {
   kpis.backfill();
 }
 
+// The same server moved on to a new run of its scenario (same network): the run's charts start
+// afresh and fill from its own KPIs; the earlier run's alarms stay, marked with their run.
+function moveToRun(runId) {
+  page.runId = runId;
+  alarms.runId = runId;
+  page.t = null;
+  kpis.reset();
+  page.backfilled = false;  // the snapshot's render fills the charts again
+}
+
 function render(sections) {
   const run = page.state.run || {};
   const speed = run.speed === null ? "max" : run.speed !== undefined ? `x${run.speed}` : "";
-  $("run-info").textContent = [run.scenario, run.controller, run.status && `${run.status}${run.paused ? " (paused)" : ""}`, speed]
+  $("run-info").textContent = [run.id !== undefined && `run ${run.id}`, run.scenario, run.controller, run.status && `${run.status}${run.paused ? " (paused)" : ""}`, speed]
     .filter(Boolean).join(" \u00b7 ");
   $("sim-clock").textContent = clock(page.t);
   map.update(page.state, sections, page.t);
   kpis.sample(page.state, page.t);
-  kpis.showRun(run, isLive() || isReplay() && page.connection === "connected");
+  kpis.showRun(run, isLive() || isReplay() && page.connection === "connected", page.connection === "connected");
   alarms.setRunEnded(["finished", "stopped", "failed"].includes(run.status));
   panel.update(context());
   lanes.update(page.state, page.t, isLive());
