@@ -204,16 +204,19 @@ def fill_the_disk_and_free_it(
         assert (raised["alarm"]["severity"], raised["alarm"]["state"]) == (
             "critical", "active-unacknowledged",
         )  # fmt: skip
-        assert full in raised["alarm"]["description"], raised
+        description = raised["alarm"]["description"]
+        assert full in description and "\n" not in description, raised  # one line in the list
         with server.client() as c:
             state = c.get("/api/state").json()  # the control room's list of open alarms
             assert raised["alarm"]["id"] in [a["id"] for a in state["alarms"]]
             health = c.get("/api/health").json()
             assert health["status"] == "degraded" and health["store"]["failing"]
+            assert full in health["store"]["error"], health
             assert health["run"]["status"] == "running"  # the server and the run go on
             # Nothing is confirmed that the store did not take: answered 503, no audit id.
             refused = c.post("/api/signals/C/override", json={"action": "flash"})
             assert refused.status_code == 503 and "command" not in refused.json(), refused.text
+            assert full in refused.json()["detail"], refused.text  # and says why
             ack = c.post(f"/api/alarms/{raised['alarm']['id']}/acknowledge", json={"note": "seen"})
             assert ack.status_code == 503, ack.text
             assert c.get("/api/events", params={"limit": 5}).json()["items"]  # reads still work
