@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pytest_postgresql.config import get_config
@@ -166,9 +167,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield disk
 
 
-def fill(disk: Path) -> Path:
+def fill(disk: Path, name: str = "filler") -> Path:
     """Write a file until the disk has no space left; returns it."""
-    filler = disk / "filler"
+    filler = disk / name
     chunk = b"\0" * 65536
     with filler.open("wb", buffering=0) as f:
         try:
@@ -180,14 +181,20 @@ def fill(disk: Path) -> Path:
 
 
 def fill_the_disk_and_free_it(
-    tmp_path: Path, disk: Path, start: Callable[[Path], Server], full: str
+    tmp_path: Path,
+    disk: Path,
+    start: Callable[[Path], Server],
+    full: str,
+    while_full: Callable[[Server], object] | None = None,
 ) -> None:
     """The store's disk fills up under a live run and is freed again; then a server started
     again on the store must have everything the first one confirmed.
 
     ``disk`` is the filesystem the store writes to, ``start(folder)`` starts ``ccsim serve`` (its
     run's files in ``folder``) on the store, and ``full`` is what the ``store-failed`` alarm's
-    description says of the cause (the engine's words for a full disk).
+    description says of the cause (the engine's words for a full disk). ``while_full(server)``
+    checks what is the engine's own, just before the disk is freed (files it fills on ``disk``
+    are removed with the first).
     """
     server = start(tmp_path / "first")
     try:
@@ -230,7 +237,10 @@ def fill_the_disk_and_free_it(
             t_full = c.get("/api/state").json()["t"]
             wait_for(lambda: c.get("/api/state").json()["t"] > t_full + 20, 30, "the run to go on")
 
-            filler.unlink()
+            if while_full is not None:
+                while_full(server)
+            for written in disk.glob(f"{filler.name}*"):
+                written.unlink()
             wait_for(lambda: alarm_frame(listener, "store-failed", "return-to-normal"), 30,
                      "the store-failed alarm to return to normal")  # fmt: skip
             health = wait_for(lambda: (h := c.get("/api/health").json())["store"]["waiting"] < 50 and h,
@@ -267,11 +277,13 @@ def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
     )  # fmt: skip
 
 
-def superuser_sql(port: int, *statements: str) -> subprocess.CompletedProcess[str]:
-    """Run ``statements`` (each on its own) as the server's superuser: the local ``postgres``
-    account, over the Unix socket (as ``make postgres`` does)."""
-    command = ["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-v", "ON_ERROR_STOP=1",
-               "-tAq", *(a for s in statements for a in ("-c", s))]  # fmt: skip
+def superuser_sql(
+    port: int, *statements: str, database: str = "postgres"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``statements`` (each on its own) in ``database`` as the server's superuser: the local
+    ``postgres`` account, over the Unix socket (as ``make postgres`` does)."""
+    command = ["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-d", database,
+               "-v", "ON_ERROR_STOP=1", "-tAq", *(a for s in statements for a in ("-c", s))]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True)
 
 
@@ -316,11 +328,43 @@ def postgres_on_small_disk(
         mount.rmdir()
 
 
+def sessions_refused(disk: Path, url: str) -> Callable[[Server], None]:
+    """PostgreSQL's own trouble with a full disk: a session cannot open once the database's
+    relation-cache file is gone - the server drops it whenever the catalog changes (a VACUUM of
+    ``pg_class``, as autovacuum runs) and a new session writes it again, or fails (``FATAL: could
+    not write init file``). Then every session of the server's is cut (as a restart of the
+    database server would): its reads answer 503, naming the cause, and its writer must
+    connect again once the disk is freed."""
+    parts = urlsplit(url)
+    port, database = parts.port or 5432, parts.path.lstrip("/")
+
+    def check(server: Server) -> None:
+        vacuum = superuser_sql(port, "VACUUM pg_class", database=database)
+        # (a session that cannot open: autovacuum dropped the file already, as wanted)
+        assert vacuum.returncode == 0 or "could not write init file" in vacuum.stderr, vacuum.stderr
+        fill(disk, "filler-after-vacuum")  # what the vacuum freed
+        sessions = f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"
+        cut = superuser_sql(port, f"SELECT pg_terminate_backend(pid) FROM ({sessions}) AS s")
+        assert cut.returncode == 0, cut.stderr
+        with server.client() as c:
+            read = c.get("/api/events", params={"limit": 5})
+            assert read.status_code == 503, read.text
+            assert read.json()["detail"] == (
+                "the store did not answer: connection failed: connection to server at "
+                f'"{parts.hostname}", port {port} failed: FATAL: could not write init file'
+            )  # fmt: skip
+            refused = c.post("/api/signals/C/override", json={"action": "flash"})
+            assert refused.status_code == 503 and "command" not in refused.json(), refused.text
+            assert c.get("/api/health").json()["store"]["failing"]
+
+    return check
+
+
 def test_a_full_postgresql_disk_raises_an_alarm_and_loses_nothing_confirmed(
     tmp_path: Path, postgres_on_small_disk: tuple[Path, str]
 ) -> None:
     disk, url = postgres_on_small_disk
     fill_the_disk_and_free_it(
         tmp_path, disk, lambda folder: start_server(folder, "--speed", "20", db_url=url),
-        full="No space left on device",
+        full="No space left on device", while_full=sessions_refused(disk, url),
     )  # fmt: skip
