@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from typing import Any
 
@@ -16,7 +17,7 @@ from controlcenter.commands import Forbidden
 from controlcenter.ngsild import api as ngsild_api
 from controlcenter.runtime import ControlCenter
 from controlcenter.sensorthings.router import router as sensorthings_router
-from controlcenter.store import StoreError
+from controlcenter.store import StoreError, error_text
 
 STATIC = resources.files("controlcenter").joinpath("static")
 
@@ -89,6 +90,17 @@ def create_app(center: ControlCenter) -> FastAPI:
     @app.exception_handler(StoreError)
     async def store_failed(_request: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """A read the store could not answer for a reason that can pass - the database server
+        unreachable, or refusing new sessions while its disk is full (PostgreSQL must write a
+        file to open one) - is 503 as a write it did not take is, not a server error."""
+        detail = f"the store did not answer: {error_text(exc)}"
+        print(f"ccsim: {request.method} {request.url.path}: {detail}", file=sys.stderr)
+        return JSONResponse({"detail": detail}, status_code=503)
+
+    for transient in center.store.transient_errors:
+        app.add_exception_handler(transient, store_unavailable)
 
     @app.exception_handler(Forbidden)
     async def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:

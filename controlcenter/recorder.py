@@ -34,7 +34,7 @@ from controlcenter.alarm_book import AlarmBook
 from controlcenter.alarms import Alarm, AlarmEvent, Severity
 from controlcenter.rules import ConditionChange
 from controlcenter.simproc import Batch, Record, RunEnded
-from controlcenter.store import Store, StoreError, Writer
+from controlcenter.store import Store, StoreError, Writer, error_text
 from sim.live import Outcome
 
 T = TypeVar("T")
@@ -251,8 +251,9 @@ class Recorder:
     ) -> None:
         """After a commit failed: refuse the jobs, and keep the records to try again - or drop
         them, if the store refused them for good."""
-        reason = f"{type(exc).__name__}: {exc}"
-        failed = StoreError(f"the store failed, nothing of this was recorded: {exc}")
+        text = error_text(exc)
+        reason = f"{type(exc).__name__}: {text}"
+        failed = StoreError(f"the store failed, nothing of this was recorded: {text}")
         records = [i for i in items if not isinstance(i, _Job)]
         jobs = [i for i in items if isinstance(i, _Job)]
         for job in jobs:
@@ -266,32 +267,32 @@ class Recorder:
                 self._resolve(job, None, failed)
             if not self.stats.failing:
                 print(
-                    f"ccsim: the store fails ({exc}); what the simulation sends waits in "
+                    f"ccsim: the store fails ({text}); what the simulation sends waits in "
                     "memory, commands are refused until it takes writes again",
                     file=sys.stderr,
                 )
                 self.stats.failing = True
                 self.stats.last_error = reason
-                self._store_condition(time.time(), exc, None)
+                self._store_condition(time.time(), text, None)
             self._trim()
         else:
             lost = sum(len(r.events) for r in records if isinstance(r, Batch))
             self.stats.lost += lost
             self.stats.last_error = reason
             print(f"ccsim: store error, batch of {len(items)} not recorded "
-                  f"({lost} messages lost): {exc}", file=sys.stderr)  # fmt: skip
+                  f"({lost} messages lost): {text}", file=sys.stderr)  # fmt: skip
         self.stats.waiting = self._waiting()
 
-    def _store_condition(self, at: float, exc: Exception | None, session: Session | None) -> None:
-        """The store failed (``exc``; its alarm is shown at once) or takes writes again (in
-        ``session``: recorded and shown with the commit)."""
+    def _store_condition(self, at: float, error: str | None, session: Session | None) -> None:
+        """The store failed (``error``, on one line; its alarm is shown at once) or takes writes
+        again (in ``session``: recorded and shown with the commit)."""
         change = ConditionChange(
-            rule=STORE_FAILED, key="", active=exc is not None, t=self._t, source="store",
+            rule=STORE_FAILED, key="", active=error is not None, t=self._t, source="store",
             severity=Severity.CRITICAL, category="traffic", subcategory="hazardOnRoad",
             description=(
-                f"the store takes no writes ({exc}): the run's records wait in memory, "
+                f"the store takes no writes ({error}): the run's records wait in memory, "
                 "commands and acknowledgements are refused until it does"
-                if exc is not None else "the store takes writes again"
+                if error is not None else "the store takes writes again"
             ),
         )  # fmt: skip
         for alarm, event in self.book.on_condition(change, at):
@@ -332,7 +333,7 @@ class Recorder:
             del session.published[published:]
             session.book.restore(before)  # the store rolled the job back: so does the book
             if isinstance(exc, self.store.errors):
-                exc = StoreError(f"the store failed, nothing of this was recorded: {exc}")
+                exc = StoreError(f"the store failed, nothing of this was recorded: {error_text(exc)}")
             return job, None, exc
 
     def _handle(self, session: Session, record: Record, after: list[Callable[[], None]]) -> None:

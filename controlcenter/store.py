@@ -44,6 +44,12 @@ class StoreError(CcsimError):
     """The store did not take a write (disk full, a broken file...): nothing of it was kept."""
 
 
+def error_text(exc: BaseException) -> str:
+    """An engine's error on one line, to print and to show: PostgreSQL's span several (the
+    error, then its DETAIL and HINT lines)."""
+    return " ".join(str(exc).split())
+
+
 EventRow = tuple[int, float, str, str, str]
 """(seq, t, source, kind, payload JSON) of one message."""
 
@@ -73,7 +79,7 @@ class Store:
                 db.close()
             self.engine.opened()
         except failures as exc:
-            reason = " ".join(str(exc).split())  # libpq's messages span lines; an error is one
+            reason = error_text(exc)
             raise CcsimError(f"--db '{self.url}': cannot open the store ({reason})") from None
 
     @property

@@ -8,11 +8,16 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from pytest_postgresql.config import get_config
+from pytest_postgresql.executors import NoopExecutor
 from websockets.sync.client import connect
 
 from tests.e2e.serving import (
@@ -140,13 +145,11 @@ def test_a_crashed_simulation_raises_a_critical_alarm_and_a_new_run_can_start(tm
 # --- the store's disk is full ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 16 MiB tmpfs of its own (as root), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)  # fmt: skip
+@contextmanager
+def tmpfs(mount: Path, size: str, *options: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (``16m``) mounted on ``mount`` (as root), unmounted afterwards."""
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join((f"size={size}", *options)),
+                           "tmpfs", str(mount)], capture_output=True, text=True)  # fmt: skip
     if done.returncode != 0:
         pytest.fail(f"this test mounts a tmpfs and needs root: {done.stderr.strip()}", pytrace=False)
     try:
@@ -155,9 +158,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=True)
 
 
-def fill(disk: Path) -> Path:
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 16 MiB tmpfs of its own (as root), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    with tmpfs(mount, "16m") as disk:
+        yield disk
+
+
+def fill(disk: Path, name: str = "filler") -> Path:
     """Write a file until the disk has no space left; returns it."""
-    filler = disk / "filler"
+    filler = disk / name
     chunk = b"\0" * 65536
     with filler.open("wb", buffering=0) as f:
         try:
@@ -168,11 +180,23 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
-    tmp_path: Path, small_disk: Path
+def fill_the_disk_and_free_it(
+    tmp_path: Path,
+    disk: Path,
+    start: Callable[[Path], Server],
+    full: str,
+    while_full: Callable[[Server], object] | None = None,
 ) -> None:
-    db = small_disk / "control.db"
-    server = start_server(tmp_path / "first", "--speed", "20", db=db)
+    """The store's disk fills up under a live run and is freed again; then a server started
+    again on the store must have everything the first one confirmed.
+
+    ``disk`` is the filesystem the store writes to, ``start(folder)`` starts ``ccsim serve`` (its
+    run's files in ``folder``) on the store, and ``full`` is what the ``store-failed`` alarm's
+    description says of the cause (the engine's words for a full disk). ``while_full(server)``
+    checks what is the engine's own, just before the disk is freed (files it fills on ``disk``
+    are removed with the first).
+    """
+    server = start(tmp_path / "first")
     try:
         health = server.wait_running()
         run_id = health["run"]["id"]
@@ -182,21 +206,24 @@ def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
         confirmed = operate(server, listener, Confirmed(), rounds=6)
         assert confirmed.acknowledged, "the overrides' alarms should have been acknowledged"
 
-        filler = fill(small_disk)
+        filler = fill(disk)
         raised = wait_for(lambda: alarm_frame(listener, "store-failed"), 60, "the store-failed alarm")
         assert (raised["alarm"]["severity"], raised["alarm"]["state"]) == (
             "critical", "active-unacknowledged",
         )  # fmt: skip
-        assert "full" in raised["alarm"]["description"], raised
+        description = raised["alarm"]["description"]
+        assert full in description and "\n" not in description, raised  # one line in the list
         with server.client() as c:
             state = c.get("/api/state").json()  # the control room's list of open alarms
             assert raised["alarm"]["id"] in [a["id"] for a in state["alarms"]]
             health = c.get("/api/health").json()
             assert health["status"] == "degraded" and health["store"]["failing"]
+            assert full in health["store"]["error"], health
             assert health["run"]["status"] == "running"  # the server and the run go on
             # Nothing is confirmed that the store did not take: answered 503, no audit id.
             refused = c.post("/api/signals/C/override", json={"action": "flash"})
             assert refused.status_code == 503 and "command" not in refused.json(), refused.text
+            assert full in refused.json()["detail"], refused.text  # and says why
             ack = c.post(f"/api/alarms/{raised['alarm']['id']}/acknowledge", json={"note": "seen"})
             assert ack.status_code == 503, ack.text
             assert c.get("/api/events", params={"limit": 5}).json()["items"]  # reads still work
@@ -210,7 +237,10 @@ def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
             t_full = c.get("/api/state").json()["t"]
             wait_for(lambda: c.get("/api/state").json()["t"] > t_full + 20, 30, "the run to go on")
 
-            filler.unlink()
+            if while_full is not None:
+                while_full(server)
+            for written in disk.glob(f"{filler.name}*"):
+                written.unlink()
             wait_for(lambda: alarm_frame(listener, "store-failed", "return-to-normal"), 30,
                      "the store-failed alarm to return to normal")  # fmt: skip
             health = wait_for(lambda: (h := c.get("/api/health").json())["store"]["waiting"] < 50 and h,
@@ -226,7 +256,7 @@ def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
     listener.join(10)
     shown = list(listener.seen)
 
-    again = start_server(tmp_path / "second", "--speed", "20", db=db)
+    again = start(tmp_path / "second")
     try:
         again.wait_running()
         assert losses(again, shown, confirmed).all == []
@@ -235,3 +265,106 @@ def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
         assert history[-1]["t"] > t_full + 20
     finally:
         assert again.stop() == 0
+
+
+def test_a_full_disk_raises_an_alarm_and_loses_nothing_confirmed(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    db = small_disk / "control.db"
+    fill_the_disk_and_free_it(
+        tmp_path, small_disk, lambda folder: start_server(folder, "--speed", "20", db=db),
+        full="database or disk is full",
+    )  # fmt: skip
+
+
+def superuser_sql(
+    port: int, *statements: str, database: str = "postgres"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``statements`` (each on its own) in ``database`` as the server's superuser: the local
+    ``postgres`` account, over the Unix socket (as ``make postgres`` does)."""
+    command = ["runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-d", database,
+               "-v", "ON_ERROR_STOP=1", "-tAq", *(a for s in statements for a in ("-c", s))]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@pytest.fixture
+def postgres_on_small_disk(
+    request: pytest.FixtureRequest, pg_server: NoopExecutor
+) -> Iterator[tuple[Path, str]]:
+    """A fresh PostgreSQL database, catalog and tables, in a tablespace of its own on a real
+    32 MiB tmpfs: (the tmpfs, the database's URL). Dropped and unmounted afterwards.
+
+    The tmpfs is mounted outside pytest's folders, which only root may enter: the server's
+    ``postgres`` account must reach it. WAL stays on the server's own disk, as it does when a
+    database's tablespace is a volume of its own."""
+    config = get_config(request)
+    name = f"ccsim_full_{os.getpid()}"
+    mount = Path(tempfile.mkdtemp(prefix="ccsim-pgdisk-"))
+    mount.chmod(0o755)
+    try:
+        with tmpfs(mount, "32m", "uid=postgres", "gid=postgres", "mode=0700"):
+            made = superuser_sql(int(config.port), f"CREATE TABLESPACE {name} LOCATION '{mount}'")
+            try:
+                if made.returncode != 0:
+                    pytest.skip(
+                        "this test needs a tablespace on a tmpfs of its own, made as the local "
+                        f"server's superuser (runuser -u postgres -- psql -p {config.port}): "
+                        f"{made.stderr.strip()}"
+                    )
+                created = superuser_sql(
+                    int(config.port), f"CREATE DATABASE {name} OWNER {config.user} TABLESPACE {name}"
+                )
+                assert created.returncode == 0, created.stderr
+                url = f"postgresql://{config.user}:{config.password}@{config.host}:{config.port}/{name}"
+                yield mount, url
+            finally:
+                dropped = superuser_sql(
+                    int(config.port),
+                    f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+                    f"DROP TABLESPACE IF EXISTS {name}",
+                )
+                assert dropped.returncode == 0, dropped.stderr
+    finally:
+        mount.rmdir()
+
+
+def sessions_refused(disk: Path, url: str) -> Callable[[Server], None]:
+    """PostgreSQL's own trouble with a full disk: a session cannot open once the database's
+    relation-cache file is gone - the server drops it whenever the catalog changes (a VACUUM of
+    ``pg_class``, as autovacuum runs) and a new session writes it again, or fails (``FATAL: could
+    not write init file``). Then every session of the server's is cut (as a restart of the
+    database server would): its reads answer 503, naming the cause, and its writer must
+    connect again once the disk is freed."""
+    parts = urlsplit(url)
+    port, database = parts.port or 5432, parts.path.lstrip("/")
+
+    def check(server: Server) -> None:
+        vacuum = superuser_sql(port, "VACUUM pg_class", database=database)
+        # (a session that cannot open: autovacuum dropped the file already, as wanted)
+        assert vacuum.returncode == 0 or "could not write init file" in vacuum.stderr, vacuum.stderr
+        fill(disk, "filler-after-vacuum")  # what the vacuum freed
+        sessions = f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"
+        cut = superuser_sql(port, f"SELECT pg_terminate_backend(pid) FROM ({sessions}) AS s")
+        assert cut.returncode == 0, cut.stderr
+        with server.client() as c:
+            read = c.get("/api/events", params={"limit": 5})
+            assert read.status_code == 503, read.text
+            assert read.json()["detail"] == (
+                "the store did not answer: connection failed: connection to server at "
+                f'"{parts.hostname}", port {port} failed: FATAL: could not write init file'
+            )  # fmt: skip
+            refused = c.post("/api/signals/C/override", json={"action": "flash"})
+            assert refused.status_code == 503 and "command" not in refused.json(), refused.text
+            assert c.get("/api/health").json()["store"]["failing"]
+
+    return check
+
+
+def test_a_full_postgresql_disk_raises_an_alarm_and_loses_nothing_confirmed(
+    tmp_path: Path, postgres_on_small_disk: tuple[Path, str]
+) -> None:
+    disk, url = postgres_on_small_disk
+    fill_the_disk_and_free_it(
+        tmp_path, disk, lambda folder: start_server(folder, "--speed", "20", db_url=url),
+        full="No space left on device", while_full=sessions_refused(disk, url),
+    )  # fmt: skip
