@@ -6,8 +6,9 @@ A run makes Observations without end (the district about 22,000 a simulated hour
 990 bytes: half a gigabyte at the default bound. Here one takes under 100: its Datastream and
 FeatureOfInterest ids, its phenomenon time (microseconds since the epoch), its result and the
 numbers of its parameters sit in typed arrays; a parameter's text is kept once for all the
-Observations that have it, and the few results that are not numbers as they are. An Entity is
-made when a query reads one, and is equal in every field to the one that was written.
+Observations that have it, and the few results that are not numbers as they are. A query
+reads an Observation in place (:class:`ObservationRow`), each property decoded when asked,
+equal in value and type to what was written.
 
 Observations are only ever appended with the next id and evicted oldest first, so their ids run
 without gaps from :attr:`ObservationTable.first`, and an id's row is found by subtraction.
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controlcenter.sensorthings.model import TYPES, Entity, TimeInterval
+from controlcenter.sensorthings.model import TYPES, Entity, IdList, TimeInterval
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EXACT = 2**53
@@ -32,6 +33,8 @@ _INTERVAL = 1
 _FLOAT, _INT, _OBJECT = 0, 2, 4  # the result's kind, in the flags byte
 _KIND = _INT | _OBJECT
 _OBSERVATION = TYPES["Observations"]
+_NO_MANY: dict[str, IdList] = {}
+"""Every Observation's to-many links: it has none (shared, never written)."""
 
 
 class _Slot:
@@ -115,11 +118,22 @@ class ObservationTable(Mapping[int, Entity]):
     def __getitem__(self, ident: int) -> Entity:
         if not self.__contains__(ident):
             raise KeyError(ident)
-        return self._entity(ident, self._head + ident - self.first)
+        return ObservationRow(self, ident)
+
+    def get(self, ident: int, default: Any = None) -> Any:
+        """The Observation ``ident``, or ``default`` (a query's scan calls this for every id)."""
+        if type(ident) is int and self.first <= ident < self.first + len(self._flags) - self._head:
+            return ObservationRow(self, ident)
+        return default
 
     def values(self) -> Iterator[Entity]:  # type: ignore[override]
-        head, first = self._head, self.first
-        return (self._entity(first + row - head, row) for row in range(head, len(self._flags)))
+        return (ObservationRow(self, ident) for ident in range(self.first, self.next_id))
+
+    def copy(self, ident: int) -> Entity:
+        """The Observation ``ident`` as an Entity of its own (a dict of fields): unlike the rows
+        the mapping gives, it stays as it is when the Observation is evicted."""
+        row = self._row(ident)
+        return Entity(_OBSERVATION, ident, self._fields(row, ident), self._links(row), _NO_MANY)
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -204,80 +218,90 @@ class ObservationTable(Mapping[int, Entity]):
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def _entity(self, ident: int, row: int) -> Entity:
-        flags = self._flags[row]
-        kind = flags & _KIND
-        if kind == _OBJECT:
-            result = self._objects[ident]
-        elif kind == _INT:
-            result = int(self._result[row])
-        else:
-            result = self._result[row]
-        shape = self._shape[row]
-        parameters: Shape | dict[str, Any] | None = None
-        numbers: array[float] | None = None
-        if shape == -2:
-            parameters = self._loose[ident]
-        elif shape >= 0:
-            parameters = self._shapes[shape]
-            at = self._numbers_at[row] - self._numbers_dropped
-            end = self._numbers_at[row + 1] if row + 1 < len(self._flags) else self._numbers_end()
-            numbers = self._numbers[at : end - self._numbers_dropped]
-        start = self._start[row] if flags & _INTERVAL else None
-        fields = Fields(start, self._end[row], result, parameters, numbers)
-        links = {"Datastream": self._datastream[row], "FeatureOfInterest": self._feature[row]}
-        return Entity(_OBSERVATION, ident, fields, links)
+    def _row(self, ident: int) -> int:
+        row = self._head + ident - self.first
+        if not self._head <= row < len(self._flags):
+            raise KeyError(f"Observation {ident} is no longer kept (the oldest go first)")
+        return row
 
+    def _links(self, row: int) -> dict[str, int]:
+        return {"Datastream": self._datastream[row], "FeatureOfInterest": self._feature[row]}
 
-class Fields(Mapping[str, Any]):
-    """An Observation's properties, as :class:`Entity` ``fields``: made from its row's values
-    when read, so that a filter on ``result`` over a hundred thousand Observations does not
-    build a hundred thousand datetimes and parameter dicts. It holds copies of the row's
-    values: an eviction meanwhile does not change it. Read-only."""
-
-    __slots__ = ("_end", "_numbers", "_parameters", "_result", "_start")
-
-    def __init__(
-        self,
-        start: int | None,
-        end: int,
-        result: Any,
-        parameters: Shape | dict[str, Any] | None,
-        numbers: array[float] | None,
-    ) -> None:
-        self._start = start
-        self._end = end
-        self._result = result
-        self._parameters = parameters
-        self._numbers = numbers
-
-    def get(self, name: str, default: Any = None) -> Any:
+    def _field(self, row: int, ident: int, name: str, default: Any = None) -> Any:
+        """One property of the Observation at ``row`` (``default`` if it has none such)."""
         if name == "result":
-            return self._result
+            kind = self._flags[row] & _KIND
+            if kind == _FLOAT:
+                return self._result[row]
+            return int(self._result[row]) if kind == _INT else self._objects[ident]
         if name == "phenomenonTime":
-            end = _moment(self._end)
-            return end if self._start is None else TimeInterval(_moment(self._start), end)
+            end = _moment(self._end[row])
+            return TimeInterval(_moment(self._start[row]), end) if self._flags[row] & _INTERVAL else end
         if name == "resultTime":
-            return _moment(self._end)
-        if name == "parameters" and self._parameters is not None:
-            return self._decoded()
+            return _moment(self._end[row])
+        if name == "parameters":
+            return self._parameters(row, ident, default)
         return default
 
-    def _decoded(self) -> dict[str, Any]:
-        parameters = self._parameters
-        if isinstance(parameters, dict):
-            return dict(parameters)
-        assert parameters is not None and self._numbers is not None
-        numbers = iter(self._numbers)
+    def _parameters(self, row: int, ident: int, default: Any) -> Any:
+        shape = self._shape[row]
+        if shape == -1:
+            return default
+        if shape == -2:
+            return dict(self._loose[ident])
+        at = self._numbers_at[row] - self._numbers_dropped
         out: dict[str, Any] = {}
-        for name, value in parameters:
+        for name, value in self._shapes[shape]:
             if value is _FLOAT_SLOT:
-                out[name] = next(numbers)
+                out[name] = self._numbers[at]
+                at += 1
             elif value is _INT_SLOT:
-                out[name] = int(next(numbers))
+                out[name] = int(self._numbers[at])
+                at += 1
             else:
                 out[name] = value
         return out
+
+    def _names(self, row: int) -> tuple[str, ...]:
+        return _ALWAYS if self._shape[row] == -1 else _WITH_PARAMETERS
+
+    def _fields(self, row: int, ident: int) -> dict[str, Any]:
+        return {name: self._field(row, ident, name) for name in self._names(row)}
+
+
+class ObservationRow(Entity, Mapping[str, Any]):
+    """An Observation read in place from its :class:`ObservationTable`: the entity, and its own
+    ``fields`` (read-only). Made with nothing but its id, and each property read from the
+    columns when asked, so that a query's scan - one row per Observation - builds no dict,
+    datetime or parameters it does not look at. Valid while the Observation is kept (a
+    KeyError once it is evicted): the rows of one request are read before the store changes
+    (:meth:`ObservationTable.copy` gives an entity that outlives its row)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: ObservationTable, ident: int) -> None:  # not Entity's
+        self._table = table
+        self.type = _OBSERVATION
+        self.id = ident
+
+    @property
+    def fields(self) -> Mapping[str, Any]:  # type: ignore[override]
+        return self
+
+    @property
+    def one(self) -> dict[str, int]:  # type: ignore[override]
+        return self._table._links(self._table._row(self.id))
+
+    @property
+    def many(self) -> dict[str, IdList]:  # type: ignore[override]
+        return _NO_MANY
+
+    def get(self, name: str, default: Any = None) -> Any:
+        table, ident = self._table, self.id
+        row = table._head + ident - table.first  # _row(), inline: a scan comes here per entity
+        if row < table._head or row >= len(table._flags):
+            row = table._row(ident)  # raises
+        return table._field(row, ident, name, default)
 
     def __getitem__(self, name: str) -> Any:
         if name not in self:
@@ -285,18 +309,21 @@ class Fields(Mapping[str, Any]):
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return name in _ALWAYS or (name == "parameters" and self._parameters is not None)
+        return name in self._table._names(self._table._row(self.id))
 
     def __iter__(self) -> Iterator[str]:
-        yield from _ALWAYS
-        if self._parameters is not None:
-            yield "parameters"
+        return iter(self._table._names(self._table._row(self.id)))
 
     def __len__(self) -> int:
-        return len(_ALWAYS) + (self._parameters is not None)
+        return len(self._table._names(self._table._row(self.id)))
+
+    # an entity: the same object or not (as Entity), not a mapping equal by its items
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        return repr(dict(self))
+        return f"ObservationRow({self.id}, {dict(self)!r})"
 
 
+_WITH_PARAMETERS = ("phenomenonTime", "result", "resultTime", "parameters")
 _ALWAYS = ("phenomenonTime", "result", "resultTime")

@@ -140,7 +140,7 @@ class SensorThingsStore:
                                          parameters or None)  # fmt: skip
         for owner in (datastream, feature):
             owner.many.setdefault("Observations", IdList()).append(ident)
-        observation = self.observations[ident]
+        observation = self.observations.copy(ident)  # announced, and may outlive its row
         self._changed(observation, None)
         if start < self._last_start.get(datastream.id, start):
             self.unordered.add(datastream.id)

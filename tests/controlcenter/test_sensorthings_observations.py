@@ -140,3 +140,21 @@ def test_an_id_list_takes_from_the_front_and_drops_what_it_took() -> None:
     assert not empty and list(empty) == []
     with pytest.raises(IndexError):
         empty.popleft()
+
+
+def test_a_row_reads_in_place_and_a_copy_outlives_its_eviction() -> None:
+    table = ObservationTable()
+    first = table.append(3, 4, T0, 1.5, {"t_s": 0.0, "state": "G"})
+    row, copy = table[first], table.copy(first)
+    assert dict(row.fields) == dict(copy.fields) and row.one == copy.one == {
+        "Datastream": 3,
+        "FeatureOfInterest": 4,
+    }
+    assert row.fields is row and "parameters" in row and len(row) == 4 and row != table[first]
+    assert {row} and row == row  # an entity: equal to itself only, and hashable
+    table.append(3, 4, T0 + timedelta(seconds=1), 2, None)
+    assert "parameters" not in table[first + 1] and len(table[first + 1]) == 3
+    table.evict_oldest()
+    with pytest.raises(KeyError, match=f"Observation {first} is no longer kept"):
+        row.get("result")
+    assert copy.fields["result"] == 1.5 and copy.fields["parameters"] == {"t_s": 0.0, "state": "G"}
