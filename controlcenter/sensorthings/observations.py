@@ -95,8 +95,13 @@ class ObservationTable(Mapping[int, Entity]):
         """Results that are not numbers, by id."""
         self._shapes: list[Shape] = []
         self._shape_index: dict[Shape, int] = {}
+        self._shape_uses = array("q")
+        """How many kept rows have each shape: one no row has any more is dropped (a text that
+        is new with every Observation must not outlive it), and its index given to the next."""
+        self._free_shapes: list[int] = []
         self._loose: dict[int, dict[str, Any]] = {}
-        """Parameters that cannot be shared (a value that is not text, a number or null), by id."""
+        """Parameters that cannot be shared (a name that is not text, a value that is not text, a
+        number, true, false or null), by id."""
 
     # --- the mapping -----------------------------------------------------------------------------
 
@@ -105,6 +110,12 @@ class ObservationTable(Mapping[int, Entity]):
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.first, self.first + len(self)))
+
+    @property
+    def parameter_shapes(self) -> int:
+        """How many parameter layouts (names and texts, numbers taken out) are kept, shared by
+        the Observations that have them."""
+        return len(self._shape_index)
 
     def __reversed__(self) -> Iterator[int]:
         return reversed(range(self.first, self.first + len(self)))
@@ -156,11 +167,13 @@ class ObservationTable(Mapping[int, Entity]):
         items: list[tuple[str, Any]] = []
         numbers: list[float] = []
         for name, value in parameters.items():
+            # Shapes are found by equality, so types are checked exactly: 1, 1.0 and True are
+            # one key to a dict, and "a" equals StrEnum "a"; those stay as they are.
             kind = _number_kind(value)
-            if kind is not None:
+            if type(name) is str and kind is not None:
                 items.append((name, _INT_SLOT if kind == _INT else _FLOAT_SLOT))
                 numbers.append(value)
-            elif value is None or isinstance(value, str | bool):
+            elif type(name) is str and (value is None or type(value) in (str, bool)):
                 items.append((name, value))
             else:
                 self._loose[ident] = dict(parameters)
@@ -169,8 +182,15 @@ class ObservationTable(Mapping[int, Entity]):
         shape = tuple(items)
         index = self._shape_index.get(shape)
         if index is None:
-            index = self._shape_index[shape] = len(self._shapes)
-            self._shapes.append(shape)
+            if self._free_shapes:
+                index = self._free_shapes.pop()
+                self._shapes[index] = shape
+            else:
+                index = len(self._shapes)
+                self._shapes.append(shape)
+                self._shape_uses.append(0)
+            self._shape_index[shape] = index
+        self._shape_uses[index] += 1
         return index
 
     def evict_oldest(self) -> tuple[int, int, int]:
@@ -181,6 +201,13 @@ class ObservationTable(Mapping[int, Entity]):
         evicted = (ident, self._datastream[row], self._feature[row])
         self._objects.pop(ident, None)
         self._loose.pop(ident, None)
+        shape = self._shape[row]
+        if shape >= 0:
+            self._shape_uses[shape] -= 1
+            if not self._shape_uses[shape]:
+                del self._shape_index[self._shapes[shape]]
+                self._shapes[shape] = ()
+                self._free_shapes.append(shape)
         self._head += 1
         self.first += 1
         if self._head >= COMPACT_AFTER and 2 * self._head >= len(self._flags):

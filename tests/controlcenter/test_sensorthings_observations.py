@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -140,3 +141,32 @@ def test_an_id_list_takes_from_the_front_and_drops_what_it_took() -> None:
     assert not empty and list(empty) == []
     with pytest.raises(IndexError):
         empty.popleft()
+
+
+def test_parameters_equal_to_shared_ones_but_of_other_types_read_back_with_their_types() -> None:
+    class Band(StrEnum):
+        GOOD = "good"
+
+    table = ObservationTable()
+    written = [{"category": "good"}, {"category": Band.GOOD}, {1: "x"}, {True: "x"}, {1.0: "x"}]
+    idents = [table.append(1, 1, T0, 0, parameters) for parameters in written]
+    for ident, parameters in zip(idents, written, strict=True):
+        read = table[ident].fields["parameters"]
+        assert [(type(k), k, type(v), v) for k, v in read.items()] == [
+            (type(k), k, type(v), v) for k, v in parameters.items()
+        ]
+
+
+def test_parameter_texts_of_evicted_observations_are_not_kept() -> None:
+    """A text parameter that is new with every Observation (a controller's own signal states)
+    must not pile up past the Observations kept: memory stays bounded by max_observations."""
+    table = ObservationTable()
+    for k in range(3 * COMPACT_AFTER):
+        ident = table.append(1, 1, T0 + timedelta(seconds=k), k, {"t_s": float(k), "state": f"G{k}"})
+        while len(table) > 100:
+            table.evict_oldest()
+        assert table[ident].fields["parameters"] == {"t_s": float(k), "state": f"G{k}"}
+    assert table.parameter_shapes <= 100
+    assert [table[i].fields["parameters"]["state"] for i in table] == [f"G{k - 1}" for k in table]
+    table.append(1, 1, T0, 1, {"t_s": 0.0, "state": "G0"})  # a text seen long ago: shared anew
+    assert table[table.next_id - 1].fields["parameters"] == {"t_s": 0.0, "state": "G0"}
