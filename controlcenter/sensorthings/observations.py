@@ -16,7 +16,7 @@ without gaps from :attr:`ObservationTable.first`, and an id's row is found by su
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, ValuesView
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,7 +128,10 @@ class ObservationTable(Mapping[int, Entity]):
             raise KeyError(ident)
         return self._entity(ident, self._head + ident - self.first)
 
-    def values(self) -> Iterator[Entity]:  # type: ignore[override]
+    def values(self) -> ValuesView[Entity]:
+        return _Values(self)
+
+    def _entities(self) -> Iterator[Entity]:
         head, first = self._head, self.first
         return (self._entity(first + row - head, row) for row in range(head, len(self._flags)))
 
@@ -254,6 +257,15 @@ class ObservationTable(Mapping[int, Entity]):
         fields = Fields(start, self._end[row], result, parameters, numbers)
         links = {"Datastream": self._datastream[row], "FeatureOfInterest": self._feature[row]}
         return Entity(_OBSERVATION, ident, fields, links)
+
+
+class _Values(ValuesView[Entity]):
+    """The table's values, as any mapping's (counted, walked again), each row read once."""
+
+    _mapping: ObservationTable
+
+    def __iter__(self) -> Iterator[Entity]:
+        return self._mapping._entities()
 
 
 class Fields(Mapping[str, Any]):

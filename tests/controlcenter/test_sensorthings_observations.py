@@ -148,7 +148,13 @@ def test_parameters_equal_to_shared_ones_but_of_other_types_read_back_with_their
         GOOD = "good"
 
     table = ObservationTable()
-    written = [{"category": "good"}, {"category": Band.GOOD}, {1: "x"}, {True: "x"}, {1.0: "x"}]
+    written: list[dict[Any, Any]] = [
+        {"category": "good"},
+        {"category": Band.GOOD},
+        {1: "x"},
+        {True: "x"},
+        {1.0: "x"},
+    ]
     idents = [table.append(1, 1, T0, 0, parameters) for parameters in written]
     for ident, parameters in zip(idents, written, strict=True):
         read = table[ident].fields["parameters"]
@@ -170,3 +176,14 @@ def test_parameter_texts_of_evicted_observations_are_not_kept() -> None:
     assert [table[i].fields["parameters"]["state"] for i in table] == [f"G{k - 1}" for k in table]
     table.append(1, 1, T0, 1, {"t_s": 0.0, "state": "G0"})  # a text seen long ago: shared anew
     assert table[table.next_id - 1].fields["parameters"] == {"t_s": 0.0, "state": "G0"}
+
+
+def test_the_values_can_be_counted_and_walked_again_like_any_mapping_s() -> None:
+    table = ObservationTable()
+    for k in range(5):
+        table.append(1, 1, T0 + timedelta(seconds=k), k, None)
+    table.evict_oldest()
+    values = table.values()
+    assert len(values) == 4
+    assert [e.fields["result"] for e in values] == [1, 2, 3, 4]
+    assert [e.id for e in values] == [2, 3, 4, 5]  # a second walk sees them all again
