@@ -203,7 +203,8 @@ class SensorThingsService:
         if streams is None or source.owner is not None or source.entity_set != "Observations":
             return source.ids(self.store)
         datastreams = self.store.entities("Datastreams").values()
-        return heapq.merge(*(d.linked("Observations") for d in datastreams if streams(d)))
+        lists = [d.linked("Observations") for d in datastreams if streams(d)]
+        return lists[0] if len(lists) == 1 else heapq.merge(*lists)  # one: walks backwards too
 
     def collection(
         self, source: Source, query: Query, base: str, params: Mapping[str, str], ref: bool = False

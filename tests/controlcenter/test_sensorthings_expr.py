@@ -370,6 +370,7 @@ def test_the_newest_observations_are_read_without_copying_every_id() -> None:
         ("Datastreams(1)/Observations", {"$top": "2", "$orderby": "phenomenonTime desc"}),
         ("Observations", {"$top": "2", "$orderby": "id desc"}),
         ("Datastreams(1)", {"$expand": "Observations($top=2;$orderby=id desc)"}),
+        ("Observations", {"$filter": "Datastream/id eq 1", "$orderby": "id desc", "$top": "2"}),
     ]
     started = not tracemalloc.is_tracing()
     if started:
