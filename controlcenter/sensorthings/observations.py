@@ -17,7 +17,7 @@ without gaps from :attr:`ObservationTable.first`, and an id's row is found by su
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, ValuesView
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,8 +98,13 @@ class ObservationTable(Mapping[int, Entity]):
         """Results that are not numbers, by id."""
         self._shapes: list[Shape] = []
         self._shape_index: dict[Shape, int] = {}
+        self._shape_uses = array("q")
+        """How many kept rows have each shape: one no row has any more is dropped (a text that
+        is new with every Observation must not outlive it), and its index given to the next."""
+        self._free_shapes: list[int] = []
         self._loose: dict[int, dict[str, Any]] = {}
-        """Parameters that cannot be shared (a value that is not text, a number or null), by id."""
+        """Parameters that cannot be shared (a name that is not text, a value that is not text, a
+        number, true, false or null), by id."""
 
     # --- the mapping -----------------------------------------------------------------------------
 
@@ -108,6 +113,12 @@ class ObservationTable(Mapping[int, Entity]):
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.first, self.first + len(self)))
+
+    @property
+    def parameter_shapes(self) -> int:
+        """How many parameter layouts (names and texts, numbers taken out) are kept, shared by
+        the Observations that have them."""
+        return len(self._shape_index)
 
     def __reversed__(self) -> Iterator[int]:
         return reversed(range(self.first, self.first + len(self)))
@@ -126,7 +137,10 @@ class ObservationTable(Mapping[int, Entity]):
             return ObservationRow(self, ident)
         return default
 
-    def values(self) -> Iterator[Entity]:  # type: ignore[override]
+    def values(self) -> ValuesView[Entity]:
+        return _Values(self)
+
+    def _rows(self) -> Iterator[Entity]:
         return (ObservationRow(self, ident) for ident in range(self.first, self.next_id))
 
     def copy(self, ident: int) -> Entity:
@@ -170,11 +184,13 @@ class ObservationTable(Mapping[int, Entity]):
         items: list[tuple[str, Any]] = []
         numbers: list[float] = []
         for name, value in parameters.items():
+            # Shapes are found by equality, so types are checked exactly: 1, 1.0 and True are
+            # one key to a dict, and "a" equals StrEnum "a"; those stay as they are.
             kind = _number_kind(value)
-            if kind is not None:
+            if type(name) is str and kind is not None:
                 items.append((name, _INT_SLOT if kind == _INT else _FLOAT_SLOT))
                 numbers.append(value)
-            elif value is None or isinstance(value, str | bool):
+            elif type(name) is str and (value is None or type(value) in (str, bool)):
                 items.append((name, value))
             else:
                 self._loose[ident] = dict(parameters)
@@ -183,8 +199,15 @@ class ObservationTable(Mapping[int, Entity]):
         shape = tuple(items)
         index = self._shape_index.get(shape)
         if index is None:
-            index = self._shape_index[shape] = len(self._shapes)
-            self._shapes.append(shape)
+            if self._free_shapes:
+                index = self._free_shapes.pop()
+                self._shapes[index] = shape
+            else:
+                index = len(self._shapes)
+                self._shapes.append(shape)
+                self._shape_uses.append(0)
+            self._shape_index[shape] = index
+        self._shape_uses[index] += 1
         return index
 
     def evict_oldest(self) -> tuple[int, int, int]:
@@ -195,6 +218,13 @@ class ObservationTable(Mapping[int, Entity]):
         evicted = (ident, self._datastream[row], self._feature[row])
         self._objects.pop(ident, None)
         self._loose.pop(ident, None)
+        shape = self._shape[row]
+        if shape >= 0:
+            self._shape_uses[shape] -= 1
+            if not self._shape_uses[shape]:
+                del self._shape_index[self._shapes[shape]]
+                self._shapes[shape] = ()
+                self._free_shapes.append(shape)
         self._head += 1
         self.first += 1
         if self._head >= COMPACT_AFTER and 2 * self._head >= len(self._flags):
@@ -267,6 +297,15 @@ class ObservationTable(Mapping[int, Entity]):
 
     def _fields(self, row: int, ident: int) -> dict[str, Any]:
         return {name: self._field(row, ident, name) for name in self._names(row)}
+
+
+class _Values(ValuesView[Entity]):
+    """The table's values, as any mapping's (counted, walked again), each read in place."""
+
+    _mapping: ObservationTable
+
+    def __iter__(self) -> Iterator[Entity]:
+        return self._mapping._rows()
 
 
 class ObservationRow(Entity, Mapping[str, Any]):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Reversible
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -53,8 +53,9 @@ class Source:
     navigation: str = ""
 
     def ids(self, store: SensorThingsStore) -> Iterable[int]:
+        """The ids; reversible without a copy (an entity set's mapping, a link's id list)."""
         if self.owner is None:
-            return store.entities(self.entity_set).keys()
+            return store.entities(self.entity_set)
         return self.owner.linked(self.navigation)
 
     def time_ordered(self, store: SensorThingsStore) -> bool:
@@ -176,7 +177,9 @@ class SensorThingsService:
         ids = self._candidates(source, query)
         order = _walk_order(query, source, self.store)
         if order is not None:  # id order (or the reverse): stream, stop once the page is full
-            walked = reversed(list(ids)) if order else ids
+            walked = ids
+            if order:  # without copying every id when they walk backwards ("the latest value")
+                walked = reversed(ids) if isinstance(ids, Reversible) else reversed(list(ids))
             matches: Iterator[Entity] = (
                 e
                 for e in (entities.get(i) for i in walked)
@@ -200,7 +203,8 @@ class SensorThingsService:
         if streams is None or source.owner is not None or source.entity_set != "Observations":
             return source.ids(self.store)
         datastreams = self.store.entities("Datastreams").values()
-        return heapq.merge(*(d.linked("Observations") for d in datastreams if streams(d)))
+        lists = [d.linked("Observations") for d in datastreams if streams(d)]
+        return lists[0] if len(lists) == 1 else heapq.merge(*lists)  # one: walks backwards too
 
     def collection(
         self, source: Source, query: Query, base: str, params: Mapping[str, str], ref: bool = False

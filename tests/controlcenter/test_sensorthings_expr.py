@@ -5,6 +5,7 @@ client gets for what the service does not understand."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -352,6 +353,40 @@ def test_an_answer_of_more_than_max_entities_is_a_400_asking_for_top(big: Sensor
     # Within the bound: 20 + 20 * 400 entities.
     body = service.get("Datastreams", {"$expand": "Observations($top=400)"}, BASE).body
     assert sum(len(d["Observations"]) for d in body["value"]) == 8000
+
+
+def test_the_newest_observations_are_read_without_copying_every_id() -> None:
+    """``$orderby=phenomenonTime desc`` (or ``id desc``) with a small ``$top`` - a dashboard's
+    "latest value" - walks the ids from the newest and stops: its memory does not grow with the
+    Observations kept (a copy of 60,000 ids would take over 2 MB)."""
+    s = SensorThingsStore()
+    thing = s.add("Things", {"name": "t", "description": ""})
+    foi = s.add("FeaturesOfInterest", {"name": "f"})
+    stream = s.add("Datastreams", {"name": "d"}, Thing=thing)
+    for k in range(60_000):
+        s.observe(stream, foi, T0 + timedelta(seconds=k), k)
+    service = SensorThingsService(s, [])
+    asked = [
+        ("Datastreams(1)/Observations", {"$top": "2", "$orderby": "phenomenonTime desc"}),
+        ("Observations", {"$top": "2", "$orderby": "id desc"}),
+        ("Datastreams(1)", {"$expand": "Observations($top=2;$orderby=id desc)"}),
+        ("Observations", {"$filter": "Datastream/id eq 1", "$orderby": "id desc", "$top": "2"}),
+    ]
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        for path, params in asked:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            body = service.get(path, params, BASE).body
+            peak = tracemalloc.get_traced_memory()[1] - before
+            page = body["Observations"] if "Observations" in body else body["value"]
+            assert [o["result"] for o in page] == [59_999, 59_998], path
+            assert peak < 200_000, (path, params, peak)
+    finally:
+        if started:
+            tracemalloc.stop()
 
 
 def test_next_link_keeps_ref_and_asks_for_the_rest_of_a_large_top(big: SensorThingsStore) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -158,3 +159,49 @@ def test_a_row_reads_in_place_and_a_copy_outlives_its_eviction() -> None:
     with pytest.raises(KeyError, match=f"Observation {first} is no longer kept"):
         row.get("result")
     assert copy.fields["result"] == 1.5 and copy.fields["parameters"] == {"t_s": 0.0, "state": "G"}
+
+
+def test_parameters_equal_to_shared_ones_but_of_other_types_read_back_with_their_types() -> None:
+    class Band(StrEnum):
+        GOOD = "good"
+
+    table = ObservationTable()
+    written: list[dict[Any, Any]] = [
+        {"category": "good"},
+        {"category": Band.GOOD},
+        {1: "x"},
+        {True: "x"},
+        {1.0: "x"},
+    ]
+    idents = [table.append(1, 1, T0, 0, parameters) for parameters in written]
+    for ident, parameters in zip(idents, written, strict=True):
+        read = table[ident].fields["parameters"]
+        assert [(type(k), k, type(v), v) for k, v in read.items()] == [
+            (type(k), k, type(v), v) for k, v in parameters.items()
+        ]
+
+
+def test_parameter_texts_of_evicted_observations_are_not_kept() -> None:
+    """A text parameter that is new with every Observation (a controller's own signal states)
+    must not pile up past the Observations kept: memory stays bounded by max_observations."""
+    table = ObservationTable()
+    for k in range(3 * COMPACT_AFTER):
+        ident = table.append(1, 1, T0 + timedelta(seconds=k), k, {"t_s": float(k), "state": f"G{k}"})
+        while len(table) > 100:
+            table.evict_oldest()
+        assert table[ident].fields["parameters"] == {"t_s": float(k), "state": f"G{k}"}
+    assert table.parameter_shapes <= 100
+    assert [table[i].fields["parameters"]["state"] for i in table] == [f"G{k - 1}" for k in table]
+    table.append(1, 1, T0, 1, {"t_s": 0.0, "state": "G0"})  # a text seen long ago: shared anew
+    assert table[table.next_id - 1].fields["parameters"] == {"t_s": 0.0, "state": "G0"}
+
+
+def test_the_values_can_be_counted_and_walked_again_like_any_mapping_s() -> None:
+    table = ObservationTable()
+    for k in range(5):
+        table.append(1, 1, T0 + timedelta(seconds=k), k, None)
+    table.evict_oldest()
+    values = table.values()
+    assert len(values) == 4
+    assert [e.fields["result"] for e in values] == [1, 2, 3, 4]
+    assert [e.id for e in values] == [2, 3, 4, 5]  # a second walk sees them all again
